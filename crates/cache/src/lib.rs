@@ -1,0 +1,226 @@
+//! The content store, the cache-key index and the image tags of an xbuild root.
+//!
+//! On disk, under the root: `blobs/sha256/<hex>` (immutable content, named by its sha256),
+//! `tmp/` (partial writes), and `index.redb` (the cache-key → result index, image tags and the
+//! blob each snapshot's diff compressed to). Writes are crash-safe: blobs go to a temp file, are
+//! fsynced and renamed into place; the index is a redb database with durable commits, opened in
+//! redb's multi-writer mode so several `xbuild` processes can share one root.
+//!
+//! Invariant: only this crate writes the root's metadata (`index.redb`, `blobs/`).
+//!
+//! ```
+//! use xbuild_cache::{CacheRecord, Store};
+//! use xbuild_llb::Digest;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path()).unwrap();
+//! let blob = store.put_blob(b"hello").unwrap();
+//! assert_eq!(store.read_blob(&blob).unwrap(), b"hello");
+//!
+//! let key = Digest::of(b"a cache key");
+//! let rec = CacheRecord { snapshot: Some("s1".into()), created: "2026-01-01T00:00:00Z".into() };
+//! store.put_cache(&key, &rec).unwrap();
+//! assert_eq!(store.get_cache(&key).unwrap(), Some(rec));
+//! ```
+#![forbid(unsafe_code)]
+
+mod blob;
+mod index;
+pub mod oci;
+
+pub use blob::BlobWriter;
+pub use index::{CacheRecord, LayerRecord, TagRecord};
+
+use std::path::{Path, PathBuf};
+
+use xbuild_llb::Digest;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A filesystem operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The index database failed.
+    #[error("cache index {path}: {message}")]
+    Index {
+        /// The database file.
+        path: PathBuf,
+        /// What redb said.
+        message: String,
+    },
+    /// A blob is not in the store.
+    #[error("blob {0} is not in the content store")]
+    MissingBlob(Digest),
+    /// Content does not hash to the digest it should have.
+    #[error("blob {expected}: content hashes to {actual}; the store rejected it")]
+    DigestMismatch {
+        /// The digest it should have.
+        expected: Digest,
+        /// The digest it has.
+        actual: Digest,
+    },
+    /// An index record could not be decoded.
+    #[error("cache index record {key}: {message}")]
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An xbuild root's content store and index.
+pub struct Store {
+    root: PathBuf,
+    index: index::Index,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store under `root`.
+    pub fn open(root: &Path) -> Result<Self, Error> {
+        for d in ["blobs/sha256", "tmp"] {
+            let p = root.join(d);
+            std::fs::create_dir_all(&p).map_err(io(&p))?;
+        }
+        let index = index::Index::open(&root.join("index.redb"))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+            index,
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a blob lives (whether or not it is there).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// True when the blob is in the store.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Starts writing a blob; its digest is known when it is committed.
+    pub fn blob_writer(&self) -> Result<BlobWriter, Error> {
+        BlobWriter::new(&self.root)
+    }
+
+    /// Stores `bytes` and returns their digest.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest, Error> {
+        let mut w = self.blob_writer()?;
+        std::io::Write::write_all(&mut w, bytes).map_err(io(&self.root))?;
+        w.commit(None)
+    }
+
+    /// Reads a whole blob (for small ones: manifests, configs).
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
+        let p = self.blob_path(digest);
+        std::fs::read(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::MissingBlob(digest.clone())
+            } else {
+                Error::Io { path: p, source: e }
+            }
+        })
+    }
+
+    /// The size in bytes of a stored blob.
+    pub fn blob_size(&self, digest: &Digest) -> Result<u64, Error> {
+        let p = self.blob_path(digest);
+        std::fs::metadata(&p)
+            .map(|m| m.len())
+            .map_err(|_| Error::MissingBlob(digest.clone()))
+    }
+
+    /// Reads a JSON document (manifest, index, config) from a blob.
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, digest: &Digest) -> Result<T, Error> {
+        let bytes = self.read_blob(digest)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            key: digest.to_string(),
+            message: format!("not the expected JSON document: {e}"),
+        })
+    }
+
+    /// Stores a JSON document and returns its descriptor.
+    pub fn put_json<T: serde::Serialize>(
+        &self,
+        media_type: &str,
+        doc: &T,
+    ) -> Result<oci::Descriptor, Error> {
+        let bytes = serde_json::to_vec(doc).map_err(|e| Error::Corrupt {
+            key: media_type.to_string(),
+            message: e.to_string(),
+        })?;
+        let digest = self.put_blob(&bytes)?;
+        Ok(oci::Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size: bytes.len() as u64,
+            annotations: None,
+            platform: None,
+        })
+    }
+
+    /// The result recorded for a cache key.
+    pub fn get_cache(&self, key: &Digest) -> Result<Option<CacheRecord>, Error> {
+        self.index.get(index::CACHE, key.as_str())
+    }
+
+    /// Records the result of a cache key.
+    pub fn put_cache(&self, key: &Digest, rec: &CacheRecord) -> Result<(), Error> {
+        self.index.put(index::CACHE, key.as_str(), rec)
+    }
+
+    /// The layer blob a snapshot's diff was compressed to.
+    pub fn get_layer(&self, snapshot: &str) -> Result<Option<LayerRecord>, Error> {
+        self.index.get(index::LAYERS, snapshot)
+    }
+
+    /// Records the layer blob of a snapshot's diff.
+    pub fn put_layer(&self, snapshot: &str, rec: &LayerRecord) -> Result<(), Error> {
+        self.index.put(index::LAYERS, snapshot, rec)
+    }
+
+    /// The snapshot an image layer chain (by chain id) was unpacked into.
+    pub fn get_chain(&self, chain_id: &Digest) -> Result<Option<String>, Error> {
+        self.index.get(index::CHAINS, chain_id.as_str())
+    }
+
+    /// Records the snapshot an image layer chain was unpacked into.
+    pub fn put_chain(&self, chain_id: &Digest, snapshot: &str) -> Result<(), Error> {
+        self.index
+            .put(index::CHAINS, chain_id.as_str(), &snapshot.to_string())
+    }
+
+    /// The image a tag points at.
+    pub fn get_tag(&self, name: &str) -> Result<Option<TagRecord>, Error> {
+        self.index.get(index::TAGS, name)
+    }
+
+    /// Points a tag at an image.
+    pub fn put_tag(&self, name: &str, rec: &TagRecord) -> Result<(), Error> {
+        self.index.put(index::TAGS, name, rec)
+    }
+
+    /// Every tag, sorted by name.
+    pub fn tags(&self) -> Result<Vec<(String, TagRecord)>, Error> {
+        self.index.all(index::TAGS)
+    }
+}
