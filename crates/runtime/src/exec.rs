@@ -1,0 +1,236 @@
+//! Running a RUN step through an OCI runtime (runc by default), in fresh namespaces.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use xbuild_llb::NetworkMode;
+
+use crate::Error;
+use crate::fsops::Root;
+use crate::spec::{self, ExecSpec, HOSTNAME};
+use crate::user::resolve_user;
+
+/// How many output lines a failure reports.
+pub const TAIL_LINES: usize = 20;
+
+/// Which stream a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Receives a step's output, line by line.
+pub type LineSink<'a> = &'a (dyn Fn(Stream, &str) + Send + Sync);
+
+/// Runs processes through an OCI runtime binary, with its state under an xbuild root.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    runtime: PathBuf,
+    state: PathBuf,
+    bundles: PathBuf,
+}
+
+/// Paths runc creates as mountpoints when a rootfs lacks them; removed again after the step so
+/// they never end up in a layer (children before parents).
+const MOUNTPOINTS: &[&str] = &[
+    "etc/resolv.conf",
+    "etc/hosts",
+    "etc/hostname",
+    "etc",
+    "proc",
+    "sys",
+    "dev",
+];
+
+/// Removes the container and its bundle whatever happens to the step (cancel, panic).
+struct Cleanup {
+    runtime: PathBuf,
+    state: PathBuf,
+    id: String,
+    bundle: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let out = std::process::Command::new(&self.runtime)
+            .arg("--root")
+            .arg(&self.state)
+            .args(["delete", "--force", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if let Err(e) = out {
+            tracing::warn!(id = %self.id, error = %e, "runtime delete failed");
+        }
+        let _ = std::fs::remove_dir_all(&self.bundle);
+    }
+}
+
+impl Executor {
+    /// An executor using `runtime` (e.g. `runc`, found on PATH) with state under `root`.
+    pub fn new(root: &Path, runtime: Option<PathBuf>) -> Result<Self, Error> {
+        let runtime = match runtime {
+            Some(r) => r,
+            None => find_on_path("runc").ok_or_else(|| {
+                Error::Runtime(
+                    "runc not found on PATH: install it (apt-get install runc) or pass --oci-runtime PATH"
+                        .into(),
+                )
+            })?,
+        };
+        let e = Executor {
+            runtime,
+            state: root.join("runc"),
+            bundles: root.join("bundles"),
+        };
+        for d in [&e.state, &e.bundles] {
+            std::fs::create_dir_all(d).map_err(|err| Error::io(d, err))?;
+        }
+        Ok(e)
+    }
+
+    /// The runtime's state directory (empty when no step is running).
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    /// Runs `exec` with `rootfs` (a mounted, writable snapshot) as `/`, streaming output lines
+    /// to `sink`. A non-zero exit is [`Error::ExecFailed`] with the output's tail.
+    pub async fn run(
+        &self,
+        rootfs: &Path,
+        exec: &ExecSpec,
+        sink: LineSink<'_>,
+    ) -> Result<(), Error> {
+        let root = Root::open(rootfs)?;
+        let identity = resolve_user(&root, &exec.user)?;
+        root.ensure_dir(&exec.cwd, 0o755, None)?;
+        let existed: Vec<bool> = MOUNTPOINTS
+            .iter()
+            .map(|p| rootfs.join(p).symlink_metadata().is_ok())
+            .collect();
+
+        let id = format!("xbuild-{:016x}", rand::random::<u64>());
+        let bundle = self.bundles.join(&id);
+        std::fs::create_dir(&bundle).map_err(|e| Error::io(&bundle, e))?;
+        let _cleanup = Cleanup {
+            runtime: self.runtime.clone(),
+            state: self.state.clone(),
+            id: id.clone(),
+            bundle: bundle.clone(),
+        };
+        write_etc(&bundle, exec.network)?;
+        let spec = spec::build(rootfs, exec, &identity, &bundle)?;
+        let config = bundle.join("config.json");
+        spec.save(&config)
+            .map_err(|e| Error::io(&config, std::io::Error::other(e)))?;
+
+        let mut child = tokio::process::Command::new(&self.runtime)
+            .arg("--root")
+            .arg(&self.state)
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::Runtime(format!("starting {}: {e}", self.runtime.display())))?;
+        let tail = std::sync::Mutex::new(VecDeque::with_capacity(TAIL_LINES));
+        let out = child.stdout.take();
+        let err = child.stderr.take();
+        let (status, (), ()) = tokio::join!(
+            child.wait(),
+            pump(out, Stream::Stdout, sink, &tail),
+            pump(err, Stream::Stderr, sink, &tail),
+        );
+        let status = status.map_err(|e| Error::Runtime(format!("waiting for the runtime: {e}")))?;
+        remove_created_mountpoints(rootfs, &existed);
+        if status.success() {
+            return Ok(());
+        }
+        let code = status.code().unwrap_or(-1);
+        let tail = tail
+            .into_inner()
+            .map(|t| t.into_iter().collect())
+            .unwrap_or_default();
+        Err(Error::ExecFailed {
+            command: exec.args.clone(),
+            code,
+            tail,
+        })
+    }
+}
+
+async fn pump(
+    r: Option<impl AsyncRead + Unpin>,
+    stream: Stream,
+    sink: LineSink<'_>,
+    tail: &std::sync::Mutex<VecDeque<String>>,
+) {
+    let Some(r) = r else { return };
+    let mut lines = BufReader::new(r).split(b'\n');
+    while let Ok(Some(line)) = lines.next_segment().await {
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches('\r');
+        sink(stream, text);
+        if let Ok(mut t) = tail.lock() {
+            if t.len() == TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(text.to_string());
+        }
+    }
+}
+
+fn write_etc(bundle: &Path, network: NetworkMode) -> Result<(), Error> {
+    let hosts =
+        format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let resolv = match network {
+        NetworkMode::None => String::new(),
+        _ => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    };
+    for (name, body) in [
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
+        ("hostname", format!("{HOSTNAME}\n")),
+    ] {
+        let p = bundle.join(name);
+        std::fs::write(&p, body).map_err(|e| Error::io(&p, e))?;
+    }
+    Ok(())
+}
+
+/// Removes the mountpoints runc created (empty files and directories that did not exist).
+fn remove_created_mountpoints(rootfs: &Path, existed: &[bool]) {
+    for (p, had) in MOUNTPOINTS.iter().zip(existed) {
+        if *had {
+            continue;
+        }
+        let path = rootfs.join(p);
+        match path.symlink_metadata() {
+            Ok(m) if m.is_dir() => {
+                let _ = std::fs::remove_dir(&path);
+            }
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                let _ = std::fs::remove_file(&path);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The first executable named `name` on PATH.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}

@@ -1,0 +1,471 @@
+//! File operations relative to directory file descriptors, so that no symlink planted in a
+//! rootfs or a context can redirect a write (or a read) outside it.
+//!
+//! Paths inside a root are resolved with `pathrs` (symlinks resolve as if the root were `/`);
+//! below a resolved directory every step is an `*at` call on one name with `O_NOFOLLOW`.
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use crate::Error;
+
+/// A directory tree whose paths resolve inside it (a rootfs, a context).
+pub struct Root {
+    root: pathrs::Root,
+    path: PathBuf,
+}
+
+impl Root {
+    /// Opens the tree at `path`.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let root =
+            pathrs::Root::open(path).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+        Ok(Root {
+            root,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The tree's location on the host.
+    pub fn host_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Resolves `p` (absolute or relative to the root) inside the tree; `follow` follows a
+    /// symlink in the last component too. `Ok(None)` when it does not exist.
+    pub fn resolve(&self, p: &str, follow: bool) -> Result<Option<OwnedFd>, Error> {
+        let mut rel = rel(p);
+        if rel.as_os_str().is_empty() {
+            rel = PathBuf::from("/");
+        }
+        let r = if follow {
+            self.root.resolve(&rel)
+        } else {
+            self.root.resolve_nofollow(&rel)
+        };
+        match r {
+            Ok(h) => Ok(Some(h.into())),
+            Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::ENOENT)) => Ok(None),
+            Err(e) if e.kind() == pathrs::error::ErrorKind::OsError(Some(libc::ENOTDIR)) => {
+                Ok(None)
+            }
+            Err(e) => Err(self.err(p, std::io::Error::other(e))),
+        }
+    }
+
+    /// Opens a resolved `O_PATH` handle for reading (a directory or a regular file).
+    pub fn reopen(fd: &OwnedFd, dir: bool) -> Result<OwnedFd, std::io::Error> {
+        let mut flags = pathrs::flags::OpenFlags::O_RDONLY;
+        if dir {
+            flags |= pathrs::flags::OpenFlags::O_DIRECTORY;
+        }
+        pathrs::HandleRef::from_fd(fd.as_fd())
+            .reopen(flags)
+            .map(OwnedFd::from)
+            .map_err(std::io::Error::other)
+    }
+
+    fn err(&self, p: &str, e: std::io::Error) -> Error {
+        Error::io(&self.path.join(rel(p)), e)
+    }
+
+    /// Makes sure directory `p` exists (following symlinks inside the tree, dangling ones
+    /// included), creating missing components with `mode` and `owner`; returns it opened.
+    pub fn ensure_dir(
+        &self,
+        p: &str,
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> Result<OwnedFd, Error> {
+        self.ensure_dir_depth(p, mode, owner, 0)
+    }
+
+    fn ensure_dir_depth(
+        &self,
+        p: &str,
+        mode: u32,
+        owner: Option<(u32, u32)>,
+        depth: u32,
+    ) -> Result<OwnedFd, Error> {
+        if depth > 40 {
+            return Err(self.err(p, std::io::Error::from_raw_os_error(libc::ELOOP)));
+        }
+        // Lexically cleaned, `..` clamped at the root.
+        let mut comps: Vec<&OsStr> = Vec::new();
+        for c in Path::new(p).components() {
+            match c {
+                Component::Normal(n) => comps.push(n),
+                Component::ParentDir => {
+                    comps.pop();
+                }
+                _ => {}
+            }
+        }
+        // The deepest component that exists.
+        let mut have = comps.len();
+        let mut fd = loop {
+            let prefix: PathBuf = comps[..have].iter().collect();
+            if let Some(fd) = self.resolve(&prefix.to_string_lossy(), true)? {
+                break fd;
+            }
+            if have == 0 {
+                return Err(self.err(p, std::io::ErrorKind::NotFound.into()));
+            }
+            have -= 1;
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| self.err(p, e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            let prefix: PathBuf = comps[..have].iter().collect();
+            return Err(Error::NotADirectory(
+                Path::new("/").join(prefix).display().to_string(),
+            ));
+        }
+        fd = Self::reopen(&fd, true).map_err(|e| self.err(p, e))?;
+        for (i, name) in comps.iter().enumerate().skip(have) {
+            // A dangling symlink on the way: continue at its target, inside the tree.
+            if let Some(st) = stat_at(fd.as_fd(), name).map_err(|e| self.err(p, e))?
+                && FileType::from_raw_mode(st.st_mode) == FileType::Symlink
+            {
+                let target = rustix::fs::readlinkat(&fd, *name, Vec::new())
+                    .map_err(|e| self.err(p, e.into()))?;
+                let target = target.to_string_lossy().to_string();
+                let parent: PathBuf = comps[..i].iter().collect();
+                let rest: PathBuf = comps[i + 1..].iter().collect();
+                let base = if target.starts_with('/') {
+                    PathBuf::from(&target)
+                } else {
+                    Path::new("/").join(parent).join(&target)
+                };
+                let next = base.join(rest);
+                return self.ensure_dir_depth(&next.to_string_lossy(), mode, owner, depth + 1);
+            }
+            fd = mkdir_at(fd.as_fd(), name, mode, owner).map_err(|e| self.err(p, e))?;
+        }
+        Ok(fd)
+    }
+}
+
+/// `p` without leading `/`, cleaned of `.` components (`..` is left to the resolver, which
+/// keeps it inside the root).
+pub fn rel(p: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in Path::new(p).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => out.push(".."),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Creates directory `name` in `dir` (or opens it when it exists) and applies mode and owner to
+/// a new one; returns it opened.
+pub(crate) fn mkdir_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<OwnedFd> {
+    match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode)) {
+        Ok(()) => {
+            rustix::fs::chmodat(dir, name, Mode::from_raw_mode(mode), AtFlags::empty())?;
+            if let Some((u, g)) = owner {
+                chown_at(dir, name, u, g)?;
+            }
+        }
+        Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+pub(crate) fn chown_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    uid: u32,
+    gid: u32,
+) -> std::io::Result<()> {
+    rustix::fs::chownat(
+        dir,
+        name,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    Ok(())
+}
+
+pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &OsStr) -> std::io::Result<Option<Stat>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(s) => Ok(Some(s)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The entries of an open directory, sorted by name, without `.` and `..`.
+pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> std::io::Result<Vec<OsString>> {
+    let dup = rustix::io::dup(dir)?;
+    let mut d = rustix::fs::Dir::read_from(&dup)?;
+    let mut out = Vec::new();
+    while let Some(ent) = d.read() {
+        let ent = ent?;
+        let name = ent.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            out.push(OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// How copied entries get their owner and mode.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CopyMeta {
+    /// Owner for everything copied; `None` keeps the source's (or root's, see `keep_owner`).
+    pub chown: Option<(u32, u32)>,
+    /// Keep the source's uid/gid (stage and image sources); else 0:0 (the build context).
+    pub keep_owner: bool,
+    /// Mode bits for everything copied (`--chmod`).
+    pub mode: Option<u32>,
+}
+
+impl CopyMeta {
+    fn owner(&self, st: &Stat) -> (u32, u32) {
+        match self.chown {
+            Some(o) => o,
+            None if self.keep_owner => (st.st_uid, st.st_gid),
+            None => (0, 0),
+        }
+    }
+    fn mode(&self, st: &Stat) -> u32 {
+        self.mode.unwrap_or(st.st_mode & 0o7777)
+    }
+}
+
+/// Copies a tree entry by entry, keeping hardlinks that share an inode within one copy.
+pub struct Copier {
+    meta: CopyMeta,
+    links: HashMap<(u64, u64), (Arc<OwnedFd>, OsString)>,
+}
+
+fn times(st: &Stat) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: st.st_atime,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    }
+}
+
+impl Copier {
+    /// A copier applying `meta`.
+    pub fn new(meta: CopyMeta) -> Self {
+        Copier {
+            meta,
+            links: HashMap::new(),
+        }
+    }
+
+    /// Copies `src_name` in `src_dir` (already `lstat`ed as `st`) to `dst_name` in `dst_dir`,
+    /// replacing what is there unless both are directories (then they merge).
+    pub fn copy_entry(
+        &mut self,
+        src_dir: BorrowedFd<'_>,
+        src_name: &OsStr,
+        st: &Stat,
+        dst_dir: &Arc<OwnedFd>,
+        dst_name: &OsStr,
+    ) -> std::io::Result<()> {
+        let src = open_nofollow(src_dir, src_name, st)?;
+        self.copy_open(
+            src.as_ref().map(|f| f.as_fd()),
+            src_dir,
+            src_name,
+            st,
+            dst_dir,
+            dst_name,
+        )
+    }
+
+    /// Like [`copy_entry`](Self::copy_entry) for a source already opened (`src` is `None` for
+    /// symlinks and special files, which are read through `src_dir`/`src_name`).
+    pub fn copy_open(
+        &mut self,
+        src: Option<BorrowedFd<'_>>,
+        src_dir: BorrowedFd<'_>,
+        src_name: &OsStr,
+        st: &Stat,
+        dst_dir: &Arc<OwnedFd>,
+        dst_name: &OsStr,
+    ) -> std::io::Result<()> {
+        let d = dst_dir.as_fd();
+        let ft = FileType::from_raw_mode(st.st_mode);
+        let (uid, gid) = self.meta.owner(st);
+        let existing = stat_at(d, dst_name)?;
+        if let Some(ex) = &existing {
+            let ex_dir = FileType::from_raw_mode(ex.st_mode) == FileType::Directory;
+            if !(ex_dir && ft == FileType::Directory) {
+                remove_at(d, dst_name, ex_dir)?;
+            }
+        }
+        match ft {
+            FileType::Directory => {
+                let Some(src) = src else {
+                    return Err(std::io::Error::other("directory source not opened"));
+                };
+                let mode = self.meta.mode(st);
+                let sub = Arc::new(mkdir_at(d, dst_name, mode, Some((uid, gid)))?);
+                // An existing directory takes the source's mode and owner too.
+                rustix::fs::fchmod(&*sub, Mode::from_raw_mode(mode))?;
+                rustix::fs::fchown(
+                    &*sub,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                )?;
+                self.copy_children(src, &sub)?;
+                rustix::fs::futimens(&*sub, &times(st))?;
+                return Ok(());
+            }
+            FileType::RegularFile => {
+                if st.st_nlink > 1 {
+                    let key = (st.st_dev, st.st_ino);
+                    if let Some((ldir, lname)) = self.links.get(&key) {
+                        rustix::fs::linkat(
+                            &**ldir,
+                            lname.as_os_str(),
+                            d,
+                            dst_name,
+                            AtFlags::empty(),
+                        )?;
+                        return Ok(());
+                    }
+                    self.links
+                        .insert(key, (dst_dir.clone(), dst_name.to_os_string()));
+                }
+                let Some(src) = src else {
+                    return Err(std::io::Error::other("file source not opened"));
+                };
+                let out = rustix::fs::openat(
+                    d,
+                    dst_name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )?;
+                let mut out = File::from(out);
+                let mut inp = File::from(rustix::io::dup(src)?);
+                std::io::copy(&mut inp, &mut out)?;
+                rustix::fs::fchown(
+                    &out,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                )?;
+                rustix::fs::fchmod(&out, Mode::from_raw_mode(self.meta.mode(st)))?;
+                rustix::fs::futimens(&out, &times(st))?;
+                return Ok(());
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(src_dir, src_name, Vec::new())?;
+                rustix::fs::symlinkat(target.as_c_str(), d, dst_name)?;
+            }
+            FileType::Fifo
+            | FileType::CharacterDevice
+            | FileType::BlockDevice
+            | FileType::Socket => {
+                rustix::fs::mknodat(
+                    d,
+                    dst_name,
+                    ft,
+                    Mode::from_raw_mode(self.meta.mode(st)),
+                    st.st_rdev,
+                )?;
+                rustix::fs::chmodat(
+                    d,
+                    dst_name,
+                    Mode::from_raw_mode(self.meta.mode(st)),
+                    AtFlags::empty(),
+                )?;
+            }
+            FileType::Unknown => return Ok(()),
+        }
+        chown_at(d, dst_name, uid, gid)?;
+        rustix::fs::utimensat(d, dst_name, &times(st), AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(())
+    }
+
+    /// Copies every entry of directory `src` into directory `dst`.
+    pub fn copy_children(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: &Arc<OwnedFd>,
+    ) -> std::io::Result<()> {
+        for name in list_dir(src)? {
+            let Some(st) = stat_at(src, &name)? else {
+                continue;
+            };
+            self.copy_entry(src, &name, &st, dst, &name)?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens a regular file or directory without following a symlink; `None` for other types.
+pub(crate) fn open_nofollow(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    st: &Stat,
+) -> std::io::Result<Option<OwnedFd>> {
+    let ft = FileType::from_raw_mode(st.st_mode);
+    let extra = match ft {
+        FileType::Directory => OFlags::DIRECTORY,
+        FileType::RegularFile => OFlags::empty(),
+        _ => return Ok(None),
+    };
+    Ok(Some(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra,
+        Mode::empty(),
+    )?))
+}
+
+/// Removes `name` from `dir`; a directory with everything in it.
+pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> std::io::Result<()> {
+    if is_dir {
+        let sub = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        for child in list_dir(sub.as_fd())? {
+            let child_dir = stat_at(sub.as_fd(), &child)?
+                .is_some_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory);
+            remove_at(sub.as_fd(), &child, child_dir)?;
+        }
+        rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?;
+    } else {
+        rustix::fs::unlinkat(dir, name, AtFlags::empty())?;
+    }
+    Ok(())
+}

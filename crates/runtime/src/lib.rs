@@ -1,0 +1,117 @@
+//! Everything of xbuild that touches the host: overlay snapshots, RUN steps through an OCI
+//! runtime, safe file operations (COPY, WORKDIR), layer unpacking, snapshot diffs and build
+//! context checksums.
+//!
+//! Invariant: only this crate mounts, creates namespaces or starts processes. Every path inside
+//! a rootfs or a context is resolved so that no symlink or `..` can leave it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), xbuild_runtime::Error> {
+//! use xbuild_runtime::{ExecSpec, Executor, Snapshotter};
+//!
+//! let root = std::path::Path::new("/var/lib/xbuild");
+//! let snaps = Snapshotter::new(root)?;
+//! let active = snaps.prepare(None)?;
+//! let mount = snaps.mount(&active)?;
+//! let exec = ExecSpec {
+//!     args: vec!["/bin/sh".into(), "-c".into(), "echo hi > /greeting".into()],
+//!     env: vec!["PATH=/bin".into()],
+//!     cwd: "/".into(),
+//!     user: String::new(),
+//!     network: xbuild_llb::NetworkMode::None,
+//! };
+//! Executor::new(root, None)?.run(mount.path(), &exec, &|_, line| println!("{line}")).await?;
+//! mount.unmount()?;
+//! let id = snaps.commit(active)?;
+//! # let _ = id; Ok(()) }
+//! ```
+
+pub mod context;
+pub mod copy;
+pub mod diff;
+mod exec;
+pub mod fsops;
+pub mod glob;
+mod mount;
+mod snapshot;
+mod spec;
+pub mod unpack;
+pub mod user;
+
+pub use exec::{Executor, LineSink, Stream, TAIL_LINES, find_on_path};
+pub use mount::MountGuard;
+pub use snapshot::{Active, Snapshotter, View};
+pub use spec::{ExecSpec, HOSTNAME};
+
+use std::path::{Path, PathBuf};
+
+/// What can go wrong on the host.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A filesystem operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Mounting or unmounting failed.
+    #[error("mount at {target}: {message}")]
+    Mount {
+        /// The mountpoint.
+        target: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// A snapshot id names no committed snapshot.
+    #[error("snapshot {0} does not exist (the cache may have been pruned)")]
+    SnapshotNotFound(String),
+    /// A RUN step exited non-zero.
+    #[error("process {command:?} did not complete successfully: exit code {code}")]
+    ExecFailed {
+        /// The argv.
+        command: Vec<String>,
+        /// Its exit code (128+N for signal N).
+        code: i32,
+        /// The last lines of its output.
+        tail: Vec<String>,
+    },
+    /// The OCI runtime could not be used.
+    #[error("{0}")]
+    Runtime(String),
+    /// A USER or group name that the rootfs does not know.
+    #[error("unable to find user {user}: {what}")]
+    UnknownUser {
+        /// The `user[:group]` given.
+        user: String,
+        /// What is missing.
+        what: String,
+    },
+    /// A COPY source that does not exist.
+    #[error("{path:?} not found in {source_name}")]
+    SourceNotFound {
+        /// The path as selected.
+        path: String,
+        /// The tree searched ("build context", "stage builder").
+        source_name: String,
+    },
+    /// A path that must be a directory is not.
+    #[error("{0} is not a directory")]
+    NotADirectory(String),
+    /// A malformed wildcard.
+    #[error("{0}")]
+    BadPattern(String),
+    /// A tar archive that cannot be unpacked safely.
+    #[error("invalid archive: {0}")]
+    BadArchive(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

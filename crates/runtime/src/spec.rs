@@ -1,0 +1,213 @@
+//! The OCI runtime `config.json` of a RUN step, as Docker's builder makes it.
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+    Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
+};
+use std::collections::HashSet;
+use std::path::Path;
+
+use xbuild_llb::NetworkMode;
+
+use crate::Error;
+use crate::user::Identity;
+
+/// The hostname RUN steps see, as in BuildKit.
+pub const HOSTNAME: &str = "buildkitsandbox";
+
+/// Docker's default capability set.
+const CAPS: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+const MASKED: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// What a RUN step needs besides its rootfs.
+#[derive(Clone, Debug)]
+pub struct ExecSpec {
+    /// argv.
+    pub args: Vec<String>,
+    /// `KEY=value` environment.
+    pub env: Vec<String>,
+    /// Working directory (absolute).
+    pub cwd: String,
+    /// `user[:group]` to resolve in the rootfs.
+    pub user: String,
+    /// The network.
+    pub network: NetworkMode,
+}
+
+fn spec_err(e: impl std::fmt::Display) -> Error {
+    Error::Runtime(format!("building the OCI runtime spec: {e}"))
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, Error> {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()
+        .map_err(spec_err)
+}
+
+/// The runtime spec for `exec` on `rootfs`, with `/etc` files from `etc_dir`.
+pub(crate) fn build(
+    rootfs: &Path,
+    exec: &ExecSpec,
+    id: &Identity,
+    etc_dir: &Path,
+) -> Result<Spec, Error> {
+    let caps: HashSet<Capability> = CAPS.iter().copied().collect();
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()
+        .map_err(spec_err)?;
+    let user = UserBuilder::default()
+        .uid(id.uid)
+        .gid(id.gid)
+        .additional_gids(id.additional_gids.clone())
+        .build()
+        .map_err(spec_err)?;
+    let rlimit = PosixRlimitBuilder::default()
+        .typ(PosixRlimitType::RlimitNofile)
+        .hard(1024u64)
+        .soft(1024u64)
+        .build()
+        .map_err(spec_err)?;
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(user)
+        .args(exec.args.clone())
+        .env(exec.env.clone())
+        .cwd(exec.cwd.clone())
+        .capabilities(capabilities)
+        .rlimits(vec![rlimit])
+        .no_new_privileges(true)
+        .build()
+        .map_err(spec_err)?;
+    let etc = |name: &str| etc_dir.join(name).display().to_string();
+    let mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/etc/resolv.conf",
+            "bind",
+            &etc("resolv.conf"),
+            &["rbind", "rw"],
+        )?,
+        mount("/etc/hosts", "bind", &etc("hosts"), &["rbind", "rw"])?,
+        mount("/etc/hostname", "bind", &etc("hostname"), &["rbind", "rw"])?,
+    ];
+    let mut ns = vec![
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ];
+    if exec.network == NetworkMode::None {
+        ns.push(LinuxNamespaceType::Network);
+    }
+    let namespaces = ns
+        .into_iter()
+        .map(|t| {
+            LinuxNamespaceBuilder::default()
+                .typ(t)
+                .build()
+                .map_err(spec_err)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(MASKED.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .readonly_paths(READONLY.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()
+        .map_err(spec_err)?;
+    SpecBuilder::default()
+        .version("1.0.2-dev")
+        .root(
+            RootBuilder::default()
+                .path(rootfs)
+                .readonly(false)
+                .build()
+                .map_err(spec_err)?,
+        )
+        .hostname(HOSTNAME)
+        .process(process)
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+        .map_err(spec_err)
+}
