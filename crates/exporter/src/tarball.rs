@@ -1,0 +1,185 @@
+//! Writing filesystem entries into a tar stream: PAX for long names and xattrs, hardlinks,
+//! devices, and OCI whiteouts.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// A tar stream being written, remembering inodes to write later links as hardlinks.
+pub(crate) struct TarWriter<W: Write> {
+    builder: tar::Builder<W>,
+    links: HashMap<(u64, u64), Vec<u8>>,
+}
+
+fn ioe(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+impl<W: Write> TarWriter<W> {
+    pub(crate) fn new(w: W) -> Self {
+        TarWriter {
+            builder: tar::Builder::new(w),
+            links: HashMap::new(),
+        }
+    }
+
+    /// Finishes the archive and returns the writer.
+    pub(crate) fn finish(self) -> Result<W, Error> {
+        self.builder
+            .into_inner()
+            .map_err(|e| Error::io(Path::new("<tar stream>"), e))
+    }
+
+    fn append(
+        &mut self,
+        mut h: tar::Header,
+        name: &[u8],
+        link: Option<&[u8]>,
+        xattrs: &[(String, Vec<u8>)],
+        data: impl std::io::Read,
+    ) -> std::io::Result<()> {
+        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+        if name.len() > 100 {
+            pax.push(("path".into(), name.to_vec()));
+        }
+        if let Some(l) = link
+            && l.len() > 100
+        {
+            pax.push(("linkpath".into(), l.to_vec()));
+        }
+        for (k, v) in xattrs {
+            pax.push((format!("SCHILY.xattr.{k}"), v.clone()));
+        }
+        if !pax.is_empty() {
+            self.builder
+                .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+        }
+        let short = &name[..name.len().min(100)];
+        h.as_old_mut().name.fill(0);
+        h.as_old_mut().name[..short.len()].copy_from_slice(short);
+        if let Some(l) = link {
+            let l = &l[..l.len().min(100)];
+            h.as_old_mut().linkname.fill(0);
+            h.as_old_mut().linkname[..l.len()].copy_from_slice(l);
+        }
+        h.set_cksum();
+        self.builder.append(&h, data)
+    }
+
+    /// Appends the entry at `host` under the name `rel` (a directory gets a trailing `/`).
+    pub(crate) fn append_path(&mut self, rel: &Path, host: &Path) -> Result<(), Error> {
+        let md = host.symlink_metadata().map_err(ioe(host))?;
+        let ft = md.file_type();
+        let mut name = rel.as_os_str().as_bytes().to_vec();
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(md.mode() & 0o7777);
+        h.set_uid(md.uid() as u64);
+        h.set_gid(md.gid() as u64);
+        h.set_mtime(md.mtime().max(0) as u64);
+        h.set_size(0);
+        let xattrs = read_xattrs(host);
+        let err = ioe(host);
+        if ft.is_dir() {
+            name.push(b'/');
+            h.set_entry_type(tar::EntryType::Directory);
+            self.append(h, &name, None, &xattrs, std::io::empty())
+                .map_err(err)
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(host).map_err(ioe(host))?;
+            h.set_entry_type(tar::EntryType::Symlink);
+            self.append(
+                h,
+                &name,
+                Some(target.as_os_str().as_bytes()),
+                &xattrs,
+                std::io::empty(),
+            )
+            .map_err(err)
+        } else if ft.is_file() {
+            if md.nlink() > 1 {
+                let key = (md.dev(), md.ino());
+                if let Some(first) = self.links.get(&key).cloned() {
+                    h.set_entry_type(tar::EntryType::Link);
+                    return self
+                        .append(h, &name, Some(&first), &[], std::io::empty())
+                        .map_err(err);
+                }
+                self.links.insert(key, name.clone());
+            }
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(md.len());
+            let f = File::open(host).map_err(ioe(host))?;
+            self.append(h, &name, None, &xattrs, f).map_err(err)
+        } else {
+            let kind = if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else if ft.is_fifo() {
+                tar::EntryType::Fifo
+            } else {
+                // Sockets are not archived, as in Docker.
+                return Ok(());
+            };
+            h.set_entry_type(kind);
+            let rdev = md.rdev();
+            h.set_device_major(rustix::fs::major(rdev))
+                .map_err(ioe(host))?;
+            h.set_device_minor(rustix::fs::minor(rdev))
+                .map_err(ioe(host))?;
+            self.append(h, &name, None, &xattrs, std::io::empty())
+                .map_err(err)
+        }
+    }
+
+    /// Appends an OCI whiteout for `rel` (a deleted path).
+    pub(crate) fn append_whiteout(&mut self, rel: &Path) -> Result<(), Error> {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let Some(base) = rel.file_name() else {
+            return Ok(());
+        };
+        let mut wh = b".wh.".to_vec();
+        wh.extend_from_slice(base.as_bytes());
+        let path: PathBuf = parent.join(std::ffi::OsStr::from_bytes(&wh));
+        self.append_marker(&path)
+    }
+
+    /// Appends the opaque marker for directory `rel`.
+    pub(crate) fn append_opaque(&mut self, rel: &Path) -> Result<(), Error> {
+        self.append_marker(&rel.join(".wh..wh..opq"))
+    }
+
+    fn append_marker(&mut self, path: &Path) -> Result<(), Error> {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0);
+        h.set_size(0);
+        h.set_mtime(0);
+        self.append(h, path.as_os_str().as_bytes(), None, &[], std::io::empty())
+            .map_err(ioe(path))
+    }
+}
+
+/// A path's extended attributes, without overlay's own.
+fn read_xattrs(p: &Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(names) = xattr::list(p) else {
+        return vec![];
+    };
+    let mut out: Vec<(String, Vec<u8>)> = names
+        .filter_map(|n| {
+            let name = n.to_string_lossy().to_string();
+            if name.starts_with("trusted.overlay.") {
+                return None;
+            }
+            let v = xattr::get(p, &n).ok().flatten()?;
+            Some((name, v))
+        })
+        .collect();
+    out.sort();
+    out
+}
