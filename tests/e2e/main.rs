@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `xbuild` binary building real Dockerfiles, RUN steps through
+//! runc on overlayfs, checked with the real image tools. They need root.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod skeleton;
+mod support;
