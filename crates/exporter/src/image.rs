@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use xbuild_cache::oci::{
-    ContainerConfig, Descriptor, History, ImageConfigFile, MEDIA_CONFIG, MEDIA_MANIFEST, Manifest,
-    RootFs,
+    ContainerConfig, Descriptor, Healthcheck, History, ImageConfigFile, MEDIA_CONFIG,
+    MEDIA_MANIFEST, Manifest, RootFs,
 };
 use xbuild_cache::{LayerRecord, Store};
 use xbuild_llb::{Digest, Output};
@@ -42,14 +42,65 @@ impl BuiltImage {
 
 /// Converts the frontend's config to the image config's `config` object.
 pub fn container_config(c: &xbuild_llb::ImageConfig) -> ContainerConfig {
+    let set = |s: &std::collections::BTreeSet<String>| {
+        (!s.is_empty()).then(|| {
+            s.iter()
+                .map(|k| (k.clone(), serde_json::json!({})))
+                .collect::<BTreeMap<_, _>>()
+        })
+    };
     ContainerConfig {
         user: c.user.clone(),
+        exposed_ports: set(&c.exposed_ports),
         env: Some(c.env.clone()),
         entrypoint: c.entrypoint.clone(),
         cmd: c.cmd.clone(),
+        args_escaped: c.args_escaped,
+        healthcheck: c.healthcheck.as_ref().map(|h| Healthcheck {
+            test: h.test.clone(),
+            interval: h.interval,
+            timeout: h.timeout,
+            start_period: h.start_period,
+            start_interval: h.start_interval,
+            retries: h.retries,
+        }),
+        volumes: set(&c.volumes),
         working_dir: c.working_dir.clone(),
         labels: (!c.labels.is_empty()).then(|| c.labels.clone()),
-        ..Default::default()
+        on_build: (!c.on_build.is_empty()).then(|| c.on_build.clone()),
+        stop_signal: c.stop_signal.clone(),
+        shell: c.shell.clone(),
+    }
+}
+
+/// Converts a stored image's `config` object to the frontend's config (for a base image).
+pub fn image_config(c: &ContainerConfig) -> xbuild_llb::ImageConfig {
+    let keys = |m: &Option<BTreeMap<String, serde_json::Value>>| {
+        m.as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    xbuild_llb::ImageConfig {
+        user: c.user.clone(),
+        env: c.env.clone().unwrap_or_default(),
+        entrypoint: c.entrypoint.clone(),
+        cmd: c.cmd.clone(),
+        args_escaped: c.args_escaped,
+        working_dir: c.working_dir.clone(),
+        labels: c.labels.clone().unwrap_or_default(),
+        exposed_ports: keys(&c.exposed_ports),
+        volumes: keys(&c.volumes),
+        stop_signal: c.stop_signal.clone(),
+        healthcheck: c.healthcheck.as_ref().map(|h| xbuild_llb::Healthcheck {
+            test: h.test.clone(),
+            interval: h.interval,
+            timeout: h.timeout,
+            start_period: h.start_period,
+            start_interval: h.start_interval,
+            retries: h.retries,
+        }),
+        on_build: c.on_build.clone().unwrap_or_default(),
+        shell: c.shell.clone(),
     }
 }
 
@@ -106,7 +157,7 @@ pub fn build_image(
                     .or_else(|| step.map(|s| s.created.clone()))
                     .or_else(|| Some(created.clone())),
                 created_by: (!h.created_by.is_empty()).then(|| h.created_by.clone()),
-                author: None,
+                author: h.author.clone(),
                 comment: h.comment.clone(),
                 empty_layer: h.empty_layer || made_nothing,
             }
@@ -130,7 +181,7 @@ pub fn build_image(
             typ: "layers".into(),
             diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
         },
-        variant: None,
+        variant: output.variant.clone(),
     };
     let config = store.put_json(MEDIA_CONFIG, &config_file)?;
     let manifest_doc = Manifest {

@@ -26,7 +26,7 @@ mod layout;
 mod tarball;
 
 pub use filesystem::export_tar;
-pub use image::{BuiltImage, StepResult, build_image, container_config, load_image};
+pub use image::{BuiltImage, StepResult, build_image, container_config, image_config, load_image};
 pub use import::{decompressed, import_rootfs};
 pub use layer::{Compression, layer_of, write_layer};
 pub use layout::write_oci_layout;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use crate::digest::DigestBuilder;
 use crate::image::Output;
-use crate::op::{FileAction, Op};
+use crate::op::{FileAction, MountKind, Op};
 use crate::{Digest, Error};
 
 /// One op with the digests of its inputs and its own digest.
@@ -241,16 +241,27 @@ impl Definition {
 fn validate(op: &Op, inputs: &[Digest]) -> Result<(), Error> {
     let needed = match op {
         Op::Source(_) => 0,
-        Op::Exec(_) => 1,
-        Op::File(f) => {
-            let mut n = 1;
-            for a in &f.actions {
-                if let FileAction::Copy(c) = a {
-                    n = n.max(c.input + 1);
-                }
-            }
-            n
-        }
+        Op::Exec(e) => e
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.kind {
+                MountKind::Bind { input, .. } => Some(input + 1),
+                MountKind::Cache {
+                    seed: Some((input, _)),
+                    ..
+                } => Some(input + 1),
+                _ => None,
+            })
+            .fold(1, usize::max),
+        Op::File(f) => f
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                FileAction::Copy(c) => Some(c.input + 1),
+                _ => None,
+            })
+            .fold(1, usize::max),
+        Op::Merge(_) => 1,
     };
     let ok = match op {
         Op::Source(_) => inputs.is_empty(),

@@ -1,11 +1,33 @@
 //! The image configuration a build output carries, as the frontend computed it.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::Digest;
 
-/// The runtime configuration of an image (the `config` object of an OCI image config).
+/// `HEALTHCHECK`: Docker's health check settings (durations in nanoseconds).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// `["NONE"]`, `["CMD", args…]` or `["CMD-SHELL", command]`.
+    pub test: Vec<String>,
+    /// `--interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<i64>,
+    /// `--timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
+    /// `--start-period`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<i64>,
+    /// `--start-interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<i64>,
+    /// `--retries`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<i64>,
+}
+
+/// The runtime configuration of an image (the `config` object of an image config).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageConfig {
     /// `USER`.
@@ -20,12 +42,33 @@ pub struct ImageConfig {
     /// `CMD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
+    /// Docker's `ArgsEscaped`, which BuildKit sets with every CMD and ENTRYPOINT.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub args_escaped: bool,
     /// `WORKDIR`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub working_dir: String,
     /// `LABEL`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// `EXPOSE`, as `port/proto` (`80/tcp`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub exposed_ports: BTreeSet<String>,
+    /// `VOLUME`.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub volumes: BTreeSet<String>,
+    /// `STOPSIGNAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// `HEALTHCHECK`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    /// `ONBUILD` triggers, verbatim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_build: Vec<String>,
+    /// `SHELL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 /// One entry of the image's history.
@@ -36,6 +79,9 @@ pub struct HistoryEntry {
     pub created: Option<String>,
     /// The instruction, in BuildKit's style (`RUN /bin/sh -c make # buildkit`).
     pub created_by: String,
+    /// Who made the step (base images' `author`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     /// A comment (`buildkit.dockerfile.v0` for BuildKit's steps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -62,4 +108,7 @@ pub struct Output {
     pub os: String,
     /// `amd64`, `arm64`, … as OCI names them.
     pub architecture: String,
+    /// The CPU variant (`v8`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }

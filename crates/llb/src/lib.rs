@@ -19,6 +19,8 @@
 //!     cwd: "/".into(),
 //!     user: String::new(),
 //!     network: NetworkMode::Default,
+//!     security: Default::default(),
+//!     mounts: vec![],
 //! });
 //! let step = def.add(run, vec![root.clone()]).unwrap();
 //! assert_eq!(def.vertex(&step).unwrap().inputs(), &[root]);
@@ -32,9 +34,11 @@ mod op;
 
 pub use definition::{Definition, Vertex, VertexMeta, vertex_digest};
 pub use digest::{Digest, DigestBuilder};
-pub use image::{HistoryEntry, ImageConfig, Output};
+pub use image::{Healthcheck, HistoryEntry, ImageConfig, Output};
 pub use op::{
-    Chown, CopyAction, ExecOp, FileAction, FileOp, IdSpec, MkdirAction, NetworkMode, Op, SourceOp,
+    CacheSharing, Chmod, Chown, CopyAction, ExecOp, FileAction, FileOp, IdSpec, MergeOp,
+    MkdirAction, MkfileAction, Mount, MountKind, NetworkMode, Op, RmAction, Security, SourceOp,
+    SymlinkAction,
 };
 
 /// What can go wrong building or loading a graph.
@@ -81,6 +85,8 @@ mod tests {
                 cwd: "/".into(),
                 user: String::new(),
                 network: NetworkMode::Default,
+                security: Security::Sandbox,
+                mounts: vec![],
             }),
             vec![root.clone()],
         )
@@ -134,6 +140,8 @@ mod tests {
                     cwd: "/".into(),
                     user: String::new(),
                     network: NetworkMode::None,
+                    security: Security::Sandbox,
+                    mounts: vec![],
                 }),
                 vec![Digest::of(b"nope")],
             )
@@ -161,6 +169,7 @@ mod tests {
             history: vec![],
             os: "linux".into(),
             architecture: "amd64".into(),
+            variant: None,
         })
         .unwrap();
         let json = def.to_json().unwrap();

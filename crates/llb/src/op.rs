@@ -1,7 +1,8 @@
 //! The operations a build graph is made of.
 //!
 //! Every op is plain data. Its canonical form (see [`Op::canonical_bytes`]) and the digests of its
-//! inputs give the vertex its [`Digest`](crate::Digest); nothing else does.
+//! inputs give the vertex its [`Digest`](crate::Digest); nothing else does. Ops refer to their
+//! inputs by position in the vertex's input list.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,12 +12,16 @@ use crate::Digest;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
-    /// Brings a filesystem into the graph from outside: nothing, an image or the build context.
+    /// Brings a filesystem into the graph from outside: nothing, an image, the build context, a
+    /// URL or a git repository.
     Source(SourceOp),
     /// Runs a process on top of input 0's filesystem; the result is that filesystem afterwards.
     Exec(ExecOp),
-    /// Applies file actions (copy, mkdir) to input 0's filesystem.
+    /// Applies file actions (copy, mkdir, mkfile, rm, symlink) to input 0's filesystem.
     File(FileOp),
+    /// Stacks its inputs' filesystems, later ones on top (`COPY --link`): each input stays an
+    /// independent layer.
+    Merge(MergeOp),
 }
 
 impl Op {
@@ -35,8 +40,11 @@ impl Op {
             Op::Source(SourceOp::Scratch) => "scratch",
             Op::Source(SourceOp::Image { .. }) => "image",
             Op::Source(SourceOp::Local { .. }) => "local",
+            Op::Source(SourceOp::Http { .. }) => "http",
+            Op::Source(SourceOp::Git { .. }) => "git",
             Op::Exec(_) => "exec",
             Op::File(_) => "file",
+            Op::Merge(_) => "merge",
         }
     }
 }
@@ -49,7 +57,7 @@ pub enum SourceOp {
     Scratch,
     /// An image, by its reference and the manifest digest it resolved to.
     Image {
-        /// The reference as the user wrote it after normalization, e.g. `busybox:local`.
+        /// The reference after normalization, e.g. `busybox:local`.
         reference: String,
         /// The manifest digest the reference resolved to when the graph was made.
         digest: Digest,
@@ -58,6 +66,39 @@ pub enum SourceOp {
     Local {
         /// The context's name, e.g. `context`.
         name: String,
+        /// Only paths matching these patterns are needed (empty: everything).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        include_patterns: Vec<String>,
+        /// Paths matching these patterns are left out (`.dockerignore`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        exclude_patterns: Vec<String>,
+    },
+    /// A file downloaded over HTTP(S) (`ADD https://…`): one file named `filename`.
+    Http {
+        /// The URL.
+        url: String,
+        /// The expected sha256 of the content (`ADD --checksum`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checksum: Option<Digest>,
+        /// The file's name in the result.
+        filename: String,
+    },
+    /// A git repository at a ref (`ADD https://…git#ref:dir`).
+    Git {
+        /// The remote URL.
+        remote: String,
+        /// A branch, tag or commit; empty for the default branch.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reference: String,
+        /// Only this subdirectory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subdir: Option<String>,
+        /// Keep the `.git` directory.
+        #[serde(default)]
+        keep_git_dir: bool,
+        /// The expected commit (`ADD --checksum` on a git source).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checksum: Option<String>,
     },
 }
 
@@ -74,6 +115,17 @@ pub enum NetworkMode {
     Host,
 }
 
+/// `RUN --security`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Security {
+    /// Docker's default capability set and confinement.
+    #[default]
+    Sandbox,
+    /// All capabilities, as `--privileged`.
+    Insecure,
+}
+
 /// Runs a process (a RUN step) with input 0 as its root filesystem.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecOp {
@@ -87,6 +139,107 @@ pub struct ExecOp {
     pub user: String,
     /// The network the process sees.
     pub network: NetworkMode,
+    /// `RUN --security`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub security: Security,
+    /// Extra mounts (`RUN --mount`), in order; the root filesystem is input 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// One `RUN --mount`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Where it appears in the container (absolute).
+    pub target: String,
+    /// What is mounted.
+    pub kind: MountKind,
+}
+
+/// How a cache mount is shared between concurrent steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheSharing {
+    /// Many writers at once.
+    #[default]
+    Shared,
+    /// A new copy for each concurrent writer.
+    Private,
+    /// One writer at a time; others wait.
+    Locked,
+}
+
+/// The kinds of `RUN --mount`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountKind {
+    /// `type=bind`: a path of another vertex's output (ro by default; `rw` writes are
+    /// discarded).
+    Bind {
+        /// Index of the input whose filesystem is mounted.
+        input: usize,
+        /// The path inside that filesystem.
+        source: String,
+        /// Read-only.
+        readonly: bool,
+    },
+    /// `type=cache`: a directory that persists across builds, by id.
+    Cache {
+        /// The cache's id (defaults to the target path).
+        id: String,
+        /// Concurrency mode.
+        sharing: CacheSharing,
+        /// Owner uid of a new cache directory.
+        uid: u32,
+        /// Owner gid of a new cache directory.
+        gid: u32,
+        /// Mode of a new cache directory.
+        mode: u32,
+        /// Read-only.
+        readonly: bool,
+        /// Index of an input to seed a new cache from (`from=`), with `source` inside it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<(usize, String)>,
+    },
+    /// `type=tmpfs`.
+    Tmpfs {
+        /// Size limit in bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
+    },
+    /// `type=secret`: a secret by id, as a file (or an environment variable).
+    Secret {
+        /// The secret's id.
+        id: String,
+        /// Fail when the secret is not provided.
+        required: bool,
+        /// Owner uid.
+        uid: u32,
+        /// Owner gid.
+        gid: u32,
+        /// Mode bits.
+        mode: u32,
+        /// Expose as this environment variable instead of (or besides) a file.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<String>,
+    },
+    /// `type=ssh`: the caller's SSH agent socket, by id.
+    Ssh {
+        /// The agent's id (`default`).
+        id: String,
+        /// Fail when no agent is provided.
+        required: bool,
+        /// Owner uid of the socket.
+        uid: u32,
+        /// Owner gid of the socket.
+        gid: u32,
+        /// Mode bits of the socket.
+        mode: u32,
+    },
 }
 
 /// A chain of file actions applied in order on top of input 0's filesystem.
@@ -96,6 +249,10 @@ pub struct FileOp {
     pub actions: Vec<FileAction>,
 }
 
+/// Stacks inputs' filesystems in order (all inputs; none is special).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeOp {}
+
 /// One step of a [`FileOp`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,6 +261,12 @@ pub enum FileAction {
     Copy(CopyAction),
     /// Creates a directory.
     Mkdir(MkdirAction),
+    /// Creates a file with given content (heredocs).
+    Mkfile(MkfileAction),
+    /// Removes a path.
+    Rm(RmAction),
+    /// Creates a symlink.
+    Symlink(SymlinkAction),
 }
 
 /// An owner given as a name to resolve in the destination's `/etc/passwd` or `/etc/group`, or an id.
@@ -125,6 +288,16 @@ pub struct Chown {
     pub group: Option<IdSpec>,
 }
 
+/// `--chmod`: octal bits, or a symbolic expression such as `u+x,go-w`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Chmod {
+    /// `0755`, setuid/setgid/sticky bits included.
+    Octal(u32),
+    /// `u+rwx,g=rx`, applied to each file's own mode.
+    Symbolic(String),
+}
+
 /// Copies `src` from input `input` to `dest` in input 0, with Docker's COPY semantics.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyAction {
@@ -136,8 +309,8 @@ pub struct CopyAction {
     pub dest: String,
     /// Owner of everything copied and of the parent directories the copy creates.
     pub chown: Option<Chown>,
-    /// Mode bits for everything copied (`--chmod`).
-    pub mode: Option<u32>,
+    /// Mode for everything copied (`--chmod`).
+    pub mode: Option<Chmod>,
     /// Follow a symlink named as the source itself.
     pub follow_symlinks: bool,
     /// A directory source copies its contents, not itself.
@@ -148,6 +321,18 @@ pub struct CopyAction {
     pub allow_empty_wildcard: bool,
     /// Create missing parent directories of `dest`.
     pub create_dest_path: bool,
+    /// Only copy paths (below `src`) matching these patterns (`--parents` uses them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_patterns: Vec<String>,
+    /// Leave out paths matching these patterns (`--exclude`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_patterns: Vec<String>,
+    /// Paths that must exist (`--parents` without wildcards).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_paths: Vec<String>,
+    /// Unpack a local tar archive source into `dest` (ADD).
+    #[serde(default)]
+    pub attempt_unpack: bool,
 }
 
 /// Creates a directory (WORKDIR).
@@ -161,4 +346,37 @@ pub struct MkdirAction {
     pub make_parents: bool,
     /// Owner of the directories created.
     pub chown: Option<Chown>,
+}
+
+/// Creates (or replaces) a file with fixed content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MkfileAction {
+    /// The file (absolute).
+    pub path: String,
+    /// Its mode bits.
+    pub mode: u32,
+    /// Its content.
+    pub data: Vec<u8>,
+    /// Its owner.
+    pub chown: Option<Chown>,
+}
+
+/// Removes a path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RmAction {
+    /// The path (absolute, may hold wildcards when `allow_wildcard`).
+    pub path: String,
+    /// Missing paths are not an error.
+    pub allow_not_found: bool,
+    /// `path` may hold wildcards.
+    pub allow_wildcard: bool,
+}
+
+/// Creates a symlink `newpath` → `oldpath`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymlinkAction {
+    /// The link's target, as stored.
+    pub oldpath: String,
+    /// The link's path (absolute).
+    pub newpath: String,
 }

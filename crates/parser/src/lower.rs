@@ -150,6 +150,7 @@ pub fn lower(
             history: stage.history,
             os: stage.os,
             architecture: stage.architecture,
+            variant: None,
         };
         if let Err(e) = l.def.add_output(out) {
             l.diags
@@ -290,6 +291,8 @@ impl Lowerer<'_> {
                     },
                     user: stage.config.user.clone(),
                     network: NetworkMode::Default,
+                    security: Default::default(),
+                    mounts: vec![],
                 });
                 let text = format!("RUN {}", original_args(ins));
                 if let Some(d) = self.add(ins, op, vec![stage.state.clone()], &text) {
@@ -376,6 +379,8 @@ impl Lowerer<'_> {
                     ins,
                     Op::Source(SourceOp::Local {
                         name: CONTEXT_NAME.into(),
+                        include_patterns: vec![],
+                        exclude_patterns: vec![],
                     }),
                     vec![],
                     "load build context",
@@ -405,6 +410,10 @@ impl Lowerer<'_> {
                 allow_wildcard: true,
                 allow_empty_wildcard: true,
                 create_dest_path: true,
+                include_patterns: vec![],
+                exclude_patterns: vec![],
+                required_paths: vec![],
+                attempt_unpack: false,
             }));
         }
         msg.push(' ');
@@ -439,6 +448,7 @@ fn layer_history(created_by: String, vertex: Digest) -> HistoryEntry {
     HistoryEntry {
         created: None,
         created_by,
+        author: None,
         comment: Some(HISTORY_COMMENT.into()),
         empty_layer: false,
         vertex: Some(vertex),
@@ -449,6 +459,7 @@ fn empty_history(created_by: String) -> HistoryEntry {
     HistoryEntry {
         created: None,
         created_by,
+        author: None,
         comment: Some(HISTORY_COMMENT.into()),
         empty_layer: true,
         vertex: None,

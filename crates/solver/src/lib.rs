@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use xbuild_cache::{CacheRecord, Store};
-use xbuild_llb::{Definition, Digest, FileAction, Op, SourceOp, Vertex};
+use xbuild_llb::{Chmod, Definition, Digest, FileAction, Op, SourceOp, Vertex};
 use xbuild_runtime::copy::CopyRequest;
 use xbuild_runtime::fsops::{CopyMeta, Root};
 use xbuild_runtime::{ExecSpec, Executor, Snapshotter, Stream};
@@ -74,6 +74,9 @@ pub enum Error {
     /// The graph refers to something the solver was not given.
     #[error("{0}")]
     Graph(String),
+    /// A feature the graph uses that this solver does not implement yet.
+    #[error("{0} is not supported yet")]
+    Unsupported(String),
     /// A blocking task failed to complete.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -237,7 +240,7 @@ impl Solver {
                     cached: true,
                 });
             }
-            Op::Source(SourceOp::Local { name: ctx }) => {
+            Op::Source(SourceOp::Local { name: ctx, .. }) => {
                 if !self.opts.contexts.contains_key(ctx) {
                     return Err(Error::Graph(format!(
                         "no local source named {ctx:?} was given"
@@ -303,7 +306,18 @@ impl Solver {
                     }
                 }
             }
-            Op::Exec(_) => {}
+            Op::Exec(e) => {
+                if let Some(m) = e.mounts.first() {
+                    return Err(Error::Unsupported(format!("RUN --mount ({})", m.target)));
+                }
+            }
+            Op::Merge(_) => return Err(Error::Unsupported("merge (COPY --link)".into())),
+            Op::Source(SourceOp::Http { url, .. }) => {
+                return Err(Error::Unsupported(format!("HTTP source {url}")));
+            }
+            Op::Source(SourceOp::Git { remote, .. }) => {
+                return Err(Error::Unsupported(format!("git source {remote}")));
+            }
         }
         let cache_key = key.finish();
         if !self.opts.no_cache
@@ -389,7 +403,7 @@ impl Solver {
                 applied?;
                 self.snapshots.commit(active)?
             }
-            Op::Source(_) => return Err(Error::Graph("sources are solved above".into())),
+            Op::Source(_) | Op::Merge(_) => return Err(Error::Graph("solved above".into())),
         };
         let rec = CacheRecord {
             snapshot: Some(snapshot),
@@ -408,7 +422,7 @@ impl Solver {
     /// The directory of a local source vertex (the build context).
     fn vertex_dir(&self, def: &Definition, d: &Digest) -> Option<&PathBuf> {
         match def.vertex(d)?.op() {
-            Op::Source(SourceOp::Local { name }) => self.opts.contexts.get(name),
+            Op::Source(SourceOp::Local { name, .. }) => self.opts.contexts.get(name),
             _ => None,
         }
     }
@@ -467,7 +481,15 @@ fn apply_file_actions(
                         meta: CopyMeta {
                             chown,
                             keep_owner: *keep_owner,
-                            mode: c.mode,
+                            mode: match &c.mode {
+                                None => None,
+                                Some(Chmod::Octal(m)) => Some(*m),
+                                Some(Chmod::Symbolic(s)) => {
+                                    return Err(Error::Unsupported(format!(
+                                        "--chmod={s} (symbolic modes)"
+                                    )));
+                                }
+                            },
                         },
                         source_name,
                     },
@@ -480,6 +502,9 @@ fn apply_file_actions(
                     .map(|ch| xbuild_runtime::user::resolve_chown(&dest, ch));
                 xbuild_runtime::copy::mkdir(&dest, &m.path, m.mode, owner)?;
             }
+            FileAction::Mkfile(_) => return Err(Error::Unsupported("mkfile".into())),
+            FileAction::Rm(_) => return Err(Error::Unsupported("rm".into())),
+            FileAction::Symlink(_) => return Err(Error::Unsupported("symlink".into())),
         }
     }
     Ok(())

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use xbuild_cache::oci::{ImageConfigFile, Manifest};
 use xbuild_cache::{Store, TagRecord};
-use xbuild_llb::{Digest, HistoryEntry, ImageConfig};
+use xbuild_llb::{Digest, HistoryEntry};
 use xbuild_parser::lower::{ImageResolver, ResolvedImage};
 
 use crate::Error;
@@ -96,24 +96,17 @@ impl ImageResolver for StoreResolver<'_> {
             }
             Err(e) => return Err(e.to_string()),
         };
-        let cc = c.config.unwrap_or_default();
         Ok(ResolvedImage {
             reference: r.to_string(),
             digest: tag.manifest,
-            config: ImageConfig {
-                user: cc.user,
-                env: cc.env.unwrap_or_default(),
-                entrypoint: cc.entrypoint,
-                cmd: cc.cmd,
-                working_dir: cc.working_dir,
-                labels: cc.labels.unwrap_or_default(),
-            },
+            config: xbuild_exporter::image_config(&c.config.unwrap_or_default()),
             history: c
                 .history
                 .into_iter()
                 .map(|h| HistoryEntry {
                     created: h.created,
                     created_by: h.created_by.unwrap_or_default(),
+                    author: h.author,
                     comment: h.comment,
                     empty_layer: h.empty_layer,
                     vertex: None,
