@@ -239,6 +239,11 @@ impl Solver {
         parent: Option<&str>,
         exec: &Executor,
     ) -> Result<Option<String>, Error> {
+        if e.security == xbuild_llb::Security::Insecure {
+            return Err(Error::Unsupported(
+                "RUN --security=insecure (all capabilities)".into(),
+            ));
+        }
         let mut held = Held::default();
         let (mounts, extra_env) = self.exec_mounts(def, v, e, solved, &mut held).await?;
         let active = self.snapshots.prepare(parent)?;
