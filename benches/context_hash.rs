@@ -27,7 +27,19 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes));
     g.sample_size(20);
     g.bench_function("checksum_2000_files_16k", |b| {
-        b.iter(|| xbuild_runtime::context::checksum(dir.path(), "/", true, true).expect("checksum"))
+        b.iter(|| {
+            xbuild_runtime::context::checksum(
+                dir.path(),
+                None,
+                &xbuild_runtime::context::Selection {
+                    src: "/",
+                    allow_wildcard: true,
+                    follow: true,
+                    ..Default::default()
+                },
+            )
+            .expect("checksum")
+        })
     });
     g.finish();
 }

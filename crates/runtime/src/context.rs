@@ -12,7 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::Error;
-use crate::copy::resolve_sources;
+use crate::copy::{SourceTree, resolve_sources};
+use crate::dockerignore::{Filter, FilterState, Verdict};
 use crate::fsops::{Root, list_dir, open_nofollow, stat_at};
 
 enum Item {
@@ -28,19 +29,41 @@ struct Entry {
     item: Item,
 }
 
-/// The checksum of what `src` (with wildcards when `allow_wildcard`) selects in the tree at
-/// `root`. Sources that do not exist contribute their absence.
+/// What a copy from a context selects: its source, wildcard and symlink rules, and the
+/// patterns that narrow it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Selection<'a> {
+    /// The source path (may hold wildcards when `allow_wildcard`).
+    pub src: &'a str,
+    /// Wildcards are expanded.
+    pub allow_wildcard: bool,
+    /// A symlink named as the source is followed.
+    pub follow: bool,
+    /// The copy's include patterns (relative to the source).
+    pub include: &'a [String],
+    /// The copy's exclude patterns (relative to the source).
+    pub exclude: &'a [String],
+}
+
+/// The checksum of what `sel` selects in the tree at `root`, seen through the context's
+/// `filter` (`.dockerignore`). Sources that do not exist contribute their absence.
 pub fn checksum(
     root: &Path,
-    src: &str,
-    allow_wildcard: bool,
-    follow: bool,
+    filter: Option<&Filter>,
+    sel: &Selection<'_>,
 ) -> Result<[u8; 32], Error> {
     let tree = Root::open(root)?;
-    let matches = resolve_sources(&tree, src, allow_wildcard, follow)?;
+    let source = SourceTree {
+        root: &tree,
+        filter,
+        name: "build context",
+    };
+    let action =
+        Filter::new(sel.include, sel.exclude).map_err(|e| Error::BadPattern(e.to_string()))?;
+    let matches = resolve_sources(&source, sel.src, sel.allow_wildcard, sel.follow)?;
     let mut entries = Vec::new();
     for m in &matches {
-        let Some(fd) = tree.resolve(m, follow)? else {
+        let Some(fd) = tree.resolve(m, sel.follow)? else {
             continue;
         };
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::io(&root.join(m), e.into()))?;
@@ -54,7 +77,14 @@ pub fn checksum(
                     mode: st.st_mode,
                     item: Item::Dir,
                 });
-                walk(dir.as_fd(), &prefix, &mut entries).map_err(ioerr)?;
+                let mut w = Walker {
+                    ctx: filter,
+                    action: action.as_ref(),
+                    out: &mut entries,
+                };
+                let cst = filter.map(|f| f.state_of(m).1).unwrap_or_default();
+                w.walk(dir.as_fd(), &prefix, m, "", &cst, &FilterState::default())
+                    .map_err(ioerr)?;
             }
             FileType::RegularFile => {
                 let f = Root::reopen(&fd, false).map_err(ioerr)?;
@@ -83,7 +113,7 @@ pub fn checksum(
     }
     let hashes: Vec<Result<[u8; 32], Error>> = entries.par_iter().map(hash_entry).collect();
     let mut total = blake3::Hasher::new();
-    total.update(b"xbuild-context-v1");
+    total.update(b"xbuild-context-v2");
     total.update(&(matches.len() as u64).to_le_bytes());
     for (e, h) in entries.iter().zip(hashes) {
         total.update(&(e.path.len() as u64).to_le_bytes());
@@ -93,17 +123,77 @@ pub fn checksum(
     Ok(*total.finalize().as_bytes())
 }
 
-fn walk(dir: BorrowedFd<'_>, prefix: &[u8], out: &mut Vec<Entry>) -> std::io::Result<()> {
-    for name in list_dir(dir)? {
-        let Some(st) = stat_at(dir, &name)? else {
-            continue;
+struct Walker<'a, 'b> {
+    ctx: Option<&'a Filter>,
+    action: Option<&'a Filter>,
+    out: &'b mut Vec<Entry>,
+}
+
+impl Walker<'_, '_> {
+    fn walk(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        prefix: &[u8],
+        ctx_rel: &str,
+        act_rel: &str,
+        cst: &FilterState,
+        ast: &FilterState,
+    ) -> std::io::Result<()> {
+        let all = Verdict {
+            keep: true,
+            excluded: false,
         };
-        let mut path = prefix.to_vec();
-        path.push(b'/');
-        path.extend_from_slice(name.as_bytes());
-        push_entry(dir, name, st, path, out)?;
+        for name in list_dir(dir)? {
+            let Some(st) = stat_at(dir, &name)? else {
+                continue;
+            };
+            let n = name.to_string_lossy();
+            let cp = if ctx_rel.is_empty() {
+                n.to_string()
+            } else {
+                format!("{ctx_rel}/{n}")
+            };
+            let ap = if act_rel.is_empty() {
+                n.to_string()
+            } else {
+                format!("{act_rel}/{n}")
+            };
+            let (cv, cst2) = self
+                .ctx
+                .map(|f| f.check(&cp, cst))
+                .unwrap_or((all, FilterState::default()));
+            let (av, ast2) = self
+                .action
+                .map(|f| f.check(&ap, ast))
+                .unwrap_or((all, FilterState::default()));
+            let keep = cv.keep && av.keep;
+            let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+            let mut path = prefix.to_vec();
+            path.push(b'/');
+            path.extend_from_slice(name.as_bytes());
+            if !is_dir {
+                if keep {
+                    push_entry(dir, name, st, path, self.out)?;
+                }
+                continue;
+            }
+            let descend = keep
+                || ((cv.keep || self.ctx.is_some_and(|f| f.descend(&cp, cv)))
+                    && (av.keep || self.action.is_some_and(|f| f.descend(&ap, av))));
+            if !descend {
+                continue;
+            }
+            let sub = open_nofollow(dir, &name, &st)?
+                .ok_or_else(|| std::io::Error::other("not a directory"))?;
+            self.out.push(Entry {
+                path: path.clone(),
+                mode: st.st_mode,
+                item: Item::Dir,
+            });
+            self.walk(sub.as_fd(), &path, &cp, &ap, &cst2, &ast2)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn push_entry(
@@ -114,16 +204,6 @@ fn push_entry(
     out: &mut Vec<Entry>,
 ) -> std::io::Result<()> {
     match FileType::from_raw_mode(st.st_mode) {
-        FileType::Directory => {
-            let sub = open_nofollow(dir, &name, &st)?
-                .ok_or_else(|| std::io::Error::other("not a directory"))?;
-            out.push(Entry {
-                path: path.clone(),
-                mode: st.st_mode,
-                item: Item::Dir,
-            });
-            walk(sub.as_fd(), &path, out)
-        }
         FileType::RegularFile => {
             let f = open_nofollow(dir, &name, &st)?
                 .ok_or_else(|| std::io::Error::other("not a file"))?;
@@ -132,7 +212,6 @@ fn push_entry(
                 mode: st.st_mode,
                 item: Item::File(f, st.st_size as u64),
             });
-            Ok(())
         }
         FileType::Symlink => {
             let target = rustix::fs::readlinkat(dir, &name, Vec::new())?;
@@ -141,17 +220,14 @@ fn push_entry(
                 mode: st.st_mode,
                 item: Item::Link(target.into_bytes()),
             });
-            Ok(())
         }
-        _ => {
-            out.push(Entry {
-                path,
-                mode: st.st_mode,
-                item: Item::Other(st.st_rdev),
-            });
-            Ok(())
-        }
+        _ => out.push(Entry {
+            path,
+            mode: st.st_mode,
+            item: Item::Other(st.st_rdev),
+        }),
     }
+    Ok(())
 }
 
 fn hash_entry(e: &Entry) -> Result<[u8; 32], Error> {
@@ -190,28 +266,52 @@ fn hash_entry(e: &Entry) -> Result<[u8; 32], Error> {
 mod tests {
     use super::*;
 
+    fn sel(src: &str) -> Selection<'_> {
+        Selection {
+            src,
+            allow_wildcard: true,
+            follow: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ignored_files_do_not_count() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("src")).unwrap();
+        std::fs::write(d.path().join("src/a"), "1").unwrap();
+        std::fs::write(d.path().join("src/debug.log"), "x").unwrap();
+        let f = Filter::new(&[], &["**/*.log".into()]).unwrap().unwrap();
+        let c1 = checksum(d.path(), Some(&f), &sel("/")).unwrap();
+        std::fs::write(d.path().join("src/debug.log"), "y").unwrap();
+        assert_eq!(c1, checksum(d.path(), Some(&f), &sel("/")).unwrap());
+        assert_ne!(c1, checksum(d.path(), None, &sel("/")).unwrap());
+        std::fs::write(d.path().join("src/a"), "2").unwrap();
+        assert_ne!(c1, checksum(d.path(), Some(&f), &sel("/")).unwrap());
+    }
+
     #[test]
     fn content_changes_change_the_checksum_mtimes_do_not() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("src")).unwrap();
         std::fs::write(d.path().join("src/a"), "1").unwrap();
         std::fs::write(d.path().join("other"), "x").unwrap();
-        let c1 = checksum(d.path(), "/src", true, true).unwrap();
+        let c1 = checksum(d.path(), None, &sel("/src")).unwrap();
         filetime::set_file_mtime(
             d.path().join("src/a"),
             filetime::FileTime::from_unix_time(5, 0),
         )
         .unwrap();
-        assert_eq!(c1, checksum(d.path(), "/src", true, true).unwrap());
+        assert_eq!(c1, checksum(d.path(), None, &sel("/src")).unwrap());
         std::fs::write(d.path().join("other"), "y").unwrap();
         assert_eq!(
             c1,
-            checksum(d.path(), "/src", true, true).unwrap(),
+            checksum(d.path(), None, &sel("/src")).unwrap(),
             "an unselected file does not count"
         );
         std::fs::write(d.path().join("src/a"), "2").unwrap();
-        assert_ne!(c1, checksum(d.path(), "/src", true, true).unwrap());
-        let missing = checksum(d.path(), "/nope", true, true).unwrap();
+        assert_ne!(c1, checksum(d.path(), None, &sel("/src")).unwrap());
+        let missing = checksum(d.path(), None, &sel("/nope")).unwrap();
         assert_ne!(missing, c1);
     }
 }

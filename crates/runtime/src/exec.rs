@@ -35,16 +35,16 @@ pub struct Executor {
     bundles: PathBuf,
 }
 
-/// Paths runc creates as mountpoints when a rootfs lacks them; removed again after the step so
-/// they never end up in a layer (children before parents).
+/// Where runc mounts something in every step; with the step's own mount targets, the paths it
+/// may have to create as mountpoints. What it creates is removed again after the step, so that
+/// no mountpoint stub ends up in a layer.
 const MOUNTPOINTS: &[&str] = &[
-    "etc/resolv.conf",
-    "etc/hosts",
-    "etc/hostname",
-    "etc",
-    "proc",
-    "sys",
-    "dev",
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/hostname",
+    "/proc",
+    "/sys",
+    "/dev",
 ];
 
 /// Removes the container and its bundle whatever happens to the step (cancel, panic).
@@ -57,6 +57,12 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        // `runc run` deletes a container that exited; one left behind (cancelled, killed
+        // runtime) still has its state directory.
+        if !self.state.join(&self.id).exists() {
+            let _ = std::fs::remove_dir_all(&self.bundle);
+            return;
+        }
         let out = std::process::Command::new(&self.runtime)
             .arg("--root")
             .arg(&self.state)
@@ -110,10 +116,12 @@ impl Executor {
         let root = Root::open(rootfs)?;
         let identity = resolve_user(&root, &exec.user)?;
         root.ensure_dir(&exec.cwd, 0o755, None)?;
-        let existed: Vec<bool> = MOUNTPOINTS
+        let targets: Vec<&str> = MOUNTPOINTS
             .iter()
-            .map(|p| rootfs.join(p).symlink_metadata().is_ok())
+            .copied()
+            .chain(exec.mounts.iter().map(|m| m.target()))
             .collect();
+        let stubs = missing_paths(&root, &targets)?;
 
         let id = format!("xbuild-{:016x}", rand::random::<u64>());
         let bundle = self.bundles.join(&id);
@@ -139,6 +147,9 @@ impl Executor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: a terminal's Ctrl-C reaches xbuild, which then stops the
+            // container and cleans up, instead of killing the runtime half-way.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| Error::Runtime(format!("starting {}: {e}", self.runtime.display())))?;
@@ -151,7 +162,7 @@ impl Executor {
             pump(err, Stream::Stderr, sink, &tail),
         );
         let status = status.map_err(|e| Error::Runtime(format!("waiting for the runtime: {e}")))?;
-        remove_created_mountpoints(rootfs, &existed);
+        remove_stubs(&root, &stubs);
         if status.success() {
             return Ok(());
         }
@@ -207,21 +218,51 @@ fn write_etc(bundle: &Path, network: NetworkMode) -> Result<(), Error> {
     Ok(())
 }
 
-/// Removes the mountpoints runc created (empty files and directories that did not exist).
-fn remove_created_mountpoints(rootfs: &Path, existed: &[bool]) {
-    for (p, had) in MOUNTPOINTS.iter().zip(existed) {
-        if *had {
-            continue;
+/// The paths on the way to each of `targets` that do not exist in the rootfs yet, deepest
+/// first: the mountpoints runc will create.
+fn missing_paths(root: &Root, targets: &[&str]) -> Result<Vec<String>, Error> {
+    let mut out: Vec<String> = Vec::new();
+    for t in targets {
+        let mut path = String::new();
+        for comp in crate::fsops::rel(t).components() {
+            path.push('/');
+            path.push_str(&comp.as_os_str().to_string_lossy());
+            if !out.contains(&path) && root.resolve(&path, false)?.is_none() {
+                out.push(path.clone());
+            }
         }
-        let path = rootfs.join(p);
-        match path.symlink_metadata() {
-            Ok(m) if m.is_dir() => {
-                let _ = std::fs::remove_dir(&path);
+    }
+    out.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    Ok(out)
+}
+
+/// Removes the mountpoints runc created: empty files and empty directories that did not exist
+/// before the step (anything the step itself put there stays).
+fn remove_stubs(root: &Root, stubs: &[String]) {
+    for p in stubs {
+        let path = std::path::Path::new(p);
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            continue;
+        };
+        let Ok(Some(dir)) = root.resolve(&parent.to_string_lossy(), true) else {
+            continue;
+        };
+        let Ok(dir) = Root::reopen(&dir, true) else {
+            continue;
+        };
+        match crate::fsops::stat_at(std::os::fd::AsFd::as_fd(&dir), name) {
+            Ok(Some(st)) => {
+                let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+                let flags = match ft {
+                    rustix::fs::FileType::Directory => rustix::fs::AtFlags::REMOVEDIR,
+                    rustix::fs::FileType::RegularFile if st.st_size == 0 => {
+                        rustix::fs::AtFlags::empty()
+                    }
+                    _ => continue,
+                };
+                let _ = rustix::fs::unlinkat(&dir, name, flags);
             }
-            Ok(m) if m.is_file() && m.len() == 0 => {
-                let _ = std::fs::remove_file(&path);
-            }
-            _ => {}
+            _ => continue,
         }
     }
 }

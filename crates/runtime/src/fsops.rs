@@ -231,15 +231,24 @@ pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> std::io::Result<Vec<OsString>> {
     Ok(out)
 }
 
+/// How `--chmod` sets the modes of what is copied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModeSpec {
+    /// Octal bits, setuid/setgid/sticky included.
+    Octal(u32),
+    /// A symbolic expression (`u+x,go-w`), applied to each entry's own mode.
+    Symbolic(crate::chmod::ModeSet),
+}
+
 /// How copied entries get their owner and mode.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CopyMeta {
     /// Owner for everything copied; `None` keeps the source's (or root's, see `keep_owner`).
     pub chown: Option<(u32, u32)>,
     /// Keep the source's uid/gid (stage and image sources); else 0:0 (the build context).
     pub keep_owner: bool,
     /// Mode bits for everything copied (`--chmod`).
-    pub mode: Option<u32>,
+    pub mode: Option<ModeSpec>,
 }
 
 impl CopyMeta {
@@ -250,8 +259,14 @@ impl CopyMeta {
             None => (0, 0),
         }
     }
-    fn mode(&self, st: &Stat) -> u32 {
-        self.mode.unwrap_or(st.st_mode & 0o7777)
+
+    /// The mode an entry with the source stat `st` gets.
+    pub fn mode(&self, st: &Stat) -> u32 {
+        match &self.mode {
+            None => st.st_mode & 0o7777,
+            Some(ModeSpec::Octal(m)) => m & 0o7777,
+            Some(ModeSpec::Symbolic(s)) => s.apply(st.st_mode) & 0o7777,
+        }
     }
 }
 
@@ -274,6 +289,42 @@ fn times(st: &Stat) -> Timestamps {
     }
 }
 
+/// Copies the extended attributes of `src` to `dst` (both opened files or directories),
+/// leaving out overlay's own.
+pub(crate) fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> std::io::Result<()> {
+    use xattr::FileExt;
+    let s = File::from(rustix::io::dup(src)?);
+    let names = match s.list_xattr() {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let d = File::from(rustix::io::dup(dst)?);
+    for name in names {
+        if name.as_bytes().starts_with(b"trusted.overlay.") {
+            continue;
+        }
+        if let Some(v) = s.get_xattr(&name)?
+            && let Err(e) = d.set_xattr(&name, &v)
+        {
+            tracing::warn!(xattr = ?name, error = %e, "could not copy an extended attribute");
+        }
+    }
+    Ok(())
+}
+
+/// Copies the content of `src` to `dst`: a reflink where the filesystem offers one, else an
+/// in-kernel copy.
+fn copy_content(src: BorrowedFd<'_>, dst: &File) -> std::io::Result<()> {
+    if rustix::fs::ioctl_ficlone(dst, src).is_ok() {
+        return Ok(());
+    }
+    let mut inp = File::from(rustix::io::dup(src)?);
+    let mut out = dst;
+    std::io::copy(&mut inp, &mut out)?;
+    Ok(())
+}
+
 impl Copier {
     /// A copier applying `meta`.
     pub fn new(meta: CopyMeta) -> Self {
@@ -281,6 +332,11 @@ impl Copier {
             meta,
             links: HashMap::new(),
         }
+    }
+
+    /// The metadata rules of this copier.
+    pub fn meta(&self) -> &CopyMeta {
+        &self.meta
     }
 
     /// Copies `src_name` in `src_dir` (already `lstat`ed as `st`) to `dst_name` in `dst_dir`,
@@ -302,6 +358,43 @@ impl Copier {
             dst_dir,
             dst_name,
         )
+    }
+
+    /// Makes directory `name` in `dst_dir` for the source directory `src` (stat `st`): created
+    /// when missing (replacing a non-directory), with the source's mode, owner and extended
+    /// attributes (as this copier's rules say); its times are set by
+    /// [`finish_dir`](Self::finish_dir) once its content is in place. Returns it opened.
+    pub fn copy_dir_only(
+        &mut self,
+        src: &OwnedFd,
+        st: &Stat,
+        dst_dir: &Arc<OwnedFd>,
+        name: &OsStr,
+    ) -> std::io::Result<OwnedFd> {
+        let d = dst_dir.as_fd();
+        if let Some(ex) = stat_at(d, name)?
+            && FileType::from_raw_mode(ex.st_mode) != FileType::Directory
+        {
+            remove_at(d, name, false)?;
+        }
+        let (uid, gid) = self.meta.owner(st);
+        let mode = self.meta.mode(st);
+        let sub = mkdir_at(d, name, mode, Some((uid, gid)))?;
+        // An existing directory takes the source's mode and owner too.
+        rustix::fs::fchown(
+            &sub,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )?;
+        rustix::fs::fchmod(&sub, Mode::from_raw_mode(mode))?;
+        copy_xattrs(src.as_fd(), sub.as_fd())?;
+        Ok(sub)
+    }
+
+    /// Sets a copied directory's times from its source's stat, after its content was written.
+    pub fn finish_dir(&self, dir: &OwnedFd, st: &Stat) -> std::io::Result<()> {
+        rustix::fs::futimens(dir, &times(st))?;
+        Ok(())
     }
 
     /// Like [`copy_entry`](Self::copy_entry) for a source already opened (`src` is `None` for
@@ -330,18 +423,10 @@ impl Copier {
                 let Some(src) = src else {
                     return Err(std::io::Error::other("directory source not opened"));
                 };
-                let mode = self.meta.mode(st);
-                let sub = Arc::new(mkdir_at(d, dst_name, mode, Some((uid, gid)))?);
-                // An existing directory takes the source's mode and owner too.
-                rustix::fs::fchmod(&*sub, Mode::from_raw_mode(mode))?;
-                rustix::fs::fchown(
-                    &*sub,
-                    Some(rustix::fs::Uid::from_raw(uid)),
-                    Some(rustix::fs::Gid::from_raw(gid)),
-                )?;
+                let owned = rustix::io::dup(src)?;
+                let sub = Arc::new(self.copy_dir_only(&owned, st, dst_dir, dst_name)?);
                 self.copy_children(src, &sub)?;
-                rustix::fs::futimens(&*sub, &times(st))?;
-                return Ok(());
+                return self.finish_dir(&sub, st);
             }
             FileType::RegularFile => {
                 if st.st_nlink > 1 {
@@ -372,15 +457,15 @@ impl Copier {
                         | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )?;
-                let mut out = File::from(out);
-                let mut inp = File::from(rustix::io::dup(src)?);
-                std::io::copy(&mut inp, &mut out)?;
+                let out = File::from(out);
+                copy_content(src, &out)?;
                 rustix::fs::fchown(
                     &out,
                     Some(rustix::fs::Uid::from_raw(uid)),
                     Some(rustix::fs::Gid::from_raw(gid)),
                 )?;
                 rustix::fs::fchmod(&out, Mode::from_raw_mode(self.meta.mode(st)))?;
+                copy_xattrs(src, out.as_fd())?;
                 rustix::fs::futimens(&out, &times(st))?;
                 return Ok(());
             }
@@ -429,6 +514,16 @@ impl Copier {
     }
 }
 
+/// Opens directory `name` in `dir` without following a symlink.
+pub(crate) fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 /// Opens a regular file or directory without following a symlink; `None` for other types.
 pub(crate) fn open_nofollow(
     dir: BorrowedFd<'_>,
@@ -449,8 +544,8 @@ pub(crate) fn open_nofollow(
     )?))
 }
 
-/// Removes `name` from `dir`; a directory with everything in it.
-pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> std::io::Result<()> {
+/// Removes `name` from `dir` (never following a symlink); a directory with everything in it.
+pub fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> std::io::Result<()> {
     if is_dir {
         let sub = rustix::fs::openat(
             dir,

@@ -19,6 +19,7 @@
 //!     cwd: "/".into(),
 //!     user: String::new(),
 //!     network: xbuild_llb::NetworkMode::None,
+//!     mounts: vec![],
 //! };
 //! Executor::new(root, None)?.run(mount.path(), &exec, &|_, line| println!("{line}")).await?;
 //! mount.unmount()?;
@@ -26,13 +27,18 @@
 //! # let _ = id; Ok(()) }
 //! ```
 
+pub mod archive;
+pub mod chmod;
 pub mod context;
 pub mod copy;
 pub mod diff;
+pub mod dockerignore;
 mod exec;
 pub mod fsops;
 pub mod glob;
 mod mount;
+pub mod mounts;
+mod native;
 mod snapshot;
 mod spec;
 pub mod unpack;
@@ -40,8 +46,8 @@ pub mod user;
 
 pub use exec::{Executor, LineSink, Stream, TAIL_LINES, find_on_path};
 pub use mount::MountGuard;
-pub use snapshot::{Active, Snapshotter, View};
-pub use spec::{ExecSpec, HOSTNAME};
+pub use snapshot::{Active, MAX_LOWERS, Snapshotter, SnapshotterKind, View};
+pub use spec::{ExecMount, ExecSpec, HOSTNAME};
 
 use std::path::{Path, PathBuf};
 

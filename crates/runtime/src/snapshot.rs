@@ -1,9 +1,16 @@
-//! Overlay snapshots in the style of containerd's: a snapshot is a directory of changes on top
-//! of its parent; an active snapshot is writable, a committed one is frozen.
+//! Snapshots in the style of containerd's: a snapshot is a directory of changes on top of its
+//! parent; an active snapshot is writable, a committed one is frozen.
 //!
-//! Layout under `<root>/snapshots/<id>/`: `fs/` (the changes, an overlay upperdir), `work/` (the
-//! overlay workdir, while active) and `meta.json` (parent, committed). Mountpoints live under
+//! Layout under `<root>/snapshots/<id>/`: `fs/` (the changes, in overlay upperdir format),
+//! `work/` (the overlay workdir, while active), `meta.json` (parent, committed) and, for long
+//! chains, `flat/` (the whole chain up to this snapshot as one tree). Mountpoints live under
 //! `<root>/mounts/`.
+//!
+//! Two ways to mount, one on-disk format: the overlay snapshotter mounts a chain as overlay
+//! lowers (chains longer than [`MAX_LOWERS`] use a flattened tree for their bottom part); the
+//! copying snapshotter, for machines without overlayfs, materializes the chain into a plain
+//! directory and records what a step changed by comparing trees. Either reads the other's
+//! snapshots.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -17,11 +24,43 @@ struct Meta {
     committed: bool,
 }
 
-/// The overlay snapshotter of one xbuild root.
+/// How many lower directories an overlay mount stacks at most; longer chains mount their
+/// bottom part as one flattened tree (the kernel's own limit is 500).
+pub const MAX_LOWERS: usize = 128;
+
+/// How snapshots are mounted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SnapshotterKind {
+    /// Overlay when the kernel and filesystem allow it, else copying.
+    #[default]
+    Auto,
+    /// overlayfs.
+    Overlay,
+    /// Plain directories, copied (reflinked where the filesystem can).
+    Native,
+}
+
+impl std::str::FromStr for SnapshotterKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "auto" => Ok(SnapshotterKind::Auto),
+            "overlay" | "overlayfs" => Ok(SnapshotterKind::Overlay),
+            "native" => Ok(SnapshotterKind::Native),
+            other => Err(Error::Runtime(format!(
+                "unknown snapshotter {other:?}: use overlay, native or auto"
+            ))),
+        }
+    }
+}
+
+/// The snapshotter of one xbuild root.
 #[derive(Debug, Clone)]
 pub struct Snapshotter {
     dir: PathBuf,
     mounts: PathBuf,
+    overlay: bool,
 }
 
 /// A writable snapshot being filled; removed when dropped uncommitted.
@@ -87,16 +126,52 @@ fn new_id() -> String {
 }
 
 impl Snapshotter {
-    /// The snapshotter of the xbuild root `root`.
+    /// The snapshotter of the xbuild root `root`, overlay when this machine can mount one.
     pub fn new(root: &Path) -> Result<Self, Error> {
-        let s = Snapshotter {
+        Self::with_kind(root, SnapshotterKind::Auto)
+    }
+
+    /// The snapshotter of the xbuild root `root`, of the given kind; `Overlay` fails when this
+    /// machine cannot mount an overlay.
+    pub fn with_kind(root: &Path, kind: SnapshotterKind) -> Result<Self, Error> {
+        let mut s = Snapshotter {
             dir: root.join("snapshots"),
             mounts: root.join("mounts"),
+            overlay: false,
         };
         for d in [&s.dir, &s.mounts, &s.dir.join("empty")] {
             std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
         }
+        s.overlay = match kind {
+            SnapshotterKind::Native => false,
+            SnapshotterKind::Overlay | SnapshotterKind::Auto => {
+                let probe = s.mounts.join(format!("probe-{}", new_id()));
+                let ok = crate::mount::overlay_works(&probe);
+                if !ok && kind == SnapshotterKind::Overlay {
+                    return Err(Error::Runtime(
+                        "this machine cannot mount overlayfs on the xbuild root; use --snapshotter native"
+                            .into(),
+                    ));
+                }
+                ok
+            }
+        };
         Ok(s)
+    }
+
+    /// The kind in use (`Overlay` or `Native`).
+    pub fn kind(&self) -> SnapshotterKind {
+        if self.overlay {
+            SnapshotterKind::Overlay
+        } else {
+            SnapshotterKind::Native
+        }
+    }
+
+    /// The changes a committed snapshot made against its parent (added, modified and deleted
+    /// paths, opaque directories), for the exporter.
+    pub fn diff(&self, id: &str) -> Result<Vec<crate::diff::Change>, Error> {
+        crate::diff::changes(&self.upper(id))
     }
 
     fn meta_path(&self, id: &str) -> PathBuf {
@@ -185,17 +260,98 @@ impl Snapshotter {
         Ok(active)
     }
 
-    /// Mounts an active snapshot writable: its parent chain as lowers, its own dir as upper.
+    /// Mounts an active snapshot writable: its parent chain as lowers, its own dir as upper
+    /// (overlay), or the chain copied into a directory whose changes are recorded when the
+    /// guard is unmounted (copying).
     pub fn mount(&self, active: &Active) -> Result<MountGuard, Error> {
         let target = self.mounts.join(format!("{}-{}", active.id, new_id()));
+        if !self.overlay {
+            let layers = match &active.parent {
+                Some(p) => self.bottom_up(p)?,
+                None => vec![],
+            };
+            let mut guard = MountGuard::tree(target.clone());
+            crate::native::materialize(&layers, &target)?;
+            guard.capture = Some(crate::native::Capture::take(&target, active.upper())?);
+            return Ok(guard);
+        }
         match &active.parent {
             None => mount::bind(&active.upper(), &target),
             Some(p) => {
-                let lowers: Vec<PathBuf> = self.chain(p)?.iter().map(|id| self.upper(id)).collect();
+                let lowers = self.lowers(p)?;
                 let work = active.dir.join("work");
                 mount::overlay(&lowers, Some((&active.upper(), &work)), &target)
             }
         }
+    }
+
+    /// The layer directories of `id`'s chain, bottom first.
+    fn bottom_up(&self, id: &str) -> Result<Vec<PathBuf>, Error> {
+        let mut v: Vec<PathBuf> = self.chain(id)?.iter().map(|i| self.upper(i)).collect();
+        v.reverse();
+        Ok(v)
+    }
+
+    /// The overlay lower directories for `id`'s chain, top first: at most [`MAX_LOWERS`], the
+    /// bottom of a longer chain replaced by its flattened tree.
+    fn lowers(&self, id: &str) -> Result<Vec<PathBuf>, Error> {
+        let chain = self.chain(id)?;
+        if chain.len() <= MAX_LOWERS {
+            return Ok(chain.iter().map(|i| self.upper(i)).collect());
+        }
+        let keep = MAX_LOWERS - 1;
+        let mut out: Vec<PathBuf> = chain[..keep].iter().map(|i| self.upper(i)).collect();
+        out.push(self.flat(&chain[keep..])?);
+        Ok(out)
+    }
+
+    /// The flattened tree of `chain` (top first), made once and kept beside its top snapshot.
+    fn flat(&self, chain: &[String]) -> Result<PathBuf, Error> {
+        let top = &chain[0];
+        let path = self.dir.join(top).join("flat");
+        if path.is_dir() {
+            return Ok(path);
+        }
+        // Start from the nearest flattened ancestor, then apply the layers above it.
+        let base = chain[1..]
+            .iter()
+            .position(|i| self.dir.join(i).join("flat").is_dir())
+            .map(|n| n + 1);
+        let mut layers: Vec<PathBuf> = Vec::new();
+        let upto = base.unwrap_or(chain.len());
+        if let Some(b) = base {
+            layers.push(self.dir.join(&chain[b]).join("flat"));
+        }
+        layers.extend(chain[..upto].iter().rev().map(|i| self.upper(i)));
+        let tmp = self.dir.join(top).join(format!("flat-{}", new_id()));
+        let made = crate::native::materialize(&layers, &tmp);
+        if let Err(e) = made {
+            let _ = crate::native::remove_tree(&tmp);
+            return Err(e);
+        }
+        tracing::debug!(snapshot = %top, layers = chain.len(), "flattened a long chain");
+        if std::fs::rename(&tmp, &path).is_err() {
+            // Another build flattened it first.
+            crate::native::remove_tree(&tmp)?;
+        }
+        Ok(path)
+    }
+
+    /// A new committed snapshot with the same changes as `id`, on top of `parent` instead of
+    /// `id`'s own parent (files are hard-linked, not copied): how a merge stacks a layer on
+    /// another base.
+    pub fn rebase(&self, id: &str, parent: Option<&str>) -> Result<String, Error> {
+        if !self.exists(id) {
+            return Err(Error::SnapshotNotFound(id.to_string()));
+        }
+        if self.parent(id)?.as_deref() == parent {
+            return Ok(id.to_string());
+        }
+        let active = self.prepare(parent)?;
+        let upper = active.upper();
+        std::fs::remove_dir(&upper).map_err(|e| Error::io(&upper, e))?;
+        crate::native::link_layer(&self.upper(id), &upper)?;
+        self.commit(active)
     }
 
     /// Freezes an active snapshot; its id can then be a parent and be viewed.
@@ -225,8 +381,13 @@ impl Snapshotter {
         if chain.len() == 1 {
             return Ok(View::Dir(self.upper(id)));
         }
-        let lowers: Vec<PathBuf> = chain.iter().map(|id| self.upper(id)).collect();
         let target = self.mounts.join(format!("view-{}", new_id()));
+        if !self.overlay {
+            let guard = MountGuard::tree(target.clone());
+            crate::native::materialize(&self.bottom_up(id)?, &target)?;
+            return Ok(View::Mounted(guard));
+        }
+        let lowers = self.lowers(id)?;
         mount::overlay(&lowers, None, &target).map(View::Mounted)
     }
 }
@@ -259,6 +420,144 @@ mod tests {
         let c = s.commit(s.prepare(Some(&a)).unwrap()).unwrap();
         assert_eq!(s.chain(&c).unwrap(), vec![c.clone(), a.clone()]);
         assert!(s.prepare(Some("nope")).is_err());
+    }
+
+    /// What a step does to the base below, and what its diff must say.
+    fn run_scenario(kind: SnapshotterKind) {
+        use crate::diff::Change;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshotter::with_kind(dir.path(), kind).unwrap();
+        assert_eq!(s.kind(), kind);
+        let a = s.prepare(None).unwrap();
+        let up = a.upper();
+        for d in ["dir", "opq", "dtof"] {
+            std::fs::create_dir(up.join(d)).unwrap();
+        }
+        for (f, body) in [
+            ("keep", "k"),
+            ("mod", "m"),
+            ("del", "d"),
+            ("dir/a", "a"),
+            ("dir/b", "b"),
+            ("opq/x", "x"),
+            ("opq/y", "y"),
+            ("ftod", "f"),
+            ("dtof/z", "z"),
+        ] {
+            std::fs::write(up.join(f), body).unwrap();
+        }
+        let base = s.commit(a).unwrap();
+        let b = s.prepare(Some(&base)).unwrap();
+        let m = s.mount(&b).unwrap();
+        let root = m.path().to_path_buf();
+        assert_eq!(std::fs::read_to_string(root.join("dir/b")).unwrap(), "b");
+        std::fs::write(root.join("mod"), "m2").unwrap();
+        std::fs::remove_file(root.join("del")).unwrap();
+        std::fs::write(root.join("new"), "n").unwrap();
+        std::fs::remove_dir_all(root.join("opq")).unwrap();
+        std::fs::create_dir(root.join("opq")).unwrap();
+        std::fs::write(root.join("opq/fresh"), "f").unwrap();
+        std::fs::remove_file(root.join("dir/a")).unwrap();
+        std::fs::remove_file(root.join("ftod")).unwrap();
+        std::fs::create_dir(root.join("ftod")).unwrap();
+        std::fs::remove_dir_all(root.join("dtof")).unwrap();
+        std::fs::write(root.join("dtof"), "now a file").unwrap();
+        m.unmount().unwrap();
+        let top = s.commit(b).unwrap();
+        let diff: Vec<String> = s
+            .diff(&top)
+            .unwrap()
+            .into_iter()
+            .map(|c| match c {
+                Change::Delete { path } => format!("D {}", path.display()),
+                Change::Upsert { path, opaque, .. } if path.as_os_str() == "opq" => {
+                    format!("U opq opaque={opaque}")
+                }
+                Change::Upsert { path, .. } => format!("U {}", path.display()),
+            })
+            .collect();
+        assert_eq!(
+            diff,
+            vec![
+                "D del",
+                "U dir",
+                "D dir/a",
+                "U dtof",
+                "U ftod",
+                "U mod",
+                "U new",
+                "U opq opaque=true",
+                "U opq/fresh",
+            ],
+            "{kind:?}"
+        );
+        let v = s.view(Some(&top)).unwrap();
+        let r = |p: &str| std::fs::read_to_string(v.path().join(p)).ok();
+        assert_eq!(r("mod").as_deref(), Some("m2"));
+        assert_eq!(r("keep").as_deref(), Some("k"));
+        assert_eq!(r("del"), None);
+        assert_eq!(r("opq/x"), None);
+        assert_eq!(r("opq/fresh").as_deref(), Some("f"));
+        assert_eq!(r("dtof").as_deref(), Some("now a file"));
+        assert!(v.path().join("ftod").is_dir());
+        drop(v);
+        // A merge re-uses the step's layer on another base.
+        let other = s.commit(s.prepare(None).unwrap()).unwrap();
+        let moved = s.rebase(&top, Some(&other)).unwrap();
+        assert_eq!(s.chain(&moved).unwrap(), vec![moved.clone(), other]);
+        assert_eq!(s.diff(&moved).unwrap().len(), 9);
+        assert!(
+            std::fs::read_dir(dir.path().join("mounts"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn diffs_of_every_kind_of_change_overlay() {
+        if is_root() {
+            run_scenario(SnapshotterKind::Overlay);
+        }
+    }
+
+    #[test]
+    fn diffs_of_every_kind_of_change_native() {
+        if is_root() {
+            run_scenario(SnapshotterKind::Native);
+        }
+    }
+
+    #[test]
+    fn long_chains_mount() {
+        if !is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [SnapshotterKind::Overlay, SnapshotterKind::Native] {
+            let s = Snapshotter::with_kind(dir.path(), kind).unwrap();
+            let mut top: Option<String> = None;
+            let n = MAX_LOWERS + 20;
+            for i in 0..n {
+                let a = s.prepare(top.as_deref()).unwrap();
+                std::fs::write(a.upper().join(format!("f{i}")), format!("{i}")).unwrap();
+                top = Some(s.commit(a).unwrap());
+            }
+            let b = s.prepare(top.as_deref()).unwrap();
+            let m = s.mount(&b).unwrap();
+            for i in [0, MAX_LOWERS / 2, n - 1] {
+                assert_eq!(
+                    std::fs::read_to_string(m.path().join(format!("f{i}"))).unwrap(),
+                    i.to_string()
+                );
+            }
+            std::fs::write(m.path().join("last"), "x").unwrap();
+            m.unmount().unwrap();
+            let last = s.commit(b).unwrap();
+            assert_eq!(s.diff(&last).unwrap().len(), 1);
+            let v = s.view(Some(&last)).unwrap();
+            assert_eq!(std::fs::read_dir(v.path()).unwrap().count(), n + 1);
+        }
     }
 
     #[test]

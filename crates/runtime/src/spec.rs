@@ -69,6 +69,38 @@ pub struct ExecSpec {
     pub user: String,
     /// The network.
     pub network: NetworkMode,
+    /// `RUN --mount`s, resolved to the host, in order.
+    pub mounts: Vec<ExecMount>,
+}
+
+/// A `RUN --mount` as the runtime mounts it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecMount {
+    /// A host file or directory bind-mounted at `target`.
+    Bind {
+        /// Where it appears in the container (absolute).
+        target: String,
+        /// The host path (already resolved: no symlink left to follow).
+        source: std::path::PathBuf,
+        /// Read-only.
+        readonly: bool,
+    },
+    /// A fresh tmpfs at `target`.
+    Tmpfs {
+        /// Where it appears in the container (absolute).
+        target: String,
+        /// Size limit in bytes.
+        size: Option<u64>,
+    },
+}
+
+impl ExecMount {
+    /// Where the mount appears in the container.
+    pub fn target(&self) -> &str {
+        match self {
+            ExecMount::Bind { target, .. } | ExecMount::Tmpfs { target, .. } => target,
+        }
+    }
 }
 
 fn spec_err(e: impl std::fmt::Display) -> Error {
@@ -171,6 +203,29 @@ pub(crate) fn build(
         mount("/etc/hosts", "bind", &etc("hosts"), &["rbind", "rw"])?,
         mount("/etc/hostname", "bind", &etc("hostname"), &["rbind", "rw"])?,
     ];
+    let mut mounts = mounts;
+    for m in &exec.mounts {
+        mounts.push(match m {
+            ExecMount::Bind {
+                target,
+                source,
+                readonly,
+            } => mount(
+                target,
+                "bind",
+                &source.display().to_string(),
+                &["rbind", if *readonly { "ro" } else { "rw" }],
+            )?,
+            ExecMount::Tmpfs { target, size } => {
+                let size = size.map(|s| format!("size={s}"));
+                let mut opts = vec!["nosuid", "nodev", "mode=1777"];
+                if let Some(s) = &size {
+                    opts.push(s);
+                }
+                mount(target, "tmpfs", "tmpfs", &opts)?
+            }
+        });
+    }
     let mut ns = vec![
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,

@@ -67,7 +67,8 @@ fn open_parent(root: &OwnedFd, comps: &[OsString], raw: &[u8]) -> Result<OwnedFd
     Ok(fd)
 }
 
-/// Unpacks the uncompressed tar `r` into `dest` (a snapshot's directory).
+/// Unpacks the uncompressed layer tar `r` into `dest` (a snapshot's directory), turning OCI
+/// whiteouts into overlay whiteouts.
 pub fn unpack(r: impl Read, dest: &Path) -> Result<UnpackStats, Error> {
     let root: OwnedFd = rustix::fs::open(
         dest,
@@ -75,6 +76,13 @@ pub fn unpack(r: impl Read, dest: &Path) -> Result<UnpackStats, Error> {
         Mode::empty(),
     )
     .map_err(|e| Error::io(dest, e.into()))?;
+    unpack_into(r, &root, true)
+}
+
+/// Unpacks the uncompressed tar `r` into the open directory `root`; `layer`: the tar is an
+/// image layer whose whiteouts become overlay whiteouts (else `.wh.` names are plain files, as
+/// in Docker's `ADD`).
+pub fn unpack_into(r: impl Read, root: &OwnedFd, layer: bool) -> Result<UnpackStats, Error> {
     let mut ar = tar::Archive::new(r);
     let mut stats = UnpackStats::default();
     let mut dir_times: Vec<(Vec<OsString>, i64)> = Vec::new();
@@ -86,16 +94,16 @@ pub fn unpack(r: impl Read, dest: &Path) -> Result<UnpackStats, Error> {
         let Some((name, parents)) = comps.split_last() else {
             continue; // `./` itself: the destination keeps its metadata
         };
-        let parent = open_parent(&root, parents, &raw)?;
+        let parent = open_parent(root, parents, &raw)?;
         let p = parent.as_fd();
         let name_bytes = name.as_bytes();
-        if name_bytes == b".wh..wh..opq" {
+        if layer && name_bytes == b".wh..wh..opq" {
             rustix::fs::fsetxattr(&parent, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())
                 .map_err(|e| bad(&raw, format!("setting the opaque xattr: {e}")))?;
             stats.whiteouts += 1;
             continue;
         }
-        if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
+        if let Some(hidden) = name_bytes.strip_prefix(b".wh.").filter(|_| layer) {
             let hidden = OsStr::from_bytes(hidden);
             replace(p, hidden, &raw)?;
             rustix::fs::mknodat(p, hidden, FileType::CharacterDevice, Mode::empty(), 0)
@@ -174,7 +182,7 @@ pub fn unpack(r: impl Read, dest: &Path) -> Result<UnpackStats, Error> {
                 let Some((tname, tparents)) = tcomps.split_last() else {
                     return Err(bad(&raw, "hardlink to the root"));
                 };
-                let tparent = open_parent(&root, tparents, &raw)?;
+                let tparent = open_parent(root, tparents, &raw)?;
                 replace(p, name, &raw)?;
                 rustix::fs::linkat(&tparent, tname.as_os_str(), p, name, AtFlags::empty())
                     .map_err(|e| {
@@ -214,7 +222,7 @@ pub fn unpack(r: impl Read, dest: &Path) -> Result<UnpackStats, Error> {
     // Directory times last: writing their children changed them.
     for (comps, mtime) in dir_times.iter().rev() {
         if let Some((name, parents)) = comps.split_last()
-            && let Ok(parent) = open_parent(&root, parents, b"")
+            && let Ok(parent) = open_parent(root, parents, b"")
         {
             let _ = set_mtime(parent.as_fd(), name, *mtime);
         }

@@ -24,8 +24,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod exec;
+mod file;
 mod image_source;
+mod merge;
 mod progress;
+mod sources;
 
 pub use image_source::{chain_id, unpack_image};
 pub use progress::{Event, NoProgress, ProgressSink};
@@ -36,10 +40,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use xbuild_cache::{CacheRecord, Store};
-use xbuild_llb::{Chmod, Definition, Digest, FileAction, Op, SourceOp, Vertex};
-use xbuild_runtime::copy::CopyRequest;
-use xbuild_runtime::fsops::{CopyMeta, Root};
-use xbuild_runtime::{ExecSpec, Executor, Snapshotter, Stream};
+use xbuild_llb::{Definition, Digest, FileAction, Op, SourceOp, Vertex};
+use xbuild_runtime::dockerignore::Filter;
+use xbuild_runtime::mounts::CacheMounts;
+use xbuild_runtime::{Executor, Snapshotter, SnapshotterKind};
 
 use image_source::key_builder;
 
@@ -93,6 +97,65 @@ pub struct SolverOptions {
     pub no_cache: bool,
     /// The OCI runtime binary; `runc` on PATH by default.
     pub runtime: Option<PathBuf>,
+    /// How snapshots are mounted (overlay when possible by default).
+    pub snapshotter: SnapshotterKind,
+    /// Secrets by id (`--secret id=…,src=…|env=…`), for `RUN --mount=type=secret`.
+    pub secrets: HashMap<String, SecretSource>,
+    /// SSH agent sockets by id (`--ssh default=$SSH_AUTH_SOCK`), for `RUN --mount=type=ssh`.
+    pub ssh: HashMap<String, PathBuf>,
+}
+
+/// Where a secret's value comes from; read only when a step mounts it, never stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A file on the caller's machine.
+    File(PathBuf),
+    /// An environment variable of the caller.
+    Env(String),
+}
+
+impl SecretSource {
+    /// Parses `--secret` syntax: `id=ID[,src=PATH|,env=VAR]` (`source=` too; without either,
+    /// the environment variable named like the id).
+    pub fn parse(spec: &str) -> Result<(String, SecretSource), Error> {
+        let mut id = None;
+        let mut source = None;
+        for part in spec.split(',') {
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                Error::Graph(format!(
+                    "invalid --secret {spec:?}: expected id=ID,src=PATH or id=ID,env=VAR"
+                ))
+            })?;
+            match k.trim() {
+                "id" => id = Some(v.to_string()),
+                "src" | "source" => source = Some(SecretSource::File(v.into())),
+                "env" => source = Some(SecretSource::Env(v.to_string())),
+                "type" => {}
+                other => {
+                    return Err(Error::Graph(format!(
+                        "invalid --secret {spec:?}: unknown key {other:?}"
+                    )));
+                }
+            }
+        }
+        let id = id.ok_or_else(|| Error::Graph(format!("--secret {spec:?} needs id=")))?;
+        let source = source.unwrap_or_else(|| SecretSource::Env(id.clone()));
+        Ok((id, source))
+    }
+
+    /// The secret's value.
+    pub fn read(&self, id: &str) -> Result<Vec<u8>, Error> {
+        match self {
+            SecretSource::File(p) => std::fs::read(p).map_err(|e| {
+                Error::Graph(format!("secret {id}: cannot read {}: {e}", p.display()))
+            }),
+            SecretSource::Env(v) => std::env::var_os(v)
+                .map(std::os::unix::ffi::OsStringExt::into_vec)
+                .ok_or_else(|| {
+                    Error::Graph(format!("secret {id}: environment variable {v} is not set"))
+                }),
+        }
+    }
 }
 
 impl SolverOptions {
@@ -103,6 +166,9 @@ impl SolverOptions {
             contexts: HashMap::new(),
             no_cache: false,
             runtime: None,
+            snapshotter: SnapshotterKind::Auto,
+            secrets: HashMap::new(),
+            ssh: HashMap::new(),
         }
     }
 }
@@ -135,6 +201,7 @@ pub struct Solved {
 pub struct Solver {
     store: Arc<Store>,
     snapshots: Snapshotter,
+    cache_mounts: CacheMounts,
     opts: SolverOptions,
     progress: Arc<dyn ProgressSink>,
 }
@@ -151,7 +218,8 @@ impl Solver {
         progress: Arc<dyn ProgressSink>,
     ) -> Result<Self, Error> {
         Ok(Solver {
-            snapshots: Snapshotter::new(&opts.root)?,
+            snapshots: Snapshotter::with_kind(&opts.root, opts.snapshotter)?,
+            cache_mounts: CacheMounts::new(&opts.root)?,
             store,
             opts,
             progress,
@@ -284,39 +352,30 @@ impl Solver {
             Op::File(f) => {
                 // Copies from a local source are keyed by the content they select.
                 for a in &f.actions {
-                    if let FileAction::Copy(c) = a {
-                        let src_vertex = v
-                            .inputs()
-                            .get(c.input)
-                            .and_then(|d| self.vertex_dir(def, d));
-                        if let Some(dir) = src_vertex {
-                            let (dir, src, wild, follow) = (
-                                dir.clone(),
-                                c.src.clone(),
-                                c.allow_wildcard,
-                                c.follow_symlinks,
-                            );
-                            let sum = blocking(move || {
-                                xbuild_runtime::context::checksum(&dir, &src, wild, follow)
-                                    .map_err(Error::from)
-                            })
-                            .await?;
-                            key.part(&sum);
-                        }
+                    if let FileAction::Copy(c) = a
+                        && let Some(d) = v.inputs().get(c.input)
+                        && let Some((dir, filter)) = self.local_source(def, d)?
+                    {
+                        let c = c.clone();
+                        let sum = blocking(move || {
+                            let sel = xbuild_runtime::context::Selection {
+                                src: &c.src,
+                                allow_wildcard: c.allow_wildcard,
+                                follow: c.follow_symlinks,
+                                include: &c.include_patterns,
+                                exclude: &c.exclude_patterns,
+                            };
+                            xbuild_runtime::context::checksum(&dir, filter.as_deref(), &sel)
+                                .map_err(Error::from)
+                        })
+                        .await?;
+                        key.part(&sum);
                     }
                 }
             }
-            Op::Exec(e) => {
-                if let Some(m) = e.mounts.first() {
-                    return Err(Error::Unsupported(format!("RUN --mount ({})", m.target)));
-                }
-            }
-            Op::Merge(_) => return Err(Error::Unsupported("merge (COPY --link)".into())),
-            Op::Source(SourceOp::Http { url, .. }) => {
-                return Err(Error::Unsupported(format!("HTTP source {url}")));
-            }
-            Op::Source(SourceOp::Git { remote, .. }) => {
-                return Err(Error::Unsupported(format!("git source {remote}")));
+            Op::Exec(_) | Op::Merge(_) => {}
+            Op::Source(SourceOp::Http { .. } | SourceOp::Git { .. }) => {
+                return self.remote_source(v, name, key).await;
             }
         }
         let cache_key = key.finish();
@@ -348,65 +407,15 @@ impl Solver {
                 let exec = executor
                     .as_ref()
                     .ok_or_else(|| Error::Task("executor unavailable".into()))?;
-                let active = self.snapshots.prepare(parent.as_deref())?;
-                let mount = self.snapshots.mount(&active)?;
-                let spec = ExecSpec {
-                    args: e.args.clone(),
-                    env: e.env.clone(),
-                    cwd: e.cwd.clone(),
-                    user: e.user.clone(),
-                    network: e.network,
-                };
-                let progress = self.progress.clone();
-                let vertex = v.digest().clone();
-                let sink = move |s: Stream, line: &str| {
-                    progress.event(Event::Log {
-                        vertex: vertex.clone(),
-                        stream: match s {
-                            Stream::Stdout => "stdout",
-                            Stream::Stderr => "stderr",
-                        },
-                        line: line.to_string(),
-                    })
-                };
-                let run = exec.run(mount.path(), &spec, &sink).await;
-                mount.unmount()?;
-                run?;
-                self.snapshots.commit(active)?
+                self.run_exec(def, v, e, solved, parent.as_deref(), exec)
+                    .await?
             }
-            Op::File(f) => {
-                let mut sources: Vec<(PathBuf, bool, Option<xbuild_runtime::View>)> = Vec::new();
-                for (i, d) in v.inputs().iter().enumerate() {
-                    if i == 0 {
-                        sources.push((PathBuf::new(), false, None));
-                        continue;
-                    }
-                    match self.vertex_dir(def, d) {
-                        Some(dir) => sources.push((dir.clone(), false, None)),
-                        None => {
-                            let snap = self.input(solved, v, i)?.snapshot.clone();
-                            let view = self.snapshots.view(snap.as_deref())?;
-                            sources.push((view.path().to_path_buf(), true, Some(view)));
-                        }
-                    }
-                }
-                let active = self.snapshots.prepare(parent.as_deref())?;
-                let mount = self.snapshots.mount(&active)?;
-                let target = mount.path().to_path_buf();
-                let actions = f.actions.clone();
-                let src_paths: Vec<(PathBuf, bool)> =
-                    sources.iter().map(|(p, k, _)| (p.clone(), *k)).collect();
-                let applied =
-                    blocking(move || apply_file_actions(&target, &actions, &src_paths)).await;
-                drop(sources);
-                mount.unmount()?;
-                applied?;
-                self.snapshots.commit(active)?
-            }
-            Op::Source(_) | Op::Merge(_) => return Err(Error::Graph("solved above".into())),
+            Op::File(f) => self.run_file(def, v, f, solved, parent.as_deref()).await?,
+            Op::Merge(_) => self.run_merge(v, solved)?,
+            Op::Source(_) => return Err(Error::Graph("solved above".into())),
         };
         let rec = CacheRecord {
-            snapshot: Some(snapshot),
+            snapshot,
             created: now_rfc3339(),
         };
         self.store.put_cache(&cache_key, &rec)?;
@@ -419,12 +428,32 @@ impl Solver {
         })
     }
 
-    /// The directory of a local source vertex (the build context).
-    fn vertex_dir(&self, def: &Definition, d: &Digest) -> Option<&PathBuf> {
-        match def.vertex(d)?.op() {
-            Op::Source(SourceOp::Local { name, .. }) => self.opts.contexts.get(name),
-            _ => None,
-        }
+    /// The directory and filter of a local source vertex (the build context).
+    #[allow(clippy::type_complexity)]
+    fn local_source(
+        &self,
+        def: &Definition,
+        d: &Digest,
+    ) -> Result<Option<(PathBuf, Option<Arc<Filter>>)>, Error> {
+        let Some(v) = def.vertex(d) else {
+            return Ok(None);
+        };
+        let Op::Source(SourceOp::Local {
+            name,
+            include_patterns,
+            exclude_patterns,
+        }) = v.op()
+        else {
+            return Ok(None);
+        };
+        let dir = self
+            .opts
+            .contexts
+            .get(name)
+            .ok_or_else(|| Error::Graph(format!("no local source named {name:?} was given")))?;
+        let filter = Filter::new(include_patterns, exclude_patterns)
+            .map_err(|e| Error::Graph(format!("local source {name:?}: {e}")))?;
+        Ok(Some((dir.clone(), filter.map(Arc::new))))
     }
 
     fn started(&self, v: &Vertex, name: &str) -> Instant {
@@ -443,74 +472,7 @@ impl Solver {
     }
 }
 
-/// Applies a file op's actions on the mounted `target`; `sources[i]` is input `i`'s tree and
-/// whether copies from it keep owners.
-fn apply_file_actions(
-    target: &Path,
-    actions: &[FileAction],
-    sources: &[(PathBuf, bool)],
-) -> Result<(), Error> {
-    let dest = Root::open(target)?;
-    for a in actions {
-        match a {
-            FileAction::Copy(c) => {
-                let (src_dir, keep_owner) = sources
-                    .get(c.input)
-                    .ok_or_else(|| Error::Graph(format!("copy from missing input {}", c.input)))?;
-                let src = Root::open(src_dir)?;
-                let chown = c
-                    .chown
-                    .as_ref()
-                    .map(|ch| xbuild_runtime::user::resolve_chown(&dest, ch));
-                let source_name = if *keep_owner {
-                    "the source stage"
-                } else {
-                    "the build context"
-                };
-                xbuild_runtime::copy::copy(
-                    &src,
-                    &dest,
-                    &CopyRequest {
-                        src: &c.src,
-                        dest: &c.dest,
-                        follow_symlinks: c.follow_symlinks,
-                        dir_copy_contents: c.dir_copy_contents,
-                        allow_wildcard: c.allow_wildcard,
-                        allow_empty_wildcard: c.allow_empty_wildcard,
-                        create_dest_path: c.create_dest_path,
-                        meta: CopyMeta {
-                            chown,
-                            keep_owner: *keep_owner,
-                            mode: match &c.mode {
-                                None => None,
-                                Some(Chmod::Octal(m)) => Some(*m),
-                                Some(Chmod::Symbolic(s)) => {
-                                    return Err(Error::Unsupported(format!(
-                                        "--chmod={s} (symbolic modes)"
-                                    )));
-                                }
-                            },
-                        },
-                        source_name,
-                    },
-                )?;
-            }
-            FileAction::Mkdir(m) => {
-                let owner = m
-                    .chown
-                    .as_ref()
-                    .map(|ch| xbuild_runtime::user::resolve_chown(&dest, ch));
-                xbuild_runtime::copy::mkdir(&dest, &m.path, m.mode, owner)?;
-            }
-            FileAction::Mkfile(_) => return Err(Error::Unsupported("mkfile".into())),
-            FileAction::Rm(_) => return Err(Error::Unsupported("rm".into())),
-            FileAction::Symlink(_) => return Err(Error::Unsupported("symlink".into())),
-        }
-    }
-    Ok(())
-}
-
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
     tokio::task::spawn_blocking(f)

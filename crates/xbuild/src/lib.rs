@@ -27,7 +27,8 @@ pub use reference::Reference;
 pub use store::{ImageSummary, StoreResolver, default_root};
 pub use xbuild_exporter::Compression;
 pub use xbuild_parser::{Diagnostic, Severity};
-pub use xbuild_solver::{Event, NoProgress, ProgressSink};
+pub use xbuild_runtime::SnapshotterKind;
+pub use xbuild_solver::{Event, NoProgress, ProgressSink, SecretSource};
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -151,6 +152,10 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     /// Layer compression.
     pub compression: Compression,
+    /// Secrets by id for `RUN --mount=type=secret` (`--secret`).
+    pub secrets: HashMap<String, SecretSource>,
+    /// SSH agent sockets by id for `RUN --mount=type=ssh` (`--ssh`).
+    pub ssh: HashMap<String, PathBuf>,
 }
 
 impl BuildOptions {
@@ -164,6 +169,8 @@ impl BuildOptions {
             no_cache: false,
             build_args: BTreeMap::new(),
             compression: Compression::Gzip,
+            secrets: HashMap::new(),
+            ssh: HashMap::new(),
         }
     }
 }
@@ -188,6 +195,7 @@ pub struct BuildResult {
 pub struct Builder {
     root: PathBuf,
     runtime: Option<PathBuf>,
+    snapshotter: SnapshotterKind,
 }
 
 impl Builder {
@@ -196,7 +204,14 @@ impl Builder {
         Builder {
             root: root.into(),
             runtime: None,
+            snapshotter: SnapshotterKind::Auto,
         }
+    }
+
+    /// Mounts snapshots with `kind` (overlay or copying) instead of detecting it.
+    pub fn with_snapshotter(mut self, kind: SnapshotterKind) -> Self {
+        self.snapshotter = kind;
+        self
     }
 
     /// Uses `runtime` (an OCI runtime binary) instead of `runc` on PATH.
@@ -258,6 +273,9 @@ impl Builder {
         sopts.contexts.insert(CONTEXT_NAME.into(), context);
         sopts.no_cache = opts.no_cache;
         sopts.runtime = self.runtime.clone();
+        sopts.snapshotter = self.snapshotter;
+        sopts.secrets = opts.secrets.clone();
+        sopts.ssh = opts.ssh.clone();
         let solver = Solver::new(store.clone(), sopts, progress)?;
         let solved = solver
             .solve(&def, std::slice::from_ref(&output.vertex))
@@ -370,8 +388,8 @@ impl Builder {
     pub fn export(&self, name: &str, out: impl Write) -> Result<(), Error> {
         let store = self.store()?;
         let (_, tag, _, _) = store::lookup(&store, name)?;
-        let snapshots =
-            xbuild_runtime::Snapshotter::new(&self.root).map_err(xbuild_solver::Error::from)?;
+        let snapshots = xbuild_runtime::Snapshotter::with_kind(&self.root, self.snapshotter)
+            .map_err(xbuild_solver::Error::from)?;
         let top = xbuild_solver::unpack_image(&store, &snapshots, &tag.manifest)?;
         xbuild_exporter::export_tar(&snapshots, top.as_deref(), out)?;
         Ok(())

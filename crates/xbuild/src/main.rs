@@ -20,6 +20,9 @@ struct Cli {
     /// The OCI runtime binary for RUN steps (default: runc on PATH).
     #[arg(long, global = true)]
     oci_runtime: Option<PathBuf>,
+    /// How snapshots are mounted: `overlay`, `native` (copies) or `auto`.
+    #[arg(long, global = true, default_value = "auto")]
+    snapshotter: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +55,12 @@ enum Command {
         /// Print only the image ID.
         #[arg(short = 'q', long)]
         quiet: bool,
+        /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`.
+        #[arg(long = "secret")]
+        secrets: Vec<String>,
+        /// An SSH agent for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`.
+        #[arg(long = "ssh")]
+        ssh: Vec<String>,
         /// The build context directory.
         context: PathBuf,
     },
@@ -169,6 +178,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(r) = &cli.oci_runtime {
         builder = builder.with_runtime(r);
     }
+    let kind: xbuild::SnapshotterKind = cli
+        .snapshotter
+        .parse()
+        .map_err(|e: xbuild_runtime::Error| anyhow::anyhow!("--snapshotter: {e}"))?;
+    builder = builder.with_snapshotter(kind);
     match cli.command {
         Command::Build {
             tags,
@@ -179,6 +193,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             progress,
             iidfile,
             quiet,
+            secrets,
+            ssh,
             context,
         } => {
             let mut opts = BuildOptions::new(context);
@@ -187,6 +203,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             opts.no_cache = no_cache;
             for o in outputs {
                 opts.outputs.push(OutputSpec::parse(&o)?);
+            }
+            for sec in secrets {
+                let (id, src) = xbuild::SecretSource::parse(&sec)?;
+                opts.secrets.insert(id, src);
+            }
+            for s in ssh {
+                let (id, sock) = match s.split_once('=') {
+                    Some((id, p)) => (id.to_string(), PathBuf::from(p)),
+                    None => (
+                        s.clone(),
+                        std::env::var_os("SSH_AUTH_SOCK")
+                            .map(PathBuf::from)
+                            .ok_or_else(|| {
+                                anyhow::anyhow!(
+                                    "--ssh {s}: SSH_AUTH_SOCK is not set; pass --ssh {s}=SOCKET"
+                                )
+                            })?,
+                    ),
+                };
+                opts.ssh.insert(id, sock);
             }
             for a in build_args {
                 let (k, v) = a
@@ -204,7 +240,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let result = rt.block_on(builder.build(&opts, printer.clone()))?;
+            // Ctrl-C drops the build: its running step's container is killed and every mount
+            // and snapshot it held is released before xbuild exits.
+            let result = rt.block_on(async {
+                tokio::select! {
+                    r = builder.build(&opts, printer.clone()) => r.map_err(anyhow::Error::from),
+                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+                }
+            })?;
             printer.note(&format!(
                 "xbuild: {} step(s) executed, {} cached",
                 result.executed, result.cached

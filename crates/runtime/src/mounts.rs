@@ -1,0 +1,292 @@
+//! What `RUN --mount` needs on the host: persistent cache directories (shared, private or
+//! locked), secrets on a tmpfs (never on disk), forwarded SSH agent sockets, and writable
+//! scratch copies of bind sources.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use xbuild_llb::CacheSharing;
+
+use crate::Error;
+use crate::mount::{self, MountGuard};
+
+/// A cache mount's directory, held for one step.
+#[derive(Debug)]
+pub struct CacheLease {
+    path: PathBuf,
+    _lock: Option<File>,
+}
+
+impl CacheLease {
+    /// The directory to bind-mount.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The persistent cache directories of an xbuild root (`<root>/cache-mounts/`).
+#[derive(Clone, Debug)]
+pub struct CacheMounts {
+    dir: PathBuf,
+}
+
+/// How a new cache directory is set up.
+#[derive(Clone, Debug, Default)]
+pub struct CacheInit<'a> {
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Mode bits.
+    pub mode: u32,
+    /// Content to start from (`from=`): a directory on the host.
+    pub seed: Option<&'a Path>,
+}
+
+impl CacheMounts {
+    /// The cache directories of the root `root`.
+    pub fn new(root: &Path) -> Result<Self, Error> {
+        let dir = root.join("cache-mounts");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(CacheMounts { dir })
+    }
+
+    /// The directory of cache `id` for one step: `shared` gives everyone the same directory,
+    /// `locked` waits until no other step holds it, `private` gives a concurrent step its own.
+    /// Blocks while waiting for a lock (call it off the async threads).
+    pub fn acquire(
+        &self,
+        id: &str,
+        sharing: CacheSharing,
+        init: &CacheInit<'_>,
+    ) -> Result<CacheLease, Error> {
+        let key = blake3::hash(id.as_bytes()).to_hex();
+        let base = self.dir.join(&key[..32]);
+        match sharing {
+            CacheSharing::Shared => Ok(CacheLease {
+                path: self.ensure(&base, init)?,
+                _lock: None,
+            }),
+            CacheSharing::Locked => {
+                let path = self.ensure(&base, init)?;
+                let lock = lock_file(&base)?;
+                lock.lock().map_err(|e| Error::io(&base, e))?;
+                Ok(CacheLease {
+                    path,
+                    _lock: Some(lock),
+                })
+            }
+            CacheSharing::Private => {
+                for n in 0u32.. {
+                    let slot = if n == 0 {
+                        base.clone()
+                    } else {
+                        self.dir.join(format!("{}-{n}", &key[..32]))
+                    };
+                    let path = self.ensure(&slot, init)?;
+                    let lock = lock_file(&slot)?;
+                    if lock.try_lock().is_ok() {
+                        return Ok(CacheLease {
+                            path,
+                            _lock: Some(lock),
+                        });
+                    }
+                }
+                Err(Error::Runtime(format!("no private slot for cache {id}")))
+            }
+        }
+    }
+
+    /// Creates `<slot>/data` when missing, with the init's owner, mode and seed content.
+    fn ensure(&self, slot: &Path, init: &CacheInit<'_>) -> Result<PathBuf, Error> {
+        let data = slot.join("data");
+        if data.is_dir() {
+            return Ok(data);
+        }
+        std::fs::create_dir_all(slot).map_err(|e| Error::io(slot, e))?;
+        let tmp = slot.join(format!("new-{:08x}", rand::random::<u32>()));
+        match init.seed {
+            Some(seed) => crate::native::materialize(&[seed.to_path_buf()], &tmp)?,
+            None => std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?,
+        }
+        std::os::unix::fs::chown(&tmp, Some(init.uid), Some(init.gid))
+            .map_err(|e| Error::io(&tmp, e))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(init.mode & 0o7777))
+            .map_err(|e| Error::io(&tmp, e))?;
+        if std::fs::rename(&tmp, &data).is_err() {
+            // Another step made it first.
+            crate::native::remove_tree(&tmp)?;
+        }
+        Ok(data)
+    }
+}
+
+fn lock_file(slot: &Path) -> Result<File, Error> {
+    let p = slot.join("lock");
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| Error::io(&p, e))
+}
+
+/// A secret as a file on a private tmpfs, for one step; unmounted (and so gone) when dropped.
+#[derive(Debug)]
+pub struct SecretFile {
+    file: PathBuf,
+    _mount: MountGuard,
+}
+
+impl SecretFile {
+    /// Writes `data` to a file owned by `uid:gid` with `mode` on a fresh tmpfs under `dir`
+    /// (created, must not exist).
+    pub fn new(dir: &Path, data: &[u8], uid: u32, gid: u32, mode: u32) -> Result<Self, Error> {
+        let m = mount::tmpfs(dir, "mode=0700,size=4m")?;
+        let file = dir.join("secret");
+        let mut f = File::options()
+            .create_new(true)
+            .write(true)
+            .open(&file)
+            .map_err(|e| Error::io(&file, e))?;
+        f.write_all(data).map_err(|e| Error::io(&file, e))?;
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(|e| Error::io(&file, e))?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| Error::io(&file, e))?;
+        Ok(SecretFile { file, _mount: m })
+    }
+
+    /// The file to bind-mount.
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+}
+
+/// An SSH agent socket forwarded into a step: a socket of its own (with the mount's owner and
+/// mode) whose connections are relayed to the caller's agent. Stops when dropped.
+#[derive(Debug)]
+pub struct SshForward {
+    socket: PathBuf,
+    dir: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SshForward {
+    /// Listens at `<dir>/agent.sock` (`dir` is created) and relays to the agent at `agent`.
+    pub fn start(agent: &Path, dir: &Path, uid: u32, gid: u32, mode: u32) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let socket = dir.join("agent.sock");
+        let listener =
+            tokio::net::UnixListener::bind(&socket).map_err(|e| Error::io(&socket, e))?;
+        std::os::unix::fs::chown(&socket, Some(uid), Some(gid))
+            .map_err(|e| Error::io(&socket, e))?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| Error::io(&socket, e))?;
+        let agent = agent.to_path_buf();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let agent = agent.clone();
+                tokio::spawn(async move {
+                    match tokio::net::UnixStream::connect(&agent).await {
+                        Ok(mut upstream) => {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(agent = %agent.display(), error = %e, "ssh agent unreachable");
+                        }
+                    }
+                });
+            }
+        });
+        Ok(SshForward {
+            socket,
+            dir: dir.to_path_buf(),
+            task,
+        })
+    }
+
+    /// The socket to bind-mount.
+    pub fn path(&self) -> &Path {
+        &self.socket
+    }
+}
+
+impl Drop for SshForward {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A writable copy of the directory `source` whose writes are thrown away: an overlay with a
+/// scratch upper directory under `scratch` (created, must not exist), or a plain copy when
+/// `overlay` is false. Drop the guard, then remove `scratch`.
+pub fn scratch_copy(source: &Path, scratch: &Path, overlay: bool) -> Result<MountGuard, Error> {
+    std::fs::create_dir(scratch).map_err(|e| Error::io(scratch, e))?;
+    let target = scratch.join("merged");
+    if !overlay {
+        let guard = MountGuard::tree(target.clone());
+        crate::native::materialize(&[source.to_path_buf()], &target)?;
+        return Ok(guard);
+    }
+    let (upper, work) = (scratch.join("upper"), scratch.join("work"));
+    for d in [&upper, &work] {
+        std::fs::create_dir(d).map_err(|e| Error::io(d, e))?;
+    }
+    mount::overlay(&[source.to_path_buf()], Some((&upper, &work)), &target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn cache_dirs_persist_and_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let c = CacheMounts::new(d.path()).unwrap();
+        let init = CacheInit {
+            uid: 0,
+            gid: 0,
+            mode: 0o750,
+            seed: None,
+        };
+        let a = c.acquire("go-build", CacheSharing::Shared, &init).unwrap();
+        std::fs::write(a.path().join("x"), "1").unwrap();
+        let b = c.acquire("go-build", CacheSharing::Shared, &init).unwrap();
+        assert_eq!(a.path(), b.path());
+        assert_eq!(std::fs::metadata(a.path()).unwrap().mode() & 0o777, 0o750);
+        let p1 = c.acquire("go-build", CacheSharing::Private, &init).unwrap();
+        let p2 = c.acquire("go-build", CacheSharing::Private, &init).unwrap();
+        assert_ne!(
+            p1.path(),
+            p2.path(),
+            "concurrent private users get their own"
+        );
+        drop(p1);
+        let p3 = c.acquire("go-build", CacheSharing::Private, &init).unwrap();
+        assert!(p3.path().join("x").exists(), "the first slot is free again");
+        let other = c.acquire("other", CacheSharing::Locked, &init).unwrap();
+        assert!(!other.path().join("x").exists());
+    }
+
+    #[test]
+    fn secrets_live_on_tmpfs() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("s");
+        let s = SecretFile::new(&dir, b"hunter2", 1000, 1000, 0o400).unwrap();
+        assert_eq!(std::fs::read(s.path()).unwrap(), b"hunter2");
+        let m = std::fs::metadata(s.path()).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o777), (1000, 0o400));
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(mounts.contains(dir.to_str().unwrap()));
+        let file = s.path().to_path_buf();
+        drop(s);
+        assert!(!file.exists());
+    }
+}
