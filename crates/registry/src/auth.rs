@@ -239,3 +239,92 @@ async fn fetch_token(
     }
     Ok(token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves one canned answer per connection: `None` drops the connection unanswered (a
+    /// reset), `Some((status, headers))` answers with an empty JSON body.
+    async fn serve(
+        answers: Vec<Option<(u16, &'static str)>>,
+    ) -> (String, tokio::task::JoinHandle<usize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = l.local_addr().unwrap().to_string();
+        let h = tokio::spawn(async move {
+            let mut served = 0;
+            for a in answers {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                served += 1;
+                if let Some((status, headers)) = a {
+                    let resp = format!(
+                        "HTTP/1.1 {status} X\r\n{headers}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                    );
+                    s.write_all(resp.as_bytes()).await.unwrap();
+                }
+            }
+            served
+        });
+        (host, h)
+    }
+
+    fn request(host: &str) -> AuthRequest<'_> {
+        AuthRequest {
+            reference: "r",
+            scheme: "http",
+            host,
+            scopes: vec!["repository:a:pull".into()],
+            credentials: None,
+            config_hint: "config.json".into(),
+            attempts: 4,
+        }
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_then_succeed() {
+        let (host, served) = serve(vec![None, Some((503, "")), Some((200, ""))]).await;
+        let auth = negotiate(&crate::session::http_client().unwrap(), &request(&host))
+            .await
+            .unwrap();
+        assert!(matches!(auth, RegistryAuth::Anonymous));
+        assert_eq!(served.await.unwrap(), 3, "a reset and a 503 were retried");
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded_and_the_error_names_the_step() {
+        let (host, served) = serve(vec![Some((502, "")); 4]).await;
+        let e = negotiate(&crate::session::http_client().unwrap(), &request(&host))
+            .await
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("r: resolve: ")
+                && msg.contains("HTTP 502")
+                && msg.contains("4 attempts"),
+            "{msg}"
+        );
+        assert_eq!(served.await.unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn basic_challenge_without_credentials_says_how_to_log_in() {
+        let (host, _served) = serve(vec![Some((
+            401,
+            "WWW-Authenticate: Basic realm=\"reg\"\r\n",
+        ))])
+        .await;
+        let msg = negotiate(&crate::session::http_client().unwrap(), &request(&host))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("r: auth: ")
+                && msg.contains("Basic realm \"reg\"")
+                && msg.contains("xbuild login"),
+            "{msg}"
+        );
+    }
+}

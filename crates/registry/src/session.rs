@@ -85,16 +85,11 @@ pub struct Registry {
 impl Registry {
     /// A registry handle with `opts`.
     pub fn new(opts: RegistryOptions) -> Result<Self, Error> {
-        // reqwest is built without a default TLS crypto provider; ring is ours.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("xbuild/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Registry {
-                reference: String::new(),
-                step: Step::Resolve,
-                message: format!("cannot set up HTTP: {e}"),
-            })?;
+        let http = http_client().map_err(|e| Error::Registry {
+            reference: String::new(),
+            step: Step::Resolve,
+            message: format!("cannot set up HTTP: {e}"),
+        })?;
         Ok(Registry {
             opts,
             http,
@@ -257,6 +252,15 @@ impl Registry {
         sessions.insert(key, session.clone());
         Ok(session)
     }
+}
+
+/// The HTTP client auth negotiation uses (TLS through rustls with the ring provider, which
+/// reqwest is built without).
+pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("xbuild/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// The registry domain a `login` argument names (`https://host:5000/v2/` → `host:5000`; none or
