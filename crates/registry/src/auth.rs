@@ -246,29 +246,43 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Serves one canned answer per connection: `None` drops the connection unanswered (a
-    /// reset), `Some((status, headers))` answers with an empty JSON body.
+    /// reset), `Some((status, headers, body))` answers. Yields each request's head.
     async fn serve(
-        answers: Vec<Option<(u16, &'static str)>>,
-    ) -> (String, tokio::task::JoinHandle<usize>) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        answers: Vec<Option<(u16, String, &'static str)>>,
+    ) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        serve_on(0, answers).await
+    }
+
+    async fn serve_on(
+        port: u16,
+        answers: Vec<Option<(u16, String, &'static str)>>,
+    ) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let host = l.local_addr().unwrap().to_string();
         let h = tokio::spawn(async move {
-            let mut served = 0;
+            let mut seen = Vec::new();
             for a in answers {
                 let (mut s, _) = l.accept().await.unwrap();
                 let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                served += 1;
-                if let Some((status, headers)) = a {
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                if let Some((status, headers, body)) = a {
                     let resp = format!(
-                        "HTTP/1.1 {status} X\r\n{headers}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                        "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
                     );
                     s.write_all(resp.as_bytes()).await.unwrap();
                 }
             }
-            served
+            seen
         });
         (host, h)
+    }
+
+    fn ok(status: u16) -> Option<(u16, String, &'static str)> {
+        Some((status, String::new(), "{}"))
     }
 
     fn request(host: &str) -> AuthRequest<'_> {
@@ -285,17 +299,21 @@ mod tests {
 
     #[tokio::test]
     async fn transient_failures_are_retried_then_succeed() {
-        let (host, served) = serve(vec![None, Some((503, "")), Some((200, ""))]).await;
+        let (host, served) = serve(vec![None, ok(503), ok(200)]).await;
         let auth = negotiate(&crate::session::http_client().unwrap(), &request(&host))
             .await
             .unwrap();
         assert!(matches!(auth, RegistryAuth::Anonymous));
-        assert_eq!(served.await.unwrap(), 3, "a reset and a 503 were retried");
+        assert_eq!(
+            served.await.unwrap().len(),
+            3,
+            "a reset and a 503 were retried"
+        );
     }
 
     #[tokio::test]
     async fn retries_are_bounded_and_the_error_names_the_step() {
-        let (host, served) = serve(vec![Some((502, "")); 4]).await;
+        let (host, served) = serve(vec![ok(502), ok(502), ok(502), ok(502)]).await;
         let e = negotiate(&crate::session::http_client().unwrap(), &request(&host))
             .await
             .unwrap_err();
@@ -306,16 +324,13 @@ mod tests {
                 && msg.contains("4 attempts"),
             "{msg}"
         );
-        assert_eq!(served.await.unwrap(), 4);
+        assert_eq!(served.await.unwrap().len(), 4);
     }
 
     #[tokio::test]
     async fn basic_challenge_without_credentials_says_how_to_log_in() {
-        let (host, _served) = serve(vec![Some((
-            401,
-            "WWW-Authenticate: Basic realm=\"reg\"\r\n",
-        ))])
-        .await;
+        let challenge = "WWW-Authenticate: Basic realm=\"reg\"\r\n".to_string();
+        let (host, _served) = serve(vec![Some((401, challenge, "{}"))]).await;
         let msg = negotiate(&crate::session::http_client().unwrap(), &request(&host))
             .await
             .unwrap_err()
@@ -324,6 +339,80 @@ mod tests {
             msg.contains("r: auth: ")
                 && msg.contains("Basic realm \"reg\"")
                 && msg.contains("xbuild login"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bearer_challenge_fetches_a_token_with_service_scope_and_credentials() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let challenge = format!(
+            "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"reg.test\"\r\n"
+        );
+        let (host, served) = serve_on(
+            port,
+            vec![
+                Some((401, challenge, "{}")),
+                Some((
+                    200,
+                    String::new(),
+                    r#"{"access_token":"tok-123","expires_in":300}"#,
+                )),
+            ],
+        )
+        .await;
+        let mut req = request(&host);
+        req.scopes.push("repository:src:pull".into());
+        req.credentials = Some(Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        });
+        let auth = negotiate(&crate::session::http_client().unwrap(), &req)
+            .await
+            .unwrap();
+        assert!(matches!(auth, RegistryAuth::Bearer(t) if t == "tok-123"));
+        let seen = served.await.unwrap();
+        let token_req = &seen[1];
+        assert!(
+            token_req.starts_with(
+                "GET /token?service=reg.test&scope=repository%3Aa%3Apull&scope=repository%3Asrc%3Apull "
+            ),
+            "{token_req}"
+        );
+        assert!(
+            token_req
+                .to_ascii_lowercase()
+                .contains("authorization: basic dtpw"),
+            "{token_req}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_request_carries_the_token_servers_message() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let challenge =
+            format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\"\r\n");
+        let denied = r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#;
+        let (host, _) = serve_on(
+            port,
+            vec![
+                Some((401, challenge, "{}")),
+                Some((403, String::new(), denied)),
+            ],
+        )
+        .await;
+        let msg = negotiate(&crate::session::http_client().unwrap(), &request(&host))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("r: auth: token server")
+                && msg.contains("HTTP 403")
+                && msg.contains("DENIED requested access to the resource is denied"),
             "{msg}"
         );
     }

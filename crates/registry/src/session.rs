@@ -86,7 +86,7 @@ impl Registry {
     /// A registry handle with `opts`.
     pub fn new(opts: RegistryOptions) -> Result<Self, Error> {
         let http = http_client().map_err(|e| Error::Registry {
-            reference: String::new(),
+            reference: "(registry client)".into(),
             step: Step::Resolve,
             message: format!("cannot set up HTTP: {e}"),
         })?;
