@@ -375,7 +375,7 @@ fn skopeo_copied_images_pull_by_tag_digest_and_platform() {
         "aarch64" => "arm64",
         other => other,
     };
-    put_manifest(
+    let index_digest = put_manifest(
         &reg,
         "copied",
         "multi",
@@ -406,21 +406,36 @@ fn skopeo_copied_images_pull_by_tag_digest_and_platform() {
         "{}",
         other.stderr
     );
-    let by_digest = format!("{}/copied@{digest}", reg.host());
-    let d = fresh.context(
-        "bydigest",
-        &[(
-            "Dockerfile",
-            &format!("FROM {by_digest}\nRUN cat /copied.txt\n"),
-        )],
+    // By digest (of the index) on another fresh root: pulled over the network, platform picked,
+    // then a build resolves it from the store.
+    let third = TestRoot::new();
+    let cfg_3 = docker_config(&third);
+    let by_digest = format!("{}/copied@{index_digest}", reg.host());
+    let p = xb(&third, &cfg_3, &["pull", &by_digest]).ok();
+    assert!(
+        p.stderr.contains(&format!("pulled manifest {digest}")),
+        "{}",
+        p.stderr
     );
-    xb(&fresh, &cfg_f, &["build", "-q", d.to_str().unwrap()]).ok();
+    let d = third.context(
+        "bydigest",
+        &[("Dockerfile", &format!("FROM {by_digest}\n"))],
+    );
+    xb(
+        &third,
+        &cfg_3,
+        &["build", "-q", "-t", "bydigest:1", d.to_str().unwrap()],
+    )
+    .ok();
+    assert_eq!(third.export("bydigest:1").text("copied.txt"), "copied\n");
     t.finish();
     fresh.finish();
+    third.finish();
 }
 
-/// Puts a manifest document into the registry with plain HTTP (what a multi-arch push does).
-fn put_manifest(reg: &LocalRegistry, repo: &str, tag: &str, doc: &serde_json::Value) {
+/// Puts a manifest document into the registry with plain HTTP (what a multi-arch push does);
+/// returns its digest.
+fn put_manifest(reg: &LocalRegistry, repo: &str, tag: &str, doc: &serde_json::Value) -> String {
     let body = doc.to_string();
     let mut s = TcpStream::connect(("127.0.0.1", reg.port)).unwrap();
     use std::io::{Read, Write};
@@ -435,6 +450,7 @@ fn put_manifest(reg: &LocalRegistry, repo: &str, tag: &str, doc: &serde_json::Va
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+    xbuild_llb::Digest::of(body.as_bytes()).to_string()
 }
 
 #[test]

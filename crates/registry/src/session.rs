@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
@@ -11,6 +12,12 @@ use oci_client::secrets::RegistryAuth;
 use crate::auth::{AuthRequest, negotiate};
 use crate::credentials::{Credentials, DockerConfig};
 use crate::{Error, Platform, Reference, Step};
+
+/// How long connecting to a registry may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a registry may stay silent in the middle of a response (a stalled transfer is then
+/// retried).
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How a [`Registry`] connects and what it pulls.
 #[derive(Clone, Debug)]
@@ -228,6 +235,8 @@ impl Registry {
                 },
                 use_monolithic_push: monolithic,
                 platform_resolver: None,
+                connect_timeout: Some(CONNECT_TIMEOUT),
+                read_timeout: Some(READ_TIMEOUT),
                 user_agent: concat!("xbuild/", env!("CARGO_PKG_VERSION")),
                 ..Default::default()
             })
@@ -260,6 +269,8 @@ pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(concat!("xbuild/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
         .build()
 }
 
