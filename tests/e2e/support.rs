@@ -120,6 +120,28 @@ impl TestRoot {
         Run::from(out)
     }
 
+    /// Runs `xbuild --root ROOT args...` with extra environment variables and standard input.
+    pub fn xbuild_with(&self, env: &[(&str, &str)], stdin: &str, args: &[&str]) -> Run {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xbuild"))
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run xbuild");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        Run::from(child.wait_with_output().expect("wait for xbuild"))
+    }
+
     /// Writes a context directory `name` with `files` (path, content) and returns its path.
     pub fn context(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
         let dir = self.path(name);

@@ -13,7 +13,7 @@
 //! let builder = Builder::new("/var/lib/xbuild");
 //! let mut opts = BuildOptions::new("./app");
 //! opts.tags.push("app:1".into());
-//! opts.outputs.push(OutputSpec::Image);
+//! opts.outputs.push(OutputSpec::Image { push: false });
 //! let result = builder.build(&opts, Arc::new(xbuild::NoProgress)).await?;
 //! println!("built {} ({} steps ran, {} cached)", result.image_id, result.executed, result.cached);
 //! # Ok(()) }
@@ -21,12 +21,15 @@
 #![forbid(unsafe_code)]
 
 mod reference;
+mod remote;
 mod store;
 
 pub use reference::Reference;
+pub use remote::PullSummary;
 pub use store::{ImageSummary, StoreResolver, default_root};
 pub use xbuild_exporter::Compression;
 pub use xbuild_parser::{Diagnostic, Severity};
+pub use xbuild_registry::{Pushed, RegistryOptions};
 pub use xbuild_runtime::SnapshotterKind;
 pub use xbuild_solver::{Event, NoProgress, ProgressSink, SecretSource};
 
@@ -61,6 +64,9 @@ pub enum Error {
     /// Writing the image failed.
     #[error(transparent)]
     Export(#[from] xbuild_exporter::Error),
+    /// Pulling, pushing or logging in failed.
+    #[error(transparent)]
+    Registry(#[from] xbuild_registry::Error),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] xbuild_cache::Error),
@@ -90,8 +96,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// Where a build's result goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutputSpec {
-    /// Into the local image store, tagged with the build's tags.
-    Image,
+    /// Into the local image store, tagged with the build's tags; with `push`, also pushed to the
+    /// registries the tags name.
+    Image {
+        /// Push the tags (`push=true`).
+        push: bool,
+    },
     /// An OCI image layout: a directory, or a tar when the path ends in `.tar`.
     Oci {
         /// Where.
@@ -121,12 +131,22 @@ impl OutputSpec {
                 .map(PathBuf::from)
                 .ok_or_else(|| Error::Usage(format!("--output {spec:?} needs dest=PATH")))
         };
+        let push = match kv.get("push").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(Error::Usage(format!(
+                    "--output {spec:?}: push={other} must be true or false"
+                )));
+            }
+        };
         match kv.get("type").map(String::as_str) {
-            Some("image") => Ok(OutputSpec::Image),
+            Some("image") => Ok(OutputSpec::Image { push }),
+            Some("registry") => Ok(OutputSpec::Image { push: true }),
             Some("oci") => Ok(OutputSpec::Oci { dest: dest(&kv)? }),
             Some("tar") => Ok(OutputSpec::Tar { dest: dest(&kv)? }),
             Some(other) => Err(Error::Usage(format!(
-                "--output type={other} is not supported yet; use image, oci or tar"
+                "--output type={other} is not supported yet; use image, registry, oci or tar"
             ))),
             None => Err(Error::Usage(format!(
                 "invalid --output {spec:?}: type= is required"
@@ -156,6 +176,10 @@ pub struct BuildOptions {
     pub secrets: HashMap<String, SecretSource>,
     /// SSH agent sockets by id for `RUN --mount=type=ssh` (`--ssh`).
     pub ssh: HashMap<String, PathBuf>,
+    /// Re-resolve every base image in its registry, even when the local store has it.
+    pub pull: bool,
+    /// Push the tagged image to the registries its tags name (`--push`).
+    pub push: bool,
 }
 
 impl BuildOptions {
@@ -171,6 +195,8 @@ impl BuildOptions {
             compression: Compression::Gzip,
             secrets: HashMap::new(),
             ssh: HashMap::new(),
+            pull: false,
+            push: false,
         }
     }
 }
@@ -184,6 +210,9 @@ pub struct BuildResult {
     pub manifest: Digest,
     /// The tags written.
     pub tags: Vec<String>,
+    /// The pushes made (`--push`, `push=true`).
+    #[serde(skip)]
+    pub pushed: Vec<Pushed>,
     /// RUN and file steps that ran.
     pub executed: usize,
     /// RUN and file steps that came from the cache.
@@ -196,6 +225,7 @@ pub struct Builder {
     root: PathBuf,
     runtime: Option<PathBuf>,
     snapshotter: SnapshotterKind,
+    registry: RegistryOptions,
 }
 
 impl Builder {
@@ -205,12 +235,19 @@ impl Builder {
             root: root.into(),
             runtime: None,
             snapshotter: SnapshotterKind::Auto,
+            registry: RegistryOptions::default(),
         }
     }
 
     /// Mounts snapshots with `kind` (overlay or copying) instead of detecting it.
     pub fn with_snapshotter(mut self, kind: SnapshotterKind) -> Self {
         self.snapshotter = kind;
+        self
+    }
+
+    /// Uses `opts` (insecure registries, Docker config, platform) to pull and push.
+    pub fn with_registry_options(mut self, opts: RegistryOptions) -> Self {
+        self.registry = opts;
         self
     }
 
@@ -242,7 +279,7 @@ impl Builder {
     pub fn lower(&self, opts: &BuildOptions) -> Result<Definition, Error> {
         let (file, text) = Self::read_dockerfile(opts)?;
         let store = self.store()?;
-        lower_text(&store, &file, &text, opts)
+        lower_text(&file, &text, opts, &StoreResolver::new(&store))
     }
 
     /// Runs a build.
@@ -263,7 +300,7 @@ impl Builder {
         }
         let (file, text) = Self::read_dockerfile(opts)?;
         let store = Arc::new(self.store()?);
-        let def = lower_text(&store, &file, &text, opts)?;
+        let def = self.lower_pulling(&store, &file, &text, opts).await?;
         let output = def
             .outputs()
             .first()
@@ -317,14 +354,16 @@ impl Builder {
             .map_err(|e| Error::Usage(format!("export task failed: {e}")))??
         };
         let outputs = if opts.outputs.is_empty() {
-            vec![OutputSpec::Image]
+            vec![OutputSpec::Image { push: false }]
         } else {
             opts.outputs.clone()
         };
         let mut tags = Vec::new();
+        let mut push = opts.push;
         for o in &outputs {
             match o {
-                OutputSpec::Image => {
+                OutputSpec::Image { push: p } => {
+                    push |= *p;
                     for t in &opts.tags {
                         tags.push(store::tag(&store, t, &image.manifest.digest)?.to_string());
                     }
@@ -343,10 +382,25 @@ impl Builder {
                 }
             }
         }
+        let mut pushed = Vec::new();
+        if push {
+            if opts.tags.is_empty() {
+                return Err(Error::Usage(
+                    "--push needs a name to push to: add -t HOST/REPO:TAG".into(),
+                ));
+            }
+            for t in &opts.tags {
+                pushed.push(
+                    self.push_manifest(&store, &image.manifest.digest, t)
+                        .await?,
+                );
+            }
+        }
         Ok(BuildResult {
             image_id: image.config.digest.clone(),
             manifest: image.manifest.digest.clone(),
             tags,
+            pushed,
             executed: solved.executed,
             cached: solved.cached,
         })
@@ -396,11 +450,11 @@ impl Builder {
     }
 }
 
-fn lower_text(
-    store: &Store,
+pub(crate) fn lower_text(
     file: &str,
     text: &str,
     opts: &BuildOptions,
+    resolver: &dyn xbuild_parser::lower::ImageResolver,
 ) -> Result<Definition, Error> {
     let parsed = xbuild_parser::parse(text);
     let dockerfile_err = |diagnostics: Vec<Diagnostic>| Error::Dockerfile {
@@ -413,8 +467,7 @@ fn lower_text(
     }
     let mut lopts = LowerOptions::for_host(file);
     lopts.build_args = opts.build_args.clone();
-    xbuild_parser::lower::lower(&parsed.dockerfile, &lopts, &StoreResolver::new(store))
-        .map_err(dockerfile_err)
+    xbuild_parser::lower::lower(&parsed.dockerfile, &lopts, resolver).map_err(dockerfile_err)
 }
 
 /// Renders diagnostics with the offending source lines and carets.

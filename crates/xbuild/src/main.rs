@@ -23,6 +23,10 @@ struct Cli {
     /// How snapshots are mounted: `overlay`, `native` (copies) or `auto`.
     #[arg(long, global = true, default_value = "auto")]
     snapshotter: String,
+    /// A registry (`HOST[:PORT]`) to reach over plain HTTP; repeatable. localhost and 127.0.0.1
+    /// always are.
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]")]
+    insecure_registries: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,8 +65,35 @@ enum Command {
         /// An SSH agent for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`.
         #[arg(long = "ssh")]
         ssh: Vec<String>,
+        /// Always look base images up in their registry, even when the local store has them.
+        #[arg(long)]
+        pull: bool,
+        /// Push the image to the registries its tags name (same as `--output type=image,push=true`).
+        #[arg(long)]
+        push: bool,
         /// The build context directory.
         context: PathBuf,
+    },
+    /// Pull an image from its registry into the local store.
+    Pull {
+        /// The image (`alpine`, `HOST:PORT/REPO:TAG`, `REPO@sha256:…`).
+        image: String,
+    },
+    /// Push an image from the local store to the registry its name points at.
+    Push {
+        /// The image (`HOST[:PORT]/REPO:TAG`).
+        image: String,
+    },
+    /// Store credentials for a registry in Docker's config.json (checked against the registry).
+    Login {
+        /// The registry (default: Docker Hub).
+        server: Option<String>,
+        /// The user name.
+        #[arg(short = 'u', long)]
+        username: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Import a flat rootfs tarball (plain or gzip) as an image, like `docker import`.
     Import {
@@ -174,7 +205,10 @@ fn describe(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let root = cli.root.clone().unwrap_or_else(xbuild::default_root);
-    let mut builder = Builder::new(&root);
+    let mut builder = Builder::new(&root).with_registry_options(xbuild::RegistryOptions {
+        insecure: cli.insecure_registries.clone(),
+        ..Default::default()
+    });
     if let Some(r) = &cli.oci_runtime {
         builder = builder.with_runtime(r);
     }
@@ -183,6 +217,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .parse()
         .map_err(|e: xbuild_runtime::Error| anyhow::anyhow!("--snapshotter: {e}"))?;
     builder = builder.with_snapshotter(kind);
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")
+    };
     match cli.command {
         Command::Build {
             tags,
@@ -195,12 +235,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             quiet,
             secrets,
             ssh,
+            pull,
+            push,
             context,
         } => {
             let mut opts = BuildOptions::new(context);
             opts.dockerfile = file;
             opts.tags = tags;
             opts.no_cache = no_cache;
+            opts.pull = pull;
+            opts.push = push;
             for o in outputs {
                 opts.outputs.push(OutputSpec::parse(&o)?);
             }
@@ -236,10 +280,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 progress
             };
             let printer = Arc::new(progress::Printer::new(mode));
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
+            let rt = runtime()?;
             // Ctrl-C drops the build: its running step's container is killed and every mount
             // and snapshot it held is released before xbuild exits.
             let result = rt.block_on(async {
@@ -255,11 +296,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for t in &result.tags {
                 printer.note(&format!("naming to {t}"));
             }
+            for p in &result.pushed {
+                printer.note(&pushed_note(p));
+            }
             if let Some(p) = iidfile {
                 std::fs::write(&p, result.image_id.as_str())
                     .with_context(|| format!("writing --iidfile {}", p.display()))?;
             }
             println!("{}", result.image_id);
+        }
+        Command::Pull { image } => {
+            let p = runtime()?.block_on(builder.pull(&image))?;
+            eprintln!(
+                "{}: pulled manifest {} ({} blob(s) downloaded, {} already present)",
+                p.name, p.manifest, p.fetched, p.present
+            );
+            println!("{}", p.id);
+        }
+        Command::Push { image } => {
+            let p = runtime()?.block_on(builder.push(&image))?;
+            eprintln!("{}", pushed_note(&p));
+            println!("{}", p.manifest);
+        }
+        Command::Login {
+            server,
+            username,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                anyhow::bail!(
+                    "login: pass the password on standard input with --password-stdin (it would show in the process list as an argument)"
+                );
+            }
+            let password = std::io::read_to_string(std::io::stdin()).context("reading stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                anyhow::bail!("login: the password on standard input is empty");
+            }
+            let server = server.unwrap_or_default();
+            let path = runtime()?.block_on(builder.login(&server, &username, password))?;
+            eprintln!("Login Succeeded (credentials stored in {})", path.display());
         }
         Command::Import { tarball, name } => {
             let img = builder.import(&tarball, &name)?;
@@ -358,6 +434,13 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn pushed_note(p: &xbuild::Pushed) -> String {
+    format!(
+        "pushed {} ({}): {} blob(s) uploaded, {} mounted, {} already present",
+        p.reference, p.manifest, p.uploaded, p.mounted, p.present
+    )
 }
 
 fn since(created: Option<&str>) -> String {

@@ -96,25 +96,34 @@ impl ImageResolver for StoreResolver<'_> {
             }
             Err(e) => return Err(e.to_string()),
         };
-        Ok(ResolvedImage {
-            reference: r.to_string(),
-            digest: tag.manifest,
-            config: xbuild_exporter::image_config(&c.config.unwrap_or_default()),
-            history: c
-                .history
-                .into_iter()
-                .map(|h| HistoryEntry {
-                    created: h.created,
-                    created_by: h.created_by.unwrap_or_default(),
-                    author: h.author,
-                    comment: h.comment,
-                    empty_layer: h.empty_layer,
-                    vertex: None,
-                })
-                .collect(),
-            os: c.os,
-            architecture: c.architecture,
-        })
+        Ok(resolved_image(r.to_string(), tag.manifest, c))
+    }
+}
+
+/// What the lowering learns of an image: its reference, manifest digest and config.
+pub(crate) fn resolved_image(
+    reference: String,
+    manifest: Digest,
+    c: ImageConfigFile,
+) -> ResolvedImage {
+    ResolvedImage {
+        reference,
+        digest: manifest,
+        config: xbuild_exporter::image_config(&c.config.unwrap_or_default()),
+        history: c
+            .history
+            .into_iter()
+            .map(|h| HistoryEntry {
+                created: h.created,
+                created_by: h.created_by.unwrap_or_default(),
+                author: h.author,
+                comment: h.comment,
+                empty_layer: h.empty_layer,
+                vertex: None,
+            })
+            .collect(),
+        os: c.os,
+        architecture: c.architecture,
     }
 }
 

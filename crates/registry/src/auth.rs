@@ -1,0 +1,419 @@
+//! Auth negotiation: ask the registry's `/v2/` endpoint what it wants, then fetch a Bearer token
+//! (realm/service/scope, with the user's credentials when there are any) or use Basic auth.
+//!
+//! Done here rather than inside `oci-client` because its own negotiation drops token-server
+//! errors (the request then fails as a bare 401), asks for one repository scope only (a
+//! cross-repository mount needs `pull` on the source too) and knows nothing of Docker's
+//! credential store. The token it yields is handed to `oci-client` as `RegistryAuth::Bearer`.
+
+use base64::Engine as _;
+use oci_client::secrets::RegistryAuth;
+
+use crate::challenge::{Challenge, parse_challenges};
+use crate::credentials::Credentials;
+use crate::retry::{Failure, registry_message, with_retries};
+use crate::{Error, Step};
+
+/// What one negotiation needs.
+pub(crate) struct AuthRequest<'a> {
+    /// The image reference, for error messages.
+    pub reference: &'a str,
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    /// The registry host to connect to.
+    pub host: &'a str,
+    /// Token scopes (`repository:team/app:pull,push`).
+    pub scopes: Vec<String>,
+    /// The user's credentials for this registry, if configured.
+    pub credentials: Option<Credentials>,
+    /// Where the credentials would come from, for the hint in errors.
+    pub config_hint: String,
+    /// How many attempts transient failures get.
+    pub attempts: u32,
+}
+
+fn basic_header(c: &Credentials) -> String {
+    let raw = format!("{}:{}", c.username, c.password);
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// Negotiates access; the result is what `oci-client` sends with every request.
+pub(crate) async fn negotiate(
+    http: &reqwest::Client,
+    req: &AuthRequest<'_>,
+) -> Result<RegistryAuth, Error> {
+    let fail = |step: Step, message: String| Error::Registry {
+        reference: req.reference.to_string(),
+        step,
+        message,
+    };
+    let url = format!("{}://{}/v2/", req.scheme, req.host);
+    let (status, challenges, body) = with_retries(req.attempts, &url, || async {
+        let res = http.get(&url).send().await?;
+        let status = res.status().as_u16();
+        if status >= 500 {
+            let body = res.text().await.unwrap_or_default();
+            return Err(Failure::status(status, &body));
+        }
+        let challenges: Vec<Challenge> = res
+            .headers()
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_challenges)
+            .collect();
+        let body = res.text().await.unwrap_or_default();
+        Ok((status, challenges, body))
+    })
+    .await
+    .map_err(|f| {
+        let tls_mismatch = [
+            "corrupt message",
+            "InvalidContentType",
+            "certificate",
+            "tls",
+        ]
+        .iter()
+        .any(|w| f.message.contains(w));
+        let hint = if req.scheme == "https" && tls_mismatch {
+            format!(
+                " (if {} serves plain HTTP, name it with --insecure-registry {})",
+                req.host, req.host
+            )
+        } else {
+            String::new()
+        };
+        fail(
+            Step::Resolve,
+            format!("cannot reach the registry at {url}: {}{hint}", f.message),
+        )
+    })?;
+    match status {
+        200..=299 => Ok(match &req.credentials {
+            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+            None => RegistryAuth::Anonymous,
+        }),
+        401 => {
+            if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+                let token = fetch_token(http, req, bearer)
+                    .await
+                    .map_err(|m| fail(Step::Auth, m))?;
+                return Ok(RegistryAuth::Bearer(token));
+            }
+            let realm = challenges
+                .iter()
+                .find(|c| c.scheme == "basic")
+                .map(|c| c.param("realm").unwrap_or_default().to_string());
+            let Some(realm) = realm else {
+                return Err(fail(
+                    Step::Auth,
+                    format!(
+                        "{url} answered 401 without a Bearer or Basic challenge: {}",
+                        registry_message(&body)
+                    ),
+                ));
+            };
+            let Some(c) = &req.credentials else {
+                return Err(fail(
+                    Step::Auth,
+                    format!(
+                        "{} requires authentication (Basic realm {realm:?}) and no credentials for it were found in {}; run `xbuild login {}`",
+                        req.host, req.config_hint, req.host
+                    ),
+                ));
+            };
+            check_basic(http, req, &url, c)
+                .await
+                .map_err(|m| fail(Step::Auth, m))?;
+            Ok(RegistryAuth::Basic(c.username.clone(), c.password.clone()))
+        }
+        other => Err(fail(
+            Step::Resolve,
+            format!("{url}: HTTP {other}: {}", registry_message(&body)),
+        )),
+    }
+}
+
+async fn check_basic(
+    http: &reqwest::Client,
+    req: &AuthRequest<'_>,
+    url: &str,
+    c: &Credentials,
+) -> Result<(), String> {
+    let (status, body) = with_retries(req.attempts, url, || async {
+        let res = http
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, basic_header(c))
+            .send()
+            .await?;
+        let status = res.status().as_u16();
+        let body = res.text().await.unwrap_or_default();
+        if status >= 500 {
+            return Err(Failure::status(status, &body));
+        }
+        Ok((status, body))
+    })
+    .await
+    .map_err(|f| f.message)?;
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} rejected the credentials of user {:?} from {}: HTTP {status}: {}",
+            req.host,
+            c.username,
+            req.config_hint,
+            registry_message(&body)
+        ))
+    }
+}
+
+async fn fetch_token(
+    http: &reqwest::Client,
+    req: &AuthRequest<'_>,
+    challenge: &Challenge,
+) -> Result<String, String> {
+    let realm = challenge
+        .param("realm")
+        .ok_or_else(|| format!("{}: the Bearer challenge names no realm", req.host))?;
+    let mut params: Vec<(&str, &str)> = Vec::new();
+    if let Some(s) = challenge.param("service") {
+        params.push(("service", s));
+    }
+    for s in &req.scopes {
+        params.push(("scope", s));
+    }
+    let url = reqwest::Url::parse_with_params(realm, &params)
+        .map_err(|e| format!("token realm {realm:?} is not a URL: {e}"))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(format!("token realm {realm:?} is not an HTTP(S) URL"));
+    }
+    let (status, body) = with_retries(req.attempts, realm, || async {
+        let mut r = http.get(url.clone());
+        if let Some(c) = &req.credentials {
+            r = r.header(reqwest::header::AUTHORIZATION, basic_header(c));
+        }
+        let res = r.send().await?;
+        let status = res.status().as_u16();
+        let body = res.text().await?;
+        if status >= 500 {
+            return Err(Failure::status(status, &body));
+        }
+        Ok((status, body))
+    })
+    .await
+    .map_err(|f| format!("token server {realm}: {}", f.message))?;
+    if !(200..300).contains(&status) {
+        let who = match &req.credentials {
+            Some(c) => format!("user {:?} from {}", c.username, req.config_hint),
+            None => format!(
+                "anonymous access (no credentials in {}; run `xbuild login {}`)",
+                req.config_hint, req.host
+            ),
+        };
+        return Err(format!(
+            "token server {realm} refused {who} for {}: HTTP {status}: {}",
+            req.scopes.join(" "),
+            registry_message(&body)
+        ));
+    }
+    #[derive(serde::Deserialize)]
+    struct Token {
+        #[serde(default)]
+        token: String,
+        #[serde(default)]
+        access_token: String,
+    }
+    let t: Token = serde_json::from_str(&body)
+        .map_err(|e| format!("token server {realm}: response is not a token: {e}"))?;
+    let token = if t.token.is_empty() {
+        t.access_token
+    } else {
+        t.token
+    };
+    if token.is_empty() {
+        return Err(format!("token server {realm}: response has no token"));
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves one canned answer per connection: `None` drops the connection unanswered (a
+    /// reset), `Some((status, headers, body))` answers. Yields each request's head.
+    async fn serve(
+        answers: Vec<Option<(u16, String, &'static str)>>,
+    ) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        serve_on(0, answers).await
+    }
+
+    async fn serve_on(
+        port: u16,
+        answers: Vec<Option<(u16, String, &'static str)>>,
+    ) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let host = l.local_addr().unwrap().to_string();
+        let h = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for a in answers {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                if let Some((status, headers, body)) = a {
+                    let resp = format!(
+                        "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    s.write_all(resp.as_bytes()).await.unwrap();
+                }
+            }
+            seen
+        });
+        (host, h)
+    }
+
+    fn ok(status: u16) -> Option<(u16, String, &'static str)> {
+        Some((status, String::new(), "{}"))
+    }
+
+    fn request(host: &str) -> AuthRequest<'_> {
+        AuthRequest {
+            reference: "r",
+            scheme: "http",
+            host,
+            scopes: vec!["repository:a:pull".into()],
+            credentials: None,
+            config_hint: "config.json".into(),
+            attempts: 4,
+        }
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_then_succeed() {
+        let (host, served) = serve(vec![None, ok(503), ok(200)]).await;
+        let auth = negotiate(&crate::session::http_client().unwrap(), &request(&host))
+            .await
+            .unwrap();
+        assert!(matches!(auth, RegistryAuth::Anonymous));
+        assert_eq!(
+            served.await.unwrap().len(),
+            3,
+            "a reset and a 503 were retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded_and_the_error_names_the_step() {
+        let (host, served) = serve(vec![ok(502), ok(502), ok(502), ok(502)]).await;
+        let e = negotiate(&crate::session::http_client().unwrap(), &request(&host))
+            .await
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("r: resolve: ")
+                && msg.contains("HTTP 502")
+                && msg.contains("4 attempts"),
+            "{msg}"
+        );
+        assert_eq!(served.await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn basic_challenge_without_credentials_says_how_to_log_in() {
+        let challenge = "WWW-Authenticate: Basic realm=\"reg\"\r\n".to_string();
+        let (host, _served) = serve(vec![Some((401, challenge, "{}"))]).await;
+        let msg = negotiate(&crate::session::http_client().unwrap(), &request(&host))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("r: auth: ")
+                && msg.contains("Basic realm \"reg\"")
+                && msg.contains("xbuild login"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bearer_challenge_fetches_a_token_with_service_scope_and_credentials() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let challenge = format!(
+            "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"reg.test\"\r\n"
+        );
+        let (host, served) = serve_on(
+            port,
+            vec![
+                Some((401, challenge, "{}")),
+                Some((
+                    200,
+                    String::new(),
+                    r#"{"access_token":"tok-123","expires_in":300}"#,
+                )),
+            ],
+        )
+        .await;
+        let mut req = request(&host);
+        req.scopes.push("repository:src:pull".into());
+        req.credentials = Some(Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        });
+        let auth = negotiate(&crate::session::http_client().unwrap(), &req)
+            .await
+            .unwrap();
+        assert!(matches!(auth, RegistryAuth::Bearer(t) if t == "tok-123"));
+        let seen = served.await.unwrap();
+        let token_req = &seen[1];
+        assert!(
+            token_req.starts_with(
+                "GET /token?service=reg.test&scope=repository%3Aa%3Apull&scope=repository%3Asrc%3Apull "
+            ),
+            "{token_req}"
+        );
+        assert!(
+            token_req
+                .to_ascii_lowercase()
+                .contains("authorization: basic dtpw"),
+            "{token_req}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_request_carries_the_token_servers_message() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let challenge =
+            format!("WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\"\r\n");
+        let denied = r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#;
+        let (host, _) = serve_on(
+            port,
+            vec![
+                Some((401, challenge, "{}")),
+                Some((403, String::new(), denied)),
+            ],
+        )
+        .await;
+        let msg = negotiate(&crate::session::http_client().unwrap(), &request(&host))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("r: auth: token server")
+                && msg.contains("HTTP 403")
+                && msg.contains("DENIED requested access to the resource is denied"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! Pushing: every blob the registry lacks (HEAD first; a cross-repository mount when another
+//! repository of the same registry has it; else an upload, monolithic or chunked), then the
+//! manifest. A second push of the same image uploads nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use oci_client::errors::OciDistributionError;
+use reqwest::header::HeaderValue;
+
+use xbuild_cache::Store;
+use xbuild_cache::oci::{self, Descriptor, Manifest};
+use xbuild_llb::Digest;
+
+use crate::retry::{Failure, with_retries};
+use crate::session::{Access, Session};
+use crate::{Error, Reference, Registry, Step};
+
+/// Repositories of the target registry known to hold a blob (digest → repository paths), so the
+/// blob can be mounted instead of uploaded.
+pub type MountSources = HashMap<Digest, Vec<String>>;
+
+/// What pushing one blob took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobPush {
+    /// The registry already had it.
+    Present,
+    /// Mounted from another repository of the registry.
+    Mounted,
+    /// Uploaded.
+    Uploaded,
+}
+
+/// What a push did.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    /// Where the image went.
+    pub reference: Reference,
+    /// The manifest's digest.
+    pub manifest: Digest,
+    /// Blobs uploaded.
+    pub uploaded: usize,
+    /// Blobs mounted from another repository.
+    pub mounted: usize,
+    /// Blobs the registry already had.
+    pub present: usize,
+}
+
+impl Registry {
+    /// Pushes the image whose manifest is `manifest` (in `store`) to `target`.
+    pub async fn push(
+        &self,
+        store: &Arc<Store>,
+        manifest: &Digest,
+        target: &Reference,
+        sources: &MountSources,
+    ) -> Result<Pushed, Error> {
+        let bytes = store.read_blob(manifest)?;
+        let media_type = match serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                v.get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(String::from)
+            }) {
+            Some(m) => m,
+            None => oci::MEDIA_MANIFEST.to_string(),
+        };
+        if media_type != oci::MEDIA_MANIFEST && media_type != oci::MEDIA_DOCKER_MANIFEST {
+            return Err(Error::Unsupported {
+                reference: target.to_string(),
+                message: format!("pushing a {media_type} is not supported; push an image manifest"),
+            });
+        }
+        let m: Manifest = store.read_json(manifest)?;
+        let mut blobs: Vec<Descriptor> = vec![m.config.clone()];
+        for l in &m.layers {
+            if !blobs.iter().any(|b| b.digest == l.digest) {
+                blobs.push(l.clone());
+            }
+        }
+        for b in &blobs {
+            if !store.has_blob(&b.digest) {
+                return Err(xbuild_cache::Error::MissingBlob(b.digest.clone()).into());
+            }
+        }
+        let s = self.push_session(target, &blobs, sources).await?;
+        let outcomes: Vec<BlobPush> = stream::iter(blobs.iter())
+            .map(|b| self.push_blob_in(&s, store, b, sources))
+            .buffer_unordered(self.opts.concurrency.max(1))
+            .try_collect()
+            .await?;
+        let digest = self
+            .push_manifest_in(&s, target, Bytes::from(bytes), &media_type)
+            .await?;
+        let count = |k: BlobPush| outcomes.iter().filter(|o| **o == k).count();
+        Ok(Pushed {
+            reference: target.clone(),
+            manifest: digest,
+            uploaded: count(BlobPush::Uploaded),
+            mounted: count(BlobPush::Mounted),
+            present: count(BlobPush::Present),
+        })
+    }
+
+    async fn push_session(
+        &self,
+        target: &Reference,
+        blobs: &[Descriptor],
+        sources: &MountSources,
+    ) -> Result<Arc<Session>, Error> {
+        let repos: BTreeSet<String> = blobs
+            .iter()
+            .filter_map(|b| sources.get(&b.digest))
+            .flatten()
+            .filter(|r| *r != target.path())
+            .cloned()
+            .collect();
+        self.session(target, Access::Push(repos.into_iter().collect()))
+            .await
+    }
+
+    /// Pushes one blob from `store` to `target`'s repository unless the registry has it.
+    pub async fn push_blob(
+        &self,
+        store: &Arc<Store>,
+        target: &Reference,
+        blob: &Descriptor,
+        sources: &MountSources,
+    ) -> Result<BlobPush, Error> {
+        let s = self
+            .push_session(target, std::slice::from_ref(blob), sources)
+            .await?;
+        self.push_blob_in(&s, store, blob, sources).await
+    }
+
+    /// Pushes a manifest document under `target`'s tag (or digest); returns its digest.
+    pub async fn push_manifest(
+        &self,
+        target: &Reference,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<Digest, Error> {
+        let s = self.session(target, Access::Push(Vec::new())).await?;
+        self.push_manifest_in(&s, target, bytes, media_type).await
+    }
+
+    async fn push_manifest_in(
+        &self,
+        s: &Session,
+        target: &Reference,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<Digest, Error> {
+        let content_type = HeaderValue::from_str(media_type).map_err(|_| {
+            s.error(
+                Step::Manifest,
+                format!("media type {media_type:?} is not a valid header value"),
+            )
+        })?;
+        let oref = target.to_oci();
+        with_retries(s.attempts, &target.to_string(), || async {
+            Ok(s.client
+                .push_manifest_raw(&oref, bytes.clone(), content_type.clone())
+                .await?)
+        })
+        .await
+        .map_err(|f| s.error(Step::Manifest, f.message))?;
+        Ok(Digest::of(&bytes))
+    }
+
+    async fn push_blob_in(
+        &self,
+        s: &Session,
+        store: &Arc<Store>,
+        blob: &Descriptor,
+        sources: &MountSources,
+    ) -> Result<BlobPush, Error> {
+        let oref = s.reference.to_oci();
+        let digest = blob.digest.as_str();
+        let step = || Step::Upload(digest.to_string());
+        let exists = with_retries(s.attempts, digest, || async {
+            Ok(s.client.blob_exists(&oref, digest).await?)
+        })
+        .await
+        .map_err(|f| {
+            s.error(
+                step(),
+                format!("checking whether the registry has it: {}", f.message),
+            )
+        })?;
+        if exists {
+            return Ok(BlobPush::Present);
+        }
+        for repo in sources.get(&blob.digest).into_iter().flatten() {
+            if repo == s.reference.path() {
+                continue;
+            }
+            let from = oci_client::Reference::with_tag(
+                s.reference.registry_host().to_string(),
+                repo.clone(),
+                "latest".into(),
+            );
+            match s.client.mount_blob(&oref, &from, digest).await {
+                Ok(()) => {
+                    tracing::debug!(%digest, from = %repo, "mounted");
+                    return Ok(BlobPush::Mounted);
+                }
+                Err(e) => tracing::debug!(%digest, from = %repo, error = %e, "mount not possible"),
+            }
+        }
+        let path = store.blob_path(&blob.digest);
+        let size = store.blob_size(&blob.digest)?;
+        let upload = |client: oci_client::Client| {
+            let path = path.clone();
+            let oref = oref.clone();
+            async move {
+                let file = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|e| Failure::fatal(format!("{}: {e}", path.display())))?;
+                let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
+                    .map_err(OciDistributionError::IoError);
+                client
+                    .push_blob_stream(&oref, body, digest, Some(size))
+                    .await
+                    .map_err(Failure::from)
+            }
+        };
+        if size > self.opts.chunked_upload_above {
+            match upload(s.client.clone()).await {
+                Ok(_) => return Ok(BlobPush::Uploaded),
+                Err(f) => {
+                    tracing::info!(%digest, error = %f.message, "chunked upload failed; uploading in one request")
+                }
+            }
+        }
+        with_retries(s.attempts, digest, || upload(s.monolithic.clone()))
+            .await
+            .map_err(|f| s.error(step(), f.message))?;
+        Ok(BlobPush::Uploaded)
+    }
+}

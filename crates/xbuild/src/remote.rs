@@ -1,0 +1,324 @@
+//! Images in registries: `pull`, `push`, `login`, and pulling the base images a build names
+//! when the local store does not have them (or always, with `--pull`).
+//!
+//! Lowering is pure and synchronous, so a build lowers, collects the references the store could
+//! not answer, pulls them (in parallel), and lowers again until nothing is missing. The manifest
+//! digest a reference resolved to is what enters the graph.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::join_all;
+
+use xbuild_cache::Store;
+use xbuild_cache::oci::{self, ImageConfigFile, Index, Manifest};
+use xbuild_llb::{Definition, Digest, ImageConfig};
+use xbuild_parser::lower::{ImageResolver, ResolvedImage};
+use xbuild_registry::{Credentials, MountSources, Pushed, Reference, Registry};
+
+use crate::store::{self, resolved_image};
+use crate::{BuildOptions, Builder, Error, lower_text};
+
+/// How many lower → pull rounds a build may take (ONBUILD triggers can name further images).
+const MAX_ROUNDS: usize = 8;
+
+/// What `xbuild pull` did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PullSummary {
+    /// The name the local store now knows the image by (`alpine:latest`), or the digest
+    /// reference pulled.
+    pub name: String,
+    /// The image manifest's digest (for the build platform).
+    pub manifest: Digest,
+    /// The image ID (config digest).
+    pub id: Digest,
+    /// Blobs downloaded.
+    pub fetched: usize,
+    /// Blobs the store already had.
+    pub present: usize,
+}
+
+fn parse(name: &str) -> Result<Reference, Error> {
+    Ok(Reference::parse(name)?)
+}
+
+impl Builder {
+    fn registry(&self) -> Result<Registry, Error> {
+        Ok(Registry::new(self.registry.clone())?)
+    }
+
+    fn shared_store(&self) -> Result<Arc<Store>, Error> {
+        Ok(Arc::new(self.store()?))
+    }
+
+    /// Pulls `name` from its registry into the local store and tags it there (by its familiar
+    /// name, as `docker pull` shows it).
+    pub async fn pull(&self, name: &str) -> Result<PullSummary, Error> {
+        let r = parse(name)?;
+        let store = self.shared_store()?;
+        pull_into(&self.registry()?, &store, &r).await
+    }
+
+    /// Pushes the local image `name` to the registry its name points at.
+    pub async fn push(&self, name: &str) -> Result<Pushed, Error> {
+        let r = parse(name)?;
+        if r.digest().is_some() {
+            return Err(Error::Usage(format!(
+                "{name}: push takes a tag, not a digest reference"
+            )));
+        }
+        let store = self.shared_store()?;
+        let tag = match store::lookup(&store, &r.familiar()) {
+            Ok((_, t, _, _)) => t,
+            Err(Error::NoSuchImage(_)) => store::lookup(&store, name)?.1,
+            Err(e) => return Err(e),
+        };
+        self.push_manifest(&store, &tag.manifest, name).await
+    }
+
+    /// Checks `username`/`password` against `server` (Docker Hub when empty) and records them in
+    /// Docker's config, as `docker login` does. Returns the file written.
+    pub async fn login(
+        &self,
+        server: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<PathBuf, Error> {
+        let creds = Credentials {
+            username: username.to_string(),
+            password: password.to_string(),
+        };
+        Ok(self.registry()?.login(server, &creds).await?)
+    }
+
+    /// Pushes a stored manifest to `name`, mounting blobs from other repositories of the same
+    /// registry that local tags say hold them.
+    pub(crate) async fn push_manifest(
+        &self,
+        store: &Arc<Store>,
+        manifest: &Digest,
+        name: &str,
+    ) -> Result<Pushed, Error> {
+        let target = parse(name)?;
+        let sources = mount_sources(store, &target)?;
+        let pushed = self
+            .registry()?
+            .push(store, manifest, &target, &sources)
+            .await?;
+        tracing::info!(
+            target = %target,
+            uploaded = pushed.uploaded,
+            mounted = pushed.mounted,
+            present = pushed.present,
+            "pushed"
+        );
+        Ok(pushed)
+    }
+
+    /// Lowers the Dockerfile, pulling the base images the store lacks (all of them with
+    /// `opts.pull`), until every reference resolves.
+    pub(crate) async fn lower_pulling(
+        &self,
+        store: &Arc<Store>,
+        file: &str,
+        text: &str,
+        opts: &BuildOptions,
+    ) -> Result<Definition, Error> {
+        let mut pulled: HashSet<String> = HashSet::new();
+        let mut failed: HashMap<String, String> = HashMap::new();
+        let mut registry: Option<Registry> = None;
+        for _ in 0..MAX_ROUNDS {
+            let resolver = PullingResolver {
+                store,
+                force: opts.pull,
+                pulled: &pulled,
+                failed: &failed,
+                missing: Mutex::new(Vec::new()),
+            };
+            let lowered = lower_text(file, text, opts, &resolver);
+            let mut missing = resolver
+                .missing
+                .into_inner()
+                .map_err(|_| Error::Usage("image resolution state was poisoned".into()))?;
+            missing.sort();
+            missing.dedup();
+            if missing.is_empty() {
+                return lowered;
+            }
+            let registry = match &registry {
+                Some(r) => r,
+                None => registry.insert(self.registry()?),
+            };
+            let results = join_all(missing.iter().map(|name| async move {
+                let r = parse(name)?;
+                pull_into(registry, store, &r).await
+            }))
+            .await;
+            for (name, res) in missing.into_iter().zip(results) {
+                match res {
+                    Ok(p) => {
+                        tracing::info!(image = %name, manifest = %p.manifest, fetched = p.fetched, "pulled");
+                    }
+                    Err(e) => {
+                        failed.insert(name.clone(), e.to_string());
+                    }
+                }
+                pulled.insert(name);
+            }
+        }
+        Err(Error::Usage(format!(
+            "{file}: base images kept naming further images to pull after {MAX_ROUNDS} rounds"
+        )))
+    }
+}
+
+/// Pulls `r` into `store`; a tag reference is tagged locally by its familiar name.
+async fn pull_into(
+    registry: &Registry,
+    store: &Arc<Store>,
+    r: &Reference,
+) -> Result<PullSummary, Error> {
+    let pulled = registry.pull(store, r).await?;
+    let name = r.familiar();
+    if r.tag().is_some() {
+        store::tag(store, &name, &pulled.manifest.digest)?;
+    }
+    let m: Manifest = store.read_json(&pulled.manifest.digest)?;
+    Ok(PullSummary {
+        name,
+        manifest: pulled.manifest.digest,
+        id: m.config.digest,
+        fetched: pulled.fetched,
+        present: pulled.present,
+    })
+}
+
+/// Repositories of `target`'s registry that local tags say hold each blob.
+fn mount_sources(store: &Store, target: &Reference) -> Result<MountSources, Error> {
+    let mut out = MountSources::new();
+    for (name, tag) in store.tags()? {
+        let Ok(r) = Reference::parse(&name) else {
+            continue;
+        };
+        if r.domain() != target.domain() || r.path() == target.path() {
+            continue;
+        }
+        let Ok(m) = store.read_json::<Manifest>(&tag.manifest) else {
+            continue;
+        };
+        for d in std::iter::once(&m.config).chain(&m.layers) {
+            let repos = out.entry(d.digest.clone()).or_default();
+            if !repos.iter().any(|p| p == r.path()) {
+                repos.push(r.path().to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves base images from the store, noting those it must pull first.
+struct PullingResolver<'a> {
+    store: &'a Store,
+    /// `--pull`: re-resolve tags even when the store has them.
+    force: bool,
+    /// References pulled during this build.
+    pulled: &'a HashSet<String>,
+    /// References whose pull failed, with the error.
+    failed: &'a HashMap<String, String>,
+    /// References to pull before the next round.
+    missing: Mutex<Vec<String>>,
+}
+
+impl PullingResolver<'_> {
+    fn need(&self, reference: &str) -> ResolvedImage {
+        if let Ok(mut m) = self.missing.lock() {
+            m.push(reference.to_string());
+        }
+        ResolvedImage {
+            reference: reference.to_string(),
+            digest: Digest::of(b"xbuild: not resolved yet"),
+            config: ImageConfig::default(),
+            history: Vec::new(),
+            os: "linux".into(),
+            architecture: xbuild_parser::lower::host_architecture().into(),
+        }
+    }
+}
+
+impl ImageResolver for PullingResolver<'_> {
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
+        if let Some(e) = self.failed.get(reference) {
+            return Err(e.clone());
+        }
+        let r = Reference::parse(reference).map_err(|e| e.to_string())?;
+        let local = match r.digest() {
+            Some(d) => from_digest(self.store, &r, d),
+            None => from_tag(self.store, &r),
+        }?;
+        let fresh = self.pulled.contains(reference);
+        match local {
+            Some(img) if fresh || !self.force || r.digest().is_some() => Ok(img),
+            None if fresh => Err(format!("{r} was pulled but is not in the local store")),
+            _ => Ok(self.need(reference)),
+        }
+    }
+}
+
+fn from_tag(store: &Store, r: &Reference) -> Result<Option<ResolvedImage>, String> {
+    let name = r.familiar();
+    match store::lookup(store, &name) {
+        Ok((local, tag, _, c)) => Ok(Some(resolved_image(local.to_string(), tag.manifest, c))),
+        Err(Error::NoSuchImage(_)) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// An image by digest is in the store when its manifest (for an index: the build platform's),
+/// config and layers are.
+fn from_digest(
+    store: &Store,
+    r: &Reference,
+    digest: &str,
+) -> Result<Option<ResolvedImage>, String> {
+    let Ok(d) = digest.parse::<Digest>() else {
+        return Err(format!("{r}: only sha256 digests are supported"));
+    };
+    if !store.has_blob(&d) {
+        return Ok(None);
+    }
+    let bytes = store.read_blob(&d).map_err(|e| e.to_string())?;
+    let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            let mt = v
+                .get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(String::from);
+            mt.or_else(|| v.get("manifests").map(|_| oci::MEDIA_INDEX.to_string()))
+        })
+        .unwrap_or_default();
+    let manifest = if media_type == oci::MEDIA_INDEX || media_type == oci::MEDIA_DOCKER_LIST {
+        let idx: Index = store.read_json(&d).map_err(|e| e.to_string())?;
+        let platform = xbuild_registry::Platform::host();
+        match platform.select(&idx) {
+            Ok(m) => m.digest.clone(),
+            Err(_) => return Ok(None),
+        }
+    } else {
+        d
+    };
+    let Ok(m) = store.read_json::<Manifest>(&manifest) else {
+        return Ok(None);
+    };
+    if !std::iter::once(&m.config)
+        .chain(&m.layers)
+        .all(|b| store.has_blob(&b.digest))
+    {
+        return Ok(None);
+    }
+    let c: ImageConfigFile = store
+        .read_json(&m.config.digest)
+        .map_err(|e| e.to_string())?;
+    Ok(Some(resolved_image(r.familiar(), manifest, c)))
+}
