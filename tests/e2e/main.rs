@@ -2,5 +2,6 @@
 //! runc on overlayfs, checked with the real image tools. They need root.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod exporter;
 mod skeleton;
 mod support;

@@ -7,11 +7,11 @@ use xbuild_cache::oci::{
     MEDIA_MANIFEST, Manifest, RootFs,
 };
 use xbuild_cache::{LayerRecord, Store};
-use xbuild_llb::{Digest, Output};
+use xbuild_llb::{Definition, Digest, Op, Output, SourceOp};
 use xbuild_runtime::Snapshotter;
 
 use crate::Error;
-use crate::layer::{Compression, layer_of};
+use crate::layer::{ExportOptions, layer_of};
 
 /// What the solver produced for one vertex, as the exporter needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,82 +104,253 @@ pub fn image_config(c: &ContainerConfig) -> xbuild_llb::ImageConfig {
     }
 }
 
-/// Writes the image of `output`, whose filesystem is the snapshot `top`, into the store.
+/// The image a build output stands on: the image source at the bottom of its filesystem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseImage {
+    /// The image source vertex.
+    pub vertex: Digest,
+    /// The base image's manifest digest.
+    pub manifest: Digest,
+}
+
+/// Finds the base image under `vertex`: following each op's first input (its root filesystem)
+/// down to a source. `None` for `FROM scratch`.
+pub fn base_image(def: &Definition, vertex: &Digest) -> Option<BaseImage> {
+    let mut cur = def.vertex(vertex)?;
+    for _ in 0..def.len() {
+        match cur.op() {
+            Op::Source(SourceOp::Image { digest, .. }) => {
+                return Some(BaseImage {
+                    vertex: cur.digest().clone(),
+                    manifest: digest.clone(),
+                });
+            }
+            Op::Source(_) | Op::Merge(_) => return None,
+            Op::Exec(_) | Op::File(_) => cur = def.vertex(cur.inputs().first()?)?,
+        }
+    }
+    None
+}
+
+/// RFC 3339 text of a Unix time.
+pub fn rfc3339(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// `t` unless it is later than `epoch` (or unreadable): then the epoch.
+fn clamp(t: Option<&str>, epoch: i64) -> String {
+    let limit = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch.max(0) as u64);
+    match t.and_then(|t| humantime::parse_rfc3339_weak(t).ok()) {
+        Some(parsed) if parsed <= limit => t.unwrap_or_default().to_string(),
+        _ => rfc3339(epoch),
+    }
+}
+
+/// Fills in missing history times as BuildKit does: entries before this build's first layer
+/// take that layer's time, later ones the time of the layer before them.
+fn fill_history_times(history: &mut [History]) {
+    let mut created: Option<String> = None;
+    let mut missing = false;
+    for h in history.iter() {
+        match &h.created {
+            Some(c) => {
+                created = Some(c.clone());
+                if missing {
+                    break;
+                }
+            }
+            None => missing = true,
+        }
+    }
+    missing = false;
+    for h in history.iter_mut() {
+        match &h.created {
+            Some(c) => {
+                if missing {
+                    created = Some(c.clone());
+                }
+            }
+            None => {
+                missing = true;
+                h.created = created.clone();
+            }
+        }
+    }
+}
+
+/// One layer of an image being assembled.
+struct Layer {
+    record: LayerRecord,
+    /// The snapshot whose diff it is (this build's layers only).
+    snapshot: Option<String>,
+}
+
+/// Writes the image of `output` (a result of `def`, solved into `steps`) into the store: the
+/// base image's layers as they are, one layer per step of this build that changed something,
+/// the config with BuildKit-style history, and the manifest. With an epoch, this build's
+/// times (history, config, file times in its layers) are clamped to it.
 pub fn build_image(
     store: &Store,
     snapshots: &Snapshotter,
+    def: &Definition,
     output: &Output,
-    top: Option<&str>,
     steps: &HashMap<Digest, StepResult>,
-    compression: Compression,
+    opts: ExportOptions,
 ) -> Result<BuiltImage, Error> {
-    let mut chain = match top {
+    let top = steps
+        .get(&output.vertex)
+        .ok_or_else(|| Error::BadInput(format!("output {} was not solved", output.vertex)))?
+        .snapshot
+        .clone();
+    let mut chain = match &top {
         Some(t) => snapshots.chain(t)?,
         None => vec![],
     };
     chain.reverse();
-    let mut layers: Vec<LayerRecord> = Vec::new();
-    let mut empty: HashSet<String> = HashSet::new();
-    for s in &chain {
-        match layer_of(store, snapshots, s, compression)? {
-            Some(l) => layers.push(l),
-            None => {
-                empty.insert(s.clone());
-            }
+    let mut layers: Vec<Layer> = Vec::new();
+    let mut base_history = 0;
+    let mut author = None;
+    let mut own: &[String] = &chain;
+    if let Some(base) = base_image(def, &output.vertex) {
+        let (m, c) = load_image(store, &base.manifest)?;
+        if m.layers.len() != c.rootfs.diff_ids.len() {
+            return Err(Error::BadInput(format!(
+                "base image {}: {} layers but {} diff_ids in its config",
+                base.manifest,
+                m.layers.len(),
+                c.rootfs.diff_ids.len()
+            )));
+        }
+        let base_top = steps.get(&base.vertex).and_then(|s| s.snapshot.clone());
+        let split = match &base_top {
+            None => Some(0),
+            Some(b) => chain.iter().position(|s| s == b).map(|i| i + 1),
+        };
+        let Some(split) = split else {
+            return Err(Error::BadInput(format!(
+                "the output's filesystem does not stand on its base image {}",
+                base.manifest
+            )));
+        };
+        own = &chain[split..];
+        base_history = c.history.len().min(output.history.len());
+        author = c.author.clone();
+        layers.extend(
+            m.layers
+                .iter()
+                .zip(&c.rootfs.diff_ids)
+                .map(|(d, diff_id)| Layer {
+                    record: LayerRecord {
+                        media_type: d.media_type.clone(),
+                        digest: d.digest.clone(),
+                        diff_id: diff_id.clone(),
+                        size: d.size,
+                    },
+                    snapshot: None,
+                }),
+        );
+    }
+    // Which history entry each snapshot of this build belongs to.
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    for (i, h) in output.history.iter().enumerate() {
+        if let Some(s) = h
+            .vertex
+            .as_ref()
+            .and_then(|v| steps.get(v))
+            .and_then(|s| s.snapshot.as_deref())
+        {
+            owner.entry(s).or_insert(i);
         }
     }
-    let layer_times: Vec<&str> = output
-        .history
-        .iter()
-        .filter_map(|h| h.vertex.as_ref())
-        .filter_map(|v| steps.get(v))
-        .map(|s| s.created.as_str())
-        .collect();
-    let created = layer_times
-        .iter()
-        .max()
-        .map(|s| s.to_string())
-        .or_else(|| output.history.iter().rev().find_map(|h| h.created.clone()))
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string());
-    let history: Vec<History> = output
-        .history
-        .iter()
-        .map(|h| {
-            let step = h.vertex.as_ref().and_then(|v| steps.get(v));
-            let made_nothing = match step {
-                Some(s) => s.snapshot.as_ref().is_none_or(|id| empty.contains(id)),
-                None => h.vertex.is_some(),
-            };
-            History {
-                created: h
-                    .created
-                    .clone()
-                    .or_else(|| step.map(|s| s.created.clone()))
-                    .or_else(|| Some(created.clone())),
-                created_by: (!h.created_by.is_empty()).then(|| h.created_by.clone()),
-                author: h.author.clone(),
-                comment: h.comment.clone(),
-                empty_layer: h.empty_layer || made_nothing,
+    let mut with_layer: HashSet<usize> = HashSet::new();
+    let mut unowned: Vec<(usize, History)> = Vec::new();
+    let mut cursor = base_history;
+    for s in own {
+        let rec = layer_of(store, snapshots, s, opts)?;
+        match owner.get(s.as_str()) {
+            Some(&i) => {
+                if rec.is_some() {
+                    with_layer.insert(i);
+                }
+                cursor = i + 1;
             }
-        })
-        .collect();
-    let with_layer = history.iter().filter(|h| !h.empty_layer).count();
-    if with_layer != layers.len() {
+            None if rec.is_some() => unowned.push((
+                cursor,
+                History {
+                    created_by: Some("created by xbuild".into()),
+                    comment: Some("buildkit.exporter.image.v0".into()),
+                    ..History::default()
+                },
+            )),
+            None => {}
+        }
+        if let Some(record) = rec {
+            layers.push(Layer {
+                record,
+                snapshot: Some(s.clone()),
+            });
+        }
+    }
+    let mut history: Vec<History> = Vec::new();
+    let mut extra = unowned.into_iter().peekable();
+    for (i, h) in output.history.iter().enumerate() {
+        while let Some((_, e)) = extra.next_if(|(at, _)| *at == i) {
+            history.push(e);
+        }
+        let step = h.vertex.as_ref().and_then(|v| steps.get(v));
+        let empty_layer = if h.vertex.is_some() {
+            !with_layer.contains(&i)
+        } else {
+            h.empty_layer
+        };
+        let created = match (&h.created, step) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(s)) if !empty_layer => Some(s.created.clone()),
+            _ => None,
+        };
+        history.push(History {
+            created,
+            created_by: (!h.created_by.is_empty()).then(|| h.created_by.clone()),
+            author: h.author.clone(),
+            comment: h.comment.clone(),
+            empty_layer,
+        });
+    }
+    history.extend(extra.map(|(_, e)| e));
+    fill_history_times(&mut history);
+    if let Some(epoch) = opts.epoch {
+        for h in history.iter_mut().skip(base_history) {
+            h.created = Some(clamp(h.created.as_deref(), epoch));
+        }
+    }
+    let created = history
+        .iter()
+        .rev()
+        .find_map(|h| h.created.clone())
+        .or_else(|| steps.get(&output.vertex).map(|s| s.created.clone()))
+        .map(|c| match opts.epoch {
+            Some(e) => clamp(Some(&c), e),
+            None => c,
+        });
+    let in_history = history.iter().filter(|h| !h.empty_layer).count();
+    if in_history != layers.len() {
         tracing::warn!(
-            history = with_layer,
+            history = in_history,
             layers = layers.len(),
             "history entries with a layer do not match the layers"
         );
     }
     let config_file = ImageConfigFile {
         architecture: output.architecture.clone(),
+        author,
         config: Some(container_config(&output.config)),
-        created: Some(created),
+        created,
         history,
         os: output.os.clone(),
         rootfs: RootFs {
             typ: "layers".into(),
-            diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
+            diff_ids: layers.iter().map(|l| l.record.diff_id.clone()).collect(),
         },
         variant: output.variant.clone(),
     };
@@ -191,9 +362,9 @@ pub fn build_image(
         layers: layers
             .iter()
             .map(|l| Descriptor {
-                media_type: l.media_type.clone(),
-                digest: l.digest.clone(),
-                size: l.size,
+                media_type: l.record.media_type.clone(),
+                digest: l.record.digest.clone(),
+                size: l.record.size,
                 annotations: None,
                 platform: None,
             })
@@ -201,6 +372,19 @@ pub fn build_image(
         annotations: None,
     };
     let manifest = store.put_json(MEDIA_MANIFEST, &manifest_doc)?;
+    // Record each layer chain's snapshot, so `FROM` this image reuses them as they are.
+    let mut chain_id: Option<Digest> = None;
+    for l in &layers {
+        let c = crate::unpack::chain_id(chain_id.as_ref(), &l.record.diff_id);
+        if let Some(s) = &l.snapshot
+            && store
+                .get_chain(&c)?
+                .is_none_or(|have| !snapshots.exists(&have))
+        {
+            store.put_chain(&c, s)?;
+        }
+        chain_id = Some(c);
+    }
     Ok(BuiltImage {
         manifest,
         config,
@@ -213,12 +397,4 @@ pub fn load_image(store: &Store, manifest: &Digest) -> Result<(Manifest, ImageCo
     let m: Manifest = store.read_json(manifest)?;
     let c: ImageConfigFile = store.read_json(&m.config.digest)?;
     Ok((m, c))
-}
-
-/// The `org.opencontainers.image.ref.name` annotations map for a tag.
-pub(crate) fn ref_annotation(name: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(
-        "org.opencontainers.image.ref.name".to_string(),
-        name.to_string(),
-    )])
 }
