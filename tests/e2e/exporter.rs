@@ -202,6 +202,7 @@ RUN rm /keep/gone && rm -rf /data && mkdir -p /data/new && echo new > /data/new/
  && echo hi > /hl1 && ln /hl1 /hl2 && ln -s /hl1 /sym && mkfifo /fifo \\
  && mkdir -p /long/{long} && echo deep > /long/{long}/file-with-a-long-name \\
  && echo suid > /suid && chown 1000:1000 /suid && chmod 4755 /suid
+RUN true
 COPY f.txt /copied
 CMD [\"sh\"]
 "
@@ -209,9 +210,11 @@ CMD [\"sh\"]
     let ctx = t.context("ctx", &[("Dockerfile", &dockerfile), ("f.txt", "copied\n")]);
     let layout = t.path("layout");
     let local = t.path("local");
+    let flat = t.path("flat.tar");
     let oci = format!("type=oci,dest={},tar=false", layout.display());
     let loc = format!("type=local,dest={}", local.display());
-    t.build(&ctx, &["-t", "umoci:1", "-o", &oci, "-o", &loc])
+    let tar = format!("type=tar,dest={}", flat.display());
+    t.build(&ctx, &["-t", "umoci:1", "-o", &oci, "-o", &loc, "-o", &tar])
         .ok();
 
     let raw = stdout(&tool(
@@ -220,7 +223,11 @@ CMD [\"sh\"]
     ));
     let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
     let layers = manifest["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 4, "busybox, two RUNs and a COPY: {raw}");
+    assert_eq!(
+        layers.len(),
+        4,
+        "busybox, two RUNs and a COPY (RUN true changes nothing): {raw}"
+    );
     let blob = |i: usize| {
         layout.join("blobs/sha256").join(
             layers[i]["digest"]
@@ -272,6 +279,15 @@ CMD [\"sh\"]
     for (k, v) in &from_umoci {
         assert_eq!(Some(v), from_local.get(k), "{k} differs");
     }
+    let flat_names: std::collections::BTreeSet<String> = layer_names(&flat)
+        .into_iter()
+        .map(|n| n.trim_end_matches('/').to_string())
+        .collect();
+    let local_names: std::collections::BTreeSet<String> = from_local.keys().cloned().collect();
+    assert_eq!(
+        flat_names, local_names,
+        "type=tar and type=local hold the same files"
+    );
     assert!(!from_local.contains_key("keep/gone"), "whiteout ignored");
     assert!(from_local.contains_key("keep/stay"));
     assert!(

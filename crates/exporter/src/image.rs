@@ -398,3 +398,353 @@ pub fn load_image(store: &Store, manifest: &Digest) -> Result<(Manifest, ImageCo
     let c: ImageConfigFile = store.read_json(&m.config.digest)?;
     Ok((m, c))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use xbuild_llb::{ExecOp, HistoryEntry, ImageConfig, NetworkMode, Security};
+
+    fn run(def: &mut Definition, input: &Digest, cmd: &str) -> Digest {
+        def.add(
+            Op::Exec(ExecOp {
+                args: vec!["/bin/sh".into(), "-c".into(), cmd.into()],
+                env: vec![],
+                cwd: "/".into(),
+                user: String::new(),
+                network: NetworkMode::None,
+                security: Security::Sandbox,
+                mounts: vec![],
+            }),
+            vec![input.clone()],
+        )
+        .unwrap()
+    }
+
+    fn layer(vertex: &Digest, by: &str) -> HistoryEntry {
+        HistoryEntry {
+            created_by: by.into(),
+            comment: Some("buildkit.dockerfile.v0".into()),
+            vertex: Some(vertex.clone()),
+            ..HistoryEntry::default()
+        }
+    }
+
+    fn meta(by: &str) -> HistoryEntry {
+        HistoryEntry {
+            created_by: by.into(),
+            comment: Some("buildkit.dockerfile.v0".into()),
+            empty_layer: true,
+            ..HistoryEntry::default()
+        }
+    }
+
+    fn full_config() -> ImageConfig {
+        ImageConfig {
+            user: "app".into(),
+            env: vec!["PATH=/bin".into(), "A=1".into()],
+            entrypoint: Some(vec!["/entry".into()]),
+            cmd: Some(vec!["run".into()]),
+            args_escaped: true,
+            working_dir: "/srv".into(),
+            labels: BTreeMap::from([("b".into(), "2".into()), ("a".into(), "1".into())]),
+            exposed_ports: BTreeSet::from(["80/tcp".into(), "53/udp".into()]),
+            volumes: BTreeSet::from(["/data".into()]),
+            stop_signal: Some("SIGTERM".into()),
+            healthcheck: Some(xbuild_llb::Healthcheck {
+                test: vec!["CMD-SHELL".into(), "true".into()],
+                interval: Some(5_000_000_000),
+                retries: Some(2),
+                ..Default::default()
+            }),
+            on_build: vec!["RUN echo child".into()],
+            shell: Some(vec!["/bin/bash".into(), "-c".into()]),
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        snaps: Snapshotter,
+        def: Definition,
+        output: Output,
+        steps: HashMap<Digest, StepResult>,
+    }
+
+    /// scratch → RUN (writes a file) → LABEL → RUN (changes nothing).
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let snaps = Snapshotter::new(dir.path()).unwrap();
+        let mut def = Definition::new();
+        let scratch = def.add(Op::Source(SourceOp::Scratch), vec![]).unwrap();
+        let first = run(&mut def, &scratch, "echo hi > /f");
+        let second = run(&mut def, &first, "true");
+        let a = snaps.prepare(None).unwrap();
+        std::fs::write(a.upper().join("f"), "hi\n").unwrap();
+        let a = snaps.commit(a).unwrap();
+        let b = snaps.commit(snaps.prepare(Some(&a)).unwrap()).unwrap();
+        let output = Output {
+            name: "default".into(),
+            vertex: second.clone(),
+            config: full_config(),
+            history: vec![
+                layer(&first, "RUN /bin/sh -c echo hi > /f # buildkit"),
+                meta("LABEL a=1 b=2"),
+                layer(&second, "RUN /bin/sh -c true # buildkit"),
+                meta("CMD [\"run\"]"),
+            ],
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        };
+        let at = |snapshot: Option<String>, t: &str| StepResult {
+            snapshot,
+            created: t.into(),
+        };
+        let steps = HashMap::from([
+            (scratch, at(None, "2026-01-01T00:00:01Z")),
+            (first, at(Some(a), "2026-01-01T00:00:02Z")),
+            (second, at(Some(b), "2026-01-01T00:00:03Z")),
+        ]);
+        Fixture {
+            _dir: dir,
+            store,
+            snaps,
+            def,
+            output,
+            steps,
+        }
+    }
+
+    fn build(f: &Fixture, opts: ExportOptions) -> BuiltImage {
+        build_image(&f.store, &f.snaps, &f.def, &f.output, &f.steps, opts).unwrap()
+    }
+
+    #[test]
+    fn config_history_and_layers_as_buildkit_writes_them() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let f = fixture();
+        let img = build(&f, ExportOptions::default());
+        let c = &img.config_file;
+        assert_eq!(
+            c.rootfs.diff_ids.len(),
+            1,
+            "the no-change RUN makes no layer"
+        );
+        let empty: Vec<bool> = c.history.iter().map(|h| h.empty_layer).collect();
+        assert_eq!(empty, [false, true, true, true]);
+        let created: Vec<&str> = c
+            .history
+            .iter()
+            .map(|h| h.created.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            created,
+            [
+                "2026-01-01T00:00:02Z",
+                "2026-01-01T00:00:02Z",
+                "2026-01-01T00:00:02Z",
+                "2026-01-01T00:00:02Z"
+            ]
+        );
+        assert_eq!(c.created.as_deref(), Some("2026-01-01T00:00:02Z"));
+        let json = String::from_utf8(f.store.read_blob(&img.config.digest).unwrap()).unwrap();
+        let order = [
+            "\"User\"",
+            "\"ExposedPorts\"",
+            "\"Env\"",
+            "\"Entrypoint\"",
+            "\"Cmd\"",
+            "\"Volumes\"",
+            "\"WorkingDir\"",
+            "\"Labels\"",
+            "\"StopSignal\"",
+            "\"Healthcheck\"",
+            "\"ArgsEscaped\"",
+            "\"OnBuild\"",
+            "\"Shell\"",
+        ];
+        let at: Vec<usize> = order.iter().map(|k| json.find(k).unwrap()).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "field order: {json}");
+        assert!(
+            json.starts_with("{\"architecture\":\"amd64\",\"config\":"),
+            "{json}"
+        );
+        assert!(json.contains("\"ExposedPorts\":{\"53/udp\":{},\"80/tcp\":{}}"));
+        assert!(json.contains("\"Labels\":{\"a\":\"1\",\"b\":\"2\"}"));
+        assert!(json.contains("\"Healthcheck\":{\"Test\":[\"CMD-SHELL\",\"true\"],\"Interval\":5000000000,\"Retries\":2}"));
+        // The manifest names the config and the one layer; the store knows the layer's chain.
+        let (m, _) = load_image(&f.store, &img.manifest.digest).unwrap();
+        assert_eq!(m.config.digest, img.config.digest);
+        assert_eq!(m.layers.len(), 1);
+        assert!(f.store.get_chain(&c.rootfs.diff_ids[0]).unwrap().is_some());
+        // Back to the frontend's config, nothing is lost.
+        assert_eq!(image_config(c.config.as_ref().unwrap()), full_config());
+    }
+
+    #[test]
+    fn epoch_clamps_times_and_gives_the_same_digest() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let f = fixture();
+        let opts = ExportOptions {
+            compression: crate::Compression::Gzip,
+            epoch: Some(0),
+        };
+        let a = build(&f, opts);
+        assert!(
+            a.config_file
+                .history
+                .iter()
+                .all(|h| h.created.as_deref() == Some("1970-01-01T00:00:00Z"))
+        );
+        assert_eq!(
+            a.config_file.created.as_deref(),
+            Some("1970-01-01T00:00:00Z")
+        );
+        // File times in the layer are clamped too: a later touch changes nothing.
+        let snap = f.steps.values().find_map(|s| {
+            s.snapshot
+                .as_ref()
+                .filter(|id| f.snaps.parent(id).unwrap().is_none())
+        });
+        let file = f.snaps.upper(snap.unwrap()).join("f");
+        filetime::set_file_mtime(&file, filetime::FileTime::from_unix_time(1_900_000_000, 0))
+            .unwrap();
+        let fresh = fixture_like(&f);
+        let b = build(&fresh, opts);
+        assert_eq!(a.manifest.digest, b.manifest.digest);
+        assert_ne!(
+            a.manifest.digest,
+            build(&f, ExportOptions::default()).manifest.digest
+        );
+    }
+
+    /// The same build in a new store over the same snapshots (no recorded layers to reuse).
+    fn fixture_like(f: &Fixture) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        Fixture {
+            _dir: dir,
+            store,
+            snaps: f.snaps.clone(),
+            def: f.def.clone(),
+            output: f.output.clone(),
+            steps: f.steps.clone(),
+        }
+    }
+
+    #[test]
+    fn base_layers_and_history_are_kept_as_they_are() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let snaps = Snapshotter::new(dir.path()).unwrap();
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(5);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_900_000_000);
+        h.set_cksum();
+        tar.append_data(&mut h, "base.txt", &b"base\n"[..]).unwrap();
+        let base = crate::import_rootfs(
+            &store,
+            tar.into_inner().unwrap().as_slice(),
+            "base.tar",
+            "linux",
+            "amd64",
+            "2030-01-01T00:00:00Z",
+            crate::Compression::Gzip,
+        )
+        .unwrap();
+        let top_base = crate::unpack_image(&store, &snaps, &base.manifest.digest).unwrap();
+        let mut def = Definition::new();
+        let src = def
+            .add(
+                Op::Source(SourceOp::Image {
+                    reference: "base:1".into(),
+                    digest: base.manifest.digest.clone(),
+                }),
+                vec![],
+            )
+            .unwrap();
+        let step = run(&mut def, &src, "echo own > /own");
+        let active = snaps.prepare(top_base.as_deref()).unwrap();
+        std::fs::write(active.upper().join("own"), "own\n").unwrap();
+        let own = snaps.commit(active).unwrap();
+        let output = Output {
+            name: "default".into(),
+            vertex: step.clone(),
+            config: ImageConfig::default(),
+            history: vec![
+                HistoryEntry {
+                    created: Some("2030-01-01T00:00:00Z".into()),
+                    comment: Some("Imported from base.tar".into()),
+                    ..HistoryEntry::default()
+                },
+                layer(&step, "RUN /bin/sh -c echo own > /own # buildkit"),
+            ],
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        };
+        let steps = HashMap::from([
+            (
+                src,
+                StepResult {
+                    snapshot: top_base,
+                    created: "2031-01-01T00:00:00Z".into(),
+                },
+            ),
+            (
+                step,
+                StepResult {
+                    snapshot: Some(own),
+                    created: "2031-01-01T00:00:00Z".into(),
+                },
+            ),
+        ]);
+        let img = build_image(
+            &store,
+            &snaps,
+            &def,
+            &output,
+            &steps,
+            ExportOptions {
+                compression: crate::Compression::Zstd,
+                epoch: Some(100),
+            },
+        )
+        .unwrap();
+        let (m, _) = load_image(&store, &img.manifest.digest).unwrap();
+        let (bm, bc) = load_image(&store, &base.manifest.digest).unwrap();
+        assert_eq!(
+            m.layers[0], bm.layers[0],
+            "the base layer is reused as it is"
+        );
+        assert_eq!(img.config_file.rootfs.diff_ids[0], bc.rootfs.diff_ids[0]);
+        assert_eq!(
+            m.layers[1].media_type,
+            crate::Compression::Zstd.media_type()
+        );
+        let h = &img.config_file.history;
+        assert_eq!(
+            h[0].created.as_deref(),
+            Some("2030-01-01T00:00:00Z"),
+            "base kept"
+        );
+        assert_eq!(
+            h[1].created.as_deref(),
+            Some("1970-01-01T00:01:40Z"),
+            "own clamped"
+        );
+    }
+}

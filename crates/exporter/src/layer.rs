@@ -404,4 +404,75 @@ mod tests {
         );
         assert_eq!(hs[1].entry_type(), tar::EntryType::Fifo);
     }
+
+    #[test]
+    fn file_capabilities_survive_export_and_unpack() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("root")).unwrap();
+        let fs = dir.path().join("fs");
+        std::fs::create_dir_all(&fs).unwrap();
+        std::fs::write(fs.join("ping"), "bin").unwrap();
+        // vfs_cap_data v2: effective, cap_net_raw (13) permitted.
+        let cap: Vec<u8> = [0x0200_0001u32, 1 << 13, 0, 0, 0]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        xattr::set(fs.join("ping"), "security.capability", &cap).unwrap();
+        let rec = write_layer(&store, &[upsert(&fs, "ping")], ExportOptions::default()).unwrap();
+        let e = read_layer(&store, &rec);
+        assert_eq!(
+            e[0].xattrs,
+            [("SCHILY.xattr.security.capability".to_string(), cap.clone())]
+        );
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let f = std::fs::File::open(store.blob_path(&rec.digest)).unwrap();
+        xbuild_runtime::unpack::unpack(crate::compress::decompress(f).unwrap(), &out).unwrap();
+        assert_eq!(
+            xattr::get(out.join("ping"), "security.capability").unwrap(),
+            Some(cap)
+        );
+    }
+
+    /// Keeps the first bytes written and counts the rest.
+    struct Head(Vec<u8>, u64);
+
+    impl Write for Head {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let room = 4096usize.saturating_sub(self.0.len());
+            self.0.extend_from_slice(&buf[..room.min(buf.len())]);
+            self.1 += buf.len() as u64;
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn files_over_8_gib_get_a_pax_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        let size = (8u64 << 30) + 1;
+        std::fs::File::create(&big).unwrap().set_len(size).unwrap();
+        let mut tw = TarWriter::new(Head(Vec::new(), 0), None);
+        tw.append_path(Path::new("big"), &big).unwrap();
+        let head = tw.finish().unwrap();
+        let pax = tar::Header::from_byte_slice(&head.0[..512]);
+        assert_eq!(pax.entry_type(), tar::EntryType::XHeader);
+        let record = String::from_utf8_lossy(&head.0[512..1024]).into_owned();
+        assert!(record.contains(&format!("size={size}\n")), "{record:?}");
+        let entry = tar::Header::from_byte_slice(&head.0[1024..1536]);
+        assert_eq!(entry.path_bytes().as_ref(), b"big");
+        let padded = size.div_ceil(512) * 512;
+        assert_eq!(
+            head.1,
+            3 * 512 + padded + 1024,
+            "PAX header, entry, data, end"
+        );
+    }
 }

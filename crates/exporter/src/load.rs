@@ -478,3 +478,113 @@ fn load_members(m: &Members<'_>, platform: (&str, &str)) -> Result<Vec<LoadedIma
     }
     Ok(images)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{ArchiveFormat, ArchiveImage, write_archive};
+
+    fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn image(store: &Store) -> ArchiveImage {
+        let mut layer = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        layer.append_data(&mut h, "f", &b"f\n"[..]).unwrap();
+        let img = crate::import_rootfs(
+            store,
+            layer.into_inner().unwrap().as_slice(),
+            "layer.tar",
+            "linux",
+            "amd64",
+            "2026-01-01T00:00:00Z",
+            Compression::Gzip,
+        )
+        .unwrap();
+        ArchiveImage {
+            manifest: img.manifest,
+            names: vec!["app:1".into()],
+        }
+    }
+
+    #[test]
+    fn archives_round_trip_in_both_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = Store::open(&dir.path().join("a")).unwrap();
+        let img = image(&from);
+        for format in [ArchiveFormat::Docker, ArchiveFormat::Oci] {
+            let mut bytes = Vec::new();
+            write_archive(&from, std::slice::from_ref(&img), format, None, &mut bytes).unwrap();
+            let to = Store::open(&dir.path().join(format!("{format:?}"))).unwrap();
+            let loaded = load_archive(&to, "x.tar", bytes.as_slice(), ("linux", "amd64")).unwrap();
+            assert_eq!(loaded.len(), 1);
+            assert_eq!(loaded[0].manifest.digest, img.manifest.digest, "{format:?}");
+            assert_eq!(loaded[0].names, ["app:1"]);
+            // Writing it out again gives the same bytes.
+            let mut again = Vec::new();
+            write_archive(&to, std::slice::from_ref(&img), format, None, &mut again).unwrap();
+            assert!(again == bytes, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_or_broken_archives_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let platform = ("linux", "amd64");
+        let escape = tar_of(&[("../../etc/passwd", b"x")]);
+        let err = load_archive(&store, "evil.tar", escape.as_slice(), platform).unwrap_err();
+        assert!(
+            err.to_string().contains("evil.tar") && err.to_string().contains(".."),
+            "{err}"
+        );
+
+        let err =
+            load_archive(&store, "empty.tar", &b"not a tar at all"[..], platform).unwrap_err();
+        assert!(err.to_string().contains("empty.tar"), "{err}");
+
+        // A blob that is not what its name says.
+        let wrong = xbuild_llb::Digest::of(b"something else");
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{wrong}","size":3}}]}}"#
+        );
+        let blob = format!("blobs/sha256/{}", wrong.hex());
+        let bad = tar_of(&[("index.json", index.as_bytes()), (&blob, b"abc")]);
+        let err = load_archive(&store, "bad.tar", bad.as_slice(), platform).unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+
+        // A docker-archive whose layer does not match the config's diff_id.
+        let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#;
+        let layer = tar_of(&[("f", b"f")]);
+        let manifest = br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l/layer.tar"]}]"#;
+        let bad = tar_of(&[
+            ("manifest.json", manifest),
+            ("c.json", config),
+            ("l/layer.tar", &layer),
+        ]);
+        let err = load_archive(&store, "mismatch.tar", bad.as_slice(), platform).unwrap_err();
+        assert!(err.to_string().contains("unpacks to"), "{err}");
+
+        let neither = tar_of(&[("hello.txt", b"hi")]);
+        let err = load_archive(&store, "plain.tar", neither.as_slice(), platform).unwrap_err();
+        assert!(
+            err.to_string().contains("neither an OCI image layout"),
+            "{err}"
+        );
+    }
+}

@@ -852,6 +852,12 @@ fn export_outputs(
                 compression,
             } => {
                 let img = image_of(compression)?;
+                if compression.unwrap_or(default) == Compression::Zstd {
+                    tracing::warn!(
+                        dest = %dest.display(),
+                        "a docker-archive with zstd layers needs Docker 23 or later to load"
+                    );
+                }
                 let archive = [ArchiveImage {
                     manifest: img.manifest.clone(),
                     names: names_or_tags(names),

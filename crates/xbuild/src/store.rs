@@ -371,3 +371,94 @@ fn rustix_is_root() -> bool {
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xbuild_cache::oci::{ContainerConfig, History, MEDIA_CONFIG, MEDIA_MANIFEST, RootFs};
+
+    fn put_image(store: &Store, on_build: Vec<String>, created: &str) -> Digest {
+        let config = ImageConfigFile {
+            architecture: "amd64".into(),
+            config: Some(ContainerConfig {
+                on_build: Some(on_build),
+                cmd: Some(vec!["sh".into()]),
+                ..ContainerConfig::default()
+            }),
+            created: Some(created.into()),
+            history: vec![History {
+                created_by: Some("ONBUILD RUN echo child".into()),
+                empty_layer: true,
+                ..History::default()
+            }],
+            os: "linux".into(),
+            rootfs: RootFs {
+                typ: "layers".into(),
+                diff_ids: vec![],
+            },
+            ..ImageConfigFile::default()
+        };
+        let c = store.put_json(MEDIA_CONFIG, &config).unwrap();
+        let m = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_MANIFEST.into()),
+            config: c,
+            layers: vec![],
+            annotations: None,
+        };
+        store.put_json(MEDIA_MANIFEST, &m).unwrap().digest
+    }
+
+    #[test]
+    fn resolver_hands_lowering_the_stored_config_with_onbuild_triggers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let m = put_image(
+            &store,
+            vec!["RUN echo child".into()],
+            "2026-01-01T00:00:00Z",
+        );
+        tag(&store, "parent:1", &m).unwrap();
+        let r = StoreResolver::new(&store).resolve("parent:1").unwrap();
+        assert_eq!(r.digest, m);
+        assert_eq!(r.config.on_build, ["RUN echo child"]);
+        assert_eq!(r.config.cmd, Some(vec!["sh".to_string()]));
+        assert_eq!(r.history[0].created_by, "ONBUILD RUN echo child");
+        let err = StoreResolver::new(&store).resolve("nope:1").unwrap_err();
+        assert!(err.contains("nope:1"), "{err}");
+    }
+
+    #[test]
+    fn moved_tags_leave_untagged_images_and_ids_resolve_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = put_image(&store, vec![], "2026-01-01T00:00:00Z");
+        let new = put_image(&store, vec!["X".into()], "2026-01-02T00:00:00Z");
+        tag(&store, "app:1", &old).unwrap();
+        tag(&store, "app:1", &new).unwrap();
+        let rows = list(&store).unwrap();
+        let shown: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.repository.as_str(), r.tag.as_str()))
+            .collect();
+        assert_eq!(shown, [("app", "1"), (NONE, NONE)], "newest first");
+        let old_id = rows[1].id.clone();
+        let found = find(&store, &old_id.hex()[..8]).unwrap();
+        assert_eq!(found.image.manifest, old);
+        assert!(found.by_tag.is_none());
+        assert!(matches!(
+            find(&store, "missing:1"),
+            Err(Error::NoSuchImage(_))
+        ));
+        assert_eq!(
+            remove(&store, "app:1", false).unwrap(),
+            [
+                Removed::Untagged("app:1".into()),
+                Removed::Deleted(rows[0].id.clone())
+            ]
+        );
+        let (removed, _) = prune(&store, false).unwrap();
+        assert_eq!(removed, [Removed::Deleted(old_id)]);
+        assert!(list(&store).unwrap().is_empty());
+    }
+}
