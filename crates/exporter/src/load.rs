@@ -17,7 +17,6 @@ use xbuild_llb::Digest;
 
 use crate::Error;
 use crate::compress::{Compression, decompress};
-use crate::hashing::HashingWriter;
 use crate::layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
 use crate::names;
 
@@ -265,11 +264,21 @@ fn verify_layers(
     for (l, diff_id) in m.layers.iter().zip(&c.rootfs.diff_ids) {
         let p = store.blob_path(&l.digest);
         let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-        let mut r = decompress(BufReader::new(f)).map_err(|e| Error::io(&p, e))?;
-        let mut h = HashingWriter::new(std::io::sink());
-        std::io::copy(&mut r, &mut h)
-            .map_err(|e| bad(source, format!("layer {}: {e}", l.digest)))?;
-        let (got, _, _) = h.finish();
+        let r = decompress(BufReader::new(f)).map_err(|e| Error::io(&p, e))?;
+        let layer_err = |e: std::io::Error| bad(source, format!("layer {}: {e}", l.digest));
+        let mut hashing = HashingReader::new(r);
+        let mut content = 0u64;
+        {
+            let mut ar = tar::Archive::new(&mut hashing);
+            for e in ar.entries().map_err(layer_err)? {
+                let e = e.map_err(layer_err)?;
+                if e.header().entry_type().is_file() {
+                    content += e.size();
+                }
+            }
+        }
+        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(layer_err)?;
+        let got = hashing.finish();
         if &got != diff_id {
             return Err(bad(
                 source,
@@ -279,8 +288,41 @@ fn verify_layers(
                 ),
             ));
         }
+        store.put_diff(
+            diff_id,
+            &xbuild_cache::DiffRecord {
+                content_size: content,
+            },
+        )?;
     }
     Ok(())
+}
+
+/// Hashes what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+        }
+    }
+
+    fn finish(self) -> Digest {
+        Digest::from_sha256(sha2::Digest::finalize(self.hasher).into())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
+    }
 }
 
 fn parse_config(source: &str, bytes: &[u8]) -> Result<ImageConfigFile, Error> {
