@@ -22,3 +22,35 @@ install_packages() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 }
+
+# ensure_dockerd — makes sure a Docker engine answers (the end-to-end tests load and run the
+# images xbuild writes). Starts Debian's dockerd with no bridge and no iptables (there is no
+# network) on overlay2 when none runs, and stops it again when the calling script exits.
+ensure_dockerd() {
+  if /usr/bin/docker info >/dev/null 2>&1; then
+    return 0
+  fi
+  step "starting dockerd"
+  local log=/var/log/xbuild-dockerd.log
+  mkdir -p /var/log
+  nohup dockerd --bridge=none --iptables=false --ip6tables=false --storage-driver=overlay2 \
+    >"$log" 2>&1 &
+  XBUILD_DOCKERD_PID=$!
+  trap stop_dockerd EXIT
+  for _ in $(seq 1 60); do
+    /usr/bin/docker info >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "dockerd did not start; the end of $log:" >&2
+  tail -20 "$log" >&2
+  return 1
+}
+
+# stop_dockerd — stops the dockerd that ensure_dockerd started, if it started one.
+stop_dockerd() {
+  if [ -n "${XBUILD_DOCKERD_PID:-}" ]; then
+    kill "$XBUILD_DOCKERD_PID" 2>/dev/null || true
+    wait "$XBUILD_DOCKERD_PID" 2>/dev/null || true
+    XBUILD_DOCKERD_PID=
+  fi
+}

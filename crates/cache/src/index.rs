@@ -18,6 +18,13 @@ pub(crate) const TAGS: Table = TableDefinition::new("tags");
 pub(crate) const LAYERS: Table = TableDefinition::new("layers");
 /// Layer chain id → snapshot id.
 pub(crate) const CHAINS: Table = TableDefinition::new("chains");
+/// Manifest digest → [`ImageRecord`]: every image of the local image store, tagged or not.
+pub(crate) const IMAGES: Table = TableDefinition::new("images");
+/// `<snapshot> <variant>` → [`LayerRecord`]: the layer an export wrote for a snapshot's diff, per
+/// compression and epoch (`variant`).
+pub(crate) const EXPORTS: Table = TableDefinition::new("exports");
+/// Layer diff_id → [`DiffRecord`].
+pub(crate) const DIFFS: Table = TableDefinition::new("diffs");
 
 /// The result a cache key maps to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +46,25 @@ pub struct LayerRecord {
     pub diff_id: Digest,
     /// The compressed size in bytes.
     pub size: u64,
+}
+
+/// An image of the local image store (named by its manifest digest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// The config's digest: the image ID.
+    pub config: Digest,
+    /// When the image was created (its config's `created`, RFC 3339).
+    #[serde(default)]
+    pub created: Option<String>,
+    /// When it entered this store (RFC 3339).
+    pub added: String,
+}
+
+/// What is known of an uncompressed layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffRecord {
+    /// The bytes of file content the layer holds (what `docker history` shows as its size).
+    pub content_size: u64,
 }
 
 /// What a tag points at.
@@ -69,7 +95,7 @@ impl Index {
             path: path.to_path_buf(),
         };
         idx.write(|tx| {
-            for t in [CACHE, TAGS, LAYERS, CHAINS] {
+            for t in [CACHE, TAGS, LAYERS, CHAINS, IMAGES, DIFFS, EXPORTS] {
                 tx.open_table(t)?;
             }
             Ok(())
@@ -104,6 +130,16 @@ impl Index {
             tx.open_table(table)?.insert(key, bytes.as_slice())?;
             Ok(())
         })
+    }
+
+    /// Removes `key`; true when it was there.
+    pub(crate) fn remove(&self, table: Table, key: &str) -> Result<bool, Error> {
+        let mut found = false;
+        self.write(|tx| {
+            found = tx.open_table(table)?.remove(key)?.is_some();
+            Ok(())
+        })?;
+        Ok(found)
     }
 
     pub(crate) fn get<T: DeserializeOwned>(

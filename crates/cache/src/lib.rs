@@ -1,8 +1,9 @@
 //! The content store, the cache-key index and the image tags of an xbuild root.
 //!
 //! On disk, under the root: `blobs/sha256/<hex>` (immutable content, named by its sha256),
-//! `tmp/` (partial writes), and `index.redb` (the cache-key → result index, image tags and the
-//! blob each snapshot's diff compressed to). Writes are crash-safe: blobs go to a temp file, are
+//! `tmp/` (partial writes), `index.redb` (the cache-key → result index, the images of the local
+//! image store and their tags, and the blob each snapshot's diff compressed to) and
+//! `images.lock` (image writers hold it shared, blob pruning exclusively). Writes are crash-safe: blobs go to a temp file, are
 //! fsynced and renamed into place; the index is a redb database with durable commits, opened in
 //! redb's multi-writer mode so several `xbuild` processes can share one root.
 //!
@@ -27,9 +28,11 @@
 mod blob;
 mod index;
 pub mod oci;
+mod prune;
 
 pub use blob::BlobWriter;
-pub use index::{CacheRecord, LayerRecord, TagRecord};
+pub use index::{CacheRecord, DiffRecord, ImageRecord, LayerRecord, TagRecord};
+pub use prune::{ImageLease, PruneStats};
 
 use std::path::{Path, PathBuf};
 
@@ -198,6 +201,27 @@ impl Store {
         self.index.put(index::LAYERS, snapshot, rec)
     }
 
+    /// The layer an export wrote for a snapshot's diff in `variant` (compression and epoch).
+    pub fn get_exported_layer(
+        &self,
+        snapshot: &str,
+        variant: &str,
+    ) -> Result<Option<LayerRecord>, Error> {
+        self.index
+            .get(index::EXPORTS, &format!("{snapshot} {variant}"))
+    }
+
+    /// Records the layer an export wrote for a snapshot's diff in `variant`.
+    pub fn put_exported_layer(
+        &self,
+        snapshot: &str,
+        variant: &str,
+        rec: &LayerRecord,
+    ) -> Result<(), Error> {
+        self.index
+            .put(index::EXPORTS, &format!("{snapshot} {variant}"), rec)
+    }
+
     /// The snapshot an image layer chain (by chain id) was unpacked into.
     pub fn get_chain(&self, chain_id: &Digest) -> Result<Option<String>, Error> {
         self.index.get(index::CHAINS, chain_id.as_str())
@@ -222,5 +246,52 @@ impl Store {
     /// Every tag, sorted by name.
     pub fn tags(&self) -> Result<Vec<(String, TagRecord)>, Error> {
         self.index.all(index::TAGS)
+    }
+
+    /// Removes a tag; true when it existed. The image stays (untagged) until removed.
+    pub fn delete_tag(&self, name: &str) -> Result<bool, Error> {
+        self.index.remove(index::TAGS, name)
+    }
+
+    /// Records an image (by manifest digest) in the local image store.
+    pub fn put_image(&self, manifest: &Digest, rec: &ImageRecord) -> Result<(), Error> {
+        self.index.put(index::IMAGES, manifest.as_str(), rec)
+    }
+
+    /// The record of an image, by manifest digest.
+    pub fn get_image(&self, manifest: &Digest) -> Result<Option<ImageRecord>, Error> {
+        self.index.get(index::IMAGES, manifest.as_str())
+    }
+
+    /// Every recorded image, by manifest digest.
+    pub fn images(&self) -> Result<Vec<(Digest, ImageRecord)>, Error> {
+        self.index
+            .all::<ImageRecord>(index::IMAGES)?
+            .into_iter()
+            .map(|(k, v)| {
+                k.parse::<Digest>()
+                    .map(|d| (d, v))
+                    .map_err(|e| Error::Corrupt {
+                        key: k.clone(),
+                        message: e.to_string(),
+                    })
+            })
+            .collect()
+    }
+
+    /// Forgets an image (its blobs stay until [`prune_blobs`](Self::prune_blobs)); true when
+    /// it was recorded.
+    pub fn delete_image(&self, manifest: &Digest) -> Result<bool, Error> {
+        self.index.remove(index::IMAGES, manifest.as_str())
+    }
+
+    /// What is known of an uncompressed layer, by diff_id.
+    pub fn get_diff(&self, diff_id: &Digest) -> Result<Option<DiffRecord>, Error> {
+        self.index.get(index::DIFFS, diff_id.as_str())
+    }
+
+    /// Records what is known of an uncompressed layer.
+    pub fn put_diff(&self, diff_id: &Digest, rec: &DiffRecord) -> Result<(), Error> {
+        self.index.put(index::DIFFS, diff_id.as_str(), rec)
     }
 }

@@ -147,7 +147,8 @@ pub struct Healthcheck {
     pub retries: Option<i64>,
 }
 
-/// The runtime configuration inside an image config (Docker's superset of OCI's).
+/// The runtime configuration inside an image config (Docker's superset of OCI's), with its
+/// fields in the order BuildKit writes them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
@@ -166,12 +167,6 @@ pub struct ContainerConfig {
     /// `CMD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
-    /// Docker's ArgsEscaped (Windows only in practice; BuildKit writes it for shell-form CMD).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub args_escaped: bool,
-    /// `HEALTHCHECK`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<Healthcheck>,
     /// `VOLUME`, as a set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
@@ -181,12 +176,18 @@ pub struct ContainerConfig {
     /// `LABEL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
-    /// `ONBUILD`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_build: Option<Vec<String>>,
     /// `STOPSIGNAL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// `HEALTHCHECK`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    /// Docker's ArgsEscaped (Windows only in practice; BuildKit writes it for shell-form CMD).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub args_escaped: bool,
+    /// `ONBUILD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_build: Option<Vec<String>>,
     /// `SHELL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Vec<String>>,
@@ -197,6 +198,9 @@ pub struct ContainerConfig {
 pub struct ImageConfigFile {
     /// CPU architecture.
     pub architecture: String,
+    /// Who made the image (`MAINTAINER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     /// The runtime configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ContainerConfig>,

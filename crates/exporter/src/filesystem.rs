@@ -1,6 +1,7 @@
-//! The flattened filesystem of an image or snapshot, as a tar or a directory.
+//! The flattened filesystem of an image or snapshot: as a tar stream, or written out as a
+//! directory tree (`type=local`).
 
-use std::io::Write;
+use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 use xbuild_runtime::Snapshotter;
@@ -8,15 +9,10 @@ use xbuild_runtime::Snapshotter;
 use crate::Error;
 use crate::tarball::TarWriter;
 
-/// Writes the merged filesystem of snapshot `top` (with its ancestors) as a tar to `out`.
-pub fn export_tar(
-    snapshots: &Snapshotter,
-    top: Option<&str>,
-    out: impl Write,
-) -> Result<(), Error> {
-    let view = snapshots.view(top)?;
-    let root = view.path();
-    let mut tw = TarWriter::new(out);
+/// Writes the tree at `root` (without `root` itself) as a tar to `out`, in name order; with
+/// `epoch`, later file times are written as the epoch.
+pub fn write_tree(root: &Path, out: impl Write, epoch: Option<i64>) -> Result<(), Error> {
+    let mut tw = TarWriter::new(BufWriter::with_capacity(1 << 20, out), epoch);
     let walker = walkdir::WalkDir::new(root)
         .min_depth(1)
         .follow_links(false)
@@ -26,10 +22,50 @@ pub fn export_tar(
         let rel = e
             .path()
             .strip_prefix(root)
-            .map_err(|_| Error::io(e.path(), std::io::Error::other("outside the view")))?;
+            .map_err(|_| Error::io(e.path(), std::io::Error::other("outside the tree")))?;
         tw.append_path(rel, e.path())?;
     }
-    let mut w = tw.finish()?;
-    w.flush().map_err(|e| Error::io(Path::new("<output>"), e))?;
-    Ok(())
+    let mut w = tw
+        .finish()?
+        .into_inner()
+        .map_err(|e| Error::io(Path::new("<output>"), e.into_error()))?;
+    w.flush().map_err(|e| Error::io(Path::new("<output>"), e))
+}
+
+/// Writes the merged filesystem of snapshot `top` (with its ancestors) as a tar to `out`.
+pub fn export_tar(
+    snapshots: &Snapshotter,
+    top: Option<&str>,
+    out: impl Write,
+    epoch: Option<i64>,
+) -> Result<(), Error> {
+    let view = snapshots.view(top)?;
+    write_tree(view.path(), out, epoch)
+}
+
+/// Writes the merged filesystem of snapshot `top` into the directory `dest` (created if
+/// missing), with owners, modes, times, links, devices and xattrs, as `type=local` does. The
+/// tree is streamed through the same safe unpacker image layers go through, so nothing lands
+/// outside `dest`.
+pub fn export_local(
+    snapshots: &Snapshotter,
+    top: Option<&str>,
+    dest: &Path,
+    epoch: Option<i64>,
+) -> Result<(), Error> {
+    std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    let view = snapshots.view(top)?;
+    let (reader, writer) = std::io::pipe().map_err(|e| Error::io(dest, e))?;
+    std::thread::scope(|s| {
+        let root = view.path();
+        let producer = s.spawn(move || write_tree(root, writer, epoch));
+        let unpacked = xbuild_runtime::unpack::unpack(BufReader::new(reader), dest);
+        let produced = producer
+            .join()
+            .map_err(|_| Error::BadInput("the tree writer panicked".into()))?;
+        // A producer error explains a consumer error (a cut stream), so it comes first.
+        produced?;
+        unpacked?;
+        Ok(())
+    })
 }

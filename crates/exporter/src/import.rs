@@ -1,34 +1,21 @@
 //! `xbuild import`: a flat rootfs tarball becomes a one-layer image, like `docker import`.
 
-use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 
 use xbuild_cache::oci::{
-    ContainerConfig, Descriptor, History, ImageConfigFile, MEDIA_CONFIG, MEDIA_LAYER_GZIP,
-    MEDIA_MANIFEST, Manifest, RootFs,
+    ContainerConfig, Descriptor, History, ImageConfigFile, MEDIA_CONFIG, MEDIA_MANIFEST, Manifest,
+    RootFs,
 };
-use xbuild_cache::{LayerRecord, Store};
+use xbuild_cache::{DiffRecord, LayerRecord, Store};
 
 use crate::Error;
+use crate::compress::{Compression, Encoder, decompress};
 use crate::hashing::HashingWriter;
 use crate::image::BuiltImage;
 
-/// Opens a possibly gzip-compressed stream as plain bytes (gzip is detected by its magic).
-pub fn decompressed<'a>(r: impl Read + 'a) -> Result<Box<dyn Read + 'a>, Error> {
-    let mut br = BufReader::new(r);
-    let head = br
-        .fill_buf()
-        .map_err(|e| Error::io(std::path::Path::new("<input>"), e))?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(MultiGzDecoder::new(br)))
-    } else {
-        Ok(Box::new(br))
-    }
-}
-
-/// Imports the rootfs tar `input` (plain or gzip) as an image for `os`/`architecture`;
-/// `source` names it in the history ("Imported from …").
+/// Imports the rootfs tar `input` (plain, gzip or zstd) as an image for `os`/`architecture`,
+/// its layer compressed with `compression`; `source` names it in the history ("Imported from
+/// …").
 pub fn import_rootfs(
     store: &Store,
     input: impl Read,
@@ -36,26 +23,29 @@ pub fn import_rootfs(
     os: &str,
     architecture: &str,
     created: &str,
+    compression: Compression,
 ) -> Result<BuiltImage, Error> {
-    let mut plain = decompressed(input)?;
+    let src = std::path::Path::new(source);
+    let mut plain = decompress(input).map_err(|e| Error::io(src, e))?;
     let blob = store.blob_writer()?;
-    let mut hw = HashingWriter::new(GzEncoder::new(blob, flate2::Compression::default()));
-    std::io::copy(&mut plain, &mut hw).map_err(|e| Error::io(std::path::Path::new(source), e))?;
-    let (diff_id, _, gz) = hw.finish();
-    let blob = gz
-        .finish()
-        .map_err(|e| Error::io(std::path::Path::new(source), e))?;
+    let enc = Encoder::new(compression, blob).map_err(|e| Error::io(src, e))?;
+    let mut hw = HashingWriter::new(enc);
+    std::io::copy(&mut plain, &mut hw).map_err(|e| Error::io(src, e))?;
+    let (diff_id, _, enc) = hw.finish();
+    let blob = enc.finish().map_err(|e| Error::io(src, e))?;
     let size = blob.size();
     let digest = blob.commit(None)?;
-    validate_tar(store, &digest, source)?;
+    let content_size = validate_tar(store, &digest, source)?;
+    store.put_diff(&diff_id, &DiffRecord { content_size })?;
     let layer = LayerRecord {
-        media_type: MEDIA_LAYER_GZIP.into(),
+        media_type: compression.media_type().into(),
         digest,
         diff_id,
         size,
     };
     let config_file = ImageConfigFile {
         architecture: architecture.into(),
+        author: None,
         config: Some(ContainerConfig::default()),
         created: Some(created.into()),
         history: vec![History {
@@ -95,12 +85,15 @@ pub fn import_rootfs(
 }
 
 /// Reads the stored layer back as a tar: every member must parse and stay inside the rootfs.
-fn validate_tar(store: &Store, digest: &xbuild_llb::Digest, source: &str) -> Result<(), Error> {
-    let f = std::fs::File::open(store.blob_path(digest))
-        .map_err(|e| Error::io(&store.blob_path(digest), e))?;
-    let mut ar = tar::Archive::new(MultiGzDecoder::new(BufReader::new(f)));
+/// Returns the bytes of file content it holds.
+fn validate_tar(store: &Store, digest: &xbuild_llb::Digest, source: &str) -> Result<u64, Error> {
+    let path = store.blob_path(digest);
+    let f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let r = decompress(BufReader::new(f)).map_err(|e| Error::io(&path, e))?;
+    let mut ar = tar::Archive::new(r);
     let bad = |m: String| Error::BadInput(format!("{source}: {m}"));
     let mut count = 0u64;
+    let mut content = 0u64;
     for e in ar
         .entries()
         .map_err(|e| bad(format!("not a tar archive: {e}")))?
@@ -113,10 +106,13 @@ fn validate_tar(store: &Store, digest: &xbuild_llb::Digest, source: &str) -> Res
                 String::from_utf8_lossy(&p)
             )));
         }
+        if e.header().entry_type().is_file() {
+            content += e.header().size().unwrap_or(0);
+        }
         count += 1;
     }
     if count == 0 {
         return Err(bad("the archive has no entries (is it a tar?)".into()));
     }
-    Ok(())
+    Ok(content)
 }

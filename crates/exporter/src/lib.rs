@@ -1,35 +1,56 @@
-//! Turns xbuild snapshots into OCI images: layer diffs to compressed blobs (hashed while
-//! streaming), image configs with history, manifests; OCI layouts and flattened filesystems;
-//! and `import` of a flat rootfs tarball.
+//! Turns xbuild snapshots into OCI images and moves images in and out of the content store.
+//!
+//! Layers are snapshot diffs written as deterministic tars (OCI whiteouts, PAX, hardlinks,
+//! devices, xattrs), hashed and compressed (gzip in parallel, zstd, or none) in one streaming
+//! pass; configs carry BuildKit-style history; with `SOURCE_DATE_EPOCH` every time this build
+//! adds is clamped, so equal inputs give equal digests. Images go out as OCI layouts or
+//! docker-archives and come in from either, or from a flat rootfs tarball (`import`).
 //!
 //! Invariant: the exporter reads snapshots (through `runtime`) and writes blobs only through
-//! `cache`. Configs serialize deterministically, so equal inputs give equal digests.
+//! `cache`. Configs serialize deterministically (fixed field order, sorted maps).
 //!
 //! ```no_run
 //! use xbuild_cache::Store;
-//! use xbuild_exporter::{import_rootfs, write_oci_layout};
+//! use xbuild_exporter::{ArchiveFormat, ArchiveImage, Compression, import_rootfs, write_archive_file};
 //!
 //! let store = Store::open(std::path::Path::new("/var/lib/xbuild")).unwrap();
 //! let tar = std::fs::File::open("rootfs.tar").unwrap();
-//! let image = import_rootfs(&store, tar, "rootfs.tar", "linux", "amd64", "2026-01-01T00:00:00Z").unwrap();
+//! let created = "2026-01-01T00:00:00Z";
+//! let image = import_rootfs(&store, tar, "rootfs.tar", "linux", "amd64", created, Compression::Gzip).unwrap();
 //! println!("imported {}", image.id());
-//! write_oci_layout(&store, &image.manifest, Some("busybox:local"), "out".as_ref()).unwrap();
+//! let out = [ArchiveImage { manifest: image.manifest.clone(), names: vec!["busybox:local".into()] }];
+//! write_archive_file(&store, &out, ArchiveFormat::Docker, None, "busybox.tar".as_ref()).unwrap();
 //! ```
 #![forbid(unsafe_code)]
 
+mod compress;
+mod diff;
 mod filesystem;
 mod hashing;
 mod image;
 mod import;
 mod layer;
 mod layout;
+mod load;
+pub mod names;
 mod tarball;
+mod unpack;
 
-pub use filesystem::export_tar;
-pub use image::{BuiltImage, StepResult, build_image, container_config, image_config, load_image};
-pub use import::{decompressed, import_rootfs};
-pub use layer::{Compression, layer_of, write_layer};
-pub use layout::write_oci_layout;
+pub use compress::{Compression, decompress};
+pub use diff::{FileChange, diff_trees};
+pub use filesystem::{export_local, export_tar, write_tree};
+pub use image::{
+    BaseImage, BuiltImage, StepResult, base_image, build_image, container_config, image_config,
+    load_image, rfc3339,
+};
+pub use import::import_rootfs;
+pub use layer::{ExportOptions, layer_of, write_layer};
+pub use layout::{
+    ANNOTATION_CREATED, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ArchiveFormat, ArchiveImage,
+    partial, write_archive, write_archive_file, write_oci_dir,
+};
+pub use load::{LoadedImage, load_archive, load_oci_dir};
+pub use unpack::{chain_id, unpack_image};
 
 use std::path::{Path, PathBuf};
 

@@ -78,6 +78,7 @@ impl Env {
             "linux",
             "amd64",
             "2026-01-01T00:00:00Z",
+            xbuild_exporter::Compression::Gzip,
         )
         .unwrap();
         Env {
@@ -382,7 +383,10 @@ async fn cache_mounts_persist_and_secrets_leave_no_trace() {
             &env.store,
             solver.snapshots(),
             &id,
-            xbuild_exporter::Compression::Gzip,
+            xbuild_exporter::ExportOptions {
+                compression: xbuild_exporter::Compression::Gzip,
+                epoch: None,
+            },
         )
         .unwrap();
     }

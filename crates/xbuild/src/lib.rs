@@ -3,7 +3,9 @@
 //! [`Builder`] is the facade the `xbuild` binary is a thin layer over: it parses and lowers a
 //! Dockerfile ([`xbuild_parser`]), solves the graph ([`xbuild_solver`]) against an xbuild root
 //! (content store and snapshots), and exports the result ([`xbuild_exporter`]) into the local
-//! image store, an OCI layout or a filesystem tar.
+//! image store, an OCI layout, a docker-archive, a directory or a filesystem tar. It also
+//! manages the local image store the way Docker's image commands do (`images`, `tag`, `rmi`,
+//! `image prune`, `history`, `save`, `load`, `import`, `export`, `diff`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xbuild::Error> {
@@ -13,36 +15,39 @@
 //! let builder = Builder::new("/var/lib/xbuild");
 //! let mut opts = BuildOptions::new("./app");
 //! opts.tags.push("app:1".into());
-//! opts.outputs.push(OutputSpec::Image { push: false });
+//! opts.outputs.push(OutputSpec::parse("type=docker,dest=app.tar")?);
 //! let result = builder.build(&opts, Arc::new(xbuild::NoProgress)).await?;
-//! println!("built {} ({} steps ran, {} cached)", result.image_id, result.executed, result.cached);
+//! println!("built {:?} ({} steps ran, {} cached)", result.image_id, result.executed, result.cached);
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 
+mod filter;
 mod reference;
 mod remote;
 mod store;
 
+pub use filter::ImageFilter;
 pub use reference::Reference;
 pub use remote::PullSummary;
-pub use store::{ImageSummary, StoreResolver, default_root};
-pub use xbuild_exporter::Compression;
+pub use store::{ImageSummary, NONE, Removed, StoreResolver, default_root};
+pub use xbuild_exporter::{ArchiveFormat, Compression, FileChange};
 pub use xbuild_parser::{Diagnostic, Severity};
 pub use xbuild_registry::{Pushed, RegistryOptions};
 pub use xbuild_runtime::SnapshotterKind;
 pub use xbuild_solver::{Event, NoProgress, ProgressSink, SecretSource};
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use xbuild_cache::Store;
 use xbuild_cache::oci::{ImageConfigFile, Manifest};
-use xbuild_exporter::StepResult;
+use xbuild_exporter::{ArchiveImage, BuiltImage, ExportOptions, StepResult};
 use xbuild_llb::{Definition, Digest};
 use xbuild_parser::lower::{CONTEXT_NAME, LowerOptions};
+use xbuild_runtime::Snapshotter;
 use xbuild_solver::{Solver, SolverOptions};
 
 /// What can go wrong, with enough context for a user to act.
@@ -61,7 +66,7 @@ pub enum Error {
     /// A step failed.
     #[error(transparent)]
     Solve(#[from] xbuild_solver::Error),
-    /// Writing the image failed.
+    /// Writing or reading an image failed.
     #[error(transparent)]
     Export(#[from] xbuild_exporter::Error),
     /// Pulling, pushing or logging in failed.
@@ -71,7 +76,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] xbuild_cache::Error),
     /// An image name that is not in the store.
-    #[error("image {0} not found in the local store (see `xbuild images`)")]
+    #[error("No such image: {0} (see `xbuild images`)")]
     NoSuchImage(String),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
@@ -86,6 +91,12 @@ pub enum Error {
     Usage(String),
 }
 
+impl From<xbuild_runtime::Error> for Error {
+    fn from(e: xbuild_runtime::Error) -> Self {
+        Error::Export(e.into())
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_path_buf(),
@@ -93,21 +104,45 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Where a build's result goes.
+/// Where a build's result goes (`docker build --output` / BuildKit's exporters).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutputSpec {
-    /// Into the local image store, tagged with the build's tags; with `push`, also pushed to the
-    /// registries the tags name.
+    /// Into the local image store, tagged with the build's tags and `names`; with `push`, also
+    /// pushed to the registries those names point at (`type=registry` is `push=true`).
     Image {
-        /// Push the tags (`push=true`).
+        /// Extra names (`name=`, repeatable).
+        names: Vec<String>,
+        /// Layer compression (default: the build's).
+        compression: Option<Compression>,
+        /// Push the names (`push=true`).
         push: bool,
     },
-    /// An OCI image layout: a directory, or a tar when the path ends in `.tar`.
+    /// An OCI image layout: a directory, or a tar (`.tar` path, `tar=true`, or `-`: stdout).
     Oci {
         /// Where.
         dest: PathBuf,
+        /// A directory rather than a tar.
+        dir: bool,
+        /// Names (`name=`, repeatable; default: the build's tags).
+        names: Vec<String>,
+        /// Layer compression (default: the build's).
+        compression: Option<Compression>,
     },
-    /// The final filesystem as a tar.
+    /// A docker-archive `docker load` accepts (`-`: stdout).
+    Docker {
+        /// Where.
+        dest: PathBuf,
+        /// Names (`name=`, repeatable; default: the build's tags).
+        names: Vec<String>,
+        /// Layer compression (default: the build's).
+        compression: Option<Compression>,
+    },
+    /// The final filesystem written into a directory.
+    Local {
+        /// Where.
+        dest: PathBuf,
+    },
+    /// The final filesystem as a tar (`-`: stdout).
     Tar {
         /// Where.
         dest: PathBuf,
@@ -115,24 +150,48 @@ pub enum OutputSpec {
 }
 
 impl OutputSpec {
-    /// Parses `docker build --output` syntax: `type=oci,dest=DIR`, `type=image`, …
+    /// Parses `docker build --output` syntax: `type=image`, `type=oci,dest=DIR|FILE.tar`,
+    /// `type=docker,dest=FILE.tar[,name=REF]`, `type=local,dest=DIR`, `type=tar,dest=FILE`,
+    /// each with `compression=gzip|zstd|uncompressed` where layers are written. A bare path
+    /// means `type=local,dest=PATH`, as in Docker.
     pub fn parse(spec: &str) -> Result<Self, Error> {
+        if !spec.contains('=') {
+            return Ok(match spec {
+                "-" => OutputSpec::Tar { dest: "-".into() },
+                _ => OutputSpec::Local { dest: spec.into() },
+            });
+        }
         let mut kv = BTreeMap::new();
+        let mut names: Vec<String> = Vec::new();
         for part in spec.split(',') {
             let (k, v) = part.split_once('=').ok_or_else(|| {
                 Error::Usage(format!(
                     "invalid --output {spec:?}: expected key=value pairs such as type=oci,dest=DIR"
                 ))
             })?;
-            kv.insert(k.trim().to_string(), v.trim().to_string());
+            if k.trim() == "name" {
+                names.push(v.trim().to_string());
+            } else {
+                kv.insert(k.trim().to_string(), v.trim().to_string());
+            }
         }
-        let dest = |kv: &BTreeMap<String, String>| {
-            kv.get("dest")
-                .map(PathBuf::from)
-                .ok_or_else(|| Error::Usage(format!("--output {spec:?} needs dest=PATH")))
+        let typ = kv
+            .remove("type")
+            .ok_or_else(|| Error::Usage(format!("invalid --output {spec:?}: type= is required")))?;
+        let dest = kv.remove("dest").map(PathBuf::from);
+        let need_dest = |d: Option<PathBuf>| {
+            d.ok_or_else(|| Error::Usage(format!("--output {spec:?} needs dest=PATH")))
         };
-        let push = match kv.get("push").map(String::as_str) {
-            None | Some("false") => false,
+        for n in &names {
+            Reference::parse(n).map_err(|e| Error::Usage(format!("--output name={n}: {e}")))?;
+        }
+        let compression = kv
+            .remove("compression")
+            .map(|c| Compression::parse(&c))
+            .transpose()?;
+        let tar = kv.remove("tar").map(|t| t != "false");
+        let push = match kv.remove("push").as_deref() {
+            None | Some("false") => typ == "registry",
             Some("true") => true,
             Some(other) => {
                 return Err(Error::Usage(format!(
@@ -140,17 +199,61 @@ impl OutputSpec {
                 )));
             }
         };
-        match kv.get("type").map(String::as_str) {
-            Some("image") => Ok(OutputSpec::Image { push }),
-            Some("registry") => Ok(OutputSpec::Image { push: true }),
-            Some("oci") => Ok(OutputSpec::Oci { dest: dest(&kv)? }),
-            Some("tar") => Ok(OutputSpec::Tar { dest: dest(&kv)? }),
-            Some(other) => Err(Error::Usage(format!(
-                "--output type={other} is not supported yet; use image, registry, oci or tar"
+        for ignored in ["oci-mediatypes", "force-compression", "compression-level"] {
+            kv.remove(ignored);
+        }
+        if let Some(k) = kv.keys().next() {
+            return Err(Error::Usage(format!(
+                "--output {spec:?}: unknown option {k}= for type={typ}"
+            )));
+        }
+        let layered = matches!(typ.as_str(), "image" | "registry" | "oci" | "docker");
+        if compression.is_some() && !layered {
+            return Err(Error::Usage(format!(
+                "--output {spec:?}: compression= applies to image, oci and docker outputs"
+            )));
+        }
+        match typ.as_str() {
+            "image" | "registry" => Ok(OutputSpec::Image {
+                names,
+                compression,
+                push,
+            }),
+            "oci" => {
+                let dest = need_dest(dest)?;
+                let is_tar = tar.unwrap_or_else(|| {
+                    dest.as_os_str() == "-" || dest.extension().is_some_and(|e| e == "tar")
+                });
+                Ok(OutputSpec::Oci {
+                    dest,
+                    dir: !is_tar,
+                    names,
+                    compression,
+                })
+            }
+            "docker" => Ok(OutputSpec::Docker {
+                dest: need_dest(dest)?,
+                names,
+                compression,
+            }),
+            "local" => Ok(OutputSpec::Local {
+                dest: need_dest(dest)?,
+            }),
+            "tar" => Ok(OutputSpec::Tar {
+                dest: need_dest(dest)?,
+            }),
+            other => Err(Error::Usage(format!(
+                "--output type={other} is not supported; use image, registry, oci, docker, local or tar"
             ))),
-            None => Err(Error::Usage(format!(
-                "invalid --output {spec:?}: type= is required"
-            ))),
+        }
+    }
+
+    fn compression(&self) -> Option<Option<Compression>> {
+        match self {
+            OutputSpec::Image { compression, .. }
+            | OutputSpec::Oci { compression, .. }
+            | OutputSpec::Docker { compression, .. } => Some(*compression),
+            OutputSpec::Local { .. } | OutputSpec::Tar { .. } => None,
         }
     }
 }
@@ -170,8 +273,11 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--build-arg` values.
     pub build_args: BTreeMap<String, String>,
-    /// Layer compression.
+    /// Layer compression of outputs that do not choose one.
     pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`: this build's times (history, config, layer files) are clamped to
+    /// it, so the same inputs give the same image digest.
+    pub source_date_epoch: Option<i64>,
     /// Secrets by id for `RUN --mount=type=secret` (`--secret`).
     pub secrets: HashMap<String, SecretSource>,
     /// SSH agent sockets by id for `RUN --mount=type=ssh` (`--ssh`).
@@ -193,6 +299,7 @@ impl BuildOptions {
             no_cache: false,
             build_args: BTreeMap::new(),
             compression: Compression::Gzip,
+            source_date_epoch: None,
             secrets: HashMap::new(),
             ssh: HashMap::new(),
             pull: false,
@@ -201,13 +308,26 @@ impl BuildOptions {
     }
 }
 
+/// Parses a `SOURCE_DATE_EPOCH` value: whole seconds since 1970, not negative.
+pub fn parse_epoch(v: &str) -> Result<i64, Error> {
+    v.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|e| *e >= 0)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH={v:?}: expected whole seconds since 1970-01-01 (e.g. 0)"
+            ))
+        })
+}
+
 /// What a build produced.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BuildResult {
-    /// The image ID (config digest).
-    pub image_id: Digest,
+    /// The image ID (config digest); `None` when only a filesystem was exported.
+    pub image_id: Option<Digest>,
     /// The manifest digest.
-    pub manifest: Digest,
+    pub manifest: Option<Digest>,
     /// The tags written.
     pub tags: Vec<String>,
     /// The pushes made (`--push`, `push=true`).
@@ -219,6 +339,49 @@ pub struct BuildResult {
     pub cached: usize,
 }
 
+/// One row of `xbuild history`: a history entry of the image, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryRow {
+    /// The image ID on the newest row, `None` (`<missing>`) on the others.
+    pub id: Option<Digest>,
+    /// When (RFC 3339).
+    pub created: Option<String>,
+    /// The instruction.
+    pub created_by: String,
+    /// The layer's size (file content bytes); 0 for an entry without a layer.
+    pub size: u64,
+    /// The comment.
+    pub comment: String,
+    /// True when the entry made no layer.
+    pub empty_layer: bool,
+}
+
+/// An image as `xbuild inspect` shows it.
+#[derive(Clone, Debug)]
+pub struct ImageDetails {
+    /// The image ID (config digest).
+    pub id: Digest,
+    /// The manifest digest.
+    pub manifest_digest: Digest,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The config.
+    pub config: ImageConfigFile,
+    /// The tags pointing at it.
+    pub tags: Vec<String>,
+    /// File content bytes of its layers.
+    pub size: u64,
+}
+
+/// An image `load` brought in: its ID and the names it was tagged with.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Loaded {
+    /// The image ID.
+    pub id: Digest,
+    /// The tags written (none: an untagged image).
+    pub names: Vec<String>,
+}
+
 /// Builds images and manages the image store of one xbuild root.
 #[derive(Clone, Debug)]
 pub struct Builder {
@@ -226,6 +389,53 @@ pub struct Builder {
     runtime: Option<PathBuf>,
     snapshotter: SnapshotterKind,
     registry: RegistryOptions,
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// Opens `path` for writing through a `.partial` file, or stdout for `-`; `finish` renames.
+struct OutputFile {
+    dest: PathBuf,
+    tmp: Option<PathBuf>,
+    w: Box<dyn Write>,
+}
+
+impl OutputFile {
+    fn create(dest: &Path) -> Result<Self, Error> {
+        if dest.as_os_str() == "-" {
+            return Ok(OutputFile {
+                dest: dest.to_path_buf(),
+                tmp: None,
+                w: Box::new(std::io::stdout().lock()),
+            });
+        }
+        let tmp = xbuild_exporter::partial(dest);
+        let f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        Ok(OutputFile {
+            dest: dest.to_path_buf(),
+            tmp: Some(tmp),
+            w: Box::new(std::io::BufWriter::with_capacity(1 << 20, f)),
+        })
+    }
+
+    fn finish(mut self) -> Result<(), Error> {
+        self.w.flush().map_err(io(&self.dest))?;
+        drop(std::mem::replace(&mut self.w, Box::new(std::io::sink())));
+        if let Some(tmp) = self.tmp.take() {
+            std::fs::rename(&tmp, &self.dest).map_err(io(&self.dest))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 impl Builder {
@@ -266,6 +476,10 @@ impl Builder {
         Ok(Store::open(&self.root)?)
     }
 
+    fn snapshots(&self) -> Result<Snapshotter, Error> {
+        Ok(Snapshotter::with_kind(&self.root, self.snapshotter)?)
+    }
+
     fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String), Error> {
         let path = opts
             .dockerfile
@@ -282,7 +496,7 @@ impl Builder {
         lower_text(&file, &text, opts, &StoreResolver::new(&store))
     }
 
-    /// Runs a build.
+    /// Runs a build and writes its outputs.
     pub async fn build(
         &self,
         opts: &BuildOptions,
@@ -334,120 +548,443 @@ impl Builder {
                 )
             })
             .collect();
-        let snapshots = solver.snapshots().clone();
-        let compression = opts.compression;
-        let image = {
-            let store = store.clone();
-            let snapshots = snapshots.clone();
-            let top = top.clone();
-            tokio::task::spawn_blocking(move || {
-                xbuild_exporter::build_image(
-                    &store,
-                    &snapshots,
-                    &output,
-                    top.as_deref(),
-                    &steps,
-                    compression,
-                )
-            })
-            .await
-            .map_err(|e| Error::Usage(format!("export task failed: {e}")))??
-        };
         let outputs = if opts.outputs.is_empty() {
-            vec![OutputSpec::Image { push: false }]
+            vec![OutputSpec::Image {
+                names: vec![],
+                compression: None,
+                push: false,
+            }]
         } else {
             opts.outputs.clone()
         };
-        let mut tags = Vec::new();
-        let mut push = opts.push;
-        for o in &outputs {
-            match o {
-                OutputSpec::Image { push: p } => {
-                    push |= *p;
-                    for t in &opts.tags {
-                        tags.push(store::tag(&store, t, &image.manifest.digest)?.to_string());
-                    }
-                }
-                OutputSpec::Oci { dest } => {
-                    let name = opts.tags.first().map(String::as_str);
-                    xbuild_exporter::write_oci_layout(&store, &image.manifest, name, dest)?;
-                }
-                OutputSpec::Tar { dest } => {
-                    let f = std::fs::File::create(dest).map_err(io(dest))?;
-                    xbuild_exporter::export_tar(
-                        &snapshots,
-                        top.as_deref(),
-                        std::io::BufWriter::new(f),
-                    )?;
-                }
-            }
-        }
+        let snapshots = solver.snapshots().clone();
+        let epoch = opts.source_date_epoch;
+        let default = opts.compression;
+        let tags = opts.tags.clone();
+        let (executed, cached) = (solved.executed, solved.cached);
+        let push_names: Vec<String> = if opts.push {
+            opts.tags.clone()
+        } else {
+            Vec::new()
+        };
+        let push_names: Vec<String> = push_names
+            .into_iter()
+            .chain(outputs.iter().flat_map(|o| match o {
+                OutputSpec::Image {
+                    names, push: true, ..
+                } => opts.tags.iter().chain(names).cloned().collect(),
+                _ => Vec::new(),
+            }))
+            .collect();
+        let export_store = store.clone();
+        let (image, tags) = tokio::task::spawn_blocking(move || {
+            export_outputs(
+                &export_store,
+                &snapshots,
+                &def,
+                &output,
+                &steps,
+                top,
+                &outputs,
+                &tags,
+                default,
+                epoch,
+            )
+        })
+        .await
+        .map_err(|e| Error::Usage(format!("export task failed: {e}")))??;
         let mut pushed = Vec::new();
-        if push {
-            if opts.tags.is_empty() {
+        if !push_names.is_empty() || opts.push {
+            let Some(img) = &image else {
+                return Err(Error::Usage(
+                    "--push needs an image output (type=image or type=registry)".into(),
+                ));
+            };
+            if push_names.is_empty() {
                 return Err(Error::Usage(
                     "--push needs a name to push to: add -t HOST/REPO:TAG".into(),
                 ));
             }
-            for t in &opts.tags {
-                pushed.push(
-                    self.push_manifest(&store, &image.manifest.digest, t)
-                        .await?,
-                );
+            let mut seen = std::collections::BTreeSet::new();
+            for t in push_names.iter().filter(|t| seen.insert(t.as_str())) {
+                pushed.push(self.push_manifest(&store, &img.manifest.digest, t).await?);
             }
         }
         Ok(BuildResult {
-            image_id: image.config.digest.clone(),
-            manifest: image.manifest.digest.clone(),
+            image_id: image.as_ref().map(|i| i.config.digest.clone()),
+            manifest: image.map(|i| i.manifest.digest),
             tags,
             pushed,
-            executed: solved.executed,
-            cached: solved.cached,
+            executed,
+            cached,
         })
     }
 
-    /// Imports a flat rootfs tar (plain or gzip) as image `name`, like `docker import`.
-    pub fn import(&self, tar: &Path, name: &str) -> Result<ImageSummary, Error> {
-        let r = Reference::parse(name).map_err(Error::Usage)?;
+    /// Imports a flat rootfs tar (plain, gzip or zstd; `-`: stdin) as an image, like
+    /// `docker import`, tagged `name` if given. With an epoch, that is its creation time.
+    pub fn import(
+        &self,
+        tar: &Path,
+        name: Option<&str>,
+        epoch: Option<i64>,
+    ) -> Result<Digest, Error> {
+        let r = name
+            .map(|n| Reference::parse(n).map_err(Error::Usage))
+            .transpose()?;
         let store = self.store()?;
-        let f = std::fs::File::open(tar).map_err(io(tar))?;
-        let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let _lease = store.lease()?;
+        let input: Box<dyn Read> = if tar.as_os_str() == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            Box::new(std::fs::File::open(tar).map_err(io(tar))?)
+        };
+        let created = epoch
+            .map(xbuild_exporter::rfc3339)
+            .unwrap_or_else(now_rfc3339);
         let image = xbuild_exporter::import_rootfs(
             &store,
-            f,
+            input,
             &tar.display().to_string(),
             "linux",
             xbuild_parser::lower::host_architecture(),
             &created,
+            Compression::Gzip,
         )?;
-        store::tag(&store, &r.to_string(), &image.manifest.digest)?;
-        store::list(&store)?
-            .into_iter()
-            .find(|i| i.repository == r.repository && i.tag == r.tag)
-            .ok_or_else(|| Error::NoSuchImage(r.to_string()))
+        store::record_image(&store, &image.manifest.digest)?;
+        if let Some(r) = r {
+            store::tag(&store, &r.to_string(), &image.manifest.digest)?;
+        }
+        Ok(image.config.digest)
     }
 
-    /// Every tagged image.
+    /// Every image of the store: a row per tag and per untagged image, newest first.
     pub fn images(&self) -> Result<Vec<ImageSummary>, Error> {
         store::list(&self.store()?)
     }
 
-    /// An image's manifest and config.
-    pub fn inspect(&self, name: &str) -> Result<(Digest, Manifest, ImageConfigFile), Error> {
-        let (_, tag, m, c) = store::lookup(&self.store()?, name)?;
-        Ok((tag.manifest, m, c))
+    /// The rows of `images` that `filter` keeps.
+    pub fn images_filtered(&self, filter: &ImageFilter) -> Result<Vec<ImageSummary>, Error> {
+        let store = self.store()?;
+        let when = |name: &Option<String>| -> Result<Option<std::time::SystemTime>, Error> {
+            name.as_ref()
+                .map(|n| {
+                    store::find(&store, n)
+                        .map(|f| store::time_of(f.image.config.created.as_deref()))
+                })
+                .transpose()
+        };
+        let (before, since) = (when(&filter.before)?, when(&filter.since)?);
+        Ok(store::list(&store)?
+            .into_iter()
+            .filter(|r| filter.keeps(r, before, since))
+            .collect())
+    }
+
+    /// Points tag `target` at the image `source` names (a tag or an ID).
+    pub fn tag(&self, source: &str, target: &str) -> Result<(), Error> {
+        let store = self.store()?;
+        let found = store::find(&store, source)?;
+        store::tag(&store, target, &found.image.manifest)?;
+        Ok(())
+    }
+
+    /// Removes an image or a tag as `docker rmi` does, then the blobs nothing references.
+    pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Removed>, Error> {
+        let store = self.store()?;
+        let out = store::remove(&store, name, force)?;
+        store.prune_blobs()?;
+        Ok(out)
+    }
+
+    /// Removes untagged images (`all`: every image) and the blobs nothing references; returns
+    /// what was removed and the bytes reclaimed.
+    pub fn prune(&self, all: bool) -> Result<(Vec<Removed>, u64), Error> {
+        store::prune(&self.store()?, all)
+    }
+
+    /// An image's manifest, config and tags.
+    pub fn inspect(&self, name: &str) -> Result<ImageDetails, Error> {
+        let store = self.store()?;
+        let img = store::find(&store, name)?.image;
+        let size = store::layer_sizes(&store, &img).iter().sum();
+        Ok(ImageDetails {
+            id: img.id().clone(),
+            manifest_digest: img.manifest.clone(),
+            tags: img.tags.iter().map(|t| t.to_string()).collect(),
+            manifest: img.doc,
+            config: img.config,
+            size,
+        })
+    }
+
+    /// An image's history, newest first, with each layer's size.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryRow>, Error> {
+        let store = self.store()?;
+        let img = store::find(&store, name)?.image;
+        let mut sizes = store::layer_sizes(&store, &img).into_iter();
+        let mut rows: Vec<HistoryRow> = img
+            .config
+            .history
+            .iter()
+            .map(|h| HistoryRow {
+                id: None,
+                created: h.created.clone(),
+                created_by: h.created_by.clone().unwrap_or_default(),
+                size: if h.empty_layer {
+                    0
+                } else {
+                    sizes.next().unwrap_or(0)
+                },
+                comment: h.comment.clone().unwrap_or_default(),
+                empty_layer: h.empty_layer,
+            })
+            .collect();
+        rows.reverse();
+        if let Some(first) = rows.first_mut() {
+            first.id = Some(img.id().clone());
+        }
+        Ok(rows)
+    }
+
+    /// The top snapshot of an image's filesystem, unpacking what is not unpacked yet.
+    fn unpacked(
+        &self,
+        store: &Store,
+        snapshots: &Snapshotter,
+        name: &str,
+    ) -> Result<Option<String>, Error> {
+        let img = store::find(store, name)?.image;
+        Ok(xbuild_exporter::unpack_image(
+            store,
+            snapshots,
+            &img.manifest,
+        )?)
     }
 
     /// Writes an image's flattened filesystem as a tar.
     pub fn export(&self, name: &str, out: impl Write) -> Result<(), Error> {
         let store = self.store()?;
-        let (_, tag, _, _) = store::lookup(&store, name)?;
-        let snapshots = xbuild_runtime::Snapshotter::with_kind(&self.root, self.snapshotter)
-            .map_err(xbuild_solver::Error::from)?;
-        let top = xbuild_solver::unpack_image(&store, &snapshots, &tag.manifest)?;
-        xbuild_exporter::export_tar(&snapshots, top.as_deref(), out)?;
+        let snapshots = self.snapshots()?;
+        let top = self.unpacked(&store, &snapshots, name)?;
+        xbuild_exporter::export_tar(&snapshots, top.as_deref(), out, None)?;
         Ok(())
     }
+
+    /// The changes from image `a`'s filesystem to image `b`'s, as `docker diff` lists them.
+    pub fn diff(&self, a: &str, b: &str) -> Result<Vec<FileChange>, Error> {
+        let store = self.store()?;
+        let snapshots = self.snapshots()?;
+        let top_a = self.unpacked(&store, &snapshots, a)?;
+        let top_b = self.unpacked(&store, &snapshots, b)?;
+        let view_a = snapshots.view(top_a.as_deref())?;
+        let view_b = snapshots.view(top_b.as_deref())?;
+        Ok(xbuild_exporter::diff_trees(view_a.path(), view_b.path())?)
+    }
+
+    /// Writes images as one archive (`docker save`): named by the tags they were given by,
+    /// unnamed when given by ID.
+    pub fn save(&self, names: &[String], format: ArchiveFormat, dest: &Path) -> Result<(), Error> {
+        let store = self.store()?;
+        let _lease = store.lease()?;
+        let mut images: Vec<ArchiveImage> = Vec::new();
+        for n in names {
+            let found = store::find(&store, n)?;
+            let d = xbuild_cache::oci::Descriptor {
+                media_type: found
+                    .image
+                    .doc
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| xbuild_cache::oci::MEDIA_MANIFEST.into()),
+                size: store.blob_size(&found.image.manifest)?,
+                digest: found.image.manifest.clone(),
+                annotations: None,
+                platform: None,
+            };
+            let tag = found.by_tag.map(|t| t.to_string());
+            match images.iter_mut().find(|i| i.manifest.digest == d.digest) {
+                Some(i) => i.names.extend(tag),
+                None => images.push(ArchiveImage {
+                    manifest: d,
+                    names: tag.into_iter().collect(),
+                }),
+            }
+        }
+        let mut out = OutputFile::create(dest)?;
+        xbuild_exporter::write_archive(&store, &images, format, None, &mut out.w)?;
+        out.finish()
+    }
+
+    /// Reads the images of a docker-archive or OCI layout (a tar file, `-` for stdin, or a
+    /// layout directory) into the store and tags them with the names it carries.
+    pub fn load(&self, input: &Path) -> Result<Vec<Loaded>, Error> {
+        let store = self.store()?;
+        let _lease = store.lease()?;
+        let platform = ("linux", xbuild_parser::lower::host_architecture());
+        let loaded = if input.as_os_str() == "-" {
+            xbuild_exporter::load_archive(&store, "<stdin>", std::io::stdin().lock(), platform)?
+        } else if input.is_dir() {
+            xbuild_exporter::load_oci_dir(&store, input, platform)?
+        } else {
+            let f = std::fs::File::open(input).map_err(io(input))?;
+            xbuild_exporter::load_archive(
+                &store,
+                &input.display().to_string(),
+                std::io::BufReader::with_capacity(1 << 20, f),
+                platform,
+            )?
+        };
+        let snapshots = self.snapshots()?;
+        let mut out = Vec::new();
+        for img in loaded {
+            store::record_image(&store, &img.manifest.digest)?;
+            let mut names = Vec::new();
+            for n in &img.names {
+                names.push(store::tag(&store, n, &img.manifest.digest)?.to_string());
+            }
+            // The solver unpacks gzip and plain layers for `FROM`; other compressions are
+            // unpacked now.
+            let (m, _) = store::read_image(&store, &img.manifest.digest)?;
+            if m.layers.iter().any(|l| {
+                xbuild_exporter::Compression::of_media_type(&l.media_type)
+                    == Some(Compression::Zstd)
+            }) {
+                xbuild_exporter::unpack_image(&store, &snapshots, &img.manifest.digest)?;
+            }
+            out.push(Loaded {
+                id: img.config,
+                names,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Writes a build's outputs; returns the image (if one was made) and the tags written.
+#[allow(clippy::too_many_arguments)]
+fn export_outputs(
+    store: &Store,
+    snapshots: &Snapshotter,
+    def: &Definition,
+    output: &xbuild_llb::Output,
+    steps: &HashMap<Digest, StepResult>,
+    top: Option<String>,
+    outputs: &[OutputSpec],
+    tags: &[String],
+    default: Compression,
+    epoch: Option<i64>,
+) -> Result<(Option<BuiltImage>, Vec<String>), Error> {
+    let _lease = store.lease()?;
+    let mut images: BTreeMap<Compression, BuiltImage> = BTreeMap::new();
+    let mut first: Option<BuiltImage> = None;
+    for o in outputs {
+        let Some(c) = o.compression() else { continue };
+        let c = c.unwrap_or(default);
+        if let std::collections::btree_map::Entry::Vacant(slot) = images.entry(c) {
+            let img = xbuild_exporter::build_image(
+                store,
+                snapshots,
+                def,
+                output,
+                steps,
+                ExportOptions {
+                    compression: c,
+                    epoch,
+                },
+            )?;
+            first.get_or_insert_with(|| img.clone());
+            slot.insert(img);
+        }
+    }
+    let created = epoch
+        .map(xbuild_exporter::rfc3339)
+        .unwrap_or_else(now_rfc3339);
+    let mut written = Vec::new();
+    let image_of = |c: &Option<Compression>| -> Result<&BuiltImage, Error> {
+        images
+            .get(&c.unwrap_or(default))
+            .ok_or_else(|| Error::Usage("internal: image not built".into()))
+    };
+    let names_or_tags = |names: &[String]| -> Vec<String> {
+        if names.is_empty() {
+            tags.to_vec()
+        } else {
+            names.to_vec()
+        }
+    };
+    for o in outputs {
+        match o {
+            OutputSpec::Image {
+                names, compression, ..
+            } => {
+                let img = image_of(compression)?;
+                store::record_image(store, &img.manifest.digest)?;
+                for t in tags.iter().chain(names) {
+                    written.push(store::tag(store, t, &img.manifest.digest)?.to_string());
+                }
+            }
+            OutputSpec::Oci {
+                dest,
+                dir,
+                names,
+                compression,
+            } => {
+                let img = image_of(compression)?;
+                let archive = [ArchiveImage {
+                    manifest: img.manifest.clone(),
+                    names: names_or_tags(names),
+                }];
+                if *dir {
+                    xbuild_exporter::write_oci_dir(store, &archive, Some(&created), dest)?;
+                } else {
+                    let mut out = OutputFile::create(dest)?;
+                    xbuild_exporter::write_archive(
+                        store,
+                        &archive,
+                        ArchiveFormat::Oci,
+                        Some(&created),
+                        &mut out.w,
+                    )?;
+                    out.finish()?;
+                }
+            }
+            OutputSpec::Docker {
+                dest,
+                names,
+                compression,
+            } => {
+                let img = image_of(compression)?;
+                if compression.unwrap_or(default) == Compression::Zstd {
+                    tracing::warn!(
+                        dest = %dest.display(),
+                        "a docker-archive with zstd layers needs Docker 23 or later to load"
+                    );
+                }
+                let archive = [ArchiveImage {
+                    manifest: img.manifest.clone(),
+                    names: names_or_tags(names),
+                }];
+                let mut out = OutputFile::create(dest)?;
+                xbuild_exporter::write_archive(
+                    store,
+                    &archive,
+                    ArchiveFormat::Docker,
+                    Some(&created),
+                    &mut out.w,
+                )?;
+                out.finish()?;
+            }
+            OutputSpec::Local { dest } => {
+                xbuild_exporter::export_local(snapshots, top.as_deref(), dest, epoch)?;
+            }
+            OutputSpec::Tar { dest } => {
+                let mut out = OutputFile::create(dest)?;
+                xbuild_exporter::export_tar(snapshots, top.as_deref(), &mut out.w, epoch)?;
+                out.finish()?;
+            }
+        }
+    }
+    Ok((first, written))
 }
 
 pub(crate) fn lower_text(

@@ -1,15 +1,19 @@
 //! The `xbuild` command line: a thin layer over the [`xbuild`] crate.
 
+mod human;
 mod progress;
+mod template;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use std::io::IsTerminal;
+use clap::{Args, Parser, Subcommand};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use xbuild::{BuildOptions, Builder, OutputSpec};
+use xbuild::{ArchiveFormat, BuildOptions, Builder, ImageFilter, OutputSpec};
+
+use template::Format;
 
 #[derive(Parser)]
 #[command(name = "xbuild", version, about = "A Dockerfile build engine")]
@@ -41,13 +45,16 @@ enum Command {
         /// The Dockerfile (default: CONTEXT/Dockerfile).
         #[arg(short = 'f', long = "file")]
         file: Option<PathBuf>,
-        /// Output destination: `type=image`, `type=oci,dest=DIR|FILE.tar`, `type=tar,dest=FILE`.
+        /// Output: `type=image` (default), `type=oci,dest=DIR|FILE.tar`,
+        /// `type=docker,dest=FILE.tar[,name=REF]`, `type=local,dest=DIR`, `type=tar,dest=FILE`;
+        /// `,compression=gzip|zstd|uncompressed` for image, oci and docker. Repeatable.
         #[arg(short = 'o', long = "output")]
         outputs: Vec<String>,
         /// Do not use the cache.
         #[arg(long)]
         no_cache: bool,
-        /// A build-time variable, `KEY=VALUE`; repeatable.
+        /// A build-time variable, `KEY=VALUE`; repeatable. `SOURCE_DATE_EPOCH` (also read from
+        /// the environment) clamps the image's times for reproducible builds.
         #[arg(long = "build-arg")]
         build_args: Vec<String>,
         /// How to show progress.
@@ -95,37 +102,186 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Import a flat rootfs tarball (plain or gzip) as an image, like `docker import`.
-    Import {
-        /// The tarball.
-        tarball: PathBuf,
-        /// The image name, `name[:tag]`.
-        name: String,
-    },
+    /// Import a flat rootfs tarball (plain, gzip or zstd; `-` for stdin) as an image.
+    Import(ImportArgs),
     /// Write an image's flattened filesystem as a tar.
-    Export {
-        /// The image.
-        image: String,
-        /// The output file (`-` for stdout).
-        #[arg(short = 'o', long = "output")]
-        output: PathBuf,
-    },
+    Export(ExportArgs),
     /// List images.
-    Images {
-        /// Only show image IDs.
-        #[arg(short = 'q', long)]
-        quiet: bool,
+    Images(ImagesArgs),
+    /// Manage images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
     },
-    /// Print an image's config as JSON.
-    Inspect {
-        /// The image.
-        image: String,
-    },
+    /// Create a tag TARGET that refers to the image SOURCE.
+    Tag(TagArgs),
+    /// Remove images (untag; delete an image when no tag is left).
+    Rmi(RmiArgs),
+    /// Print an image's manifest digest, tags and config as JSON.
+    Inspect(InspectArgs),
+    /// Show an image's history: its steps, newest first, with layer sizes.
+    History(HistoryArgs),
+    /// Save images to a tar archive (docker-archive or OCI layout).
+    Save(SaveArgs),
+    /// Load images from a docker-archive or an OCI layout (tar or directory).
+    Load(LoadArgs),
+    /// Show the files added (A), changed (C) and deleted (D) from IMAGE1 to IMAGE2.
+    Diff(DiffArgs),
     /// Inspect what xbuild makes of a Dockerfile.
     Debug {
         #[command(subcommand)]
         command: DebugCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Remove untagged images (`-a`: all images) and the blobs nothing uses.
+    Prune(PruneArgs),
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove images.
+    Rm(RmiArgs),
+    /// Create a tag TARGET that refers to the image SOURCE.
+    Tag(TagArgs),
+    /// Print an image's manifest digest, tags and config as JSON.
+    Inspect(InspectArgs),
+    /// Show an image's history.
+    History(HistoryArgs),
+    /// Save images to a tar archive.
+    Save(SaveArgs),
+    /// Load images from an archive.
+    Load(LoadArgs),
+    /// Import a flat rootfs tarball as an image.
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The tarball (`-` for stdin).
+    tarball: PathBuf,
+    /// The image name, `name[:tag]` (none: an untagged image).
+    name: Option<String>,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The image.
+    image: String,
+    /// The output file (`-` for stdout).
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+struct ImagesArgs {
+    /// Only images whose reference matches (`name[:tag]`, wildcards allowed).
+    reference: Option<String>,
+    /// Only show image IDs.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Show manifest digests.
+    #[arg(long)]
+    digests: bool,
+    /// Do not truncate IDs.
+    #[arg(long)]
+    no_trunc: bool,
+    /// Filter: `dangling=true|false`, `label=KEY[=VALUE]`, `before=IMAGE`, `since=IMAGE`,
+    /// `reference=PATTERN`; repeatable.
+    #[arg(short = 'f', long = "filter")]
+    filters: Vec<String>,
+    /// Go-template-like format (`{{.ID}}`, `{{.Repository}}`, `{{.Tag}}`, `{{.Digest}}`,
+    /// `{{.CreatedSince}}`, `{{.CreatedAt}}`, `{{.Size}}`), `table …`, or `json`.
+    #[arg(long)]
+    format: Option<String>,
+    /// Accepted for Docker compatibility (xbuild has no intermediate images).
+    #[arg(short = 'a', long)]
+    all: bool,
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// Remove every image, not just untagged ones.
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// Do not ask for confirmation.
+    #[arg(short = 'f', long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct TagArgs {
+    /// The image (name or ID).
+    source: String,
+    /// The new name, `name[:tag]`.
+    target: String,
+}
+
+#[derive(Args)]
+struct RmiArgs {
+    /// Images (names or IDs).
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Remove an image named by ID even when several tags point at it.
+    #[arg(short = 'f', long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// The image (name or ID).
+    image: String,
+    /// Go-template-like format over the JSON (`{{.Id}}`, `{{json .Config.config}}`).
+    #[arg(short = 'f', long)]
+    format: Option<String>,
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    /// The image (name or ID).
+    image: String,
+    /// Do not truncate IDs and commands.
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Go-template-like format (`{{.ID}}`, `{{.CreatedSince}}`, `{{.CreatedBy}}`, `{{.Size}}`,
+    /// `{{.Comment}}`), `table …`, or `json`.
+    #[arg(long)]
+    format: Option<String>,
+}
+
+#[derive(Args)]
+struct SaveArgs {
+    /// Images (names or IDs).
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// The archive to write (default: stdout, unless it is a terminal).
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+    /// `docker` (a docker-archive, with the OCI layout inside) or `oci`.
+    #[arg(long, default_value = "docker")]
+    format: String,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// The archive (tar file, or OCI layout directory; default: stdin).
+    #[arg(short = 'i', long = "input")]
+    input: Option<PathBuf>,
+    /// Print nothing.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    /// The image compared from.
+    image1: String,
+    /// The image compared to.
+    image2: String,
 }
 
 #[derive(Subcommand)]
@@ -203,6 +359,14 @@ fn describe(e: &anyhow::Error) -> String {
     out
 }
 
+/// `SOURCE_DATE_EPOCH` from the environment, if set.
+fn env_epoch() -> Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => Ok(Some(xbuild::parse_epoch(&v)?)),
+        _ => Ok(None),
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     let root = cli.root.clone().unwrap_or_else(xbuild::default_root);
     let mut builder = Builder::new(&root).with_registry_options(xbuild::RegistryOptions {
@@ -245,9 +409,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             opts.no_cache = no_cache;
             opts.pull = pull;
             opts.push = push;
-            for o in outputs {
-                opts.outputs.push(OutputSpec::parse(&o)?);
-            }
             for sec in secrets {
                 let (id, src) = xbuild::SecretSource::parse(&sec)?;
                 opts.secrets.insert(id, src);
@@ -268,11 +429,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 };
                 opts.ssh.insert(id, sock);
             }
+            for o in outputs {
+                opts.outputs.push(OutputSpec::parse(&o)?);
+            }
             for a in build_args {
                 let (k, v) = a
                     .split_once('=')
                     .ok_or_else(|| anyhow::anyhow!("--build-arg {a:?}: expected KEY=VALUE"))?;
                 opts.build_args.insert(k.to_string(), v.to_string());
+            }
+            opts.source_date_epoch = match opts.build_args.get("SOURCE_DATE_EPOCH") {
+                Some(v) => Some(xbuild::parse_epoch(v)?),
+                None => env_epoch()?,
+            };
+            if let Some(e) = opts.source_date_epoch {
+                opts.build_args
+                    .entry("SOURCE_DATE_EPOCH".into())
+                    .or_insert_with(|| e.to_string());
             }
             let mode = if quiet {
                 progress::Mode::Quiet
@@ -299,11 +472,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for p in &result.pushed {
                 printer.note(&pushed_note(p));
             }
-            if let Some(p) = iidfile {
-                std::fs::write(&p, result.image_id.as_str())
-                    .with_context(|| format!("writing --iidfile {}", p.display()))?;
+            if let Some(id) = &result.image_id {
+                if let Some(p) = iidfile {
+                    std::fs::write(&p, id.as_str())
+                        .with_context(|| format!("writing --iidfile {}", p.display()))?;
+                }
+                println!("{id}");
             }
-            println!("{}", result.image_id);
         }
         Command::Pull { image } => {
             let p = runtime()?.block_on(builder.pull(&image))?;
@@ -337,57 +512,258 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let path = runtime()?.block_on(builder.login(&server, &username, password))?;
             eprintln!("Login Succeeded (credentials stored in {})", path.display());
         }
-        Command::Import { tarball, name } => {
-            let img = builder.import(&tarball, &name)?;
-            println!("{}", img.id);
-        }
-        Command::Export { image, output } => {
-            if output.as_os_str() == "-" {
-                builder.export(&image, std::io::stdout().lock())?;
-            } else {
-                let tmp = output.with_extension("partial");
-                let f = std::fs::File::create(&tmp)
-                    .with_context(|| format!("creating {}", tmp.display()))?;
-                builder.export(&image, std::io::BufWriter::new(f))?;
-                std::fs::rename(&tmp, &output)
-                    .with_context(|| format!("writing {}", output.display()))?;
+        Command::Import(a) => import(&builder, a)?,
+        Command::Export(a) => export(&builder, a)?,
+        Command::Images(a) => images(&builder, a)?,
+        Command::Tag(a) => builder.tag(&a.source, &a.target)?,
+        Command::Rmi(a) => return rmi(&builder, a),
+        Command::Inspect(a) => inspect(&builder, a)?,
+        Command::History(a) => history(&builder, a)?,
+        Command::Save(a) => save(&builder, a)?,
+        Command::Load(a) => load(&builder, a)?,
+        Command::Diff(a) => {
+            let mut out = std::io::stdout().lock();
+            for c in builder.diff(&a.image1, &a.image2)? {
+                writeln!(out, "{c}")?;
             }
         }
-        Command::Images { quiet } => {
-            let images = builder.images()?;
-            if quiet {
-                for i in images {
-                    println!("{}", i.id.short());
-                }
-            } else {
-                println!(
-                    "{:<40} {:<16} {:<14} {:<16} SIZE",
-                    "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
-                );
-                for i in images {
-                    println!(
-                        "{:<40} {:<16} {:<14} {:<16} {}",
-                        i.repository,
-                        i.tag,
-                        i.id.short(),
-                        since(i.created.as_deref()),
-                        human_size(i.size)
-                    );
-                }
-            }
-        }
-        Command::Inspect { image } => {
-            let (manifest, m, c) = builder.inspect(&image)?;
-            let out = serde_json::json!({
-                "Id": m.config.digest,
-                "Manifest": manifest,
-                "Config": c,
-            });
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
+        Command::Image { command } => match command {
+            ImageCommand::Prune(a) => prune(&builder, a)?,
+            ImageCommand::Ls(a) => images(&builder, a)?,
+            ImageCommand::Rm(a) => return rmi(&builder, a),
+            ImageCommand::Tag(a) => builder.tag(&a.source, &a.target)?,
+            ImageCommand::Inspect(a) => inspect(&builder, a)?,
+            ImageCommand::History(a) => history(&builder, a)?,
+            ImageCommand::Save(a) => save(&builder, a)?,
+            ImageCommand::Load(a) => load(&builder, a)?,
+            ImageCommand::Import(a) => import(&builder, a)?,
+        },
         Command::Debug { command } => return debug(&builder, command),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn import(builder: &Builder, a: ImportArgs) -> Result<()> {
+    let id = builder.import(&a.tarball, a.name.as_deref(), env_epoch()?)?;
+    println!("{id}");
+    Ok(())
+}
+
+fn export(builder: &Builder, a: ExportArgs) -> Result<()> {
+    if a.output.as_os_str() == "-" {
+        builder.export(&a.image, std::io::stdout().lock())?;
+        return Ok(());
+    }
+    let tmp = xbuild_exporter::partial(&a.output);
+    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    if let Err(e) = builder.export(&a.image, std::io::BufWriter::new(f)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    std::fs::rename(&tmp, &a.output).with_context(|| format!("writing {}", a.output.display()))?;
+    Ok(())
+}
+
+const IMAGE_HEADERS: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("VirtualSize", "VIRTUAL SIZE"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("Containers", "CONTAINERS"),
+];
+
+fn images(builder: &Builder, a: ImagesArgs) -> Result<()> {
+    let mut filters = a.filters.clone();
+    if let Some(r) = &a.reference {
+        filters.push(format!("reference={r}"));
+    }
+    let filter = ImageFilter::parse(&filters)?;
+    let rows = builder.images_filtered(&filter)?;
+    let now = std::time::SystemTime::now();
+    let values: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "Containers": "N/A",
+                "CreatedAt": human::created_at(r.created.as_deref()),
+                "CreatedSince": human::since(r.created.as_deref(), now),
+                "Digest": r.manifest.as_str(),
+                "ID": if a.no_trunc { r.id.as_str() } else { r.id.short() },
+                "Repository": r.repository,
+                "SharedSize": "N/A",
+                "Size": human::size(r.size, 3),
+                "Tag": r.tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": human::size(r.size, 4),
+            })
+        })
+        .collect();
+    let spec = match (&a.format, a.quiet, a.digests) {
+        (_, true, _) => "{{.ID}}".to_string(),
+        (Some(f), _, _) => f.clone(),
+        (None, _, true) => {
+            "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+                .into()
+        }
+        (None, _, false) => {
+            "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}".into()
+        }
+    };
+    let _ = a.all;
+    print!("{}", Format::parse(&spec)?.render(&values, IMAGE_HEADERS));
+    Ok(())
+}
+
+fn rmi(builder: &Builder, a: RmiArgs) -> Result<ExitCode> {
+    let mut code = ExitCode::SUCCESS;
+    for name in &a.images {
+        match builder.remove(name, a.force) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+            }
+            Err(e) => {
+                eprintln!("Error: {e}");
+                code = ExitCode::from(1);
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn prune(builder: &Builder, a: PruneArgs) -> Result<()> {
+    if !a.force {
+        let what = if a.all {
+            "all images"
+        } else {
+            "all dangling images"
+        };
+        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(());
+        }
+    }
+    let (removed, bytes) = builder.prune(a.all)?;
+    if !removed.is_empty() {
+        println!("Deleted Images:");
+        for r in &removed {
+            match r {
+                xbuild::Removed::Untagged(t) => println!("untagged: {t}"),
+                xbuild::Removed::Deleted(d) => println!("deleted: {d}"),
+            }
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human::size(bytes, 4));
+    Ok(())
+}
+
+fn inspect(builder: &Builder, a: InspectArgs) -> Result<()> {
+    let d = builder.inspect(&a.image)?;
+    let v = serde_json::json!({
+        "Id": d.id,
+        "RepoTags": d.tags,
+        "Created": d.config.created,
+        "Author": d.config.author,
+        "Architecture": d.config.architecture,
+        "Variant": d.config.variant,
+        "Os": d.config.os,
+        "Size": d.size,
+        "RootFS": {"Type": "layers", "Layers": d.config.rootfs.diff_ids},
+        "Manifest": d.manifest_digest,
+        "Config": d.config,
+    });
+    match &a.format {
+        Some(f) => print!("{}", Format::parse(f)?.render(&[v], &[])),
+        None => println!("{}", serde_json::to_string_pretty(&v)?),
+    }
+    Ok(())
+}
+
+fn history(builder: &Builder, a: HistoryArgs) -> Result<()> {
+    let rows = builder.history(&a.image)?;
+    let now = std::time::SystemTime::now();
+    let values: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let id = match &r.id {
+                Some(d) if a.no_trunc => d.to_string(),
+                Some(d) => d.short().to_string(),
+                None => "<missing>".to_string(),
+            };
+            let by = r.created_by.replace('\t', " ");
+            serde_json::json!({
+                "ID": id,
+                "CreatedAt": human::created_at(r.created.as_deref()),
+                "CreatedSince": human::since(r.created.as_deref(), now),
+                "CreatedBy": if a.no_trunc { by } else { human::ellipsis(&by, 45) },
+                "Size": human::size(r.size, 3),
+                "Comment": r.comment,
+            })
+        })
+        .collect();
+    let spec = match (&a.format, a.quiet) {
+        (_, true) => "{{.ID}}".to_string(),
+        (Some(f), _) => f.clone(),
+        (None, _) => {
+            "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".into()
+        }
+    };
+    let headers = [
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ];
+    print!("{}", Format::parse(&spec)?.render(&values, &headers));
+    Ok(())
+}
+
+fn save(builder: &Builder, a: SaveArgs) -> Result<()> {
+    let format = match a.format.as_str() {
+        "docker" => ArchiveFormat::Docker,
+        "oci" => ArchiveFormat::Oci,
+        other => anyhow::bail!("--format {other}: expected docker or oci"),
+    };
+    let dest = match a.output {
+        Some(p) => p,
+        None if std::io::stdout().is_terminal() => {
+            anyhow::bail!("cowardly refusing to save to a terminal; use the -o flag or redirect")
+        }
+        None => PathBuf::from("-"),
+    };
+    builder.save(&a.images, format, &dest)?;
+    Ok(())
+}
+
+fn load(builder: &Builder, a: LoadArgs) -> Result<()> {
+    let input = a.input.unwrap_or_else(|| PathBuf::from("-"));
+    if input.as_os_str() == "-" && std::io::stdin().is_terminal() {
+        anyhow::bail!("requested load from stdin, but stdin is a terminal; use -i FILE");
+    }
+    for l in builder.load(&input)? {
+        if a.quiet {
+            continue;
+        }
+        if l.names.is_empty() {
+            println!("Loaded image ID: {}", l.id);
+        }
+        for n in &l.names {
+            println!("Loaded image: {n}");
+        }
+    }
+    Ok(())
 }
 
 fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
@@ -441,33 +817,4 @@ fn pushed_note(p: &xbuild::Pushed) -> String {
         "pushed {} ({}): {} blob(s) uploaded, {} mounted, {} already present",
         p.reference, p.manifest, p.uploaded, p.mounted, p.present
     )
-}
-
-fn since(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(|c| humantime::parse_rfc3339_weak(c).ok()) else {
-        return "N/A".into();
-    };
-    let secs = std::time::SystemTime::now()
-        .duration_since(t)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    match secs {
-        0..=59 => format!("{secs} seconds ago"),
-        60..=3599 => format!("{} minutes ago", secs / 60),
-        3600..=86399 => format!("{} hours ago", secs / 3600),
-        _ => format!("{} days ago", secs / 86400),
-    }
-}
-
-fn human_size(n: u64) -> String {
-    let n = n as f64;
-    if n >= 1e9 {
-        format!("{:.3}GB", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.3}MB", n / 1e6)
-    } else if n >= 1e3 {
-        format!("{:.3}kB", n / 1e3)
-    } else {
-        format!("{n}B")
-    }
 }

@@ -1,21 +1,23 @@
-//! The local image store seen from the facade: tags, listing, lookups, the image resolver.
+//! The local image store seen from the facade: images and their tags, lookups by name or ID,
+//! listing with Docker's filters, removal and pruning, and the image resolver for lowering.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use xbuild_cache::oci::{ImageConfigFile, Manifest};
-use xbuild_cache::{Store, TagRecord};
+use xbuild_cache::{ImageRecord, Store, TagRecord};
 use xbuild_llb::{Digest, HistoryEntry};
 use xbuild_parser::lower::{ImageResolver, ResolvedImage};
 
 use crate::Error;
 use crate::reference::Reference;
 
-/// One tagged image, as `xbuild images` lists it.
+/// One row of `xbuild images`: a tag, or an untagged image (`<none>`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ImageSummary {
-    /// The repository.
+    /// The repository (`<none>` for an untagged image).
     pub repository: String,
-    /// The tag.
+    /// The tag (`<none>` for an untagged image).
     pub tag: String,
     /// The image ID (config digest).
     pub id: Digest,
@@ -23,48 +25,102 @@ pub struct ImageSummary {
     pub manifest: Digest,
     /// When it was created (RFC 3339).
     pub created: Option<String>,
-    /// Its size: compressed layers plus config.
+    /// Its size: the file content of its layers (compressed size where that is unknown).
     pub size: u64,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
 }
 
-/// Looks `name` up in the store: the manifest, its config and the tag record.
-pub fn lookup(
+impl ImageSummary {
+    /// True for an image no tag points at.
+    pub fn dangling(&self) -> bool {
+        self.repository == NONE
+    }
+}
+
+/// What Docker prints for a missing repository, tag or digest.
+pub const NONE: &str = "<none>";
+
+/// An image of the store with everything needed to show it.
+#[derive(Clone, Debug)]
+pub(crate) struct StoredImage {
+    pub manifest: Digest,
+    pub doc: Manifest,
+    pub config: ImageConfigFile,
+    pub tags: Vec<Reference>,
+}
+
+impl StoredImage {
+    /// The image ID.
+    pub fn id(&self) -> &Digest {
+        &self.doc.config.digest
+    }
+}
+
+/// Reads an image's manifest and config.
+pub(crate) fn read_image(
     store: &Store,
-    name: &str,
-) -> Result<(Reference, TagRecord, Manifest, ImageConfigFile), Error> {
-    let r = Reference::parse(name).map_err(Error::Usage)?;
-    let tag = store
-        .get_tag(&r.to_string())?
-        .ok_or_else(|| Error::NoSuchImage(r.to_string()))?;
-    let m: Manifest = store.read_json(&tag.manifest)?;
+    manifest: &Digest,
+) -> Result<(Manifest, ImageConfigFile), Error> {
+    let m: Manifest = store.read_json(manifest)?;
     let c: ImageConfigFile = store.read_json(&m.config.digest)?;
-    Ok((r, tag, m, c))
+    Ok((m, c))
 }
 
-/// Every tagged image, sorted by name.
-pub fn list(store: &Store) -> Result<Vec<ImageSummary>, Error> {
+/// Every image of the store (recorded, or only tagged in an older root), with its tags.
+/// Images whose blobs are gone are left out with a warning.
+pub(crate) fn all_images(store: &Store) -> Result<Vec<StoredImage>, Error> {
+    let mut records: BTreeSet<Digest> = store.images()?.into_iter().map(|(d, _)| d).collect();
+    let mut tags: BTreeMap<Digest, Vec<Reference>> = BTreeMap::new();
+    for (name, t) in store.tags()? {
+        let Ok(r) = Reference::parse(&name) else {
+            tracing::warn!(tag = %name, "ignoring a malformed tag in the store");
+            continue;
+        };
+        records.insert(t.manifest.clone());
+        tags.entry(t.manifest).or_default().push(r);
+    }
     let mut out = Vec::new();
-    for (name, tag) in store.tags()? {
-        let r = Reference::parse(&name).map_err(Error::Usage)?;
-        let m: Manifest = store.read_json(&tag.manifest)?;
-        let c: ImageConfigFile = store.read_json(&m.config.digest)?;
-        let size = m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>();
-        out.push(ImageSummary {
-            repository: r.repository,
-            tag: r.tag,
-            id: m.config.digest.clone(),
-            manifest: tag.manifest.clone(),
-            created: c.created,
-            size,
+    for manifest in records {
+        let (doc, config) = match read_image(store, &manifest) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(image = %manifest, error = %e, "skipping an unreadable image");
+                continue;
+            }
+        };
+        out.push(StoredImage {
+            tags: tags.remove(&manifest).unwrap_or_default(),
+            manifest,
+            doc,
+            config,
         });
     }
     Ok(out)
 }
 
-/// Points `name` at a stored manifest.
+/// Records `manifest` as an image of the local store (keeping the first record's time).
+pub fn record_image(store: &Store, manifest: &Digest) -> Result<(), Error> {
+    if store.get_image(manifest)?.is_some() {
+        return Ok(());
+    }
+    let (m, c) = read_image(store, manifest)?;
+    store.put_image(
+        manifest,
+        &ImageRecord {
+            config: m.config.digest,
+            created: c.created,
+            added: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        },
+    )?;
+    Ok(())
+}
+
+/// Points `name` at a stored manifest (moving it off any other image, which stays untagged).
 pub fn tag(store: &Store, name: &str, manifest: &Digest) -> Result<Reference, Error> {
     let r = Reference::parse(name).map_err(Error::Usage)?;
     let size = store.blob_size(manifest)?;
+    record_image(store, manifest)?;
     store.put_tag(
         &r.to_string(),
         &TagRecord {
@@ -73,6 +129,198 @@ pub fn tag(store: &Store, name: &str, manifest: &Digest) -> Result<Reference, Er
         },
     )?;
     Ok(r)
+}
+
+/// How a name given on the command line was found.
+#[derive(Clone, Debug)]
+pub(crate) struct Found {
+    /// The image.
+    pub image: StoredImage,
+    /// The tag it was named by (`None`: named by ID).
+    pub by_tag: Option<Reference>,
+}
+
+/// True when `s` could be (a prefix of) an image ID.
+fn id_like(s: &str) -> Option<&str> {
+    let hex = s.strip_prefix("sha256:").unwrap_or(s);
+    (!hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some(hex)
+}
+
+/// Looks `name` up as a tag: the reference, the tag record, the manifest and its config.
+pub(crate) fn lookup(
+    store: &Store,
+    name: &str,
+) -> Result<(Reference, TagRecord, Manifest, ImageConfigFile), Error> {
+    let r = Reference::parse(name).map_err(Error::Usage)?;
+    let tag = store
+        .get_tag(&r.to_string())?
+        .ok_or_else(|| Error::NoSuchImage(r.to_string()))?;
+    let (m, c) = read_image(store, &tag.manifest)?;
+    Ok((r, tag, m, c))
+}
+
+/// Finds an image by `name[:tag]`, by ID (`sha256:…` or a unique prefix), or by manifest
+/// digest, as Docker does: a tag first, then an ID.
+pub(crate) fn find(store: &Store, name: &str) -> Result<Found, Error> {
+    let images = all_images(store)?;
+    if let Ok(r) = Reference::parse(name)
+        && let Some(t) = store.get_tag(&r.to_string())?
+        && let Some(image) = images.iter().find(|i| i.manifest == t.manifest)
+    {
+        return Ok(Found {
+            image: image.clone(),
+            by_tag: Some(r),
+        });
+    }
+    if let Some(hex) = id_like(name) {
+        let hex = hex.to_ascii_lowercase();
+        let hits: Vec<&StoredImage> = images
+            .iter()
+            .filter(|i| i.id().hex().starts_with(&hex) || i.manifest.hex() == hex)
+            .collect();
+        let ids: BTreeSet<&Digest> = hits.iter().map(|i| i.id()).collect();
+        match ids.len() {
+            0 => {}
+            1 => {
+                return Ok(Found {
+                    image: hits[0].clone(),
+                    by_tag: None,
+                });
+            }
+            _ => {
+                return Err(Error::Usage(format!(
+                    "{name}: ambiguous image ID prefix ({} images match); give more characters",
+                    ids.len()
+                )));
+            }
+        }
+    }
+    if let Err(e) = Reference::parse(name)
+        && id_like(name).is_none()
+    {
+        return Err(Error::Usage(e));
+    }
+    Err(Error::NoSuchImage(name.to_string()))
+}
+
+/// The bytes of file content an image's layers hold (compressed size where unknown).
+pub(crate) fn layer_sizes(store: &Store, image: &StoredImage) -> Vec<u64> {
+    image
+        .doc
+        .layers
+        .iter()
+        .zip(&image.config.rootfs.diff_ids)
+        .map(|(l, d)| match store.get_diff(d) {
+            Ok(Some(r)) => r.content_size,
+            _ => l.size,
+        })
+        .collect()
+}
+
+/// The rows `xbuild images` shows: one per tag, one per untagged image; newest first.
+pub fn list(store: &Store) -> Result<Vec<ImageSummary>, Error> {
+    let mut out = Vec::new();
+    for img in all_images(store)? {
+        let size = layer_sizes(store, &img).iter().sum();
+        let labels = img
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        let row = |repository: String, tag: String| ImageSummary {
+            repository,
+            tag,
+            id: img.id().clone(),
+            manifest: img.manifest.clone(),
+            created: img.config.created.clone(),
+            size,
+            labels: labels.clone(),
+        };
+        if img.tags.is_empty() {
+            out.push(row(NONE.into(), NONE.into()));
+        }
+        for t in &img.tags {
+            out.push(row(t.repository.clone(), t.tag.clone()));
+        }
+    }
+    out.sort_by(|a, b| {
+        time_of(b.created.as_deref())
+            .cmp(&time_of(a.created.as_deref()))
+            .then_with(|| (&a.repository, &a.tag).cmp(&(&b.repository, &b.tag)))
+    });
+    Ok(out)
+}
+
+/// A creation time as a sortable instant (unreadable: the beginning of time).
+pub(crate) fn time_of(created: Option<&str>) -> std::time::SystemTime {
+    created
+        .and_then(|c| humantime::parse_rfc3339_weak(c).ok())
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+/// One line of `rmi` or `image prune` output.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Removed {
+    /// A tag was removed.
+    Untagged(String),
+    /// An image was removed (its ID).
+    Deleted(Digest),
+}
+
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Removed::Untagged(t) => write!(f, "Untagged: {t}"),
+            Removed::Deleted(d) => write!(f, "Deleted: {d}"),
+        }
+    }
+}
+
+/// Removes an image as `docker rmi` does: a tag is untagged, and the image goes when no tag is
+/// left; an ID removes the image unless several tags name it (then `force` is needed).
+pub(crate) fn remove(store: &Store, name: &str, force: bool) -> Result<Vec<Removed>, Error> {
+    let found = find(store, name)?;
+    let mut out = Vec::new();
+    let img = &found.image;
+    let untag: Vec<Reference> = match &found.by_tag {
+        Some(t) => vec![t.clone()],
+        None if img.tags.len() > 1 && !force => {
+            return Err(Error::Usage(format!(
+                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                img.id().short()
+            )));
+        }
+        None => img.tags.clone(),
+    };
+    for t in &untag {
+        store.delete_tag(&t.to_string())?;
+        out.push(Removed::Untagged(t.to_string()));
+    }
+    if img.tags.len() <= untag.len() {
+        store.delete_image(&img.manifest)?;
+        out.push(Removed::Deleted(img.id().clone()));
+    }
+    Ok(out)
+}
+
+/// Removes untagged images (with `all`, every image), then the blobs nothing references.
+pub(crate) fn prune(store: &Store, all: bool) -> Result<(Vec<Removed>, u64), Error> {
+    let mut out = Vec::new();
+    for img in all_images(store)? {
+        if !all && !img.tags.is_empty() {
+            continue;
+        }
+        for t in &img.tags {
+            store.delete_tag(&t.to_string())?;
+            out.push(Removed::Untagged(t.to_string()));
+        }
+        store.delete_image(&img.manifest)?;
+        out.push(Removed::Deleted(img.id().clone()));
+    }
+    let stats = store.prune_blobs()?;
+    Ok((out, stats.bytes))
 }
 
 /// Resolves base images from the local store (the lowering's view of it).
@@ -89,13 +337,13 @@ impl<'a> StoreResolver<'a> {
 
 impl ImageResolver for StoreResolver<'_> {
     fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
-        let (r, tag, _, c) = match lookup(self.store, reference) {
-            Ok(x) => x,
-            Err(Error::NoSuchImage(n)) => {
-                return Err(format!("{n} is not in the local image store"));
-            }
+        let r = Reference::parse(reference)?;
+        let tag = match self.store.get_tag(&r.to_string()) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err(format!("{r} is not in the local image store")),
             Err(e) => return Err(e.to_string()),
         };
+        let (_, c) = read_image(self.store, &tag.manifest).map_err(|e| e.to_string())?;
         Ok(resolved_image(r.to_string(), tag.manifest, c))
     }
 }
@@ -144,4 +392,95 @@ fn rustix_is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xbuild_cache::oci::{ContainerConfig, History, MEDIA_CONFIG, MEDIA_MANIFEST, RootFs};
+
+    fn put_image(store: &Store, on_build: Vec<String>, created: &str) -> Digest {
+        let config = ImageConfigFile {
+            architecture: "amd64".into(),
+            config: Some(ContainerConfig {
+                on_build: Some(on_build),
+                cmd: Some(vec!["sh".into()]),
+                ..ContainerConfig::default()
+            }),
+            created: Some(created.into()),
+            history: vec![History {
+                created_by: Some("ONBUILD RUN echo child".into()),
+                empty_layer: true,
+                ..History::default()
+            }],
+            os: "linux".into(),
+            rootfs: RootFs {
+                typ: "layers".into(),
+                diff_ids: vec![],
+            },
+            ..ImageConfigFile::default()
+        };
+        let c = store.put_json(MEDIA_CONFIG, &config).unwrap();
+        let m = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_MANIFEST.into()),
+            config: c,
+            layers: vec![],
+            annotations: None,
+        };
+        store.put_json(MEDIA_MANIFEST, &m).unwrap().digest
+    }
+
+    #[test]
+    fn resolver_hands_lowering_the_stored_config_with_onbuild_triggers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let m = put_image(
+            &store,
+            vec!["RUN echo child".into()],
+            "2026-01-01T00:00:00Z",
+        );
+        tag(&store, "parent:1", &m).unwrap();
+        let r = StoreResolver::new(&store).resolve("parent:1").unwrap();
+        assert_eq!(r.digest, m);
+        assert_eq!(r.config.on_build, ["RUN echo child"]);
+        assert_eq!(r.config.cmd, Some(vec!["sh".to_string()]));
+        assert_eq!(r.history[0].created_by, "ONBUILD RUN echo child");
+        let err = StoreResolver::new(&store).resolve("nope:1").unwrap_err();
+        assert!(err.contains("nope:1"), "{err}");
+    }
+
+    #[test]
+    fn moved_tags_leave_untagged_images_and_ids_resolve_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = put_image(&store, vec![], "2026-01-01T00:00:00Z");
+        let new = put_image(&store, vec!["X".into()], "2026-01-02T00:00:00Z");
+        tag(&store, "app:1", &old).unwrap();
+        tag(&store, "app:1", &new).unwrap();
+        let rows = list(&store).unwrap();
+        let shown: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.repository.as_str(), r.tag.as_str()))
+            .collect();
+        assert_eq!(shown, [("app", "1"), (NONE, NONE)], "newest first");
+        let old_id = rows[1].id.clone();
+        let found = find(&store, &old_id.hex()[..8]).unwrap();
+        assert_eq!(found.image.manifest, old);
+        assert!(found.by_tag.is_none());
+        assert!(matches!(
+            find(&store, "missing:1"),
+            Err(Error::NoSuchImage(_))
+        ));
+        assert_eq!(
+            remove(&store, "app:1", false).unwrap(),
+            [
+                Removed::Untagged("app:1".into()),
+                Removed::Deleted(rows[0].id.clone())
+            ]
+        );
+        let (removed, _) = prune(&store, false).unwrap();
+        assert_eq!(removed, [Removed::Deleted(old_id)]);
+        assert!(list(&store).unwrap().is_empty());
+    }
 }
