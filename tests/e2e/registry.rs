@@ -300,7 +300,7 @@ fn skopeo_copied_images_pull_by_tag_digest_and_platform() {
             "--format",
             "v2s2",
         ])
-        .arg(format!("oci:{}:src:1", layout.display()))
+        .arg(format!("oci:{}:1", layout.display()))
         .arg(format!("docker://{copied}"))
         .status()
         .unwrap();
