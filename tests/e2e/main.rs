@@ -2,5 +2,7 @@
 //! runc on overlayfs, checked with the real image tools. They need root.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod conformance;
+mod image_tree;
 mod skeleton;
 mod support;
