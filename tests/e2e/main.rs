@@ -2,7 +2,9 @@
 //! runc on overlayfs, checked with the real image tools. They need root.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod conformance;
 mod exporter;
+mod image_tree;
 mod registry;
 mod skeleton;
 mod support;

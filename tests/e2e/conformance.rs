@@ -1,0 +1,247 @@
+//! The conformance suite: each case under `tests/conformance/` is built by xbuild and by
+//! Docker's BuildKit (the local Docker engine), and the two images are compared: the flattened
+//! filesystem (paths, types, modes, uid/gid, content, symlink targets; not mtimes) and the image
+//! config (runtime config, platform, and the history this build added).
+//!
+//! A case is a directory with a `Dockerfile`, its context, and optionally `build-args` (extra
+//! `docker build` flags, one per line, e.g. `--target=final`). Differences that are known and
+//! deliberate are listed in `tests/conformance/README.md`; everything else fails the case.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::image_tree::{Tree, from_docker_save, from_oci_layout};
+use crate::support::{TestRoot, repo, rootfs_tar};
+
+const DOCKER: &str = "/usr/bin/docker";
+
+fn docker(args: &[&str]) -> std::process::Output {
+    Command::new(DOCKER)
+        .args(args)
+        .env("DOCKER_BUILDKIT", "1")
+        .output()
+        .expect("the Docker client (/usr/bin/docker, Debian's docker.io) must be installed")
+}
+
+/// Makes sure Docker's `busybox:local` is the same rootfs xbuild imports.
+fn docker_base() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let tar = rootfs_tar();
+        let bytes = std::fs::read(&tar).unwrap();
+        let want = format!("sha256:{}", sha256_hex(&bytes));
+        let have = docker(&["image", "inspect", "busybox:local", "--format", "{{json .RootFS.Layers}}"]);
+        if String::from_utf8_lossy(&have.stdout).contains(&want) {
+            return;
+        }
+        let out = docker(&["import", tar.to_str().unwrap(), "busybox:local"]);
+        assert!(
+            out.status.success(),
+            "docker import failed (is dockerd running? scripts/test starts it): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn case_dir(name: &str) -> PathBuf {
+    repo().join("tests/conformance").join(name)
+}
+
+fn build_args(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("build-args"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Copies a case's context to a scratch directory (cases may carry modes git does not keep:
+/// a `setup.sh` next to the Dockerfile runs in the copy to set them).
+fn stage_context(t: &TestRoot, dir: &Path) -> PathBuf {
+    let ctx = t.path("ctx");
+    let st = Command::new("cp").arg("-a").arg(dir).arg(&ctx).status().unwrap();
+    assert!(st.success());
+    if ctx.join("setup.sh").exists() {
+        let st = Command::new("sh")
+            .arg("setup.sh")
+            .current_dir(&ctx)
+            .status()
+            .unwrap();
+        assert!(st.success(), "setup.sh failed");
+        std::fs::remove_file(ctx.join("setup.sh")).unwrap();
+    }
+    ctx
+}
+
+/// Runtime config keys compared, with null / empty treated as absent.
+const CONFIG_KEYS: &[&str] = &[
+    "User",
+    "Env",
+    "Entrypoint",
+    "Cmd",
+    "ArgsEscaped",
+    "WorkingDir",
+    "Labels",
+    "ExposedPorts",
+    "Volumes",
+    "StopSignal",
+    "Healthcheck",
+    "OnBuild",
+    "Shell",
+];
+
+fn normalized(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Null => Value::Null,
+        Value::Bool(false) => Value::Null,
+        Value::String(s) if s.is_empty() => Value::Null,
+        Value::Array(a) if a.is_empty() => Value::Null,
+        Value::Object(o) if o.is_empty() => Value::Null,
+        other => other.clone(),
+    }
+}
+
+/// The history entries a build added on top of its base (`created_by`, `empty_layer`).
+fn added_history(config: &serde_json::Value, base_len: usize) -> Vec<(String, bool)> {
+    config["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .skip(base_len)
+                .map(|e| {
+                    (
+                        e["created_by"].as_str().unwrap_or_default().to_string(),
+                        e["empty_layer"].as_bool().unwrap_or(false),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn compare_trees(ours: &Tree, theirs: &Tree) -> Vec<String> {
+    let mut diffs = Vec::new();
+    for (p, n) in theirs {
+        match ours.get(p) {
+            None => diffs.push(format!("missing in xbuild: /{p} ({n})")),
+            Some(o) if o != n => diffs.push(format!("/{p}: xbuild has {o}, BuildKit has {n}")),
+            _ => {}
+        }
+    }
+    for (p, n) in ours {
+        if !theirs.contains_key(p) {
+            diffs.push(format!("only in xbuild: /{p} ({n})"));
+        }
+    }
+    diffs
+}
+
+fn compare_configs(ours: &serde_json::Value, theirs: &serde_json::Value) -> Vec<String> {
+    let mut diffs = Vec::new();
+    for k in CONFIG_KEYS {
+        let (a, b) = (normalized(&ours["config"][k]), normalized(&theirs["config"][k]));
+        if a != b {
+            diffs.push(format!("config.{k}: xbuild {a}, BuildKit {b}"));
+        }
+    }
+    for k in ["os", "architecture"] {
+        if ours[k] != theirs[k] {
+            diffs.push(format!("{k}: xbuild {}, BuildKit {}", ours[k], theirs[k]));
+        }
+    }
+    // Both bases are a one-entry `import`; compare what the build added.
+    let (a, b) = (added_history(ours, 1), added_history(theirs, 1));
+    if a != b {
+        diffs.push(format!("history: xbuild {a:#?}\nBuildKit {b:#?}"));
+    }
+    diffs
+}
+
+/// Builds case `name` with both builders and compares the results.
+pub fn run_case(name: &str) {
+    let dir = case_dir(name);
+    assert!(dir.join("Dockerfile").exists(), "no case {}", dir.display());
+    docker_base();
+    let t = TestRoot::with_busybox();
+    let ctx = stage_context(&t, &dir);
+    let args = build_args(&ctx);
+    let _ = std::fs::remove_file(ctx.join("build-args"));
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let tag = format!("xbuild-conformance/{name}:latest");
+    let mut dargs = vec!["build", "-q", "--network=none", "-t", &tag];
+    dargs.extend_from_slice(&arg_refs);
+    let ctx_s = ctx.to_str().unwrap().to_string();
+    dargs.push(&ctx_s);
+    let built = docker(&dargs);
+    assert!(
+        built.status.success(),
+        "BuildKit failed to build case {name}: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let saved = t.path("docker.tar");
+    let out = docker(&["save", &tag, "-o", saved.to_str().unwrap()]);
+    assert!(out.status.success(), "docker save: {}", String::from_utf8_lossy(&out.stderr));
+    let _ = docker(&["rmi", "-f", &tag]);
+    let (theirs, their_config) = from_docker_save(&saved);
+
+    let layout = t.path("oci");
+    let spec = format!("type=oci,dest={}", layout.display());
+    let mut xargs = vec!["--output", spec.as_str()];
+    xargs.extend_from_slice(&arg_refs);
+    t.build(&ctx, &xargs).ok();
+    let (ours, our_config) = from_oci_layout(&layout);
+
+    let mut diffs = compare_trees(&ours, &theirs);
+    diffs.extend(compare_configs(&our_config, &their_config));
+    assert!(
+        diffs.is_empty(),
+        "case {name}: xbuild and BuildKit differ:\n  {}",
+        diffs.join("\n  ")
+    );
+    t.finish();
+}
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                run_case(stringify!($name));
+            }
+        )*
+    };
+}
+
+cases!(
+    run_basic,
+    run_delete_files,
+    run_replace_dir,
+    copy_file_to_dir,
+    copy_dir_contents,
+    copy_modes,
+    env_forms,
+    workdir_relative,
+);
