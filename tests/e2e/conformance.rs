@@ -244,4 +244,7 @@ cases!(
     copy_modes,
     env_forms,
     workdir_relative,
+    copy_symlinks,
+    copy_dest_forms,
+    run_writes_over_lower,
 );
