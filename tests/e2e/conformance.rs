@@ -31,7 +31,13 @@ fn docker_base() {
         let tar = rootfs_tar();
         let bytes = std::fs::read(&tar).unwrap();
         let want = format!("sha256:{}", sha256_hex(&bytes));
-        let have = docker(&["image", "inspect", "busybox:local", "--format", "{{json .RootFS.Layers}}"]);
+        let have = docker(&[
+            "image",
+            "inspect",
+            "busybox:local",
+            "--format",
+            "{{json .RootFS.Layers}}",
+        ]);
         if String::from_utf8_lossy(&have.stdout).contains(&want) {
             return;
         }
@@ -80,7 +86,12 @@ fn build_args(dir: &Path) -> Vec<String> {
 /// a `setup.sh` next to the Dockerfile runs in the copy to set them).
 fn stage_context(t: &TestRoot, dir: &Path) -> PathBuf {
     let ctx = t.path("ctx");
-    let st = Command::new("cp").arg("-a").arg(dir).arg(&ctx).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(dir)
+        .arg(&ctx)
+        .status()
+        .unwrap();
     assert!(st.success());
     if ctx.join("setup.sh").exists() {
         let st = Command::new("sh")
@@ -161,7 +172,10 @@ fn compare_trees(ours: &Tree, theirs: &Tree) -> Vec<String> {
 fn compare_configs(ours: &serde_json::Value, theirs: &serde_json::Value) -> Vec<String> {
     let mut diffs = Vec::new();
     for k in CONFIG_KEYS {
-        let (a, b) = (normalized(&ours["config"][k]), normalized(&theirs["config"][k]));
+        let (a, b) = (
+            normalized(&ours["config"][k]),
+            normalized(&theirs["config"][k]),
+        );
         if a != b {
             diffs.push(format!("config.{k}: xbuild {a}, BuildKit {b}"));
         }
@@ -203,7 +217,11 @@ pub fn run_case(name: &str) {
     );
     let saved = t.path("docker.tar");
     let out = docker(&["save", &tag, "-o", saved.to_str().unwrap()]);
-    assert!(out.status.success(), "docker save: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker save: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = docker(&["rmi", "-f", &tag]);
     let (theirs, their_config) = from_docker_save(&saved);
 
@@ -247,4 +265,6 @@ cases!(
     copy_symlinks,
     copy_dest_forms,
     run_writes_over_lower,
+    run_exec_env,
+    copy_wildcards,
 );

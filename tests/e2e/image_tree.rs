@@ -18,7 +18,11 @@ pub struct Node {
 
 impl std::fmt::Display for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {:04o} {}:{}", self.kind, self.mode, self.uid, self.gid)?;
+        write!(
+            f,
+            "{} {:04o} {}:{}",
+            self.kind, self.mode, self.uid, self.gid
+        )?;
         if let Some(l) = &self.link {
             write!(f, " -> {l}")?;
         }
@@ -144,8 +148,15 @@ fn zstd_decode(data: &[u8]) -> Vec<u8> {
 
 /// The flattened filesystem and config of the single image in an OCI layout directory.
 pub fn from_oci_layout(dir: &Path) -> (Tree, serde_json::Value) {
-    let blob = |d: &str| std::fs::read(dir.join("blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap();
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &str| {
+        std::fs::read(
+            dir.join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     let mdigest = index["manifests"][0]["digest"].as_str().unwrap();
     let manifest: serde_json::Value = serde_json::from_slice(&blob(mdigest)).unwrap();
     let config: serde_json::Value =

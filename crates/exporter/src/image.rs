@@ -11,7 +11,7 @@ use xbuild_llb::{Definition, Digest, Op, Output, SourceOp};
 use xbuild_runtime::Snapshotter;
 
 use crate::Error;
-use crate::layer::{ExportOptions, layer_of};
+use crate::layer::{ExportOptions, layer_of, write_layer};
 
 /// What the solver produced for one vertex, as the exporter needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,12 +267,16 @@ pub fn build_image(
     let mut unowned: Vec<(usize, History)> = Vec::new();
     let mut cursor = base_history;
     for s in own {
-        let rec = layer_of(store, snapshots, s, opts)?;
+        let mut rec = layer_of(store, snapshots, s, opts)?;
         match owner.get(s.as_str()) {
             Some(&i) => {
-                if rec.is_some() {
-                    with_layer.insert(i);
+                // A step that makes a layer keeps it even when it changed nothing: BuildKit
+                // writes the empty layer (RUN true, WORKDIR of an existing directory, a COPY
+                // whose wildcard matched nothing) and its history entry is not empty_layer.
+                if rec.is_none() {
+                    rec = Some(write_layer(store, &[], opts)?);
                 }
+                with_layer.insert(i);
                 cursor = i + 1;
             }
             None if rec.is_some() => unowned.push((
@@ -531,11 +535,16 @@ mod tests {
         let c = &img.config_file;
         assert_eq!(
             c.rootfs.diff_ids.len(),
-            1,
-            "the no-change RUN makes no layer"
+            2,
+            "the no-change RUN makes an empty layer, as BuildKit does"
+        );
+        assert_eq!(
+            c.rootfs.diff_ids[1].as_str(),
+            "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef",
+            "the empty layer is the empty tar"
         );
         let empty: Vec<bool> = c.history.iter().map(|h| h.empty_layer).collect();
-        assert_eq!(empty, [false, true, true, true]);
+        assert_eq!(empty, [false, true, false, true]);
         let created: Vec<&str> = c
             .history
             .iter()
@@ -545,12 +554,13 @@ mod tests {
             created,
             [
                 "2026-01-01T00:00:02Z",
-                "2026-01-01T00:00:02Z",
-                "2026-01-01T00:00:02Z",
-                "2026-01-01T00:00:02Z"
-            ]
+                "2026-01-01T00:00:03Z",
+                "2026-01-01T00:00:03Z",
+                "2026-01-01T00:00:03Z"
+            ],
+            "BuildKit fills a metadata entry with the first new layer time after it"
         );
-        assert_eq!(c.created.as_deref(), Some("2026-01-01T00:00:02Z"));
+        assert_eq!(c.created.as_deref(), Some("2026-01-01T00:00:03Z"));
         let json = String::from_utf8(f.store.read_blob(&img.config.digest).unwrap()).unwrap();
         let order = [
             "\"User\"",
@@ -576,10 +586,10 @@ mod tests {
         assert!(json.contains("\"ExposedPorts\":{\"53/udp\":{},\"80/tcp\":{}}"));
         assert!(json.contains("\"Labels\":{\"a\":\"1\",\"b\":\"2\"}"));
         assert!(json.contains("\"Healthcheck\":{\"Test\":[\"CMD-SHELL\",\"true\"],\"Interval\":5000000000,\"Retries\":2}"));
-        // The manifest names the config and the one layer; the store knows the layer's chain.
+        // The manifest names the config and both layers; the store knows the layer's chain.
         let (m, _) = load_image(&f.store, &img.manifest.digest).unwrap();
         assert_eq!(m.config.digest, img.config.digest);
-        assert_eq!(m.layers.len(), 1);
+        assert_eq!(m.layers.len(), 2);
         assert!(f.store.get_chain(&c.rootfs.diff_ids[0]).unwrap().is_some());
         // Back to the frontend's config, nothing is lost.
         assert_eq!(image_config(c.config.as_ref().unwrap()), full_config());
