@@ -136,7 +136,7 @@ pub fn lower(
             format!("FROM --{} is not supported yet", f.name),
         ));
     }
-    let Some(mut stage) = l.from(first, image, resolver) else {
+    let Some(mut stage) = l.from(first, &image.text, resolver) else {
         return Err(l.diags);
     };
     for ins in rest {
@@ -278,8 +278,8 @@ impl Lowerer<'_> {
                 Diagnostic::error(ins.span, "multi-stage builds are not supported yet")
                     .with_hint("this build handles one FROM per Dockerfile"),
             ),
-            Command::Run { cmd } => {
-                let args = with_shell(cmd);
+            Command::Run(spec) => {
+                let args = with_shell(&spec.cmd);
                 let shown = args.join(" ");
                 let op = Op::Exec(ExecOp {
                     args,
@@ -313,10 +313,10 @@ impl Lowerer<'_> {
                 let mut vars = vars;
                 let mut msg = String::from("ENV");
                 for kv in pairs {
-                    let Some(v) = self.expand(&kv.value, &vars, ins.span) else {
+                    let Some(v) = self.expand(&kv.value.text, &vars, ins.span) else {
                         return;
                     };
-                    let Some(k) = self.expand(&kv.key, &vars, ins.span) else {
+                    let Some(k) = self.expand(&kv.key.text, &vars, ins.span) else {
                         return;
                     };
                     msg.push_str(&format!(" {k}={v}"));
@@ -326,7 +326,7 @@ impl Lowerer<'_> {
                 stage.history.push(empty_history(msg));
             }
             Command::Workdir { path } => {
-                let Some(p) = self.expand(path, &vars, ins.span) else {
+                let Some(p) = self.expand(&path.text, &vars, ins.span) else {
                     return;
                 };
                 let wd = normalize_path(&stage.config.working_dir, &p, false);
@@ -349,8 +349,11 @@ impl Lowerer<'_> {
                     stage.history.push(layer_history(text, d));
                 }
             }
-            Command::Copy { sources, dest, .. } => self.copy(stage, ins, sources, dest, &vars),
-            Command::Unsupported { .. } => self.diags.push(
+            Command::Copy(spec) => {
+                let sources: Vec<String> = spec.sources.iter().map(|w| w.text.clone()).collect();
+                self.copy(stage, ins, &sources, &spec.dest.text, &vars)
+            }
+            _ => self.diags.push(
                 Diagnostic::error(
                     ins.span,
                     format!("the {keyword} instruction is not supported yet"),
@@ -614,7 +617,7 @@ mod tests {
 
     fn lower_text(src: &str) -> Result<Definition, Vec<Diagnostic>> {
         let parsed = parse(src);
-        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
         lower(
             &parsed.dockerfile,
             &LowerOptions::for_host("Dockerfile"),

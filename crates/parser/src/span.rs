@@ -15,8 +15,15 @@ pub struct Span {
     pub col: u32,
 }
 
+impl Span {
+    /// The byte offset just past the span.
+    pub fn end(&self) -> usize {
+        self.offset + self.len
+    }
+}
+
 /// How serious a diagnostic is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The Dockerfile cannot be built.
@@ -54,10 +61,45 @@ impl Diagnostic {
         }
     }
 
+    /// A warning of build check `rule` at `span`.
+    pub fn check(rule: &'static str, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            rule: Some(rule),
+            message: message.into(),
+            span,
+            hint: None,
+        }
+    }
+
+    /// A warning that belongs to no build check.
+    pub fn warning(span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            rule: None,
+            message: message.into(),
+            span,
+            hint: None,
+        }
+    }
+
     /// Adds a hint.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// Adds a hint when there is one.
+    pub fn with_hint_opt(mut self, hint: Option<String>) -> Self {
+        if hint.is_some() {
+            self.hint = hint;
+        }
+        self
+    }
+
+    /// True for errors.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
     }
 
     /// `file:line:col: message (hint)` on one line.
@@ -66,6 +108,12 @@ impl Diagnostic {
             "{file}:{}:{}: {}",
             self.span.line, self.span.col, self.message
         );
+        if let Some(r) = self.rule {
+            s = format!(
+                "{file}:{}:{}: {r}: {}",
+                self.span.line, self.span.col, self.message
+            );
+        }
         if let Some(h) = &self.hint {
             s.push_str("; ");
             s.push_str(h);
