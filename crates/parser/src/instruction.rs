@@ -196,7 +196,11 @@ pub(crate) fn build(
 ) -> Option<Instruction> {
     let before = b.diags.iter().filter(|d| d.is_error()).count();
     let upper = node.lower.to_ascii_uppercase();
-    let args_span = (b.span_of)(node.args_start, node.args_end);
+    let args_span = if node.args_start == node.args_end {
+        (b.span_of)(node.keyword.start, node.keyword.end)
+    } else {
+        (b.span_of)(node.args_start, node.args_end)
+    };
     let args = &node.args;
     let words: Vec<Word> = args.iter().map(|p| b.word(p)).collect();
     let mut flags_out: Vec<Flag> = Vec::new();

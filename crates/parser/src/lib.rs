@@ -98,16 +98,13 @@ pub fn parse(src: &str) -> Parsed {
     let mut diagnostics = Vec::new();
     let mut instructions = Vec::new();
     let mut empty_continuations = Vec::new();
+    let mut keywords: Vec<(String, Span)> = Vec::new();
     while let Some(line) = scanner.next_logical() {
         let escape = scanner.directives.escape;
         let span_of = |s: usize, e: usize| line.span_of(src, s, e);
         let line_span = line.span(src);
-        if let Some(l) = line.empty_continuation {
-            empty_continuations.push(Span {
-                line: l,
-                col: 1,
-                ..line_span
-            });
+        if let Some(s) = line.empty_continuation {
+            empty_continuations.push(s);
         }
         let node = match node::parse_node(&line.text, 0, line.text.len(), escape) {
             Ok(n) => n,
@@ -118,6 +115,7 @@ pub fn parse(src: &str) -> Parsed {
                 continue;
             }
         };
+        keywords.push((node.lower.clone(), line_span));
         let target = node.sub.as_deref().unwrap_or(&node);
         let mut heredocs = Vec::new();
         if matches!(target.lower.as_str(), "add" | "copy" | "run")
@@ -177,12 +175,7 @@ pub fn parse(src: &str) -> Parsed {
     }
     diagnostics.append(&mut scanner.diags);
     let directives = scanner.directives.clone();
-    let end_span = Span {
-        offset: src.len(),
-        len: 0,
-        line: scanner.line().max(1),
-        col: 1,
-    };
+    let end_span = Span::at(src, src.len());
     if src.is_empty() {
         diagnostics.push(
             Diagnostic::error(end_span, "the Dockerfile cannot be empty")
@@ -194,7 +187,7 @@ pub fn parse(src: &str) -> Parsed {
                 .with_hint("start it with FROM <image>"),
         );
     }
-    structure(&instructions, &mut diagnostics);
+    structure(&keywords, &mut diagnostics);
     let mut checks = CheckConfig::default();
     for (key, span) in &scanner.directive_spans {
         match key.as_str() {
@@ -255,29 +248,31 @@ fn scanner_check_span(_df: &Dockerfile, warnings: &[Diagnostic]) -> Span {
 }
 
 /// BuildKit's `instructions.Parse` structure rules: only ARG may come before the first FROM,
-/// and there must be a FROM.
-fn structure(instructions: &[Instruction], diags: &mut Vec<Diagnostic>) {
+/// and there must be a FROM. `keywords` are every instruction's lowercase keyword (including
+/// instructions that had errors, so one bad FROM does not cascade).
+fn structure(keywords: &[(String, Span)], diags: &mut Vec<Diagnostic>) {
     let mut has_from = false;
-    for i in instructions {
-        match i.command {
-            Command::From { .. } => has_from = true,
-            Command::Arg { .. } => {}
-            _ if !has_from => {
+    for (k, span) in keywords {
+        match k.as_str() {
+            "from" => has_from = true,
+            "arg" => {}
+            _ if !has_from && node::kind_of(k) != node::Kind::Unknown => {
                 diags.push(
-                    Diagnostic::error(i.span, "no build stage in current context")
-                        .with_hint(format!(
+                    Diagnostic::error(*span, "no build stage in current context").with_hint(
+                        format!(
                             "only ARG can come before the first FROM; move this {} below a FROM line",
-                            i.name()
-                        )),
+                            k.to_uppercase()
+                        ),
+                    ),
                 );
                 return;
             }
             _ => {}
         }
     }
-    if !has_from && let Some(last) = instructions.last() {
+    if !has_from && let Some((_, span)) = keywords.last() {
         diags.push(
-            Diagnostic::error(last.span, "dockerfile contains no stages to build")
+            Diagnostic::error(*span, "dockerfile contains no stages to build")
                 .with_hint("add a FROM <image> line after the global ARGs"),
         );
     }

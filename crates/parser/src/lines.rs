@@ -21,8 +21,8 @@ pub(crate) struct LogicalLine {
     pub end_line: u32,
     /// Comment lines just above the instruction (BuildKit's `PrevComment`).
     pub comments: Vec<String>,
-    /// The line at which an empty continuation line was noticed, if any.
-    pub empty_continuation: Option<u32>,
+    /// The first empty line inside the continuation, if any.
+    pub empty_continuation: Option<Span>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -54,10 +54,9 @@ impl LogicalLine {
             return Span::default();
         };
         let offset = p.src_at + (start - p.text_at);
-        let end_src = if end > start {
-            self.src_offset(end - 1) + self.text[..end].chars().last().map_or(1, char::len_utf8)
-        } else {
-            offset
+        let end_src = match self.text[..end].char_indices().last() {
+            Some((i, c)) if end > start => self.src_offset(i) + c.len_utf8(),
+            _ => offset,
         };
         let col = src
             .get(p.line_start..offset)
@@ -278,7 +277,12 @@ impl<'a> Scanner<'a> {
                     continue;
                 }
                 if processed.trim_start().is_empty() {
-                    line.empty_continuation = Some(p.line);
+                    line.empty_continuation.get_or_insert(Span {
+                        offset: p.at,
+                        len: 0,
+                        line: p.line,
+                        col: 1,
+                    });
                     continue;
                 }
                 let (text, e) = trim_continuation(processed, escape);
@@ -290,9 +294,6 @@ impl<'a> Scanner<'a> {
                     line: p.line,
                 });
                 line.text.push_str(text);
-            }
-            if line.empty_continuation.is_some() {
-                line.empty_continuation = Some(line.end_line);
             }
             return Some(line);
         }
@@ -337,7 +338,7 @@ mod tests {
         assert_eq!(ls.len(), 2);
         assert_eq!(ls[1].text, "RUN echo   hi");
         assert_eq!((ls[1].start_line, ls[1].end_line), (2, 5));
-        assert_eq!(ls[1].empty_continuation, Some(5));
+        assert_eq!(ls[1].empty_continuation.map(|s| s.line), Some(4));
         let s = ls[1].span_of(src, 11, 13);
         assert_eq!((s.line, s.col), (5, 3));
         assert_eq!(&src[s.offset..s.end()], "hi");

@@ -23,8 +23,8 @@ pub fn render(file: &str, source: &str, diagnostics: &[Diagnostic], color: bool)
             None => d.message.clone(),
         };
         let title = format!("{}:{}:{}: {}", file, d.span.line, d.span.col, message);
-        let end = (d.span.offset + d.span.len.max(1)).min(source.len());
-        let start = d.span.offset.min(end);
+        let start = d.span.offset.min(source.len());
+        let end = (d.span.offset + d.span.len).min(source.len()).max(start);
         let mut groups = vec![
             level.primary_title(title).element(
                 Snippet::source(source)

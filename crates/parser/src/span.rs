@@ -16,6 +16,24 @@ pub struct Span {
 }
 
 impl Span {
+    /// The empty span at byte `offset` of `src`, with its line and column.
+    pub fn at(src: &str, offset: usize) -> Span {
+        let offset = offset.min(src.len());
+        let before = src.get(..offset).unwrap_or_default();
+        let line = before.matches('\n').count() as u32 + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let mut col = before[line_start..].chars().count() as u32 + 1;
+        if line == 1 && before.starts_with('\u{feff}') {
+            col -= 1;
+        }
+        Span {
+            offset,
+            len: 0,
+            line,
+            col,
+        }
+    }
+
     /// The byte offset just past the span.
     pub fn end(&self) -> usize {
         self.offset + self.len
