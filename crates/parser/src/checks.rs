@@ -72,8 +72,16 @@ impl Linter<'_> {
     }
 }
 
+fn all_lower(s: &str) -> bool {
+    !s.chars().any(char::is_uppercase)
+}
+
+fn all_upper(s: &str) -> bool {
+    !s.chars().any(char::is_lowercase)
+}
+
 fn self_consistent(s: &str) -> bool {
-    s == s.to_lowercase() || s == s.to_uppercase()
+    all_lower(s) || all_upper(s)
 }
 
 /// BuildKit's secret-name test (`(?i)(?:_|^)(?:token…)(?:_|$)`): one of the `_`-separated
@@ -174,7 +182,7 @@ pub(crate) fn run(
     let (mut lower, mut upper) = (0, 0);
     for i in staged {
         if self_consistent(&i.keyword) {
-            if i.keyword == i.keyword.to_lowercase() {
+            if all_lower(&i.keyword) {
                 lower += 1;
             } else {
                 upper += 1;
@@ -183,9 +191,9 @@ pub(crate) fn run(
     }
     let majority_lower = lower > upper;
     for i in staged {
-        let want = if majority_lower && i.keyword.to_lowercase() != i.keyword {
+        let want = if majority_lower && !all_lower(&i.keyword) {
             Some("lowercase")
-        } else if !majority_lower && i.keyword.to_uppercase() != i.keyword {
+        } else if !majority_lower && !all_upper(&i.keyword) {
             Some("uppercase")
         } else {
             None
@@ -203,10 +211,20 @@ pub(crate) fn run(
         }
     }
 
-    // Global ARGs with defaults only, for the FROM checks.
-    let host = Platform::host();
-    let predefined = predefined_args(&host, &host);
-    let (defaults, declared) = meta_args(df, None, &predefined);
+    // Global ARGs with defaults only, for the FROM checks (only evaluated when a FROM line
+    // refers to a variable).
+    let needs_args = staged.iter().any(|i| match &i.command {
+        Command::From {
+            image, platform, ..
+        } => image.text.contains('$') || platform.as_ref().is_some_and(|p| p.text.contains('$')),
+        _ => false,
+    });
+    let (defaults, declared) = if needs_args {
+        let host = Platform::host();
+        meta_args(df, None, &predefined_args(&host, &host))
+    } else {
+        (Vec::new(), BTreeSet::new())
+    };
     let lexer = Lexer::new(df.directives.escape);
 
     #[derive(Clone, Default)]
@@ -235,17 +253,17 @@ pub(crate) fn run(
                 seen_entry = None;
                 seen_health = None;
                 // Inherit SHELL/WORKDIR knowledge from an earlier stage used as base.
-                if let Some(base) = stages
-                    .iter()
-                    .rev()
-                    .find(|s| s.name.as_deref() == Some(image.text.to_lowercase().as_str()))
-                {
+                if let Some(base) = stages.iter().rev().find(|s| {
+                    s.name
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(&image.text))
+                }) {
                     cur.shell = base.shell;
                     cur.workdir = base.workdir;
                 }
                 from_checks(&mut l, i, src, name.as_ref(), &mut names);
                 // UndefinedArgInFrom and InvalidDefaultArgInFrom.
-                if let Ok(e) = lexer.expand(&image.text, &defaults) {
+                if needs_args && let Ok(e) = lexer.expand(&image.text, &defaults) {
                     for var in &e.unset {
                         if declared.contains(var) {
                             continue;
@@ -458,11 +476,9 @@ fn from_checks(
         .filter(|w| !w.is_empty() && !w.starts_with("--"))
         .nth(2)
         .unwrap_or_default();
-    let kw_lower = *kw == kw.to_lowercase();
-    let kw_upper = *kw == kw.to_uppercase();
-    if (kw_lower && as_word != as_word.to_lowercase())
-        || (kw_upper && !kw_lower && as_word != as_word.to_uppercase())
-    {
+    let kw_lower = all_lower(kw);
+    let kw_upper = all_upper(kw);
+    if (kw_lower && !all_lower(as_word)) || (kw_upper && !kw_lower && !all_upper(as_word)) {
         l.warn(
             Some(i),
             "FromAsCasing",

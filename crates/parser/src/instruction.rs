@@ -187,8 +187,8 @@ impl Builder<'_> {
 /// The instruction keyword's typed form, or `None` (with diagnostics) when it is invalid.
 pub(crate) fn build(
     b: &mut Builder<'_>,
-    node: &Node,
-    text: &str,
+    mut node: Node,
+    text: String,
     lines: Lines,
     span: Span,
     heredocs: Vec<Heredoc>,
@@ -201,8 +201,16 @@ pub(crate) fn build(
     } else {
         (b.span_of)(node.args_start, node.args_end)
     };
-    let args = &node.args;
-    let words: Vec<Word> = args.iter().map(|p| b.word(p)).collect();
+    let node_args = std::mem::take(&mut node.args);
+    let arg_count = node_args.len();
+    let words: Vec<Word> = node_args
+        .into_iter()
+        .map(|p| {
+            let span = (b.span_of)(p.start, p.end);
+            Word::new(p.text, span)
+        })
+        .collect();
+    let node = &node;
     let mut flags_out: Vec<Flag> = Vec::new();
     for f in &node.flags {
         let body = f.text.strip_prefix("--").unwrap_or(&f.text);
@@ -297,29 +305,36 @@ pub(crate) fn build(
         }
         Kind::Words => {
             b.ignored_flags(node, &upper);
-            if args.is_empty() {
+            if words.is_empty() {
                 missing(b, "at least one argument", "ARG NAME[=default]");
                 None
             } else {
-                let mut out = Vec::with_capacity(args.len());
-                for p in args {
-                    match p.text.split_once('=') {
+                let mut out = Vec::with_capacity(words.len());
+                for w in words {
+                    match w.text.split_once('=') {
                         Some(("", _)) => {
-                            let d = b
-                                .err(p.start, p.end, "ARG names can not be blank")
+                            let d = Diagnostic::error(w.span, "ARG names can not be blank")
                                 .with_hint("write ARG NAME=value");
                             b.push(d);
                         }
                         Some((k, v)) => {
-                            let ks = (b.span_of)(p.start, p.start + k.len());
-                            let vs = (b.span_of)(p.start + k.len() + 1, p.end);
+                            let ks = Span {
+                                len: k.len(),
+                                ..w.span
+                            };
+                            let vs = Span {
+                                offset: w.span.offset + k.len() + 1,
+                                len: v.len(),
+                                line: w.span.line,
+                                col: w.span.col + k.chars().count() as u32 + 1,
+                            };
                             out.push(ArgDecl {
                                 key: Word::new(k, ks),
                                 value: Some(Word::new(v, vs)),
                             });
                         }
                         None => out.push(ArgDecl {
-                            key: b.word(p),
+                            key: w,
                             value: None,
                         }),
                     }
@@ -404,15 +419,11 @@ pub(crate) fn build(
             } else {
                 (b.flags(node, &upper, &[]), false)
             };
+            let texts: Vec<String> = words.into_iter().map(|w| w.text).collect();
             let cmd = if node.json {
-                CmdLine::Exec(args.iter().map(|p| p.text.clone()).collect())
+                CmdLine::Exec(texts.clone())
             } else {
-                CmdLine::Shell(
-                    args.iter()
-                        .map(|p| p.text.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                )
+                CmdLine::Shell(texts.join(" "))
             };
             match node.lower.as_str() {
                 "run" if run_flags => {
@@ -457,7 +468,7 @@ pub(crate) fn build(
                 "cmd" => Some(Command::Cmd { cmd }),
                 "entrypoint" => Some(Command::Entrypoint { cmd }),
                 _ => {
-                    if args.is_empty() {
+                    if arg_count == 0 {
                         missing(b, "at least one argument", "SHELL [\"/bin/sh\", \"-c\"]");
                         None
                     } else if !node.json {
@@ -469,9 +480,7 @@ pub(crate) fn build(
                         b.push(d);
                         None
                     } else {
-                        Some(Command::Shell {
-                            shell: args.iter().map(|p| p.text.clone()).collect(),
-                        })
+                        Some(Command::Shell { shell: texts })
                     }
                 }
             }
@@ -502,7 +511,7 @@ pub(crate) fn build(
                         b.push(d);
                         None
                     } else {
-                        let mut expression = strip_onbuild(text).to_string();
+                        let mut expression = strip_onbuild(&text).to_string();
                         for h in &heredocs {
                             expression.push('\n');
                             expression.push_str(&h.content);
@@ -527,7 +536,7 @@ pub(crate) fn build(
         flags: flags_out,
         command,
         heredocs,
-        original: text.to_string(),
+        original: text,
         comments,
     })
 }

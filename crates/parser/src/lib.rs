@@ -98,8 +98,9 @@ pub fn parse(src: &str) -> Parsed {
     let mut diagnostics = Vec::new();
     let mut instructions = Vec::new();
     let mut empty_continuations = Vec::new();
-    let mut keywords: Vec<(String, Span)> = Vec::new();
-    while let Some(line) = scanner.next_logical() {
+    let mut keywords: Vec<(node::Kind, bool, Span)> = Vec::new();
+    while let Some(mut line) = scanner.next_logical() {
+        let comments = std::mem::take(&mut line.comments);
         let escape = scanner.directives.escape;
         let span_of = |s: usize, e: usize| line.span_of(src, s, e);
         let line_span = line.span(src);
@@ -115,7 +116,7 @@ pub fn parse(src: &str) -> Parsed {
                 continue;
             }
         };
-        keywords.push((node.lower.clone(), line_span));
+        keywords.push((node.kind, node.lower == "from", line_span));
         let target = node.sub.as_deref().unwrap_or(&node);
         let mut heredocs = Vec::new();
         if matches!(target.lower.as_str(), "add" | "copy" | "run")
@@ -163,12 +164,12 @@ pub fn parse(src: &str) -> Parsed {
         };
         if let Some(i) = instruction::build(
             &mut b,
-            &node,
-            &line.text,
+            node,
+            line.text.clone(),
             lines,
             line_span,
             heredocs,
-            line.comments.clone(),
+            comments,
         ) {
             instructions.push(i);
         }
@@ -250,27 +251,21 @@ fn scanner_check_span(_df: &Dockerfile, warnings: &[Diagnostic]) -> Span {
 /// BuildKit's `instructions.Parse` structure rules: only ARG may come before the first FROM,
 /// and there must be a FROM. `keywords` are every instruction's lowercase keyword (including
 /// instructions that had errors, so one bad FROM does not cascade).
-fn structure(keywords: &[(String, Span)], diags: &mut Vec<Diagnostic>) {
+fn structure(keywords: &[(node::Kind, bool, Span)], diags: &mut Vec<Diagnostic>) {
     let mut has_from = false;
-    for (k, span) in keywords {
-        match k.as_str() {
-            "from" => has_from = true,
-            "arg" => {}
-            _ if !has_from && node::kind_of(k) != node::Kind::Unknown => {
-                diags.push(
-                    Diagnostic::error(*span, "no build stage in current context").with_hint(
-                        format!(
-                            "only ARG can come before the first FROM; move this {} below a FROM line",
-                            k.to_uppercase()
-                        ),
-                    ),
-                );
-                return;
-            }
-            _ => {}
+    for (kind, is_from, span) in keywords {
+        if *is_from {
+            has_from = true;
+        } else if !has_from && !matches!(kind, node::Kind::Words | node::Kind::Unknown) {
+            diags.push(
+                Diagnostic::error(*span, "no build stage in current context").with_hint(
+                    "only ARG can come before the first FROM; move this instruction below a FROM line",
+                ),
+            );
+            return;
         }
     }
-    if !has_from && let Some((_, span)) = keywords.last() {
+    if !has_from && let Some((_, _, span)) = keywords.last() {
         diags.push(
             Diagnostic::error(*span, "dockerfile contains no stages to build")
                 .with_hint("add a FROM <image> line after the global ARGs"),

@@ -168,6 +168,26 @@ impl BuildOptions {
     }
 }
 
+/// What [`Builder::check`] found.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// The Dockerfile's path as given.
+    pub file: String,
+    /// Its text.
+    pub source_text: String,
+    /// Every error and build-check warning.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl CheckReport {
+    /// True when the Dockerfile cannot be built (errors, or warnings under `check=error=true`).
+    pub fn failed(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    }
+}
+
 /// What a build produced.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BuildResult {
@@ -221,6 +241,18 @@ impl Builder {
             .unwrap_or_else(|| opts.context.join("Dockerfile"));
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         Ok((path.display().to_string(), text))
+    }
+
+    /// Runs the build checks on the build's Dockerfile without building: every error and
+    /// warning, with the file's path and text for rendering.
+    pub fn check(&self, opts: &BuildOptions) -> Result<CheckReport, Error> {
+        let (file, text) = Self::read_dockerfile(opts)?;
+        let parsed = xbuild_parser::parse(&text);
+        Ok(CheckReport {
+            file,
+            source_text: text,
+            diagnostics: parsed.diagnostics,
+        })
     }
 
     /// Parses and lowers the build's Dockerfile against the local store.
@@ -406,33 +438,5 @@ pub fn render_diagnostics(
     diagnostics: &[Diagnostic],
     color: bool,
 ) -> String {
-    use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
-    let renderer = if color {
-        Renderer::styled()
-    } else {
-        Renderer::plain()
-    };
-    let mut out = String::new();
-    for d in diagnostics {
-        let level = match d.severity {
-            Severity::Error => Level::ERROR,
-            Severity::Warning => Level::WARNING,
-        };
-        let title = format!("{}:{}:{}: {}", file, d.span.line, d.span.col, d.message);
-        let end = (d.span.offset + d.span.len.max(1)).min(source.len());
-        let start = d.span.offset.min(end);
-        let mut groups = vec![
-            level.primary_title(title).element(
-                Snippet::source(source)
-                    .path(file)
-                    .annotation(AnnotationKind::Primary.span(start..end)),
-            ),
-        ];
-        if let Some(h) = &d.hint {
-            groups.push(Group::with_title(Level::HELP.secondary_title(h.clone())));
-        }
-        out.push_str(&renderer.render(&groups).to_string());
-        out.push('\n');
-    }
-    out
+    xbuild_parser::render(file, source, diagnostics, color)
 }

@@ -52,6 +52,9 @@ enum Command {
         /// Print only the image ID.
         #[arg(short = 'q', long)]
         quiet: bool,
+        /// Only run the build checks: report every error and warning, build nothing.
+        #[arg(long)]
+        check: bool,
         /// The build context directory.
         context: PathBuf,
     },
@@ -95,6 +98,12 @@ enum DebugCommand {
         /// The Dockerfile (`-` for stdin).
         #[arg(short = 'f', long = "file", default_value = "Dockerfile")]
         file: PathBuf,
+        /// `json` (the syntax tree and diagnostics) or `tree` (BuildKit's AST dump format).
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Only run the build checks and report every error and warning.
+        #[arg(long)]
+        check: bool,
     },
     /// Print the build graph with each vertex's digest.
     Graph {
@@ -179,10 +188,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             progress,
             iidfile,
             quiet,
+            check,
             context,
         } => {
             let mut opts = BuildOptions::new(context);
             opts.dockerfile = file;
+            if check {
+                let report = builder.check(&opts)?;
+                return Ok(print_check(
+                    &report.file,
+                    &report.source_text,
+                    &report.diagnostics,
+                ));
+            }
             opts.tags = tags;
             opts.no_cache = no_cache;
             for o in outputs {
@@ -273,27 +291,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
     match command {
-        DebugCommand::Parse { file } => {
+        DebugCommand::Parse {
+            file,
+            format,
+            check,
+        } => {
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).context("reading stdin")?
             } else {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?
             };
+            let name = file.display().to_string();
             let parsed = xbuild_parser::parse(&text);
-            let out = serde_json::json!({
-                "dockerfile": parsed.dockerfile,
-                "diagnostics": parsed.diagnostics,
-            });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            if check {
+                return Ok(print_check(&name, &text, &parsed.diagnostics));
+            }
+            match format.as_str() {
+                "json" => {
+                    let out = serde_json::json!({
+                        "dockerfile": parsed.dockerfile,
+                        "diagnostics": parsed.diagnostics,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                }
+                "tree" => print!("{}", parsed.dockerfile.dump()),
+                other => anyhow::bail!("--format {other}: expected json or tree"),
+            }
             if parsed.has_errors() {
+                let errors: Vec<_> = parsed.errors().cloned().collect();
                 eprint!(
                     "{}",
                     xbuild::render_diagnostics(
-                        &file.display().to_string(),
+                        &name,
                         &text,
-                        &parsed.diagnostics,
-                        false
+                        &errors,
+                        std::io::stderr().is_terminal()
                     )
                 );
                 return Ok(ExitCode::from(1));
@@ -315,6 +348,26 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints every diagnostic of a check run and a summary; fails when any is an error.
+fn print_check(file: &str, text: &str, diagnostics: &[xbuild::Diagnostic]) -> ExitCode {
+    let color = std::io::stdout().is_terminal();
+    print!(
+        "{}",
+        xbuild::render_diagnostics(file, text, diagnostics, color)
+    );
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == xbuild::Severity::Error)
+        .count();
+    let warnings = diagnostics.len() - errors;
+    println!("{file}: {errors} error(s), {warnings} warning(s)");
+    if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn since(created: Option<&str>) -> String {
