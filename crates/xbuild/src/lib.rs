@@ -151,6 +151,12 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     /// Layer compression.
     pub compression: Compression,
+    /// `--target`: the stage to build (default: the last).
+    pub target: Option<String>,
+    /// `--label` values for the image.
+    pub labels: BTreeMap<String, String>,
+    /// `--platform` (`linux/amd64`); the host's when unset.
+    pub platform: Option<String>,
 }
 
 impl BuildOptions {
@@ -164,6 +170,9 @@ impl BuildOptions {
             no_cache: false,
             build_args: BTreeMap::new(),
             compression: Compression::Gzip,
+            target: None,
+            labels: BTreeMap::new(),
+            platform: None,
         }
     }
 }
@@ -248,10 +257,24 @@ impl Builder {
     pub fn check(&self, opts: &BuildOptions) -> Result<CheckReport, Error> {
         let (file, text) = Self::read_dockerfile(opts)?;
         let parsed = xbuild_parser::parse(&text);
+        let mut diagnostics = parsed.diagnostics.clone();
+        if !parsed.has_errors() {
+            let store = self.store()?;
+            let mut lopts = lower_options(&file, opts)?;
+            lopts.all_stages = true;
+            match xbuild_parser::lower::lower_with_warnings(
+                &parsed.dockerfile,
+                &lopts,
+                &StoreResolver::new(&store),
+            ) {
+                Ok(l) => diagnostics.extend(l.warnings),
+                Err(errors) => diagnostics.extend(errors),
+            }
+        }
         Ok(CheckReport {
             file,
             source_text: text,
-            diagnostics: parsed.diagnostics,
+            diagnostics,
         })
     }
 
@@ -425,10 +448,52 @@ fn lower_text(
     if parsed.has_errors() {
         return Err(dockerfile_err(parsed.diagnostics));
     }
-    let mut lopts = LowerOptions::for_host(file);
-    lopts.build_args = opts.build_args.clone();
+    let lopts = lower_options(file, opts)?;
     xbuild_parser::lower::lower(&parsed.dockerfile, &lopts, &StoreResolver::new(store))
         .map_err(dockerfile_err)
+}
+
+/// The lowering options of a build.
+fn lower_options(file: &str, opts: &BuildOptions) -> Result<LowerOptions, Error> {
+    let mut lopts = LowerOptions::for_host(file);
+    lopts.build_args = opts.build_args.clone();
+    lopts.target = opts.target.clone();
+    lopts.labels = opts.labels.clone();
+    lopts.exclude_patterns = dockerignore(opts)?;
+    if let Some(p) = &opts.platform {
+        let p = xbuild_parser::platform::Platform::parse(p)
+            .map_err(|e| Error::Usage(format!("--platform: {e}")))?;
+        lopts.os = p.os;
+        lopts.architecture = p.architecture;
+    }
+    Ok(lopts)
+}
+
+/// The `.dockerignore` patterns of a build: `<Dockerfile>.dockerignore` beside the Dockerfile
+/// wins over the context's `.dockerignore`; comments and blank lines are dropped.
+fn dockerignore(opts: &BuildOptions) -> Result<Vec<String>, Error> {
+    let mut candidates = Vec::new();
+    if let Some(df) = &opts.dockerfile {
+        let mut name = df.as_os_str().to_owned();
+        name.push(".dockerignore");
+        candidates.push(PathBuf::from(name));
+    }
+    candidates.push(opts.context.join(".dockerignore"));
+    for c in candidates {
+        match std::fs::read_to_string(&c) {
+            Ok(text) => {
+                return Ok(text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string)
+                    .collect());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&c)(e)),
+        }
+    }
+    Ok(Vec::new())
 }
 
 /// Renders diagnostics with the offending source lines and carets.

@@ -55,6 +55,15 @@ enum Command {
         /// Only run the build checks: report every error and warning, build nothing.
         #[arg(long)]
         check: bool,
+        /// Build this stage (default: the last).
+        #[arg(long)]
+        target: Option<String>,
+        /// An image label, `KEY=VALUE`; repeatable.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// The platform to build for (`linux/amd64`).
+        #[arg(long)]
+        platform: Option<String>,
         /// The build context directory.
         context: PathBuf,
     },
@@ -113,6 +122,12 @@ enum DebugCommand {
         /// `json` or `dot`.
         #[arg(long, default_value = "json")]
         format: String,
+        /// The stage to build (default: the last).
+        #[arg(long)]
+        target: Option<String>,
+        /// A build-time variable, `KEY=VALUE`; repeatable.
+        #[arg(long = "build-arg")]
+        build_args: Vec<String>,
     },
 }
 
@@ -189,10 +204,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             iidfile,
             quiet,
             check,
+            target,
+            labels,
+            platform,
             context,
         } => {
             let mut opts = BuildOptions::new(context);
             opts.dockerfile = file;
+            opts.target = target;
+            opts.platform = platform;
+            opts.labels = key_values("--label", &labels)?;
             if check {
                 let report = builder.check(&opts)?;
                 return Ok(print_check(
@@ -332,13 +353,20 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        DebugCommand::Graph { file, format } => {
+        DebugCommand::Graph {
+            file,
+            format,
+            target,
+            build_args,
+        } => {
             let context = file
                 .parent()
                 .map(|p| p.to_path_buf())
                 .unwrap_or_else(|| PathBuf::from("."));
             let mut opts = BuildOptions::new(context);
             opts.dockerfile = Some(file);
+            opts.target = target;
+            opts.build_args = key_values("--build-arg", &build_args)?;
             let def = builder.lower(&opts)?;
             match format.as_str() {
                 "dot" => print!("{}", def.to_dot()),
@@ -348,6 +376,18 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `KEY=VALUE` arguments of a repeatable flag.
+fn key_values(flag: &str, items: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for a in items {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("{flag} {a:?}: expected KEY=VALUE"))?;
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
 }
 
 /// Prints every diagnostic of a check run and a summary; fails when any is an error.
