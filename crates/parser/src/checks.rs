@@ -60,12 +60,14 @@ pub(crate) struct Linter<'a> {
 impl Linter<'_> {
     /// Reports `rule` at `span` unless skipped for `ins`.
     pub fn warn(&mut self, ins: Option<&Instruction>, rule: &'static str, span: Span, msg: String) {
-        let local = ins.and_then(|i| CheckConfig::from_comments(&i.comments));
-        let cfg = match &local {
-            Some(l) => self.config.merged(l),
-            None => self.config.clone(),
+        let enabled = match ins
+            .filter(|i| !i.comments.is_empty())
+            .and_then(|i| CheckConfig::from_comments(&i.comments))
+        {
+            Some(l) => self.config.merged(&l).enabled(rule, false),
+            None => self.config.enabled(rule, false),
         };
-        if cfg.enabled(rule, false) {
+        if enabled {
             self.out
                 .push(Diagnostic::check(rule, span, msg).with_hint_opt(rule_url(rule)));
         }

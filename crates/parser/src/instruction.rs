@@ -195,7 +195,7 @@ pub(crate) fn build(
     comments: Vec<String>,
 ) -> Option<Instruction> {
     let before = b.diags.iter().filter(|d| d.is_error()).count();
-    let upper = node.lower.to_ascii_uppercase();
+    let upper = crate::node::upper_keyword(node.lower);
     let args_span = if node.args_start == node.args_end {
         (b.span_of)(node.keyword.start, node.keyword.end)
     } else {
@@ -210,6 +210,7 @@ pub(crate) fn build(
             Word::new(p.text, span)
         })
         .collect();
+    let keyword = std::mem::take(&mut node.keyword.text);
     let node = &node;
     let mut flags_out: Vec<Flag> = Vec::new();
     for f in &node.flags {
@@ -231,24 +232,20 @@ pub(crate) fn build(
     };
     let command = match node.kind {
         Kind::Unknown => {
-            let hint = suggest::closest(&node.keyword.text, KEYWORDS.iter().copied(), false)
+            let hint = suggest::closest(&keyword, KEYWORDS.iter().copied(), false)
                 .map(|s| format!("did you mean {s}?"))
                 .unwrap_or_else(|| {
                     "instructions are ADD, ARG, CMD, COPY, ENTRYPOINT, ENV, EXPOSE, FROM, HEALTHCHECK, LABEL, MAINTAINER, ONBUILD, RUN, SHELL, STOPSIGNAL, USER, VOLUME, WORKDIR".to_string()
                 });
             let kw = &node.keyword;
             let d = b
-                .err(
-                    kw.start,
-                    kw.end,
-                    format!("unknown instruction: {}", kw.text),
-                )
+                .err(kw.start, kw.end, format!("unknown instruction: {keyword}"))
                 .with_hint(hint);
             b.push(d);
             None
         }
         Kind::NameValue => {
-            b.flags(node, &upper, &[]);
+            b.flags(node, upper, &[]);
             if node.pairs.is_empty() {
                 missing(b, "at least one argument", &format!("{upper} key=value"));
                 None
@@ -280,10 +277,10 @@ pub(crate) fn build(
             }
         }
         Kind::Text => {
-            b.flags(node, &upper, &[]);
+            b.flags(node, upper, &[]);
             match words.first() {
                 None => {
-                    let example = match node.lower.as_str() {
+                    let example = match node.lower {
                         "workdir" => "WORKDIR /path",
                         "user" => "USER name[:group]",
                         "stopsignal" => "STOPSIGNAL SIGTERM",
@@ -294,7 +291,7 @@ pub(crate) fn build(
                 }
                 Some(w) => {
                     let w = w.clone();
-                    Some(match node.lower.as_str() {
+                    Some(match node.lower {
                         "workdir" => Command::Workdir { path: w },
                         "user" => Command::User { user: w },
                         "stopsignal" => Command::Stopsignal { signal: w },
@@ -304,7 +301,7 @@ pub(crate) fn build(
             }
         }
         Kind::Words => {
-            b.ignored_flags(node, &upper);
+            b.ignored_flags(node, upper);
             if words.is_empty() {
                 missing(b, "at least one argument", "ARG NAME[=default]");
                 None
@@ -343,7 +340,7 @@ pub(crate) fn build(
             }
         }
         Kind::List if node.lower == "from" => {
-            let f = b.flags(node, &upper, FROM_FLAGS);
+            let f = b.flags(node, upper, FROM_FLAGS);
             let name = if words.len() == 3 && words[1].text.eq_ignore_ascii_case("as") {
                 let raw = &words[2];
                 let lower = raw.text.to_lowercase();
@@ -375,19 +372,19 @@ pub(crate) fn build(
             })
         }
         Kind::List => {
-            b.flags(node, &upper, &[]);
+            b.flags(node, upper, &[]);
             if words.is_empty() {
                 missing(b, "at least one argument", "EXPOSE 80/tcp");
                 None
             } else {
-                let mut ports = words.clone();
+                let mut ports = words;
                 ports.sort_by(|a, b| a.text.cmp(&b.text));
                 Some(Command::Expose { ports })
             }
         }
         Kind::JsonOrList => {
             if node.lower == "volume" {
-                b.flags(node, &upper, &[]);
+                b.flags(node, upper, &[]);
                 if words.is_empty() {
                     missing(b, "at least one argument", "VOLUME /data");
                     None
@@ -409,23 +406,25 @@ pub(crate) fn build(
                     Some(Command::Volume { paths })
                 }
             } else {
-                copy_like(b, node, &upper, &words, &heredocs, args_span)
+                copy_like(b, node, upper, &words, &heredocs, args_span)
             }
         }
         Kind::JsonOrText => {
             let is_run = node.lower == "run";
             let (f, run_flags) = if is_run {
-                (b.flags(node, &upper, RUN_FLAGS), true)
+                (b.flags(node, upper, RUN_FLAGS), true)
             } else {
-                (b.flags(node, &upper, &[]), false)
+                (b.flags(node, upper, &[]), false)
             };
-            let texts: Vec<String> = words.into_iter().map(|w| w.text).collect();
+            let mut texts: Vec<String> = words.into_iter().map(|w| w.text).collect();
             let cmd = if node.json {
                 CmdLine::Exec(texts.clone())
+            } else if texts.len() == 1 {
+                CmdLine::Shell(texts.pop().unwrap_or_default())
             } else {
                 CmdLine::Shell(texts.join(" "))
             };
-            match node.lower.as_str() {
+            match node.lower {
                 "run" if run_flags => {
                     let network = f.string("network");
                     if let Some(n) = &network
@@ -485,9 +484,9 @@ pub(crate) fn build(
                 }
             }
         }
-        Kind::Health => healthcheck(b, node, &upper, &words, args_span),
+        Kind::Health => healthcheck(b, node, upper, &words, args_span),
         Kind::Sub => {
-            b.flags(node, &upper, &[]);
+            b.flags(node, upper, &[]);
             match &node.sub {
                 None => {
                     missing(b, "at least one argument", "ONBUILD RUN make");
@@ -530,7 +529,7 @@ pub(crate) fn build(
         return None;
     }
     Some(Instruction {
-        keyword: node.keyword.text.clone(),
+        keyword,
         lines,
         span,
         flags: flags_out,

@@ -99,15 +99,22 @@ pub fn parse(src: &str) -> Parsed {
     let mut instructions = Vec::new();
     let mut empty_continuations = Vec::new();
     let mut keywords: Vec<(node::Kind, bool, Span)> = Vec::new();
-    while let Some(mut line) = scanner.next_logical() {
-        let comments = std::mem::take(&mut line.comments);
+    while let Some(line) = scanner.next_logical() {
+        let lines::LogicalLine {
+            text,
+            map,
+            start_line,
+            comments,
+            empty_continuation,
+            ..
+        } = line;
         let escape = scanner.directives.escape;
-        let span_of = |s: usize, e: usize| line.span_of(src, s, e);
-        let line_span = line.span(src);
-        if let Some(s) = line.empty_continuation {
+        let span_of = |s: usize, e: usize| map.span_of(src, s, e);
+        let line_span = map.span(src);
+        if let Some(s) = empty_continuation {
             empty_continuations.push(s);
         }
-        let node = match node::parse_node(&line.text, 0, line.text.len(), escape) {
+        let node = match node::parse_node(&text, 0, text.len(), escape) {
             Ok(n) => n,
             Err(e) => {
                 diagnostics.push(
@@ -119,11 +126,8 @@ pub fn parse(src: &str) -> Parsed {
         keywords.push((node.kind, node.lower == "from", line_span));
         let target = node.sub.as_deref().unwrap_or(&node);
         let mut heredocs = Vec::new();
-        if matches!(target.lower.as_str(), "add" | "copy" | "run")
-            && !target.json
-            && line.text.contains("<<")
-        {
-            match heredoc::markers_in_line(&line.text) {
+        if matches!(target.lower, "add" | "copy" | "run") && !target.json && text.contains("<<") {
+            match heredoc::markers_in_line(&text) {
                 Err(e) => diagnostics.push(
                     Diagnostic::error(line_span, e)
                         .with_hint("write the heredoc marker as <<WORD, <<-WORD or <<\"WORD\""),
@@ -155,22 +159,16 @@ pub fn parse(src: &str) -> Parsed {
             }
         }
         let lines = ast::Lines {
-            start: line.start_line,
+            start: start_line,
             end: scanner.line(),
         };
         let mut b = instruction::Builder {
             diags: &mut diagnostics,
             span_of: &span_of,
         };
-        if let Some(i) = instruction::build(
-            &mut b,
-            node,
-            line.text.clone(),
-            lines,
-            line_span,
-            heredocs,
-            comments,
-        ) {
+        if let Some(i) =
+            instruction::build(&mut b, node, text, lines, line_span, heredocs, comments)
+        {
             instructions.push(i);
         }
     }

@@ -14,7 +14,8 @@ pub(crate) struct LogicalLine {
     /// The joined text: continuation escapes removed, the first line's leading whitespace
     /// removed, later lines kept as written.
     pub text: String,
-    pieces: Vec<Piece>,
+    /// Maps offsets in `text` back to the source.
+    pub map: LineMap,
     /// The first physical line (1-based).
     pub start_line: u32,
     /// The last physical line of the text (heredoc bodies come after it).
@@ -25,6 +26,13 @@ pub(crate) struct LogicalLine {
     pub empty_continuation: Option<Span>,
 }
 
+/// Where each joined piece of a logical line came from.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LineMap {
+    pieces: Vec<Piece>,
+    len: usize,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Piece {
     text_at: usize,
@@ -33,7 +41,7 @@ struct Piece {
     line: u32,
 }
 
-impl LogicalLine {
+impl LineMap {
     fn piece_for(&self, at: usize) -> Option<&Piece> {
         let idx = self.pieces.iter().rposition(|p| p.text_at <= at)?;
         self.pieces.get(idx)
@@ -46,17 +54,20 @@ impl LogicalLine {
         }
     }
 
-    /// The source span of `text[start..end]`.
+    /// The source span of `text[start..end]` (byte offsets on character boundaries).
     pub fn span_of(&self, src: &str, start: usize, end: usize) -> Span {
-        let start = start.min(self.text.len());
-        let end = end.clamp(start, self.text.len());
+        let start = start.min(self.len);
+        let end = end.clamp(start, self.len);
         let Some(p) = self.piece_for(start).copied() else {
             return Span::default();
         };
         let offset = p.src_at + (start - p.text_at);
-        let end_src = match self.text[..end].char_indices().last() {
-            Some((i, c)) if end > start => self.src_offset(i) + c.len_utf8(),
-            _ => offset,
+        // A character never straddles two pieces, so the source offset of the text's last
+        // byte plus one is the end of its last character.
+        let end_src = if end > start {
+            self.src_offset(end - 1) + 1
+        } else {
+            offset
         };
         let col = src
             .get(p.line_start..offset)
@@ -72,7 +83,7 @@ impl LogicalLine {
 
     /// The span of the whole text.
     pub fn span(&self, src: &str) -> Span {
-        self.span_of(src, 0, self.text.len())
+        self.span_of(src, 0, self.len)
     }
 }
 
@@ -255,13 +266,13 @@ impl<'a> Scanner<'a> {
             }
             let mut line = LogicalLine {
                 text: String::with_capacity(text.len()),
-                pieces: Vec::with_capacity(1),
+                map: LineMap::default(),
                 start_line: p.line,
                 end_line: p.line,
                 comments: std::mem::take(&mut self.comments),
                 empty_continuation: None,
             };
-            line.pieces.push(Piece {
+            line.map.pieces.push(Piece {
                 text_at: 0,
                 src_at,
                 line_start: p.at,
@@ -287,7 +298,7 @@ impl<'a> Scanner<'a> {
                 }
                 let (text, e) = trim_continuation(processed, escape);
                 end = e;
-                line.pieces.push(Piece {
+                line.map.pieces.push(Piece {
                     text_at: line.text.len(),
                     src_at,
                     line_start: p.at,
@@ -295,6 +306,7 @@ impl<'a> Scanner<'a> {
                 });
                 line.text.push_str(text);
             }
+            line.map.len = line.text.len();
             return Some(line);
         }
     }
@@ -339,7 +351,7 @@ mod tests {
         assert_eq!(ls[1].text, "RUN echo   hi");
         assert_eq!((ls[1].start_line, ls[1].end_line), (2, 5));
         assert_eq!(ls[1].empty_continuation.map(|s| s.line), Some(4));
-        let s = ls[1].span_of(src, 11, 13);
+        let s = ls[1].map.span_of(src, 11, 13);
         assert_eq!((s.line, s.col), (5, 3));
         assert_eq!(&src[s.offset..s.end()], "hi");
     }
@@ -378,7 +390,7 @@ mod tests {
         assert_eq!(ls[0].comments, vec!["doc".to_string()]);
         assert_eq!(ls[1].text, "RUN x");
         assert!(ls[1].comments.is_empty());
-        let sp = ls[1].span(src);
+        let sp = ls[1].map.span(src);
         assert_eq!(&src[sp.offset..sp.end()], "RUN x");
     }
 

@@ -42,6 +42,44 @@ pub(crate) fn kind_of(keyword: &str) -> Kind {
     }
 }
 
+/// The lowercase keyword for `kw` (any case), or `""` when it is not an instruction.
+pub(crate) fn lower_keyword(kw: &str) -> &'static str {
+    const LOWER: &[&str] = &[
+        "add",
+        "arg",
+        "cmd",
+        "copy",
+        "entrypoint",
+        "env",
+        "expose",
+        "from",
+        "healthcheck",
+        "label",
+        "maintainer",
+        "onbuild",
+        "run",
+        "shell",
+        "stopsignal",
+        "user",
+        "volume",
+        "workdir",
+    ];
+    LOWER
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(kw))
+        .copied()
+        .unwrap_or("")
+}
+
+/// The uppercase name of a lowercase keyword.
+pub(crate) fn upper_keyword(lower: &str) -> &'static str {
+    KEYWORDS
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(lower))
+        .copied()
+        .unwrap_or("")
+}
+
 /// Every instruction keyword, upper case.
 pub(crate) const KEYWORDS: &[&str] = &[
     "ADD",
@@ -76,7 +114,8 @@ pub(crate) struct Pair {
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
     pub keyword: Piece,
-    pub lower: String,
+    /// The keyword in lower case (`""` when it is not an instruction).
+    pub lower: &'static str,
     pub kind: Kind,
     pub flags: Vec<Piece>,
     /// The arguments (for JSON arrays each piece spans the whole array).
@@ -121,8 +160,8 @@ pub(crate) fn parse_node(
     let a0 = start + split.args_start;
     let a1 = start + split.args_end;
     let rest = &text[a0..a1];
-    let lower = keyword.text.to_ascii_lowercase();
-    let kind = kind_of(&lower);
+    let lower = lower_keyword(&keyword.text);
+    let kind = kind_of(lower);
     let mut node = Node {
         keyword,
         lower,
@@ -175,7 +214,7 @@ pub(crate) fn parse_node(
             }
         }
         Kind::Words => node.args = words::parse_words(rest, a0, escape),
-        Kind::NameValue => node.pairs = name_values(&node.lower, rest, a0, escape)?,
+        Kind::NameValue => node.pairs = name_values(node.lower, rest, a0, escape)?,
         Kind::Health => {
             let sep = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
             if sep > 0 {
@@ -303,7 +342,11 @@ fn raw_len_of_prefix(w: &Piece, n: usize) -> usize {
 
 /// Formats a node the way BuildKit's `Node.Dump` does (one line, no trailing newline).
 pub(crate) fn dump(node: &Node) -> String {
-    let mut s = node.lower.clone();
+    let mut s = if node.lower.is_empty() {
+        node.keyword.text.to_lowercase()
+    } else {
+        node.lower.to_string()
+    };
     if !node.flags.is_empty() {
         let f: Vec<String> = node.flags.iter().map(|p| p.text.clone()).collect();
         s.push(' ');
