@@ -7,4 +7,5 @@ mod exporter;
 mod image_tree;
 mod registry;
 mod skeleton;
+mod stages;
 mod support;

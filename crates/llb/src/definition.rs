@@ -178,6 +178,10 @@ impl Definition {
     /// every digest.
     pub fn from_json(text: &str) -> Result<Self, Error> {
         let wire: Wire = serde_json::from_str(text).map_err(|e| Error::Serialize(e.to_string()))?;
+        Self::from_wire(wire)
+    }
+
+    fn from_wire(wire: Wire) -> Result<Self, Error> {
         let mut def = Definition::new();
         for v in wire.vertices {
             let got = def.add(v.op, v.inputs)?;
@@ -197,6 +201,22 @@ impl Definition {
             def.add_output(o)?;
         }
         Ok(def)
+    }
+
+    /// Serializes to CBOR: the compact binary form for sending a definition to a worker.
+    pub fn to_cbor(&self) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        ciborium::into_writer(&self.wire(), &mut out)
+            .map_err(|e| Error::Serialize(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// Loads a definition from [`to_cbor`](Self::to_cbor)'s output, recomputing and checking
+    /// every digest.
+    pub fn from_cbor(bytes: &[u8]) -> Result<Self, Error> {
+        let wire: Wire =
+            ciborium::from_reader(bytes).map_err(|e| Error::Serialize(e.to_string()))?;
+        Self::from_wire(wire)
     }
 
     fn wire(&self) -> Wire {

@@ -1,15 +1,17 @@
 //! Dockerfile text to an AST with spans, and the AST to an [`xbuild_llb::Definition`].
 //!
 //! [`parse`] never fails: it returns every instruction it could parse plus a diagnostic for each
-//! problem (with a span: line, column, byte range). [`lower::lower`] turns the AST, the build
-//! options and an [`lower::ImageResolver`] into a build graph.
+//! problem (with a span: line, column, byte range) and the build-check warnings. It follows
+//! BuildKit's Dockerfile frontend (dockerfile:1 syntax) exactly: what BuildKit accepts parses,
+//! what it rejects is an error. [`lower::lower`] turns the AST, the build options and an
+//! [`lower::ImageResolver`] into a build graph.
 //!
 //! Invariant: this crate is pure. It never touches the filesystem or the network; base image
 //! configurations come through the resolver.
 //!
 //! ```
 //! let parsed = xbuild_parser::parse("FROM scratch\nCOPY hello /\nCMD [\"/hello\"]\n");
-//! assert!(parsed.diagnostics.is_empty());
+//! assert!(!parsed.has_errors());
 //! assert_eq!(parsed.dockerfile.instructions.len(), 3);
 //! let first = &parsed.dockerfile.instructions[0];
 //! assert_eq!((first.span.line, first.span.col), (1, 1));
@@ -17,52 +19,254 @@
 //! let bad = xbuild_parser::parse("FROM scratch\nRUNN echo\n");
 //! assert_eq!(bad.diagnostics[0].span.line, 2);
 //! assert_eq!(bad.diagnostics[0].message, "unknown instruction: RUNN");
+//! assert_eq!(bad.diagnostics[0].hint.as_deref(), Some("did you mean RUN?"));
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod ast;
+pub mod checks;
+mod directives;
+pub mod gofmt;
+mod heredoc;
 mod instruction;
 mod lines;
 pub mod lower;
+pub mod mount;
+mod node;
+pub mod platform;
+pub mod reference;
+mod render;
 pub mod shell;
 mod span;
+mod suggest;
+mod words;
 
-pub use ast::{CmdLine, Command, Dockerfile, Flag, Instruction, KeyValue};
-pub use lines::Directives;
+pub use ast::{CmdLine, Command, Dockerfile, Flag, Heredoc, Instruction, KeyValue, Word};
+pub use directives::{CheckConfig, Directives, is_builtin_syntax};
+pub use render::render;
 pub use span::{Diagnostic, Severity, Span};
+pub use suggest::closest as suggest;
 
 /// What [`parse`] returns: the instructions that parsed and every diagnostic.
 #[derive(Clone, Debug)]
 pub struct Parsed {
     /// The syntax tree.
     pub dockerfile: Dockerfile,
-    /// Errors and warnings, in source order.
+    /// Errors and warnings (build checks), in source order.
     pub diagnostics: Vec<Diagnostic>,
+    /// The build-check configuration from the `# check=` directive.
+    pub checks: CheckConfig,
 }
 
 impl Parsed {
     /// True when at least one diagnostic is an error.
     pub fn has_errors(&self) -> bool {
-        self.diagnostics
-            .iter()
-            .any(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// The errors only.
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    /// The warnings only.
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| !d.is_error())
+    }
+}
+
+impl Dockerfile {
+    /// The tree in BuildKit's AST dump format: one `(instruction "arg" …)` line per instruction.
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        for i in &self.instructions {
+            if let Ok(n) =
+                node::parse_node(&i.original, 0, i.original.len(), self.directives.escape)
+            {
+                out.push('(');
+                out.push_str(&node::dump(&n));
+                out.push_str(")\n");
+            }
+        }
+        out
     }
 }
 
 /// Parses Dockerfile text.
 pub fn parse(src: &str) -> Parsed {
+    let mut scanner = lines::Scanner::new(src);
     let mut diagnostics = Vec::new();
-    let (directives, lines) = lines::logical_lines(src, &mut diagnostics);
-    let instructions = lines
-        .iter()
-        .filter_map(|l| instruction::parse_instruction(l, directives.escape, &mut diagnostics))
-        .collect();
-    diagnostics.sort_by_key(|d| d.span.offset);
+    let mut instructions = Vec::new();
+    let mut empty_continuations = Vec::new();
+    let mut keywords: Vec<(node::Kind, bool, Span)> = Vec::new();
+    while let Some(line) = scanner.next_logical() {
+        let lines::LogicalLine {
+            text,
+            map,
+            start_line,
+            comments,
+            empty_continuation,
+            ..
+        } = line;
+        let escape = scanner.directives.escape;
+        let span_of = |s: usize, e: usize| map.span_of(src, s, e);
+        let line_span = map.span(src);
+        if let Some(s) = empty_continuation {
+            empty_continuations.push(s);
+        }
+        let node = match node::parse_node(&text, 0, text.len(), escape) {
+            Ok(n) => n,
+            Err(e) => {
+                diagnostics.push(
+                    Diagnostic::error(span_of(e.start, e.end), e.message).with_hint_opt(e.hint),
+                );
+                continue;
+            }
+        };
+        keywords.push((node.kind, node.lower == "from", line_span));
+        let target = node.sub.as_deref().unwrap_or(&node);
+        let mut heredocs = Vec::new();
+        if matches!(target.lower, "add" | "copy" | "run") && !target.json && text.contains("<<") {
+            match heredoc::markers_in_line(&text) {
+                Err(e) => diagnostics.push(
+                    Diagnostic::error(line_span, e)
+                        .with_hint("write the heredoc marker as <<WORD, <<-WORD or <<\"WORD\""),
+                ),
+                Ok(markers) => {
+                    for m in markers {
+                        match scanner.read_heredoc(&m.name, m.chomp) {
+                            Some(content) => heredocs.push(ast::Heredoc {
+                                name: m.name,
+                                fd: m.fd,
+                                expand: m.expand,
+                                chomp: m.chomp,
+                                content,
+                            }),
+                            None => {
+                                diagnostics.push(
+                                    Diagnostic::error(line_span, "unterminated heredoc").with_hint(
+                                        format!(
+                                            "end the heredoc with a line holding only {}",
+                                            m.name
+                                        ),
+                                    ),
+                                );
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let lines = ast::Lines {
+            start: start_line,
+            end: scanner.line(),
+        };
+        let mut b = instruction::Builder {
+            diags: &mut diagnostics,
+            span_of: &span_of,
+        };
+        if let Some(i) =
+            instruction::build(&mut b, node, text, lines, line_span, heredocs, comments)
+        {
+            instructions.push(i);
+        }
+    }
+    diagnostics.append(&mut scanner.diags);
+    let directives = scanner.directives.clone();
+    let end_span = Span::at(src, src.len());
+    if src.is_empty() {
+        diagnostics.push(
+            Diagnostic::error(end_span, "the Dockerfile cannot be empty")
+                .with_hint("start it with FROM <image>"),
+        );
+    } else if instructions.is_empty() && !diagnostics.iter().any(Diagnostic::is_error) {
+        diagnostics.push(
+            Diagnostic::error(end_span, "file with no instructions")
+                .with_hint("start it with FROM <image>"),
+        );
+    }
+    structure(&keywords, &mut diagnostics);
+    let mut checks = CheckConfig::default();
+    for (key, span) in &scanner.directive_spans {
+        match key.as_str() {
+            "syntax" => {
+                if let Some(s) = &directives.syntax
+                    && !is_builtin_syntax(s)
+                {
+                    diagnostics.push(
+                        Diagnostic::error(
+                            *span,
+                            format!(
+                                "xbuild has its own Dockerfile frontend and does not run frontend images; cannot use syntax {s}"
+                            ),
+                        )
+                        .with_hint("remove the # syntax line or use # syntax=docker/dockerfile:1"),
+                    );
+                }
+            }
+            "check" => match CheckConfig::parse(directives.check.as_deref().unwrap_or_default()) {
+                Ok(c) => checks = c,
+                Err(e) => diagnostics.push(
+                    Diagnostic::error(*span, format!("failed to parse check options: {e}"))
+                        .with_hint("write # check=skip=Rule1,Rule2;error=true"),
+                ),
+            },
+            _ => {}
+        }
+    }
+    let dockerfile = Dockerfile {
+        directives,
+        instructions,
+    };
+    let warnings = checks::run(&dockerfile, src, &empty_continuations, &checks);
+    if checks.error && !warnings.is_empty() {
+        let mut rules: Vec<&str> = warnings.iter().filter_map(|w| w.rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        let span = scanner_check_span(&dockerfile, &warnings);
+        diagnostics.push(
+            Diagnostic::error(
+                span,
+                format!("lint violation found for rules: {}", rules.join(", ")),
+            )
+            .with_hint("# check=error=true turns build-check warnings into errors"),
+        );
+    }
+    diagnostics.extend(warnings);
+    diagnostics.sort_by_key(|d| (d.span.offset, d.severity));
     Parsed {
-        dockerfile: Dockerfile {
-            directives,
-            instructions,
-        },
+        dockerfile,
         diagnostics,
+        checks,
+    }
+}
+
+fn scanner_check_span(_df: &Dockerfile, warnings: &[Diagnostic]) -> Span {
+    warnings.first().map(|w| w.span).unwrap_or_default()
+}
+
+/// BuildKit's `instructions.Parse` structure rules: only ARG may come before the first FROM,
+/// and there must be a FROM. `keywords` are every instruction's lowercase keyword (including
+/// instructions that had errors, so one bad FROM does not cascade).
+fn structure(keywords: &[(node::Kind, bool, Span)], diags: &mut Vec<Diagnostic>) {
+    let mut has_from = false;
+    for (kind, is_from, span) in keywords {
+        if *is_from {
+            has_from = true;
+        } else if !has_from && !matches!(kind, node::Kind::Words | node::Kind::Unknown) {
+            diags.push(
+                Diagnostic::error(*span, "no build stage in current context").with_hint(
+                    "only ARG can come before the first FROM; move this instruction below a FROM line",
+                ),
+            );
+            return;
+        }
+    }
+    if !has_from && let Some((_, _, span)) = keywords.last() {
+        diags.push(
+            Diagnostic::error(*span, "dockerfile contains no stages to build")
+                .with_hint("add a FROM <image> line after the global ARGs"),
+        );
     }
 }

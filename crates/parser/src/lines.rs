@@ -1,184 +1,332 @@
-//! Physical lines to logical lines: parser directives, comments, continuations.
+//! Physical lines to logical lines, exactly as BuildKit's parser reads them: parser directives,
+//! comments, line continuations (with comment and blank lines inside them), CRLF, a UTF-8 BOM,
+//! and heredoc bodies read on demand.
 
+use crate::directives::{Directives, parse_directive_line};
 use crate::span::{Diagnostic, Span};
+
+/// BuildKit reads lines with Go's `bufio.Scanner`, which refuses lines longer than this.
+pub(crate) const MAX_LINE: usize = 65535;
 
 /// One logical line (an instruction with its continuations joined), mapped back to the source.
 #[derive(Clone, Debug)]
 pub(crate) struct LogicalLine {
-    /// The joined text, continuation escapes and newlines removed.
+    /// The joined text: continuation escapes removed, the first line's leading whitespace
+    /// removed, later lines kept as written.
     pub text: String,
-    /// For each joined piece: (offset in `text`, offset in source, line, col).
-    pieces: Vec<Piece>,
-    /// The span covering every physical line of the instruction.
-    pub span: Span,
-    /// The last physical line (1-based).
+    /// Maps offsets in `text` back to the source.
+    pub map: LineMap,
+    /// The first physical line (1-based).
+    pub start_line: u32,
+    /// The last physical line of the text (heredoc bodies come after it).
     pub end_line: u32,
+    /// Comment lines just above the instruction (BuildKit's `PrevComment`).
+    pub comments: Vec<String>,
+    /// The first empty line inside the continuation, if any.
+    pub empty_continuation: Option<Span>,
+}
+
+/// Where each joined piece of a logical line came from.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LineMap {
+    pieces: Vec<Piece>,
+    len: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Piece {
     text_at: usize,
     src_at: usize,
+    line_start: usize,
     line: u32,
-    col: u32,
 }
 
-impl LogicalLine {
-    /// The source span of `text[start..end]`.
-    pub fn span_of(&self, start: usize, end: usize) -> Span {
-        let idx = self
-            .pieces
-            .iter()
-            .rposition(|p| p.text_at <= start)
-            .unwrap_or(0);
-        let Some(p) = self.pieces.get(idx) else {
-            return self.span;
+impl LineMap {
+    fn piece_for(&self, at: usize) -> Option<&Piece> {
+        let idx = self.pieces.iter().rposition(|p| p.text_at <= at)?;
+        self.pieces.get(idx)
+    }
+
+    fn src_offset(&self, at: usize) -> usize {
+        match self.piece_for(at) {
+            Some(p) => p.src_at + (at - p.text_at),
+            None => 0,
+        }
+    }
+
+    /// The source span of `text[start..end]` (byte offsets on character boundaries).
+    pub fn span_of(&self, src: &str, start: usize, end: usize) -> Span {
+        let start = start.min(self.len);
+        let end = end.clamp(start, self.len);
+        let Some(p) = self.piece_for(start).copied() else {
+            return Span::default();
         };
-        let within = &self.text[p.text_at..start.min(self.text.len()).max(p.text_at)];
+        let offset = p.src_at + (start - p.text_at);
+        // A character never straddles two pieces, so the source offset of the text's last
+        // byte plus one is the end of its last character.
+        let end_src = if end > start {
+            self.src_offset(end - 1) + 1
+        } else {
+            offset
+        };
+        let col = src
+            .get(p.line_start..offset)
+            .map_or(0, |s| s.chars().count()) as u32
+            + 1;
         Span {
-            offset: p.src_at + within.len(),
-            len: end.saturating_sub(start),
+            offset,
+            len: end_src.saturating_sub(offset),
             line: p.line,
-            col: p.col + within.chars().count() as u32,
+            col,
         }
+    }
+
+    /// The span of the whole text.
+    pub fn span(&self, src: &str) -> Span {
+        self.span_of(src, 0, self.len)
     }
 }
 
-/// The parser directives found at the top of the file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Directives {
-    /// `# syntax=` (the frontend image), if given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub syntax: Option<String>,
-    /// `# escape=`: the escape character, `\` unless set to a backtick.
-    pub escape: char,
-    /// `# check=`, verbatim.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub check: Option<String>,
+/// A physical line: its text with the line break, without it, its offset and number.
+#[derive(Clone, Copy, Debug)]
+struct Physical<'a> {
+    raw: &'a str,
+    body: &'a str,
+    at: usize,
+    line: u32,
 }
 
-/// Splits `src` into physical lines: (text without the line break, byte offset, 1-based number).
-fn physical_lines(src: &str) -> Vec<(&str, usize, u32)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    for (n, raw) in (1..).zip(src.split_inclusive('\n')) {
-        let body = raw.strip_suffix('\n').unwrap_or(raw);
-        let body = body.strip_suffix('\r').unwrap_or(body);
-        out.push((body, at, n));
-        at += raw.len();
-    }
-    out
+/// Reads a Dockerfile line by line, tracking directives, comments and the escape character.
+pub(crate) struct Scanner<'a> {
+    src: &'a str,
+    pos: usize,
+    line: u32,
+    directives_done: bool,
+    seen: Vec<String>,
+    /// The directives read so far.
+    pub directives: Directives,
+    /// Where each directive was (for errors about their values).
+    pub directive_spans: Vec<(String, Span)>,
+    comments: Vec<String>,
+    /// Problems found while reading lines.
+    pub diags: Vec<Diagnostic>,
 }
 
-fn parse_directive(line: &str) -> Option<(String, String)> {
-    let rest = line.strip_prefix('#')?.trim_start_matches([' ', '\t']);
-    let (key, value) = rest.split_once('=')?;
-    let key = key.trim_end_matches([' ', '\t']);
-    let mut chars = key.chars();
-    if !chars.next()?.is_ascii_alphabetic() || !chars.all(|c| c.is_ascii_alphanumeric()) {
-        return None;
-    }
-    Some((
-        key.to_ascii_lowercase(),
-        value.trim_matches([' ', '\t']).to_string(),
-    ))
+fn is_comment(line: &str) -> bool {
+    line.trim_start().starts_with('#')
 }
 
-/// Reads the directives, then joins the remaining lines into logical lines.
-pub(crate) fn logical_lines(
-    src: &str,
-    diags: &mut Vec<Diagnostic>,
-) -> (Directives, Vec<LogicalLine>) {
-    let src_offset = if src.starts_with('\u{feff}') { 3 } else { 0 };
-    let body = &src[src_offset..];
-    let lines = physical_lines(body);
-    let mut directives = Directives {
-        escape: '\\',
-        ..Default::default()
-    };
-    let mut i = 0;
-    let mut seen = Vec::new();
-    while let Some((text, at, n)) = lines.get(i) {
-        let Some((key, value)) = parse_directive(text) else {
-            break;
-        };
-        let span = Span {
-            offset: at + src_offset,
-            len: text.len(),
-            line: *n,
-            col: 1,
-        };
-        if seen.contains(&key) {
-            diags.push(Diagnostic::error(
-                span,
-                format!("only one {key} parser directive can be used"),
-            ));
-        }
-        seen.push(key.clone());
-        match key.as_str() {
-            "escape" => match value.as_str() {
-                "\\" => directives.escape = '\\',
-                "`" => directives.escape = '`',
-                other => diags.push(
-                    Diagnostic::error(span, format!("invalid escape token '{other}'"))
-                        .with_hint("the escape directive takes \\ or ` (a backtick)"),
-                ),
-            },
-            "syntax" => directives.syntax = Some(value),
-            "check" => directives.check = Some(value),
-            _ => {}
-        }
-        i += 1;
-    }
-
-    let escape = directives.escape;
-    let mut out = Vec::new();
-    let mut current: Option<LogicalLine> = None;
-    for (text, at, n) in lines.into_iter().skip(i) {
-        let at = at + src_offset;
-        let trimmed = text.trim_start_matches([' ', '\t']);
-        let lead = text.len() - trimmed.len();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            // Blank and comment lines are skipped, inside a continuation too.
-            continue;
-        }
-        let (content, continues) = strip_continuation(trimmed, escape);
-        let line = current.get_or_insert_with(|| LogicalLine {
-            text: String::new(),
-            pieces: Vec::new(),
-            span: Span {
-                offset: at + lead,
-                len: 0,
-                line: n,
-                col: lead as u32 + 1,
-            },
-            end_line: n,
-        });
-        line.pieces.push(Piece {
-            text_at: line.text.len(),
-            src_at: at + lead,
-            line: n,
-            col: text[..lead].chars().count() as u32 + 1,
-        });
-        line.text.push_str(content);
-        line.end_line = n;
-        line.span.len = at + text.len() - line.span.offset;
-        if !continues && let Some(done) = current.take() {
-            out.push(done);
-        }
-    }
-    if let Some(done) = current.take() {
-        out.push(done);
-    }
-    (directives, out)
-}
-
-/// Removes a trailing escape character (and whitespace after it); says whether one was there.
-fn strip_continuation(line: &str, escape: char) -> (&str, bool) {
+/// Removes a trailing escape character (and blanks after it) that continues the line, as
+/// BuildKit's `lineContinuationRegex` does: an escape preceded by another escape does not
+/// continue the line.
+fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     let t = line.trim_end_matches([' ', '\t']);
     match t.strip_suffix(escape) {
-        Some(rest) => (rest, true),
-        None => (line, false),
+        Some("") => ("", false),
+        Some(before) if before.ends_with(escape) => (line, true),
+        Some(before) => (before, false),
+        None => (line, true),
+    }
+}
+
+impl<'a> Scanner<'a> {
+    /// A scanner over `src`.
+    pub fn new(src: &'a str) -> Self {
+        let pos = if src.starts_with('\u{feff}') { 3 } else { 0 };
+        Scanner {
+            src,
+            pos,
+            line: 0,
+            directives_done: false,
+            seen: Vec::new(),
+            directives: Directives::default(),
+            directive_spans: Vec::new(),
+            comments: Vec::new(),
+            diags: Vec::new(),
+        }
+    }
+
+    /// The number of physical lines read so far (the current line).
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    fn next_physical(&mut self) -> Option<Physical<'a>> {
+        if self.pos >= self.src.len() {
+            return None;
+        }
+        let rest = &self.src[self.pos..];
+        let raw = match rest.find('\n') {
+            Some(i) => &rest[..=i],
+            None => rest,
+        };
+        let body = raw.trim_end_matches(['\r', '\n']);
+        let at = self.pos;
+        self.pos += raw.len();
+        self.line += 1;
+        if body.len() > MAX_LINE {
+            self.diags.push(
+                Diagnostic::error(
+                    Span {
+                        offset: at,
+                        len: body.len(),
+                        line: self.line,
+                        col: 1,
+                    },
+                    format!("line {} is longer than {MAX_LINE} bytes", self.line),
+                )
+                .with_hint("BuildKit rejects such lines too; split it with line continuations"),
+            );
+        }
+        Some(Physical {
+            raw,
+            body,
+            at,
+            line: self.line,
+        })
+    }
+
+    /// BuildKit's `processLine`: strips the line break (and leading whitespace when asked),
+    /// reads a directive while directives are still allowed, and blanks out comments.
+    fn process_line(&mut self, p: Physical<'a>, strip_left: bool) -> (&'a str, usize, bool) {
+        let t = if strip_left {
+            p.body.trim_start()
+        } else {
+            p.body
+        };
+        let lead = p.body.len() - t.len();
+        let mut directive = false;
+        if !self.directives_done {
+            match parse_directive_line(t) {
+                Some((key, value)) if matches!(key.as_str(), "syntax" | "escape" | "check") => {
+                    let span = Span {
+                        offset: p.at + lead,
+                        len: t.len(),
+                        line: p.line,
+                        col: p.body[..lead].chars().count() as u32 + 1,
+                    };
+                    if self.seen.contains(&key) {
+                        self.diags.push(
+                            Diagnostic::error(
+                                span,
+                                format!("only one {key} parser directive can be used"),
+                            )
+                            .with_hint("remove the repeated directive"),
+                        );
+                    } else {
+                        self.seen.push(key.clone());
+                        match key.as_str() {
+                            "escape" => match value.as_str() {
+                                "\\" => self.directives.escape = '\\',
+                                "`" => self.directives.escape = '`',
+                                other => self.diags.push(
+                                    Diagnostic::error(
+                                        span,
+                                        format!(
+                                            "invalid escape token '{other}' does not match ` or \\"
+                                        ),
+                                    )
+                                    .with_hint("write # escape=\\ or # escape=` (a backtick)"),
+                                ),
+                            },
+                            "syntax" => self.directives.syntax = Some(value),
+                            _ => self.directives.check = Some(value),
+                        }
+                        self.directive_spans.push((key, span));
+                    }
+                    directive = true;
+                }
+                _ => self.directives_done = true,
+            }
+        }
+        let out = if is_comment(t) { "" } else { t };
+        (out, p.at + lead, directive)
+    }
+
+    /// The next logical line, or `None` at the end of the file.
+    pub fn next_logical(&mut self) -> Option<LogicalLine> {
+        loop {
+            let p = self.next_physical()?;
+            if is_comment(p.body) {
+                let comment = p.raw.get(1..).unwrap_or_default().trim();
+                if comment.is_empty() {
+                    self.comments.clear();
+                } else {
+                    self.comments.push(comment.to_string());
+                }
+            }
+            let (processed, src_at, directive) = self.process_line(p, true);
+            if directive {
+                self.comments.pop();
+            }
+            let escape = self.directives.escape;
+            let (text, end) = trim_continuation(processed, escape);
+            if end && text.is_empty() {
+                continue;
+            }
+            let mut line = LogicalLine {
+                text: String::with_capacity(text.len()),
+                map: LineMap::default(),
+                start_line: p.line,
+                end_line: p.line,
+                comments: std::mem::take(&mut self.comments),
+                empty_continuation: None,
+            };
+            line.map.pieces.push(Piece {
+                text_at: 0,
+                src_at,
+                line_start: p.at,
+                line: p.line,
+            });
+            line.text.push_str(text);
+            let mut end = end;
+            while !end {
+                let Some(p) = self.next_physical() else { break };
+                let (processed, src_at, _) = self.process_line(p, false);
+                line.end_line = p.line;
+                if is_comment(p.body) {
+                    continue;
+                }
+                if processed.trim_start().is_empty() {
+                    line.empty_continuation.get_or_insert(Span {
+                        offset: p.at,
+                        len: 0,
+                        line: p.line,
+                        col: 1,
+                    });
+                    continue;
+                }
+                let (text, e) = trim_continuation(processed, escape);
+                end = e;
+                line.map.pieces.push(Piece {
+                    text_at: line.text.len(),
+                    src_at,
+                    line_start: p.at,
+                    line: p.line,
+                });
+                line.text.push_str(text);
+            }
+            line.map.len = line.text.len();
+            return Some(line);
+        }
+    }
+
+    /// Reads a heredoc body up to the line equal to `name` (after removing leading tabs when
+    /// `chomp`). Returns the body (line breaks kept) or `None` when the file ends first.
+    pub fn read_heredoc(&mut self, name: &str, chomp: bool) -> Option<String> {
+        let mut content = String::new();
+        while let Some(p) = self.next_physical() {
+            let term = if chomp {
+                p.body.trim_start_matches('\t')
+            } else {
+                p.body
+            };
+            if term == name {
+                return Some(content);
+            }
+            content.push_str(p.raw);
+        }
+        None
     }
 }
 
@@ -186,36 +334,76 @@ fn strip_continuation(line: &str, escape: char) -> (&str, bool) {
 mod tests {
     use super::*;
 
+    fn lines(src: &str) -> (Scanner<'_>, Vec<LogicalLine>) {
+        let mut s = Scanner::new(src);
+        let mut out = Vec::new();
+        while let Some(l) = s.next_logical() {
+            out.push(l);
+        }
+        (s, out)
+    }
+
     #[test]
-    fn joins_continuations_skipping_comments_and_blank_lines() {
+    fn joins_continuations_keeping_indentation() {
         let src = "FROM a\nRUN echo \\\n  # comment\n\n  hi\n";
-        let mut d = vec![];
-        let (_, lines) = logical_lines(src, &mut d);
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[1].text, "RUN echo hi");
-        assert_eq!(lines[1].span.line, 2);
-        assert_eq!(lines[1].end_line, 5);
-        let s = lines[1].span_of(9, 11);
+        let (_, ls) = lines(src);
+        assert_eq!(ls.len(), 2);
+        assert_eq!(ls[1].text, "RUN echo   hi");
+        assert_eq!((ls[1].start_line, ls[1].end_line), (2, 5));
+        assert_eq!(ls[1].empty_continuation.map(|s| s.line), Some(4));
+        let s = ls[1].map.span_of(src, 11, 13);
         assert_eq!((s.line, s.col), (5, 3));
-        assert_eq!(&src[s.offset..s.offset + s.len], "hi");
+        assert_eq!(&src[s.offset..s.end()], "hi");
+    }
+
+    #[test]
+    fn escaped_escape_does_not_continue() {
+        assert_eq!(trim_continuation("a \\\\", '\\'), ("a \\\\", true));
+        assert_eq!(trim_continuation("a \\  ", '\\'), ("a ", false));
+        assert_eq!(trim_continuation("\\", '\\'), ("", false));
+        assert_eq!(trim_continuation("a`", '`'), ("a", false));
     }
 
     #[test]
     fn escape_directive_backtick() {
         let src = "# escape=`\nFROM a\nRUN dir `\n  c:\\\n";
-        let mut d = vec![];
-        let (dir, lines) = logical_lines(src, &mut d);
-        assert_eq!(dir.escape, '`');
-        assert_eq!(lines[1].text, "RUN dir c:\\");
+        let (s, ls) = lines(src);
+        assert_eq!(s.directives.escape, '`');
+        assert_eq!(ls[1].text, "RUN dir   c:\\");
     }
 
     #[test]
-    fn bom_and_crlf() {
-        let src = "\u{feff}FROM a\r\nRUN x\r\n";
-        let mut d = vec![];
-        let (_, lines) = logical_lines(src, &mut d);
-        assert_eq!(lines[0].text, "FROM a");
-        assert_eq!(lines[1].text, "RUN x");
-        assert_eq!(lines[1].span.offset, 3 + 8);
+    fn directives_stop_at_the_first_other_line() {
+        let src = "# syntax=docker/dockerfile:1\n# hello\n# escape=`\nFROM a\n";
+        let (s, _) = lines(src);
+        assert_eq!(s.directives.escape, '\\');
+        assert_eq!(s.directives.syntax.as_deref(), Some("docker/dockerfile:1"));
+        let (s, _) = lines("\n# escape=`\nFROM a\n");
+        assert_eq!(s.directives.escape, '\\');
+    }
+
+    #[test]
+    fn bom_crlf_and_comments() {
+        let src = "\u{feff}# doc\nFROM a\r\nRUN x\r\n";
+        let (_, ls) = lines(src);
+        assert_eq!(ls[0].text, "FROM a");
+        assert_eq!(ls[0].comments, vec!["doc".to_string()]);
+        assert_eq!(ls[1].text, "RUN x");
+        assert!(ls[1].comments.is_empty());
+        let sp = ls[1].map.span(src);
+        assert_eq!(&src[sp.offset..sp.end()], "RUN x");
+    }
+
+    #[test]
+    fn heredoc_bodies() {
+        let src = "RUN <<EOF\n\tline\nEOF\nRUN <<-X\n\ty\n\tX\n";
+        let mut s = Scanner::new(src);
+        s.next_logical().unwrap();
+        assert_eq!(s.read_heredoc("EOF", false).as_deref(), Some("\tline\n"));
+        s.next_logical().unwrap();
+        assert_eq!(s.read_heredoc("X", true).as_deref(), Some("\ty\n"));
+        let mut s = Scanner::new("RUN <<A\nnever\n");
+        s.next_logical().unwrap();
+        assert_eq!(s.read_heredoc("A", false), None);
     }
 }

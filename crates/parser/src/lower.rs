@@ -1,17 +1,27 @@
 //! Lowering: a parsed [`Dockerfile`] plus build options to an [`xbuild_llb::Definition`].
 //!
-//! Base images are looked up through an [`ImageResolver`], so this module stays pure.
+//! Stages are lowered on demand starting from the target, so stages the target does not need
+//! never enter the graph. Base images are looked up through an [`ImageResolver`], so this module
+//! stays pure. Image config and history follow Docker 20.10's BuildKit byte for byte (the
+//! engine the conformance corpus is built with).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use xbuild_llb::{
-    Chown, CopyAction, Definition, Digest, ExecOp, FileAction, FileOp, HistoryEntry, IdSpec,
-    ImageConfig, MkdirAction, NetworkMode, Op, Output, SourceOp, VertexMeta,
+    CacheSharing, Chmod, Chown, CopyAction, Definition, Digest, ExecOp, FileAction, FileOp,
+    Healthcheck, HistoryEntry, IdSpec, ImageConfig, MergeOp, MkdirAction, MkfileAction, Mount,
+    MountKind, NetworkMode, Op, Output, Security, SourceOp, VertexMeta,
 };
 
-use crate::ast::{CmdLine, Command, Dockerfile, Instruction};
+use crate::ast::{CmdLine, Command, CopySpec, Dockerfile, HealthSpec, Instruction, RunSpec, Word};
+use crate::checks::meta_args;
+use crate::gofmt;
+use crate::mount::{self, MountType};
+use crate::platform::{Platform, predefined_args};
+use crate::reference;
 use crate::shell::Lexer;
 use crate::span::{Diagnostic, Span};
+use crate::suggest;
 
 /// The `PATH` every Linux stage gets when its base sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -21,6 +31,8 @@ pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
 /// The build context's name in the graph.
 pub const CONTEXT_NAME: &str = "context";
+
+pub use crate::platform::host_architecture;
 
 /// A base image as the resolver found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +68,14 @@ pub struct LowerOptions {
     pub os: String,
     /// The architecture of the image to build, as OCI names it (`amd64`).
     pub architecture: String,
+    /// `--target`: the stage to build (default: the last one).
+    pub target: Option<String>,
+    /// `--label` values added to the target's image config.
+    pub labels: BTreeMap<String, String>,
+    /// `.dockerignore` patterns: left out of the build context.
+    pub exclude_patterns: Vec<String>,
+    /// Lower every stage, not only those the target needs (for `--check`).
+    pub all_stages: bool,
 }
 
 impl LowerOptions {
@@ -63,44 +83,37 @@ impl LowerOptions {
     pub fn for_host(file: impl Into<String>) -> Self {
         LowerOptions {
             file: file.into(),
-            build_args: BTreeMap::new(),
             os: "linux".into(),
             architecture: host_architecture().into(),
+            ..Default::default()
+        }
+    }
+
+    fn platform(&self) -> Platform {
+        Platform {
+            os: if self.os.is_empty() {
+                "linux".into()
+            } else {
+                self.os.clone()
+            },
+            architecture: if self.architecture.is_empty() {
+                host_architecture().into()
+            } else {
+                self.architecture.clone()
+            },
+            variant: None,
         }
     }
 }
 
-/// The host's architecture, as OCI names it.
-pub fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "arm" => "arm",
-        "powerpc64" => "ppc64le",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        other => other,
-    }
-}
-
-/// The stage being lowered.
-struct Stage {
-    state: Digest,
-    config: ImageConfig,
-    history: Vec<HistoryEntry>,
-    os: String,
-    architecture: String,
-}
-
-struct Lowerer<'a> {
-    def: Definition,
-    opts: &'a LowerOptions,
-    lexer: Lexer,
-    diags: Vec<Diagnostic>,
-    context: Option<Digest>,
-    step: usize,
-    steps: usize,
+/// A successful lowering: the graph and the warnings found on the way.
+#[derive(Debug)]
+pub struct Lowered {
+    /// The build graph with one output (the target stage).
+    pub definition: Definition,
+    /// Build-check warnings that need the stage environment (UndefinedVar) and unused
+    /// build arguments.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Lowers `df` to a graph with one output, or returns every error found.
@@ -109,399 +122,181 @@ pub fn lower(
     opts: &LowerOptions,
     resolver: &dyn ImageResolver,
 ) -> Result<Definition, Vec<Diagnostic>> {
+    lower_with_warnings(df, opts, resolver).map(|l| l.definition)
+}
+
+/// Where a stage starts from.
+#[derive(Clone, Debug)]
+enum Base {
+    Scratch,
+    Image(reference::ImageRef),
+    Stage(usize),
+}
+
+struct StageDef<'a> {
+    from: &'a Instruction,
+    name: Option<String>,
+    base: Base,
+    commands: Vec<&'a Instruction>,
+}
+
+/// A lowered stage.
+#[derive(Clone, Debug)]
+struct StageOut {
+    state: Digest,
+    config: ImageConfig,
+    history: Vec<HistoryEntry>,
+    platform: Platform,
+    /// The llb state's environment: image Env plus ARG values.
+    env: Vec<(String, String)>,
+    /// ARGs declared so far (key, value), for RUN's history and UndefinedVar.
+    args: Vec<(String, Option<String>)>,
+    workdir_set: bool,
+    own_onbuild: Vec<String>,
+}
+
+struct Lowerer<'a> {
+    df: &'a Dockerfile,
+    opts: &'a LowerOptions,
+    resolver: &'a dyn ImageResolver,
+    def: Definition,
+    diags: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+    stages: Vec<StageDef<'a>>,
+    done: Vec<Option<StageOut>>,
+    in_progress: Vec<bool>,
+    meta: Vec<(String, String)>,
+    meta_keys: BTreeSet<String>,
+    used_args: BTreeSet<String>,
+    context: Option<Digest>,
+    scratch: Option<Digest>,
+    lexer: Lexer,
+    platform: Platform,
+}
+
+/// [`lower`], also returning the warnings.
+pub fn lower_with_warnings(
+    df: &Dockerfile,
+    opts: &LowerOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<Lowered, Vec<Diagnostic>> {
+    let platform = opts.platform();
+    let predefined = predefined_args(&platform, &platform);
+    let (meta, meta_keys) = meta_args(df, Some(&opts.build_args), &predefined);
+    let lexer = Lexer::new(df.directives.escape);
     let mut l = Lowerer {
-        def: Definition::new(),
+        df,
         opts,
-        lexer: Lexer::new(df.directives.escape),
+        resolver,
+        def: Definition::new(),
         diags: Vec::new(),
+        warnings: Vec::new(),
+        stages: Vec::new(),
+        done: Vec::new(),
+        in_progress: Vec::new(),
+        meta,
+        meta_keys,
+        used_args: BTreeSet::new(),
         context: None,
-        step: 0,
-        steps: df.instructions.len(),
+        scratch: None,
+        lexer,
+        platform,
     };
-    let Some((first, rest)) = df.instructions.split_first() else {
-        return Err(vec![
-            Diagnostic::error(Span::default(), "the Dockerfile has no instructions")
-                .with_hint("start it with FROM <image>"),
-        ]);
-    };
-    let Command::From { image, .. } = &first.command else {
-        return Err(vec![
-            Diagnostic::error(first.span, "no build stage in current context")
-                .with_hint("the first instruction must be FROM"),
-        ]);
-    };
-    if let Some(f) = first.flags.first() {
-        l.diags.push(Diagnostic::error(
-            f.span,
-            format!("FROM --{} is not supported yet", f.name),
-        ));
-    }
-    let Some(mut stage) = l.from(first, image, resolver) else {
+    l.collect_stages();
+    if l.stages.is_empty() {
+        l.diags.push(
+            Diagnostic::error(Span::default(), "dockerfile contains no stages to build")
+                .with_hint("add a FROM <image> line"),
+        );
         return Err(l.diags);
-    };
-    for ins in rest {
-        l.instruction(&mut stage, ins);
     }
-    if l.diags.is_empty() {
-        let out = Output {
-            name: "default".into(),
-            vertex: stage.state,
-            config: stage.config,
-            history: stage.history,
-            os: stage.os,
-            architecture: stage.architecture,
-            variant: None,
+    if !l.diags.is_empty() {
+        return Err(l.diags);
+    }
+    let target = match &opts.target {
+        None => l.stages.len() - 1,
+        Some(t) => match l
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
+        {
+            Some(i) => i,
+            None => {
+                let names: Vec<&str> = l.stages.iter().filter_map(|s| s.name.as_deref()).collect();
+                let mut d = Diagnostic::error(
+                    Span::default(),
+                    format!("target stage {} could not be found", gofmt::quote(t)),
+                );
+                d = d.with_hint(match suggest::closest(t, names.iter().copied(), true) {
+                    Some(s) => format!("did you mean {s}? stages are: {}", names.join(", ")),
+                    None if names.is_empty() => {
+                        "this Dockerfile has no named stages; name one with FROM <image> AS <name>"
+                            .to_string()
+                    }
+                    None => format!("stages are: {}", names.join(", ")),
+                });
+                return Err(vec![d]);
+            }
+        },
+    };
+    if opts.all_stages {
+        for i in 0..l.stages.len() {
+            l.stage(i, None);
+        }
+    }
+    let out = l.stage(target, None);
+    if let Some(mut out) = out
+        && l.diags.is_empty()
+    {
+        for (k, v) in &opts.labels {
+            out.config.labels.insert(k.clone(), v.clone());
+        }
+        let name = l.stages[target]
+            .name
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let output = Output {
+            name,
+            vertex: out.state,
+            config: out.config,
+            history: out.history,
+            os: out.platform.os,
+            architecture: out.platform.architecture,
+            variant: out.platform.variant,
         };
-        if let Err(e) = l.def.add_output(out) {
+        if let Err(e) = l.def.add_output(output) {
             l.diags
                 .push(Diagnostic::error(Span::default(), e.to_string()));
         }
     }
-    if l.diags.is_empty() {
-        Ok(l.def)
-    } else {
-        Err(l.diags)
+    if !l.diags.is_empty() {
+        return Err(l.diags);
     }
-}
-
-impl Lowerer<'_> {
-    fn meta(&self, ins: &Instruction, text: &str) -> VertexMeta {
-        VertexMeta {
-            description: format!("[{}/{}] {}", self.step, self.steps, text),
-            file: Some(self.opts.file.clone()),
-            line: Some(ins.span.line),
-        }
-    }
-
-    fn add(
-        &mut self,
-        ins: &Instruction,
-        op: Op,
-        inputs: Vec<Digest>,
-        text: &str,
-    ) -> Option<Digest> {
-        match self.def.add(op, inputs) {
-            Ok(d) => {
-                let meta = self.meta(ins, text);
-                self.def.set_meta(&d, meta);
-                Some(d)
-            }
-            Err(e) => {
-                self.diags.push(Diagnostic::error(ins.span, e.to_string()));
-                None
-            }
-        }
-    }
-
-    fn expand(&mut self, word: &str, vars: &[(String, String)], span: Span) -> Option<String> {
-        match self.lexer.expand(word, vars) {
-            Ok(e) => Some(e.value),
-            Err(e) => {
-                self.diags.push(Diagnostic::error(span, e.to_string()));
-                None
-            }
-        }
-    }
-
-    fn from(
-        &mut self,
-        ins: &Instruction,
-        image: &str,
-        resolver: &dyn ImageResolver,
-    ) -> Option<Stage> {
-        self.step = 1;
-        let image = self.expand(image, &[], ins.span)?;
-        if image.eq_ignore_ascii_case("scratch") {
-            let state = self.add(ins, Op::Source(SourceOp::Scratch), vec![], "FROM scratch")?;
-            return Some(Stage {
-                state,
-                config: ImageConfig {
-                    env: vec![format!("PATH={DEFAULT_PATH}")],
-                    working_dir: "/".into(),
-                    ..Default::default()
-                },
-                history: Vec::new(),
-                os: self.opts.os.clone(),
-                architecture: self.opts.architecture.clone(),
-            });
-        }
-        let resolved = match resolver.resolve(&image) {
-            Ok(r) => r,
-            Err(e) => {
-                self.diags.push(
-                    Diagnostic::error(ins.span, format!("base image {image}: {e}")).with_hint(
-                        "import it first with `xbuild import ROOTFS.tar NAME:TAG`, or use FROM scratch",
-                    ),
-                );
-                return None;
-            }
-        };
-        let text = format!("FROM {}@{}", resolved.reference, resolved.digest);
-        let state = self.add(
-            ins,
-            Op::Source(SourceOp::Image {
-                reference: resolved.reference.clone(),
-                digest: resolved.digest.clone(),
-            }),
-            vec![],
-            &text,
-        )?;
-        let mut config = resolved.config;
-        if !config
-            .env
-            .iter()
-            .any(|e| e.split('=').next() == Some("PATH"))
-        {
-            config.env.push(format!("PATH={DEFAULT_PATH}"));
-        }
-        Some(Stage {
-            state,
-            config,
-            history: resolved.history,
-            os: resolved.os,
-            architecture: resolved.architecture,
-        })
-    }
-
-    fn instruction(&mut self, stage: &mut Stage, ins: &Instruction) {
-        self.step += 1;
-        let vars = env_pairs(&stage.config.env);
-        let keyword = ins.keyword.to_ascii_uppercase();
-        for f in &ins.flags {
-            self.diags.push(Diagnostic::error(
-                f.span,
-                format!("{keyword} --{} is not supported yet", f.name),
-            ));
-        }
-        match &ins.command {
-            Command::From { .. } => self.diags.push(
-                Diagnostic::error(ins.span, "multi-stage builds are not supported yet")
-                    .with_hint("this build handles one FROM per Dockerfile"),
-            ),
-            Command::Run { cmd } => {
-                let args = with_shell(cmd);
-                let shown = args.join(" ");
-                let op = Op::Exec(ExecOp {
-                    args,
-                    env: stage.config.env.clone(),
-                    cwd: if stage.config.working_dir.is_empty() {
-                        "/".into()
-                    } else {
-                        stage.config.working_dir.clone()
-                    },
-                    user: stage.config.user.clone(),
-                    network: NetworkMode::Default,
-                    security: Default::default(),
-                    mounts: vec![],
-                });
-                let text = format!("RUN {}", original_args(ins));
-                if let Some(d) = self.add(ins, op, vec![stage.state.clone()], &text) {
-                    stage.state = d.clone();
-                    stage
-                        .history
-                        .push(layer_history(format!("RUN {shown} # buildkit"), d));
-                }
-            }
-            Command::Cmd { cmd } => {
-                let args = with_shell(cmd);
-                stage
-                    .history
-                    .push(empty_history(format!("CMD {}", go_quote_list(&args))));
-                stage.config.cmd = Some(args);
-            }
-            Command::Env { pairs } => {
-                let mut vars = vars;
-                let mut msg = String::from("ENV");
-                for kv in pairs {
-                    let Some(v) = self.expand(&kv.value, &vars, ins.span) else {
-                        return;
-                    };
-                    let Some(k) = self.expand(&kv.key, &vars, ins.span) else {
-                        return;
-                    };
-                    msg.push_str(&format!(" {k}={v}"));
-                    set_env(&mut stage.config.env, &k, &v);
-                    vars.push((k, v));
-                }
-                stage.history.push(empty_history(msg));
-            }
-            Command::Workdir { path } => {
-                let Some(p) = self.expand(path, &vars, ins.span) else {
-                    return;
-                };
-                let wd = normalize_path(&stage.config.working_dir, &p, false);
-                stage.config.working_dir = wd.clone();
-                if wd == "/" {
-                    stage.history.push(empty_history(format!("WORKDIR {wd}")));
-                    return;
-                }
-                let op = Op::File(FileOp {
-                    actions: vec![FileAction::Mkdir(MkdirAction {
-                        path: wd.clone(),
-                        mode: 0o755,
-                        make_parents: true,
-                        chown: parse_chown(&stage.config.user),
-                    })],
-                });
-                let text = format!("WORKDIR {wd}");
-                if let Some(d) = self.add(ins, op, vec![stage.state.clone()], &text) {
-                    stage.state = d.clone();
-                    stage.history.push(layer_history(text, d));
-                }
-            }
-            Command::Copy { sources, dest, .. } => self.copy(stage, ins, sources, dest, &vars),
-            Command::Unsupported { .. } => self.diags.push(
-                Diagnostic::error(
-                    ins.span,
-                    format!("the {keyword} instruction is not supported yet"),
+    let proxies = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "FTP_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+    ];
+    for k in opts.build_args.keys() {
+        let predefined = proxies.iter().any(|p| p.eq_ignore_ascii_case(k))
+            || l.meta_keys.contains(k)
+            || k == "BUILDKIT_INLINE_CACHE"
+            || k == "SOURCE_DATE_EPOCH";
+        if !predefined && !l.used_args.contains(k) {
+            l.warnings.push(
+                Diagnostic::warning(
+                    Span::default(),
+                    format!("build argument {k} was not consumed by any stage"),
                 )
-                .with_hint("this build handles FROM, RUN, COPY, ENV, WORKDIR and CMD"),
-            ),
+                .with_hint(format!("declare it with ARG {k} in the stage that uses it")),
+            );
         }
     }
-
-    fn copy(
-        &mut self,
-        stage: &mut Stage,
-        ins: &Instruction,
-        sources: &[String],
-        dest: &str,
-        vars: &[(String, String)],
-    ) {
-        let Some(dest_raw) = self.expand(dest, vars, ins.span) else {
-            return;
-        };
-        let dest = copy_dest(&stage.config.working_dir, &dest_raw);
-        let context = match &self.context {
-            Some(c) => c.clone(),
-            None => {
-                let Some(c) = self.add(
-                    ins,
-                    Op::Source(SourceOp::Local {
-                        name: CONTEXT_NAME.into(),
-                        include_patterns: vec![],
-                        exclude_patterns: vec![],
-                    }),
-                    vec![],
-                    "load build context",
-                ) else {
-                    return;
-                };
-                self.context = Some(c.clone());
-                c
-            }
-        };
-        let mut actions = Vec::new();
-        let mut msg = String::from("COPY");
-        for s in sources {
-            let Some(src) = self.expand(s, vars, ins.span) else {
-                return;
-            };
-            msg.push(' ');
-            msg.push_str(&src);
-            actions.push(FileAction::Copy(CopyAction {
-                input: 1,
-                src: normalize_path("/", &src, false),
-                dest: dest.clone(),
-                chown: None,
-                mode: None,
-                follow_symlinks: true,
-                dir_copy_contents: true,
-                allow_wildcard: true,
-                allow_empty_wildcard: true,
-                create_dest_path: true,
-                include_patterns: vec![],
-                exclude_patterns: vec![],
-                required_paths: vec![],
-                attempt_unpack: false,
-            }));
-        }
-        msg.push(' ');
-        msg.push_str(&dest_raw);
-        let text = format!("COPY {}", original_args(ins));
-        let op = Op::File(FileOp { actions });
-        if let Some(d) = self.add(ins, op, vec![stage.state.clone(), context], &text) {
-            stage.state = d.clone();
-            stage
-                .history
-                .push(layer_history(format!("{msg} # buildkit"), d));
-        }
-    }
-}
-
-/// The instruction's text after its keyword, as shown in progress.
-fn original_args(ins: &Instruction) -> &str {
-    ins.original
-        .get(ins.keyword.len()..)
-        .map(str::trim)
-        .unwrap_or_default()
-}
-
-fn with_shell(cmd: &CmdLine) -> Vec<String> {
-    match cmd {
-        CmdLine::Exec(args) => args.clone(),
-        CmdLine::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
-    }
-}
-
-fn layer_history(created_by: String, vertex: Digest) -> HistoryEntry {
-    HistoryEntry {
-        created: None,
-        created_by,
-        author: None,
-        comment: Some(HISTORY_COMMENT.into()),
-        empty_layer: false,
-        vertex: Some(vertex),
-    }
-}
-
-fn empty_history(created_by: String) -> HistoryEntry {
-    HistoryEntry {
-        created: None,
-        created_by,
-        author: None,
-        comment: Some(HISTORY_COMMENT.into()),
-        empty_layer: true,
-        vertex: None,
-    }
-}
-
-fn env_pairs(env: &[String]) -> Vec<(String, String)> {
-    env.iter()
-        .map(|e| match e.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (e.clone(), String::new()),
-        })
-        .collect()
-}
-
-fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
-    let entry = format!("{key}={value}");
-    match env
-        .iter_mut()
-        .find(|e| e.split_once('=').map(|(k, _)| k) == Some(key) || e.as_str() == key)
-    {
-        Some(slot) => *slot = entry,
-        None => env.push(entry),
-    }
-}
-
-/// `user[:group]` as a chown spec; `None` for an empty user.
-pub fn parse_chown(user: &str) -> Option<Chown> {
-    if user.is_empty() {
-        return None;
-    }
-    let id = |s: &str| match s.parse::<u32>() {
-        Ok(n) => IdSpec::Id(n),
-        Err(_) => IdSpec::Name(s.to_string()),
-    };
-    let (u, g) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    };
-    Some(Chown {
-        user: id(u),
-        group: g.map(id),
+    Ok(Lowered {
+        definition: l.def,
+        warnings: l.warnings,
     })
 }
 
@@ -555,167 +350,1626 @@ fn copy_dest(working_dir: &str, dest: &str) -> String {
     normalize_path(working_dir, d, true)
 }
 
-/// Go's `fmt.Sprintf("%q", []string)`: `["a" "b"]`.
-fn go_quote_list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
-    format!("[{}]", quoted.join(" "))
+/// `user[:group]` as a chown spec; `None` for an empty user.
+pub fn parse_chown(user: &str) -> Option<Chown> {
+    if user.is_empty() {
+        return None;
+    }
+    let id = |s: &str| match s.parse::<u32>() {
+        Ok(n) => IdSpec::Id(n),
+        Err(_) => IdSpec::Name(s.to_string()),
+    };
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    Some(Chown {
+        user: id(u),
+        group: g.map(id),
+    })
 }
 
-/// Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+fn env_get<'e>(env: &'e [(String, String)], k: &str) -> Option<&'e str> {
+    env.iter()
+        .rev()
+        .find(|(key, _)| key == k)
+        .map(|(_, v)| v.as_str())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::parse;
+/// llb's `AddOrReplace`: the key moves to the end with its new value.
+fn env_set(env: &mut Vec<(String, String)>, k: &str, v: &str) {
+    env.retain(|(key, _)| key != k);
+    env.push((k.to_string(), v.to_string()));
+}
 
-    struct Canned;
-    impl ImageResolver for Canned {
-        fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
-            if reference != "busybox:local" {
-                return Err(format!("{reference} not found"));
+/// BuildKit's `addEnv` on an image config: replaced in place, or appended.
+fn config_env_set(env: &mut Vec<String>, k: &str, v: &str) {
+    let entry = format!("{k}={v}");
+    match env
+        .iter_mut()
+        .find(|e| e.split_once('=').map_or(e.as_str(), |(key, _)| key) == k)
+    {
+        Some(slot) => *slot = entry,
+        None => env.push(entry),
+    }
+}
+
+fn env_pairs(env: &[String]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|e| match e.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (e.clone(), String::new()),
+        })
+        .collect()
+}
+
+fn history(created_by: String, layer: bool) -> HistoryEntry {
+    HistoryEntry {
+        created: None,
+        created_by,
+        author: None,
+        comment: Some(HISTORY_COMMENT.into()),
+        empty_layer: !layer,
+        vertex: None,
+    }
+}
+
+fn uppercase_cmd(s: &str) -> String {
+    match s.split_once(' ') {
+        Some((a, b)) => format!("{} {b}", a.to_uppercase()),
+        None => s.to_uppercase(),
+    }
+}
+
+/// Go's `signal.ParseSignal`: a number or a known name, with or without `SIG`.
+fn valid_signal(s: &str) -> bool {
+    if let Ok(n) = s.parse::<u32>() {
+        return n > 0 && n < 65;
+    }
+    let name = s.strip_prefix("SIG").unwrap_or(s);
+    const NAMES: &[&str] = &[
+        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
+        "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
+        "TRAP", "TSTP", "TTIN", "TTOU", "UNUSED", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU",
+        "XFSZ",
+    ];
+    if NAMES.contains(&name) {
+        return true;
+    }
+    if let Some(r) = name.strip_prefix("RTMIN") {
+        return r.is_empty()
+            || r.strip_prefix('+')
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n <= 15);
+    }
+    if let Some(r) = name.strip_prefix("RTMAX") {
+        return r.is_empty()
+            || r.strip_prefix('-')
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n <= 14);
+    }
+    false
+}
+
+/// BuildKit's EXPOSE port parsing: `port[-end][/proto]`, with an optional host part.
+fn parse_ports(raw: &str) -> Result<Vec<String>, String> {
+    let parts: Vec<&str> = raw.split(':').collect();
+    let container = parts.last().copied().unwrap_or_default();
+    let (port, proto) = container.split_once('/').unwrap_or((container, ""));
+    if port.is_empty() {
+        return Err(format!(
+            "invalid port: {}: no port specified",
+            gofmt::quote(raw)
+        ));
+    }
+    let proto = match proto.to_ascii_lowercase().as_str() {
+        "" => "tcp".to_string(),
+        p @ ("tcp" | "udp" | "sctp") => p.to_string(),
+        _ => {
+            return Err(format!(
+                "invalid port: {}: invalid proto: {proto}",
+                gofmt::quote(raw)
+            ));
+        }
+    };
+    let num = |s: &str| -> Result<u32, String> {
+        s.parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 65535)
+            .ok_or_else(|| format!("invalid containerPort: {port}"))
+    };
+    let (start, end) = match port.split_once('-') {
+        Some((a, b)) if a != b => (num(a)?, num(b)?),
+        Some((a, _)) => (num(a)?, num(a)?),
+        None => (num(port)?, num(port)?),
+    };
+    if end < start {
+        return Err(format!("invalid port range: {port}"));
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// Symbolic chmod (`u+x,go-w`, `a=rx`), as `dchapes/mode` accepts it.
+fn valid_symbolic_mode(s: &str) -> bool {
+    !s.is_empty()
+        && s.split(',').all(|clause| {
+            let who_end = clause
+                .find(|c: char| !"ugoa".contains(c))
+                .unwrap_or(clause.len());
+            let rest = &clause[who_end..];
+            !rest.is_empty()
+                && rest.starts_with(['+', '-', '='])
+                && rest.chars().all(|c| "+-=rwxXstugo".contains(c))
+        })
+}
+
+fn is_git_source(src: &str) -> bool {
+    let lower = src.to_ascii_lowercase();
+    if lower.starts_with("git://") || lower.starts_with("ssh://") {
+        return true;
+    }
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        let no_frag = src.split('#').next().unwrap_or(src);
+        let path = no_frag.split('?').next().unwrap_or(no_frag);
+        return path.ends_with(".git");
+    }
+    // scp-like user@host:path
+    if let Some((userhost, _)) = src.split_once(':')
+        && let Some((user, host)) = userhost.split_once('@')
+    {
+        return !user.is_empty() && !host.is_empty() && !userhost.contains('/');
+    }
+    false
+}
+
+fn is_http_source(src: &str) -> bool {
+    (src.starts_with("http://") || src.starts_with("https://")) && !is_git_source(src)
+}
+
+fn contains_wildcards(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'*' | b'?' | b'[' => return true,
+            b'\\' => i += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+impl<'a> Lowerer<'a> {
+    fn collect_stages(&mut self) {
+        let lexer = self.lexer;
+        let mut cur: Option<StageDef<'a>> = None;
+        for ins in &self.df.instructions {
+            if let Command::From { image, name, .. } = &ins.command {
+                if let Some(s) = cur.take() {
+                    self.stages.push(s);
+                }
+                let expanded = match lexer.expand(&image.text, &self.meta) {
+                    Ok(e) => e.value,
+                    Err(e) => {
+                        self.diags.push(
+                            Diagnostic::error(image.span, e.to_string())
+                                .with_hint("fix the variable reference in the FROM line"),
+                        );
+                        String::new()
+                    }
+                };
+                if expanded.is_empty() {
+                    self.diags.push(
+                        Diagnostic::error(
+                            image.span,
+                            format!("base name ({}) should not be blank", image.text),
+                        )
+                        .with_hint("give the ARG a default or pass --build-arg"),
+                    );
+                }
+                let base = if let Some(j) = self.stages.iter().rposition(|s| {
+                    s.name
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(&expanded))
+                }) {
+                    Base::Stage(j)
+                } else if expanded.eq_ignore_ascii_case("scratch") {
+                    Base::Scratch
+                } else {
+                    match reference::parse(&expanded) {
+                        Ok(r) => Base::Image(r),
+                        Err(e) => {
+                            if !expanded.is_empty() {
+                                let later = self.df.instructions.iter().any(|i| {
+                                    matches!(&i.command, Command::From { name: Some(n), .. } if n.text.eq_ignore_ascii_case(&expanded))
+                                });
+                                let hint = if later {
+                                    format!(
+                                        "a stage named {expanded} is defined later; stages can only use earlier stages"
+                                    )
+                                } else {
+                                    "write an image reference such as busybox:1.36 or an earlier stage name".to_string()
+                                };
+                                self.diags.push(
+                                    Diagnostic::error(
+                                        image.span,
+                                        format!(
+                                            "failed to parse stage name {}: {e}",
+                                            gofmt::quote(&expanded)
+                                        ),
+                                    )
+                                    .with_hint(hint),
+                                );
+                            }
+                            Base::Scratch
+                        }
+                    }
+                };
+                if let Some(n) = name
+                    && let Some(prev) = self
+                        .stages
+                        .iter()
+                        .find(|s| s.name.as_deref() == Some(n.text.as_str()))
+                {
+                    // A duplicate is only a problem when referenced; remember both.
+                    let _ = prev;
+                }
+                cur = Some(StageDef {
+                    from: ins,
+                    name: name.as_ref().map(|n| n.text.clone()),
+                    base,
+                    commands: Vec::new(),
+                });
+            } else if let Some(s) = cur.as_mut() {
+                s.commands.push(ins);
             }
-            Ok(ResolvedImage {
-                reference: reference.into(),
-                digest: Digest::of(b"busybox"),
-                config: ImageConfig {
-                    env: vec![],
-                    cmd: Some(vec!["sh".into()]),
-                    ..Default::default()
-                },
-                history: vec![],
-                os: "linux".into(),
-                architecture: "amd64".into(),
-            })
+        }
+        if let Some(s) = cur.take() {
+            self.stages.push(s);
+        }
+        self.done = vec![None; self.stages.len()];
+        self.in_progress = vec![false; self.stages.len()];
+    }
+
+    fn add(
+        &mut self,
+        op: Op,
+        inputs: Vec<Digest>,
+        meta: Option<VertexMeta>,
+        span: Span,
+    ) -> Option<Digest> {
+        match self.def.add(op, inputs) {
+            Ok(d) => {
+                if let Some(m) = meta {
+                    self.def.set_meta(&d, m);
+                }
+                Some(d)
+            }
+            Err(e) => {
+                self.diags.push(Diagnostic::error(span, e.to_string()));
+                None
+            }
         }
     }
 
-    fn lower_text(src: &str) -> Result<Definition, Vec<Diagnostic>> {
-        let parsed = parse(src);
-        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
-        lower(
-            &parsed.dockerfile,
-            &LowerOptions::for_host("Dockerfile"),
-            &Canned,
-        )
+    fn scratch(&mut self) -> Option<Digest> {
+        if let Some(s) = &self.scratch {
+            return Some(s.clone());
+        }
+        let d = self.add(Op::Source(SourceOp::Scratch), vec![], None, Span::default())?;
+        self.scratch = Some(d.clone());
+        Some(d)
     }
 
-    #[test]
-    fn paths() {
-        assert_eq!(clean_path("/a/../../b/./c/"), "/b/c");
-        assert_eq!(clean_path("a/../.."), "..");
-        assert_eq!(normalize_path("/app", "sub/", true), "/app/sub/");
-        assert_eq!(normalize_path("", "x", false), "/x");
-        assert_eq!(copy_dest("/app", "."), "/app/");
-        assert_eq!(copy_dest("", "."), "/");
-    }
-
-    #[test]
-    fn go_quoting() {
-        assert_eq!(
-            go_quote_list(&["/bin/sh".into(), "-c".into(), "echo \"hi\"\n".into()]),
-            r#"["/bin/sh" "-c" "echo \"hi\"\n"]"#
-        );
-    }
-
-    #[test]
-    fn single_stage_graph_and_config() {
-        let def = lower_text(
-            "FROM busybox:local\nENV A=1 B=\"$A two\"\nWORKDIR app\nCOPY . .\nRUN echo $A\nCMD echo done\n",
-        )
-        .unwrap();
-        let out = &def.outputs()[0];
-        assert_eq!(
-            out.config.env,
-            vec![
-                format!("PATH={DEFAULT_PATH}"),
-                "A=1".into(),
-                "B=1 two".into()
-            ]
-        );
-        assert_eq!(out.config.working_dir, "/app");
-        assert_eq!(
-            out.config.cmd,
-            Some(vec!["/bin/sh".into(), "-c".into(), "echo done".into()])
-        );
-        let created: Vec<&str> = out.history.iter().map(|h| h.created_by.as_str()).collect();
-        assert_eq!(
-            created,
-            vec![
-                "ENV A=1 B=1 two",
-                "WORKDIR /app",
-                "COPY . . # buildkit",
-                "RUN /bin/sh -c echo $A # buildkit",
-                r#"CMD ["/bin/sh" "-c" "echo done"]"#,
-            ]
-        );
-        // image source, mkdir, context, copy, exec
-        assert_eq!(def.len(), 5);
-        let run = def.vertex(&out.vertex).unwrap();
-        let Op::Exec(e) = run.op() else {
-            panic!("not exec")
+    fn context(&mut self) -> Option<Digest> {
+        if let Some(c) = &self.context {
+            return Some(c.clone());
+        }
+        let op = Op::Source(SourceOp::Local {
+            name: CONTEXT_NAME.into(),
+            include_patterns: vec![],
+            exclude_patterns: self.opts.exclude_patterns.clone(),
+        });
+        let meta = VertexMeta {
+            description: "[internal] load build context".into(),
+            file: None,
+            line: None,
         };
-        assert_eq!(e.cwd, "/app");
-        assert!(e.env.contains(&"A=1".to_string()));
+        let d = self.add(op, vec![], Some(meta), Span::default())?;
+        self.context = Some(d.clone());
+        Some(d)
     }
 
-    #[test]
-    fn scratch_gets_path_and_root_workdir() {
-        let def = lower_text("FROM scratch\nCOPY a /a\n").unwrap();
-        let out = &def.outputs()[0];
-        assert_eq!(out.config.working_dir, "/");
-        assert_eq!(out.config.env, vec![format!("PATH={DEFAULT_PATH}")]);
+    fn stage_name(&self, i: usize) -> String {
+        self.stages[i]
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{i}"))
     }
 
-    #[test]
-    fn comment_edits_keep_digests() {
-        let a = lower_text("FROM busybox:local\nRUN echo hi\n").unwrap();
-        let b = lower_text("# a comment\nFROM busybox:local\n\n# more\nRUN echo hi\n").unwrap();
-        assert_eq!(a.outputs()[0].vertex, b.outputs()[0].vertex);
-        let c = lower_text("FROM busybox:local\nRUN echo ho\n").unwrap();
-        assert_ne!(a.outputs()[0].vertex, c.outputs()[0].vertex);
-    }
-
-    #[test]
-    fn errors_name_the_line() {
-        let parsed = parse("FROM busybox:local\nUSER app\n");
-        let errs = lower(
-            &parsed.dockerfile,
-            &LowerOptions::for_host("Dockerfile"),
-            &Canned,
+    fn stage_label(&self, i: usize) -> Option<String> {
+        if self.stages.len() == 1 {
+            return None;
+        }
+        Some(
+            self.stages[i]
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("stage-{i}")),
         )
-        .unwrap_err();
-        assert_eq!(errs[0].span.line, 2);
-        assert!(errs[0].message.contains("USER"));
-        let parsed = parse("FROM nope:1\n");
-        let errs = lower(
-            &parsed.dockerfile,
-            &LowerOptions::for_host("Dockerfile"),
-            &Canned,
-        )
-        .unwrap_err();
-        assert!(errs[0].message.contains("nope:1 not found"), "{:?}", errs);
+    }
+
+    /// Lowers stage `i` (and, first, the stages it needs); `from` is the instruction that
+    /// asked for it (for cycle errors).
+    fn stage(&mut self, i: usize, from: Option<&Instruction>) -> Option<StageOut> {
+        if let Some(s) = &self.done[i] {
+            return Some(s.clone());
+        }
+        if self.in_progress[i] {
+            let name = self.stage_name(i);
+            let span = from.map_or(self.stages[i].from.span, |f| f.span);
+            self.diags.push(
+                Diagnostic::error(
+                    span,
+                    format!("circular dependency detected on stage: {name}"),
+                )
+                .with_hint("a stage cannot copy from or mount itself"),
+            );
+            return None;
+        }
+        self.in_progress[i] = true;
+        let out = self.lower_stage(i);
+        self.in_progress[i] = false;
+        self.done[i] = out.clone();
+        out
+    }
+
+    fn lower_stage(&mut self, i: usize) -> Option<StageOut> {
+        let from = self.stages[i].from;
+        let base = self.stages[i].base.clone();
+        let commands = self.stages[i].commands.clone();
+        let label = self.stage_label(i);
+        let file = self.opts.file.clone();
+        // Base state.
+        let (mut out, triggers, counts_from) = match base {
+            Base::Stage(j) => {
+                let b = self.stage(j, Some(from))?;
+                let triggers = b.own_onbuild.clone();
+                let mut out = b;
+                out.config.on_build = Vec::new();
+                out.own_onbuild = Vec::new();
+                (out, triggers, false)
+            }
+            Base::Scratch => {
+                let state = self.scratch()?;
+                let out = StageOut {
+                    state,
+                    config: ImageConfig {
+                        env: vec![format!("PATH={DEFAULT_PATH}")],
+                        working_dir: "/".into(),
+                        ..Default::default()
+                    },
+                    history: Vec::new(),
+                    platform: self.platform.clone(),
+                    env: Vec::new(),
+                    args: Vec::new(),
+                    workdir_set: false,
+                    own_onbuild: Vec::new(),
+                };
+                (out, Vec::new(), false)
+            }
+            Base::Image(r) => {
+                let familiar = r.familiar();
+                let resolved = match self.resolver.resolve(&familiar) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let later = self.stages[i + 1..].iter().any(|s| {
+                            s.name.as_deref().is_some_and(|n| {
+                                reference::parse(n).is_ok_and(|lr| lr.familiar() == familiar)
+                            })
+                        });
+                        let hint = if later {
+                            "a stage with this name is defined later; a stage can only build on earlier stages".to_string()
+                        } else {
+                            "import it first with `xbuild import ROOTFS.tar NAME:TAG`, or use FROM scratch".to_string()
+                        };
+                        self.diags.push(
+                            Diagnostic::error(from.span, format!("base image {familiar}: {e}"))
+                                .with_hint(hint),
+                        );
+                        return None;
+                    }
+                };
+                let triggers = resolved.config.on_build.clone();
+                let mut config = resolved.config;
+                config.on_build = Vec::new();
+                let op = Op::Source(SourceOp::Image {
+                    reference: resolved.reference.clone(),
+                    digest: resolved.digest.clone(),
+                });
+                let state = self.add(op, vec![], None, from.span)?;
+                let out = StageOut {
+                    state,
+                    config,
+                    history: resolved.history,
+                    platform: Platform {
+                        os: resolved.os,
+                        architecture: resolved.architecture,
+                        variant: None,
+                    },
+                    env: Vec::new(),
+                    args: Vec::new(),
+                    workdir_set: false,
+                    own_onbuild: Vec::new(),
+                };
+                (out, triggers, true)
+            }
+        };
+        if !matches!(self.stages[i].base, Base::Stage(_)) {
+            if !out
+                .config
+                .env
+                .iter()
+                .any(|e| e.split('=').next() == Some("PATH"))
+            {
+                out.config.env.push(format!("PATH={DEFAULT_PATH}"));
+            }
+            out.env = env_pairs(&out.config.env);
+        }
+        // Parse ONBUILD triggers.
+        let mut trigger_ins: Vec<Instruction> = Vec::new();
+        for t in &triggers {
+            let parsed = crate::parse(&format!("FROM scratch\n{t}\n"));
+            let errs: Vec<&Diagnostic> = parsed.errors().collect();
+            if let Some(e) = errs.first() {
+                self.diags.push(
+                    Diagnostic::error(
+                        from.span,
+                        format!("ONBUILD trigger {}: {}", gofmt::quote(t), e.message),
+                    )
+                    .with_hint_opt(e.hint.clone()),
+                );
+                continue;
+            }
+            for mut ins in parsed.dockerfile.instructions.into_iter().skip(1) {
+                ins.span = from.span;
+                ins.lines = crate::ast::Lines {
+                    start: from.lines.start,
+                    end: from.lines.end,
+                };
+                trigger_ins.push(ins);
+            }
+        }
+        let layer_cmds = |c: &Instruction| {
+            matches!(
+                c.command,
+                Command::Run(_) | Command::Copy(_) | Command::Add(_) | Command::Workdir { .. }
+            )
+        };
+        let total = usize::from(counts_from)
+            + commands.iter().filter(|c| layer_cmds(c)).count()
+            + trigger_ins.iter().filter(|t| layer_cmds(t)).count();
+        let mut ctx = StageCtx {
+            label,
+            total,
+            index: 0,
+            file,
+            cmd_set: false,
+        };
+        if counts_from && let Base::Image(r) = &self.stages[i].base {
+            let desc = ctx.describe(&format!("FROM {}", r.normalized()), false);
+            let m = ctx.meta(desc, from);
+            self.def.set_meta(&out.state, m);
+        }
+        for t in &trigger_ins {
+            let _ = self.dispatch(i, &mut out, &mut ctx, t, true);
+        }
+        for c in commands {
+            let _ = self.dispatch(i, &mut out, &mut ctx, c, false);
+        }
+        Some(out)
+    }
+
+    fn expand(&mut self, out: &StageOut, ins: &Instruction, w: &Word) -> Option<String> {
+        match self.lexer.expand(&w.text, &out.env) {
+            Ok(e) => {
+                self.undefined(out, ins, &e.unset);
+                Some(e.value)
+            }
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::error(w.span, e.to_string())
+                        .with_hint("check the quotes and ${…} references"),
+                );
+                None
+            }
+        }
+    }
+
+    fn undefined(&mut self, out: &StageOut, ins: &Instruction, unset: &BTreeSet<String>) {
+        for v in unset {
+            if out.args.iter().any(|(k, _)| k == v) {
+                continue;
+            }
+            let mut msg = format!("Usage of undefined variable '${v}'");
+            if let Some(s) = suggest::closest(v, out.env.iter().map(|(k, _)| k.as_str()), true) {
+                msg.push_str(&format!(" (did you mean ${s}?)"));
+            }
+            if self.df.directives.check.is_none()
+                || crate::CheckConfig::parse(
+                    self.df.directives.check.as_deref().unwrap_or_default(),
+                )
+                .map(|c| c.enabled("UndefinedVar", false))
+                .unwrap_or(true)
+            {
+                self.warnings.push(
+                    Diagnostic::check("UndefinedVar", ins.span, msg)
+                        .with_hint_opt(crate::checks::rule_url("UndefinedVar")),
+                );
+            }
+        }
+    }
+
+    fn describe_text(&self, out: &StageOut, ins: &Instruction, raw: bool) -> String {
+        let mut lex = self.lexer;
+        if raw {
+            lex.raw_quotes = true;
+            lex.skip_unset = true;
+        }
+        let text = lex
+            .expand(&ins.original, &out.env)
+            .map(|e| e.value)
+            .unwrap_or_else(|_| ins.original.clone());
+        uppercase_cmd(&text)
+    }
+
+    /// Resolves `--from` / `from=`: an earlier stage by name or index, or an image.
+    fn source_of(&mut self, i: usize, ins: &Instruction, name: &str, span: Span) -> Option<Digest> {
+        let by_index = name.parse::<usize>().ok();
+        let found = match by_index {
+            Some(n) if n < self.stages.len() => Some(n),
+            Some(n) => {
+                self.diags.push(
+                    Diagnostic::error(span, format!("invalid stage index {n}")).with_hint(format!(
+                        "this Dockerfile has stages 0 to {}",
+                        self.stages.len() - 1
+                    )),
+                );
+                return None;
+            }
+            None => {
+                let hits: Vec<usize> = self
+                    .stages
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| {
+                        s.name
+                            .as_deref()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                    })
+                    .map(|(j, _)| j)
+                    .collect();
+                if hits.len() > 1 {
+                    let lines: Vec<String> = hits
+                        .iter()
+                        .map(|j| self.stages[*j].from.lines.start.to_string())
+                        .collect();
+                    self.diags.push(
+                        Diagnostic::error(
+                            span,
+                            format!("stage name {} is ambiguous", gofmt::quote(name)),
+                        )
+                        .with_hint(format!(
+                            "stages on lines {} share the name; rename one",
+                            lines.join(", ")
+                        )),
+                    );
+                    return None;
+                }
+                hits.first().copied()
+            }
+        };
+        match found {
+            Some(j) if j == i => {
+                self.diags.push(
+                    Diagnostic::error(
+                        span,
+                        format!(
+                            "circular dependency detected on stage: {}",
+                            self.stage_name(i)
+                        ),
+                    )
+                    .with_hint("a stage cannot copy from itself"),
+                );
+                None
+            }
+            Some(j) if j > i => {
+                self.diags.push(
+                    Diagnostic::error(
+                        span,
+                        format!(
+                            "cannot copy from stage {}, it needs to be defined before current stage {}",
+                            gofmt::quote(name),
+                            gofmt::quote(&self.stage_name(i))
+                        ),
+                    )
+                    .with_hint("move the stage above this one"),
+                );
+                None
+            }
+            Some(j) => self.stage(j, Some(ins)).map(|s| s.state),
+            None => {
+                let r = match reference::parse(name) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let names: Vec<&str> = self
+                            .stages
+                            .iter()
+                            .filter_map(|s| s.name.as_deref())
+                            .collect();
+                        let hint = match suggest::closest(name, names.iter().copied(), true) {
+                            Some(s) => format!("did you mean stage {s}?"),
+                            None => format!(
+                                "no stage is named {name}; stages are: {}",
+                                names.join(", ")
+                            ),
+                        };
+                        self.diags.push(
+                            Diagnostic::error(
+                                span,
+                                format!(
+                                    "unknown stage or invalid image {}: {e}",
+                                    gofmt::quote(name)
+                                ),
+                            )
+                            .with_hint(hint),
+                        );
+                        return None;
+                    }
+                };
+                let familiar = r.familiar();
+                match self.resolver.resolve(&familiar) {
+                    Ok(img) => self.add(
+                        Op::Source(SourceOp::Image {
+                            reference: img.reference,
+                            digest: img.digest,
+                        }),
+                        vec![],
+                        None,
+                        span,
+                    ),
+                    Err(e) => {
+                        let names: Vec<&str> = self
+                            .stages
+                            .iter()
+                            .filter_map(|s| s.name.as_deref())
+                            .collect();
+                        let hint = match suggest::closest(name, names.iter().copied(), true) {
+                            Some(s) => format!("did you mean stage {s}?"),
+                            None => format!(
+                                "it is neither a stage ({}) nor a local image",
+                                names.join(", ")
+                            ),
+                        };
+                        self.diags.push(
+                            Diagnostic::error(span, format!("--from={name}: {e}")).with_hint(hint),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        i: usize,
+        out: &mut StageOut,
+        ctx: &mut StageCtx,
+        ins: &Instruction,
+        onbuild: bool,
+    ) -> Option<()> {
+        match &ins.command {
+            Command::From { .. } => {}
+            Command::Run(spec) => return self.run(i, out, ctx, ins, spec, onbuild),
+            Command::Copy(spec) | Command::Add(spec) => {
+                return self.copy(i, out, ctx, ins, spec, onbuild);
+            }
+            Command::Workdir { path } => {
+                let p = self.expand(out, ins, path)?;
+                let wd = normalize_path(&out.config.working_dir, &p, false);
+                out.config.working_dir = wd.clone();
+                out.workdir_set = true;
+                if wd == "/" {
+                    out.history.push(history(format!("WORKDIR {wd}"), false));
+                    return None;
+                }
+                let op = Op::File(FileOp {
+                    actions: vec![FileAction::Mkdir(MkdirAction {
+                        path: wd.clone(),
+                        mode: 0o755,
+                        make_parents: true,
+                        chown: parse_chown(&out.config.user),
+                    })],
+                });
+                let text = self.describe_text(out, ins, false);
+                let desc = ctx.describe(&text, onbuild);
+                let meta = ctx.meta(desc, ins);
+                if let Some(d) = self.add(op, vec![out.state.clone()], Some(meta), ins.span) {
+                    out.state = d.clone();
+                    let mut h = history(format!("WORKDIR {wd}"), true);
+                    h.vertex = Some(d);
+                    out.history.push(h);
+                }
+            }
+            Command::Env { pairs } => {
+                let mut msg = String::from("ENV");
+                for kv in pairs {
+                    let k = self.expand(out, ins, &kv.key)?;
+                    let v = self.expand(out, ins, &kv.value)?;
+                    msg.push_str(&format!(" {k}={v}"));
+                    env_set(&mut out.env, &k, &v);
+                    config_env_set(&mut out.config.env, &k, &v);
+                }
+                out.history.push(history(msg, false));
+            }
+            Command::Label { pairs } => {
+                let mut msg = String::from("LABEL");
+                for kv in pairs {
+                    let k = self.expand(out, ins, &kv.key)?;
+                    let v = self.expand(out, ins, &kv.value)?;
+                    msg.push_str(&format!(" {k}={v}"));
+                    out.config.labels.insert(k, v);
+                }
+                out.history.push(history(msg, false));
+            }
+            Command::Arg { args } => {
+                let mut parts = Vec::new();
+                for a in args {
+                    let key = self.expand(out, ins, &a.key)?;
+                    let default = match &a.value {
+                        Some(v) => Some(self.expand(out, ins, v)?),
+                        None => None,
+                    }
+                    .or(None);
+                    let value = if let Some(b) = self.opts.build_args.get(&key) {
+                        self.used_args.insert(key.clone());
+                        Some(b.clone())
+                    } else if default.is_some() {
+                        default.clone()
+                    } else {
+                        env_get(&self.meta, &key)
+                            .filter(|_| self.meta_keys.contains(&key))
+                            .map(str::to_string)
+                    };
+                    if let Some(v) = &value {
+                        env_set(&mut out.env, &key, v);
+                    }
+                    out.args.push((key.clone(), value));
+                    parts.push(match &default {
+                        Some(d) => format!("{key}={d}"),
+                        None => key,
+                    });
+                }
+                out.history
+                    .push(history(format!("ARG {}", parts.join(" ")), false));
+            }
+            Command::Expose { ports } => {
+                let mut set = BTreeSet::new();
+                for p in ports {
+                    let words = match self.lexer.expand(&p.text, &out.env) {
+                        Ok(e) => e.words,
+                        Err(e) => {
+                            self.diags.push(Diagnostic::error(p.span, e.to_string()));
+                            return None;
+                        }
+                    };
+                    for w in words {
+                        match parse_ports(&w) {
+                            Ok(list) => set.extend(list),
+                            Err(e) => {
+                                self.diags.push(
+                                    Diagnostic::error(p.span, e)
+                                        .with_hint("write EXPOSE <port>[/tcp|udp|sctp] or a range such as 8000-8010"),
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                }
+                let shown: Vec<String> = set.iter().map(|p| format!("{p}:{{}}")).collect();
+                out.config.exposed_ports.extend(set);
+                out.history
+                    .push(history(format!("EXPOSE map[{}]", shown.join(" ")), false));
+            }
+            Command::Volume { paths } => {
+                let mut vols = Vec::new();
+                for p in paths {
+                    let v = self.expand(out, ins, p)?;
+                    if v.is_empty() {
+                        self.diags.push(Diagnostic::error(
+                            p.span,
+                            "VOLUME specified can not be an empty string",
+                        ));
+                        return None;
+                    }
+                    vols.push(v);
+                }
+                out.config.volumes.extend(vols.iter().cloned());
+                out.history.push(history(
+                    format!("VOLUME {}", gofmt::plain_list(&vols)),
+                    false,
+                ));
+            }
+            Command::User { user } => {
+                let u = self.expand(out, ins, user)?;
+                out.history.push(history(format!("USER {u}"), false));
+                out.config.user = u;
+            }
+            Command::Stopsignal { signal } => {
+                let s = self.expand(out, ins, signal)?;
+                if !valid_signal(&s) {
+                    self.diags.push(
+                        Diagnostic::error(signal.span, format!("Invalid signal: {s}"))
+                            .with_hint("use a signal name such as SIGTERM or a number such as 15"),
+                    );
+                    return None;
+                }
+                out.history.push(history(format!("STOPSIGNAL {s}"), false));
+                out.config.stop_signal = Some(s);
+            }
+            Command::Shell { shell } => {
+                out.history.push(history(
+                    format!("SHELL {}", gofmt::plain_list(shell)),
+                    false,
+                ));
+                out.config.shell = Some(shell.clone());
+            }
+            Command::Cmd { cmd } => {
+                let args = self.with_shell(out, cmd);
+                out.history
+                    .push(history(format!("CMD {}", gofmt::quote_list(&args)), false));
+                out.config.cmd = Some(args);
+                out.config.args_escaped = true;
+                ctx.cmd_set = true;
+            }
+            Command::Entrypoint { cmd } => {
+                let args = self.with_shell(out, cmd);
+                out.history.push(history(
+                    format!("ENTRYPOINT {}", gofmt::quote_list(&args)),
+                    false,
+                ));
+                out.config.entrypoint = if args.is_empty() && !cmd.is_shell() {
+                    Some(Vec::new())
+                } else {
+                    Some(args)
+                };
+                if !ctx.cmd_set {
+                    out.config.cmd = None;
+                }
+            }
+            Command::Healthcheck(h) => {
+                let hc = match h {
+                    HealthSpec::None => Healthcheck {
+                        test: vec!["NONE".into()],
+                        ..Default::default()
+                    },
+                    HealthSpec::Cmd {
+                        test,
+                        interval,
+                        timeout,
+                        start_period,
+                        start_interval,
+                        retries,
+                    } => Healthcheck {
+                        test: test.clone(),
+                        interval: (*interval != 0).then_some(*interval),
+                        timeout: (*timeout != 0).then_some(*timeout),
+                        start_period: (*start_period != 0).then_some(*start_period),
+                        start_interval: (*start_interval != 0).then_some(*start_interval),
+                        retries: (*retries != 0).then_some(*retries),
+                    },
+                };
+                let mut text = format!(
+                    "HEALTHCHECK &{{{} {} {} {}",
+                    gofmt::quote_list(&hc.test),
+                    gofmt::quote(&gofmt::duration(hc.interval.unwrap_or(0))),
+                    gofmt::quote(&gofmt::duration(hc.timeout.unwrap_or(0))),
+                    gofmt::quote(&gofmt::duration(hc.start_period.unwrap_or(0))),
+                );
+                if let Some(si) = hc.start_interval {
+                    text.push_str(&format!(" {}", gofmt::quote(&gofmt::duration(si))));
+                }
+                text.push_str(&format!(
+                    " {}}}",
+                    gofmt::quote_rune(hc.retries.unwrap_or(0))
+                ));
+                out.history.push(history(text, false));
+                out.config.healthcheck = Some(hc);
+            }
+            Command::Onbuild { expression, .. } => {
+                out.config.on_build.push(expression.clone());
+                out.own_onbuild.push(expression.clone());
+            }
+            Command::Maintainer { name } => {
+                out.history
+                    .push(history(format!("MAINTAINER {}", name.text), false));
+            }
+        }
+        Some(())
+    }
+
+    fn with_shell(&self, out: &StageOut, cmd: &CmdLine) -> Vec<String> {
+        match cmd {
+            CmdLine::Exec(a) => a.clone(),
+            CmdLine::Shell(s) => {
+                let mut sh = out
+                    .config
+                    .shell
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                sh.push(s.clone());
+                sh
+            }
+        }
+    }
+
+    fn run(
+        &mut self,
+        i: usize,
+        out: &mut StageOut,
+        ctx: &mut StageCtx,
+        ins: &Instruction,
+        spec: &RunSpec,
+        onbuild: bool,
+    ) -> Option<()> {
+        if let Some(d) = spec.devices.first() {
+            self.diags.push(
+                Diagnostic::error(d.span, "RUN --device is not supported by xbuild")
+                    .with_hint("remove --device; xbuild runs steps without host devices"),
+            );
+            return None;
+        }
+        let mut inputs = vec![out.state.clone()];
+        let mut mounts = Vec::new();
+        let mut ssh_index = 0;
+        for m in &spec.mounts {
+            let env = out.env.clone();
+            let lexer = self.lexer;
+            let mut unset = BTreeSet::new();
+            let parsed = mount::parse(&m.text, &mut |s| {
+                lexer
+                    .expand(s, &env)
+                    .map(|e| {
+                        unset.extend(e.unset);
+                        e.value
+                    })
+                    .map_err(|e| e.to_string())
+            });
+            self.undefined(out, ins, &unset);
+            let mut spec_m = match parsed {
+                Ok(x) => x,
+                Err(e) => {
+                    self.diags.push(Diagnostic::error(m.span, e).with_hint(
+                        "write --mount=type=bind|cache|tmpfs|secret|ssh,target=PATH[,…]",
+                    ));
+                    return None;
+                }
+            };
+            let target = if spec_m.target.is_empty() || spec_m.target.starts_with('/') {
+                clean_path(&spec_m.target)
+            } else {
+                normalize_path(&out.config.working_dir, &spec_m.target, false)
+            };
+            if matches!(
+                spec_m.kind,
+                MountType::Bind | MountType::Cache | MountType::Tmpfs
+            ) && (target == "/" || target == ".")
+            {
+                self.diags.push(Diagnostic::error(
+                    m.span,
+                    format!("invalid mount target {}", gofmt::quote(&target)),
+                ));
+                return None;
+            }
+            let mut source_input = |this: &mut Self, from: &Option<String>| -> Option<usize> {
+                let d = match from {
+                    Some(f) => this.source_of(i, ins, f, m.span)?,
+                    None => this.context()?,
+                };
+                inputs.push(d);
+                Some(inputs.len() - 1)
+            };
+            let source = clean_path(&format!("/{}", spec_m.source));
+            let kind = match spec_m.kind {
+                MountType::Bind => {
+                    let input = source_input(self, &spec_m.from)?;
+                    MountKind::Bind {
+                        input,
+                        source,
+                        readonly: spec_m.readonly,
+                    }
+                }
+                MountType::Cache => {
+                    let seed = match &spec_m.from {
+                        Some(_) => Some((source_input(self, &spec_m.from)?, source)),
+                        None => None,
+                    };
+                    MountKind::Cache {
+                        id: if spec_m.id.is_empty() {
+                            clean_path(&spec_m.target)
+                        } else {
+                            spec_m.id.clone()
+                        },
+                        sharing: match spec_m.sharing.as_deref() {
+                            Some("private") => CacheSharing::Private,
+                            Some("locked") => CacheSharing::Locked,
+                            _ => CacheSharing::Shared,
+                        },
+                        uid: spec_m.uid.unwrap_or(0),
+                        gid: spec_m.gid.unwrap_or(0),
+                        mode: spec_m.mode.unwrap_or(0o755),
+                        readonly: spec_m.readonly,
+                        seed,
+                    }
+                }
+                MountType::Tmpfs => MountKind::Tmpfs { size: spec_m.size },
+                MountType::Secret => {
+                    let id = if !spec_m.source.is_empty() {
+                        spec_m.source.clone()
+                    } else if !spec_m.id.is_empty() {
+                        spec_m.id.clone()
+                    } else {
+                        spec_m
+                            .target
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    if spec_m.env.is_none() && spec_m.target.is_empty() {
+                        spec_m.target =
+                            format!("/run/secrets/{}", id.rsplit('/').next().unwrap_or_default());
+                    }
+                    MountKind::Secret {
+                        id,
+                        required: spec_m.required,
+                        uid: spec_m.uid.unwrap_or(0),
+                        gid: spec_m.gid.unwrap_or(0),
+                        mode: spec_m.mode.unwrap_or(0o400),
+                        env: spec_m.env.clone(),
+                    }
+                }
+                MountType::Ssh => {
+                    if !spec_m.source.is_empty() {
+                        self.diags
+                            .push(Diagnostic::error(m.span, "ssh does not support source"));
+                        return None;
+                    }
+                    if spec_m.target.is_empty() {
+                        spec_m.target = format!("/run/buildkit/ssh_agent.{ssh_index}");
+                    }
+                    ssh_index += 1;
+                    MountKind::Ssh {
+                        id: if spec_m.id.is_empty() {
+                            "default".into()
+                        } else {
+                            spec_m.id.clone()
+                        },
+                        required: spec_m.required,
+                        uid: spec_m.uid.unwrap_or(0),
+                        gid: spec_m.gid.unwrap_or(0),
+                        mode: spec_m.mode.unwrap_or(0o600),
+                    }
+                }
+            };
+            let target = match spec_m.kind {
+                MountType::Secret | MountType::Ssh if spec_m.target.is_empty() => String::new(),
+                MountType::Secret | MountType::Ssh => {
+                    normalize_path(&out.config.working_dir, &spec_m.target, false)
+                }
+                _ => target,
+            };
+            mounts.push(Mount { target, kind });
+        }
+        // Heredocs.
+        let mut args = spec.cmd.args();
+        let shell_form = spec.cmd.is_shell();
+        let mut summary = None;
+        if !ins.heredocs.is_empty() && shell_form {
+            let first = args.first().cloned().unwrap_or_default();
+            if let Ok(Some(_)) = crate::heredoc::parse_marker(&first) {
+                let h = &ins.heredocs[0];
+                let data = if h.chomp {
+                    crate::heredoc::chomp(&h.content)
+                } else {
+                    h.content.clone()
+                };
+                summary = Some(summarize(&h.content));
+                if data.starts_with("#!") {
+                    let scratch = self.scratch()?;
+                    let op = Op::File(FileOp {
+                        actions: vec![FileAction::Mkfile(MkfileAction {
+                            path: format!("/{}", h.name),
+                            mode: 0o755,
+                            data: data.into_bytes(),
+                            chown: None,
+                        })],
+                    });
+                    let file = self.add(
+                        op,
+                        vec![scratch],
+                        Some(internal("[internal] preparing inline document")),
+                        ins.span,
+                    )?;
+                    inputs.push(file);
+                    mounts.push(Mount {
+                        target: "/dev/pipes/".into(),
+                        kind: MountKind::Bind {
+                            input: inputs.len() - 1,
+                            source: "/".into(),
+                            readonly: true,
+                        },
+                    });
+                    args = vec![format!("/dev/pipes/{}", h.name)];
+                } else {
+                    args = vec![data];
+                }
+            } else {
+                let mut b = first;
+                for h in &ins.heredocs {
+                    b.push('\n');
+                    b.push_str(&h.content);
+                    b.push_str(&h.name);
+                }
+                args = vec![b];
+            }
+        }
+        let args = if shell_form {
+            let mut sh = out
+                .config
+                .shell
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+            sh.push(args.join(" "));
+            sh
+        } else {
+            args
+        };
+        let network = match spec.network.as_ref().map(|w| w.text.as_str()) {
+            Some("none") => NetworkMode::None,
+            Some("host") => NetworkMode::Host,
+            _ => NetworkMode::Default,
+        };
+        let security = match spec.security.as_ref().map(|w| w.text.as_str()) {
+            Some("insecure") => Security::Insecure,
+            _ => Security::Sandbox,
+        };
+        let op = Op::Exec(ExecOp {
+            args: args.clone(),
+            env: out.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            cwd: if out.config.working_dir.is_empty() {
+                "/".into()
+            } else {
+                out.config.working_dir.clone()
+            },
+            user: out.config.user.clone(),
+            network,
+            security,
+            mounts,
+        });
+        let mut text = self.describe_text(out, ins, true);
+        if let Some(s) = summary {
+            text.push_str(&format!(" ({s})"));
+        }
+        let desc = ctx.describe(&text, onbuild);
+        let meta = ctx.meta(desc, ins);
+        let d = self.add(op, inputs, Some(meta), ins.span)?;
+        out.state = d.clone();
+        let mut created = String::from("RUN ");
+        if !out.args.is_empty() {
+            created.push_str(&format!("|{} ", out.args.len()));
+            for (k, v) in &out.args {
+                let val = env_get(&out.env, k)
+                    .map(str::to_string)
+                    .or_else(|| v.clone())
+                    .unwrap_or_default();
+                created.push_str(&format!("{k}={val} "));
+            }
+        }
+        created.push_str(&args.join(" "));
+        created.push_str(" # buildkit");
+        let mut h = history(created, true);
+        h.vertex = Some(d);
+        out.history.push(h);
+        Some(())
+    }
+
+    fn copy(
+        &mut self,
+        i: usize,
+        out: &mut StageOut,
+        ctx: &mut StageCtx,
+        ins: &Instruction,
+        spec: &CopySpec,
+        onbuild: bool,
+    ) -> Option<()> {
+        let is_add = matches!(ins.command, Command::Add(_));
+        let dest_raw = self.expand(out, ins, &spec.dest)?;
+        let dest = copy_dest(&out.config.working_dir, &dest_raw);
+        let chown = match &spec.chown {
+            Some(c) => {
+                let v = self.expand(out, ins, c)?;
+                parse_chown(&v)
+            }
+            None => None,
+        };
+        let mode = match &spec.chmod {
+            Some(c) => {
+                let v = self.expand(out, ins, c)?;
+                match u32::from_str_radix(&v, 8) {
+                    Ok(n) if n <= 0o7777 => Some(Chmod::Octal(n)),
+                    Ok(_) => {
+                        self.diags.push(Diagnostic::error(c.span, format!("invalid chmod parameter: '{v}'. it should be octal string and between 0 and 07777")));
+                        return None;
+                    }
+                    Err(_) if valid_symbolic_mode(&v) && !v.bytes().all(|b| b.is_ascii_digit()) => {
+                        Some(Chmod::Symbolic(v))
+                    }
+                    Err(_) => {
+                        self.diags.push(
+                            Diagnostic::error(c.span, format!("invalid chmod parameter: '{v}'. it should be octal string and between 0 and 07777"))
+                                .with_hint("write --chmod=0644 or a symbolic mode such as u+x,go-w"),
+                        );
+                        return None;
+                    }
+                }
+            }
+            None => None,
+        };
+        let checksum = match &spec.checksum {
+            Some(c) => Some(self.expand(out, ins, c)?.to_string()).filter(|s| !s.is_empty()),
+            None => None,
+        };
+        let exclude: Vec<String> = spec.exclude.iter().map(|w| w.text.clone()).collect();
+        // Where sources come from.
+        let source = match &spec.from {
+            Some(f) => {
+                let name = self.expand(out, ins, f)?;
+                if name.is_empty() {
+                    self.diags.push(
+                        Diagnostic::error(
+                            f.span,
+                            format!("--from={} expands to an empty value", f.text),
+                        )
+                        .with_hint("declare the ARG in this stage (ARG NAME) or give it a value"),
+                    );
+                    return None;
+                } else {
+                    let d = self.source_of(i, ins, &name, f.span)?;
+                    Some(d)
+                }
+            }
+            None => None,
+        };
+        if checksum.is_some()
+            && (spec.sources.len() != 1
+                || !spec
+                    .sources
+                    .iter()
+                    .all(|s| is_http_source(&s.text) || is_git_source(&s.text)))
+        {
+            self.diags.push(
+                Diagnostic::error(ins.span, "checksum requires HTTP(S) or Git sources")
+                    .with_hint("use --checksum with a single URL source"),
+            );
+            return None;
+        }
+        let link = spec.link && mode.is_none();
+        let base = if link {
+            self.scratch()?
+        } else {
+            out.state.clone()
+        };
+        let mut inputs = vec![base];
+        let mut actions = Vec::new();
+        let mut msg = String::from(if is_add { "ADD" } else { "COPY" });
+        let input_of = |inputs: &mut Vec<Digest>, d: Digest| -> usize {
+            match inputs.iter().position(|x| *x == d) {
+                Some(p) if p > 0 => p,
+                _ => {
+                    inputs.push(d);
+                    inputs.len() - 1
+                }
+            }
+        };
+        for s in &spec.sources {
+            let src = self.expand(out, ins, s)?;
+            msg.push(' ');
+            msg.push_str(&src);
+            if is_git_source(&src) && source.is_none() {
+                if !is_add {
+                    self.diags.push(
+                        Diagnostic::error(s.span, "source can't be a git ref for COPY")
+                            .with_hint("use ADD for git sources"),
+                    );
+                    return None;
+                }
+                let (remote, frag) = src.split_once('#').unwrap_or((&src, ""));
+                let (reference, subdir) = frag.split_once(':').unwrap_or((frag, ""));
+                let op = Op::Source(SourceOp::Git {
+                    remote: remote.to_string(),
+                    reference: reference.to_string(),
+                    subdir: (!subdir.is_empty()).then(|| subdir.to_string()),
+                    keep_git_dir: spec.keep_git_dir.unwrap_or(false),
+                    checksum: checksum.clone(),
+                });
+                let g = self.add(op, vec![], None, s.span)?;
+                let idx = input_of(&mut inputs, g);
+                actions.push(FileAction::Copy(copy_action(
+                    idx,
+                    "/".into(),
+                    dest.clone(),
+                    chown.clone(),
+                    mode.clone(),
+                    false,
+                    &[],
+                )));
+                continue;
+            }
+            if is_http_source(&src) && source.is_none() {
+                if !is_add {
+                    self.diags.push(
+                        Diagnostic::error(s.span, "source can't be a URL for COPY")
+                            .with_hint("use ADD for URLs, or RUN curl"),
+                    );
+                    return None;
+                }
+                let path = src.split(['?', '#']).next().unwrap_or(&src);
+                let after_host = path.splitn(4, '/').nth(3).unwrap_or("");
+                let base = after_host
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("");
+                let filename = if base.is_empty() || base == "." {
+                    "__unnamed__".to_string()
+                } else {
+                    base.to_string()
+                };
+                let checksum_digest = match &checksum {
+                    Some(c) => match c.parse::<Digest>() {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            self.diags.push(Diagnostic::error(ins.span, e.to_string()));
+                            return None;
+                        }
+                    },
+                    None => None,
+                };
+                let op = Op::Source(SourceOp::Http {
+                    url: src.clone(),
+                    checksum: checksum_digest,
+                    filename: filename.clone(),
+                });
+                let h = self.add(op, vec![], None, s.span)?;
+                let idx = input_of(&mut inputs, h);
+                let mut a = copy_action(
+                    idx,
+                    format!("/{filename}"),
+                    dest.clone(),
+                    chown.clone(),
+                    mode.clone(),
+                    false,
+                    &exclude,
+                );
+                a.attempt_unpack = spec.unpack.unwrap_or(false);
+                a.follow_symlinks = false;
+                a.dir_copy_contents = false;
+                a.allow_wildcard = false;
+                a.allow_empty_wildcard = false;
+                actions.push(FileAction::Copy(a));
+                continue;
+            }
+            let from_digest = match &source {
+                Some(d) => d.clone(),
+                None => self.context()?,
+            };
+            let idx = input_of(&mut inputs, from_digest);
+            let (src_path, include, required) = if spec.parents {
+                let (parent, pattern) = match src.split_once("/./") {
+                    Some((p, pat)) => (p.to_string(), pat.to_string()),
+                    None => ("/".to_string(), src.clone()),
+                };
+                let pattern_n = normalize_path("/", &pattern, false);
+                let required = if !contains_wildcards(&parent) && !contains_wildcards(&pattern) {
+                    vec![normalize_path("/", &format!("{parent}/{pattern}"), false)]
+                } else {
+                    vec![]
+                };
+                (
+                    normalize_path("/", &parent, false),
+                    vec![pattern_n.trim_start_matches('/').to_string()],
+                    required,
+                )
+            } else {
+                (normalize_path("/", &src, false), vec![], vec![])
+            };
+            let mut a = copy_action(
+                idx,
+                src_path,
+                dest.clone(),
+                chown.clone(),
+                mode.clone(),
+                true,
+                &exclude,
+            );
+            a.include_patterns = include;
+            a.required_paths = required;
+            a.attempt_unpack = is_add && spec.unpack.unwrap_or(true);
+            actions.push(FileAction::Copy(a));
+        }
+        for inline in &spec.inline {
+            msg.push_str(&format!(" <<{}", inline.name));
+            let data = if inline.expand {
+                let mut lex = Lexer::new('\\');
+                lex.skip_quotes = true;
+                match lex.expand(&inline.content, &out.env) {
+                    Ok(e) => e.value,
+                    Err(e) => {
+                        self.diags.push(Diagnostic::error(ins.span, e.to_string()));
+                        return None;
+                    }
+                }
+            } else {
+                inline.content.clone()
+            };
+            let scratch = self.scratch()?;
+            let op = Op::File(FileOp {
+                actions: vec![FileAction::Mkfile(MkfileAction {
+                    path: format!("/{}", inline.name),
+                    mode: 0o644,
+                    data: data.into_bytes(),
+                    chown: None,
+                })],
+            });
+            let f = self.add(
+                op,
+                vec![scratch],
+                Some(internal("[internal] preparing inline document")),
+                ins.span,
+            )?;
+            let idx = input_of(&mut inputs, f);
+            actions.push(FileAction::Copy(copy_action(
+                idx,
+                format!("/{}", inline.name),
+                dest.clone(),
+                chown.clone(),
+                mode.clone(),
+                false,
+                &[],
+            )));
+        }
+        msg.push(' ');
+        msg.push_str(&dest_raw);
+        msg.push_str(" # buildkit");
+        let text = self.describe_text(out, ins, false);
+        let desc = ctx.describe(&text, onbuild);
+        let meta = ctx.meta(desc, ins);
+        let mut d = self.add(
+            Op::File(FileOp { actions }),
+            inputs,
+            Some(meta.clone()),
+            ins.span,
+        )?;
+        if link {
+            let merge_meta = VertexMeta {
+                description: format!("{} (link)", meta.description),
+                ..meta
+            };
+            let m = self.add(
+                Op::Merge(MergeOp {}),
+                vec![out.state.clone(), d],
+                Some(merge_meta),
+                ins.span,
+            )?;
+            d = m;
+        }
+        out.state = d.clone();
+        let mut h = history(msg, true);
+        h.vertex = Some(d);
+        out.history.push(h);
+        Some(())
+    }
+}
+
+fn copy_action(
+    input: usize,
+    src: String,
+    dest: String,
+    chown: Option<Chown>,
+    mode: Option<Chmod>,
+    local: bool,
+    exclude: &[String],
+) -> CopyAction {
+    CopyAction {
+        input,
+        src,
+        dest,
+        chown,
+        mode,
+        follow_symlinks: local,
+        dir_copy_contents: local,
+        allow_wildcard: local,
+        allow_empty_wildcard: local,
+        create_dest_path: true,
+        include_patterns: vec![],
+        exclude_patterns: exclude.to_vec(),
+        required_paths: vec![],
+        attempt_unpack: false,
+    }
+}
+
+fn internal(description: &str) -> VertexMeta {
+    VertexMeta {
+        description: description.to_string(),
+        file: None,
+        line: None,
+    }
+}
+
+fn summarize(doc: &str) -> String {
+    let doc = doc.trim();
+    let mut lines = doc.split('\n');
+    let first = lines
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('\r')
+        .to_string();
+    if lines.next().is_some() {
+        format!("{first}...")
+    } else {
+        first
+    }
+}
+
+/// Per-stage progress numbering (`[stage-1 2/5] RUN …`).
+struct StageCtx {
+    label: Option<String>,
+    total: usize,
+    index: usize,
+    file: String,
+    cmd_set: bool,
+}
+
+impl StageCtx {
+    fn describe(&mut self, text: &str, onbuild: bool) -> String {
+        if self.total == 0 {
+            return text.to_string();
+        }
+        self.index += 1;
+        let width = (self.total as f64).log10() as usize + 1;
+        let mut out = String::from("[");
+        if let Some(l) = &self.label {
+            out.push_str(l);
+            out.push(' ');
+        }
+        out.push_str(&format!("{:>width$}/{}] ", self.index, self.total));
+        if onbuild {
+            out.push_str("ONBUILD ");
+        }
+        out.push_str(text);
+        out
+    }
+
+    fn meta(&self, description: String, ins: &Instruction) -> VertexMeta {
+        VertexMeta {
+            description,
+            file: Some(self.file.clone()),
+            line: Some(ins.lines.start),
+        }
     }
 }

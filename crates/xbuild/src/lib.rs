@@ -286,6 +286,12 @@ pub struct BuildOptions {
     pub pull: bool,
     /// Push the tagged image to the registries its tags name (`--push`).
     pub push: bool,
+    /// `--target`: the stage to build (default: the last).
+    pub target: Option<String>,
+    /// `--label` values for the image.
+    pub labels: BTreeMap<String, String>,
+    /// `--platform` (`linux/amd64`); the host's when unset.
+    pub platform: Option<String>,
 }
 
 impl BuildOptions {
@@ -304,6 +310,9 @@ impl BuildOptions {
             ssh: HashMap::new(),
             pull: false,
             push: false,
+            target: None,
+            labels: BTreeMap::new(),
+            platform: None,
         }
     }
 }
@@ -319,6 +328,26 @@ pub fn parse_epoch(v: &str) -> Result<i64, Error> {
                 "SOURCE_DATE_EPOCH={v:?}: expected whole seconds since 1970-01-01 (e.g. 0)"
             ))
         })
+}
+
+/// What [`Builder::check`] found.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// The Dockerfile's path as given.
+    pub file: String,
+    /// Its text.
+    pub source_text: String,
+    /// Every error and build-check warning.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl CheckReport {
+    /// True when the Dockerfile cannot be built (errors, or warnings under `check=error=true`).
+    pub fn failed(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    }
 }
 
 /// What a build produced.
@@ -487,6 +516,32 @@ impl Builder {
             .unwrap_or_else(|| opts.context.join("Dockerfile"));
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         Ok((path.display().to_string(), text))
+    }
+
+    /// Runs the build checks on the build's Dockerfile without building: every error and
+    /// warning, with the file's path and text for rendering.
+    pub fn check(&self, opts: &BuildOptions) -> Result<CheckReport, Error> {
+        let (file, text) = Self::read_dockerfile(opts)?;
+        let parsed = xbuild_parser::parse(&text);
+        let mut diagnostics = parsed.diagnostics.clone();
+        if !parsed.has_errors() {
+            let store = self.store()?;
+            let mut lopts = lower_options(&file, opts)?;
+            lopts.all_stages = true;
+            match xbuild_parser::lower::lower_with_warnings(
+                &parsed.dockerfile,
+                &lopts,
+                &StoreResolver::new(&store),
+            ) {
+                Ok(l) => diagnostics.extend(l.warnings),
+                Err(errors) => diagnostics.extend(errors),
+            }
+        }
+        Ok(CheckReport {
+            file,
+            source_text: text,
+            diagnostics,
+        })
     }
 
     /// Parses and lowers the build's Dockerfile against the local store.
@@ -1002,9 +1057,51 @@ pub(crate) fn lower_text(
     if parsed.has_errors() {
         return Err(dockerfile_err(parsed.diagnostics));
     }
+    let lopts = lower_options(file, opts)?;
+    xbuild_parser::lower::lower(&parsed.dockerfile, &lopts, resolver).map_err(dockerfile_err)
+}
+
+/// The lowering options of a build.
+fn lower_options(file: &str, opts: &BuildOptions) -> Result<LowerOptions, Error> {
     let mut lopts = LowerOptions::for_host(file);
     lopts.build_args = opts.build_args.clone();
-    xbuild_parser::lower::lower(&parsed.dockerfile, &lopts, resolver).map_err(dockerfile_err)
+    lopts.target = opts.target.clone();
+    lopts.labels = opts.labels.clone();
+    lopts.exclude_patterns = dockerignore(opts)?;
+    if let Some(p) = &opts.platform {
+        let p = xbuild_parser::platform::Platform::parse(p)
+            .map_err(|e| Error::Usage(format!("--platform: {e}")))?;
+        lopts.os = p.os;
+        lopts.architecture = p.architecture;
+    }
+    Ok(lopts)
+}
+
+/// The `.dockerignore` patterns of a build: `<Dockerfile>.dockerignore` beside the Dockerfile
+/// wins over the context's `.dockerignore`; comments and blank lines are dropped.
+fn dockerignore(opts: &BuildOptions) -> Result<Vec<String>, Error> {
+    let mut candidates = Vec::new();
+    if let Some(df) = &opts.dockerfile {
+        let mut name = df.as_os_str().to_owned();
+        name.push(".dockerignore");
+        candidates.push(PathBuf::from(name));
+    }
+    candidates.push(opts.context.join(".dockerignore"));
+    for c in candidates {
+        match std::fs::read_to_string(&c) {
+            Ok(text) => {
+                return Ok(text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string)
+                    .collect());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&c)(e)),
+        }
+    }
+    Ok(Vec::new())
 }
 
 /// Renders diagnostics with the offending source lines and carets.
@@ -1014,33 +1111,5 @@ pub fn render_diagnostics(
     diagnostics: &[Diagnostic],
     color: bool,
 ) -> String {
-    use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
-    let renderer = if color {
-        Renderer::styled()
-    } else {
-        Renderer::plain()
-    };
-    let mut out = String::new();
-    for d in diagnostics {
-        let level = match d.severity {
-            Severity::Error => Level::ERROR,
-            Severity::Warning => Level::WARNING,
-        };
-        let title = format!("{}:{}:{}: {}", file, d.span.line, d.span.col, d.message);
-        let end = (d.span.offset + d.span.len.max(1)).min(source.len());
-        let start = d.span.offset.min(end);
-        let mut groups = vec![
-            level.primary_title(title).element(
-                Snippet::source(source)
-                    .path(file)
-                    .annotation(AnnotationKind::Primary.span(start..end)),
-            ),
-        ];
-        if let Some(h) = &d.hint {
-            groups.push(Group::with_title(Level::HELP.secondary_title(h.clone())));
-        }
-        out.push_str(&renderer.render(&groups).to_string());
-        out.push('\n');
-    }
-    out
+    xbuild_parser::render(file, source, diagnostics, color)
 }

@@ -78,6 +78,18 @@ enum Command {
         /// Push the image to the registries its tags name (same as `--output type=image,push=true`).
         #[arg(long)]
         push: bool,
+        /// Only run the build checks: report every error and warning, build nothing.
+        #[arg(long)]
+        check: bool,
+        /// Build this stage (default: the last).
+        #[arg(long)]
+        target: Option<String>,
+        /// An image label, `KEY=VALUE`; repeatable.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// The platform to build for (`linux/amd64`).
+        #[arg(long)]
+        platform: Option<String>,
         /// The build context directory.
         context: PathBuf,
     },
@@ -291,6 +303,12 @@ enum DebugCommand {
         /// The Dockerfile (`-` for stdin).
         #[arg(short = 'f', long = "file", default_value = "Dockerfile")]
         file: PathBuf,
+        /// `json` (the syntax tree and diagnostics) or `tree` (BuildKit's AST dump format).
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Only run the build checks and report every error and warning.
+        #[arg(long)]
+        check: bool,
     },
     /// Print the build graph with each vertex's digest.
     Graph {
@@ -300,6 +318,12 @@ enum DebugCommand {
         /// `json` or `dot`.
         #[arg(long, default_value = "json")]
         format: String,
+        /// The stage to build (default: the last).
+        #[arg(long)]
+        target: Option<String>,
+        /// A build-time variable, `KEY=VALUE`; repeatable.
+        #[arg(long = "build-arg")]
+        build_args: Vec<String>,
     },
 }
 
@@ -401,10 +425,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ssh,
             pull,
             push,
+            check,
+            target,
+            labels,
+            platform,
             context,
         } => {
             let mut opts = BuildOptions::new(context);
             opts.dockerfile = file;
+            opts.target = target;
+            opts.platform = platform;
+            opts.labels = key_values("--label", &labels)?;
+            if check {
+                let report = builder.check(&opts)?;
+                return Ok(print_check(
+                    &report.file,
+                    &report.source_text,
+                    &report.diagnostics,
+                ));
+            }
             opts.tags = tags;
             opts.no_cache = no_cache;
             opts.pull = pull;
@@ -768,39 +807,61 @@ fn load(builder: &Builder, a: LoadArgs) -> Result<()> {
 
 fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
     match command {
-        DebugCommand::Parse { file } => {
+        DebugCommand::Parse {
+            file,
+            format,
+            check,
+        } => {
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).context("reading stdin")?
             } else {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?
             };
+            let name = file.display().to_string();
             let parsed = xbuild_parser::parse(&text);
-            let out = serde_json::json!({
-                "dockerfile": parsed.dockerfile,
-                "diagnostics": parsed.diagnostics,
-            });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            if check {
+                return Ok(print_check(&name, &text, &parsed.diagnostics));
+            }
+            match format.as_str() {
+                "json" => {
+                    let out = serde_json::json!({
+                        "dockerfile": parsed.dockerfile,
+                        "diagnostics": parsed.diagnostics,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                }
+                "tree" => print!("{}", parsed.dockerfile.dump()),
+                other => anyhow::bail!("--format {other}: expected json or tree"),
+            }
             if parsed.has_errors() {
+                let errors: Vec<_> = parsed.errors().cloned().collect();
                 eprint!(
                     "{}",
                     xbuild::render_diagnostics(
-                        &file.display().to_string(),
+                        &name,
                         &text,
-                        &parsed.diagnostics,
-                        false
+                        &errors,
+                        std::io::stderr().is_terminal()
                     )
                 );
                 return Ok(ExitCode::from(1));
             }
         }
-        DebugCommand::Graph { file, format } => {
+        DebugCommand::Graph {
+            file,
+            format,
+            target,
+            build_args,
+        } => {
             let context = file
                 .parent()
                 .map(|p| p.to_path_buf())
                 .unwrap_or_else(|| PathBuf::from("."));
             let mut opts = BuildOptions::new(context);
             opts.dockerfile = Some(file);
+            opts.target = target;
+            opts.build_args = key_values("--build-arg", &build_args)?;
             let def = builder.lower(&opts)?;
             match format.as_str() {
                 "dot" => print!("{}", def.to_dot()),
@@ -817,4 +878,36 @@ fn pushed_note(p: &xbuild::Pushed) -> String {
         "pushed {} ({}): {} blob(s) uploaded, {} mounted, {} already present",
         p.reference, p.manifest, p.uploaded, p.mounted, p.present
     )
+}
+
+/// `KEY=VALUE` arguments of a repeatable flag.
+fn key_values(flag: &str, items: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for a in items {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("{flag} {a:?}: expected KEY=VALUE"))?;
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// Prints every diagnostic of a check run and a summary; fails when any is an error.
+fn print_check(file: &str, text: &str, diagnostics: &[xbuild::Diagnostic]) -> ExitCode {
+    let color = std::io::stdout().is_terminal();
+    print!(
+        "{}",
+        xbuild::render_diagnostics(file, text, diagnostics, color)
+    );
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == xbuild::Severity::Error)
+        .count();
+    let warnings = diagnostics.len() - errors;
+    println!("{file}: {errors} error(s), {warnings} warning(s)");
+    if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

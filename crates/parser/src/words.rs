@@ -1,0 +1,379 @@
+//! Splitting an instruction's text the way BuildKit's parser does: the keyword, the
+//! `--flag` words, whitespace-separated lists, quote-keeping words and JSON arrays.
+//!
+//! Every piece comes with its byte range in the logical line so errors can point at it.
+
+use nom::bytes::complete::take_till1;
+use nom::{IResult, Parser};
+
+/// A piece of the logical line: its (processed) text and the byte range it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// BuildKit's `reWhitespace`: `[\t\v\f\r ]`.
+pub(crate) fn is_re_space(c: char) -> bool {
+    matches!(c, '\t' | '\x0b' | '\x0c' | '\r' | ' ')
+}
+
+fn keyword(i: &str) -> IResult<&str, &str> {
+    take_till1(is_re_space).parse(i)
+}
+
+/// The parts of an instruction line.
+#[derive(Debug)]
+pub(crate) struct Split {
+    pub keyword: Piece,
+    pub flags: Vec<Piece>,
+    /// The arguments after the flags, trimmed (byte range in the line).
+    pub args_start: usize,
+    pub args_end: usize,
+}
+
+/// BuildKit's `splitCommand` + `extractBuilderFlags`.
+pub(crate) fn split_command(line: &str, escape: char) -> Split {
+    let trimmed_start = line.len() - line.trim_start().len();
+    let t = line.trim();
+    let end = trimmed_start + t.len();
+    let (rest, kw) = keyword(t).unwrap_or((t, ""));
+    let kw_piece = Piece {
+        text: kw.to_string(),
+        start: trimmed_start,
+        end: trimmed_start + kw.len(),
+    };
+    let after_kw = trimmed_start + kw.len();
+    let rest_trimmed = rest.trim_start_matches(is_re_space);
+    let rest_at = after_kw + (rest.len() - rest_trimmed.len());
+    if rest.is_empty() {
+        return Split {
+            keyword: kw_piece,
+            flags: Vec::new(),
+            args_start: end,
+            args_end: end,
+        };
+    }
+    let (args_at, flags) = extract_flags(&line[rest_at..end], rest_at, escape);
+    let args = &line[args_at..end];
+    let a = args.trim_start();
+    let args_start = args_at + (args.len() - a.len());
+    let args_end = args_start + a.trim_end().len();
+    Split {
+        keyword: kw_piece,
+        flags,
+        args_start,
+        args_end,
+    }
+}
+
+/// Reads `--flag` words from the start of `s`; returns where the arguments start and the flags
+/// (quotes removed, escapes applied). A bare `--` ends the flags.
+fn extract_flags(s: &str, base: usize, escape: char) -> (usize, Vec<Piece>) {
+    #[derive(PartialEq)]
+    enum Phase {
+        Spaces,
+        Word,
+        Quote(char),
+    }
+    let mut words = Vec::new();
+    let mut phase = Phase::Spaces;
+    let mut buf = String::new();
+    let mut blank_ok = false;
+    let mut word_start = 0;
+    let mut it = s.char_indices().peekable();
+    while let Some((pos, c)) = it.next() {
+        match phase {
+            Phase::Spaces => {
+                if c.is_whitespace() {
+                    continue;
+                }
+                if !(c == '-' && s[pos + 1..].starts_with('-')) {
+                    return (base + pos, words);
+                }
+                phase = Phase::Word;
+                word_start = pos;
+                buf.push(c);
+            }
+            Phase::Word => {
+                if c.is_whitespace() {
+                    phase = Phase::Spaces;
+                    if buf == "--" {
+                        return (base + pos, words);
+                    }
+                    if blank_ok || !buf.is_empty() {
+                        words.push(Piece {
+                            text: std::mem::take(&mut buf),
+                            start: base + word_start,
+                            end: base + pos,
+                        });
+                    }
+                    buf.clear();
+                    blank_ok = false;
+                    continue;
+                }
+                if c == '\'' || c == '"' {
+                    phase = Phase::Quote(c);
+                    blank_ok = true;
+                    continue;
+                }
+                if c == escape {
+                    match it.next() {
+                        Some((_, n)) => buf.push(n),
+                        None => continue,
+                    }
+                    continue;
+                }
+                buf.push(c);
+            }
+            Phase::Quote(q) => {
+                if c == q {
+                    phase = Phase::Word;
+                    continue;
+                }
+                if c == escape {
+                    match it.next() {
+                        Some((_, n)) => buf.push(n),
+                        None => {
+                            phase = Phase::Word;
+                            continue;
+                        }
+                    }
+                    continue;
+                }
+                buf.push(c);
+            }
+        }
+    }
+    if phase != Phase::Spaces && buf != "--" && (blank_ok || !buf.is_empty()) {
+        words.push(Piece {
+            text: buf,
+            start: base + word_start,
+            end: base + s.len(),
+        });
+    }
+    (base + s.len(), words)
+}
+
+/// BuildKit's `parseWords`: splits on whitespace outside quotes, keeping quotes and escapes.
+pub(crate) fn parse_words(rest: &str, base: usize, escape: char) -> Vec<Piece> {
+    let mut words = Vec::new();
+    let mut buf = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    let mut blank_ok = false;
+    let mut start = 0;
+    let mut it = rest.char_indices().peekable();
+    while let Some((pos, c)) = it.next() {
+        if !in_word {
+            if c.is_whitespace() {
+                continue;
+            }
+            in_word = true;
+            start = pos;
+        }
+        match quote {
+            None => {
+                if c.is_whitespace() {
+                    if blank_ok || !buf.is_empty() {
+                        words.push(Piece {
+                            text: std::mem::take(&mut buf),
+                            start: base + start,
+                            end: base + pos,
+                        });
+                    }
+                    in_word = false;
+                    blank_ok = false;
+                    continue;
+                }
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                    blank_ok = true;
+                }
+                if c == escape {
+                    match it.next() {
+                        None => continue,
+                        Some((_, n)) => {
+                            buf.push(c);
+                            buf.push(n);
+                        }
+                    }
+                    continue;
+                }
+                buf.push(c);
+            }
+            Some(q) => {
+                if c == q {
+                    quote = None;
+                }
+                if c == escape && q != '\'' {
+                    match it.next() {
+                        None => {
+                            quote = None;
+                            continue;
+                        }
+                        Some((_, n)) => {
+                            buf.push(c);
+                            buf.push(n);
+                        }
+                    }
+                    continue;
+                }
+                buf.push(c);
+            }
+        }
+    }
+    if in_word && (blank_ok || !buf.is_empty()) {
+        words.push(Piece {
+            text: buf,
+            start: base + start,
+            end: base + rest.len(),
+        });
+    }
+    words
+}
+
+/// BuildKit's `parseStringsWhitespaceDelimited`: splits on `[\t\v\f\r ]+`, no quoting.
+pub(crate) fn split_whitespace(rest: &str, base: usize) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, c) in rest.char_indices() {
+        if is_re_space(c) {
+            if let Some(s) = start.take() {
+                out.push(Piece {
+                    text: rest[s..i].to_string(),
+                    start: base + s,
+                    end: base + i,
+                });
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        out.push(Piece {
+            text: rest[s..].to_string(),
+            start: base + s,
+            end: base + rest.len(),
+        });
+    }
+    out
+}
+
+/// What a JSON-array check found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Json {
+    /// Not a JSON array: shell form.
+    No,
+    /// A JSON array of strings.
+    Strings(Vec<String>),
+    /// A JSON array holding something other than strings: an error in BuildKit.
+    NotStrings,
+}
+
+/// BuildKit's `parseJSON`: an array of strings is exec form; invalid JSON is shell form; an
+/// array holding other values is an error.
+pub(crate) fn parse_json(rest: &str) -> Json {
+    let t = rest.trim_start();
+    if !t.starts_with('[') {
+        return Json::No;
+    }
+    match serde_json::from_str::<Vec<serde_json::Value>>(t) {
+        Ok(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for i in items {
+                match i {
+                    serde_json::Value::String(s) => out.push(s),
+                    _ => return Json::NotStrings,
+                }
+            }
+            Json::Strings(out)
+        }
+        Err(e) if e.to_string().contains("recursion limit") && balanced(t) => Json::NotStrings,
+        Err(_) => Json::No,
+    }
+}
+
+/// True when the brackets of `t` (outside string literals) balance and the text ends with the
+/// outermost `]`: a deeply nested array that Go's decoder would read to the end.
+fn balanced(t: &str) -> bool {
+    let mut depth: i64 = 0;
+    let mut in_str = false;
+    let mut esc = false;
+    for (i, c) in t.char_indices() {
+        if in_str {
+            match (esc, c) {
+                (true, _) => esc = false,
+                (false, '\\') => esc = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '[' | '{' => depth += 1,
+            ']' | '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return t[i + 1..].trim().is_empty();
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(p: &[Piece]) -> Vec<&str> {
+        p.iter().map(|p| p.text.as_str()).collect()
+    }
+
+    #[test]
+    fn split_with_flags() {
+        let line = "COPY --from=b --chown=\"a b\" x y";
+        let s = split_command(line, '\\');
+        assert_eq!(s.keyword.text, "COPY");
+        assert_eq!(texts(&s.flags), vec!["--from=b", "--chown=a b"]);
+        assert_eq!(&line[s.flags[1].start..s.flags[1].end], "--chown=\"a b\"");
+        assert_eq!(&line[s.args_start..s.args_end], "x y");
+        let s = split_command("COPY --doit=true -- foo /tmp/", '\\');
+        assert_eq!(texts(&s.flags), vec!["--doit=true"]);
+        let s = split_command("CMD --doit -- [ ]", '\\');
+        assert_eq!(texts(&s.flags), vec!["--doit"]);
+        let s = split_command("  RUN  ", '\\');
+        assert_eq!(s.keyword.text, "RUN");
+        assert_eq!(s.args_start, s.args_end);
+    }
+
+    #[test]
+    fn words_keep_quotes() {
+        let w = parse_words("foo bar 'abc xyz' \"a\\\"b\" c\\ d", 0, '\\');
+        assert_eq!(
+            texts(&w),
+            vec!["foo", "bar", "'abc xyz'", "\"a\\\"b\"", "c\\ d"]
+        );
+        assert_eq!(texts(&parse_words("föo bàr", 0, '\\')), vec!["föo", "bàr"]);
+        assert_eq!(texts(&parse_words("a ''", 0, '\\')), vec!["a", "''"]);
+    }
+
+    #[test]
+    fn json_forms() {
+        assert_eq!(
+            parse_json(r#"["a", "b c"]"#),
+            Json::Strings(vec!["a".into(), "b c".into()])
+        );
+        assert_eq!(parse_json("['a']"), Json::No);
+        assert_eq!(parse_json(r#"["a",]"#), Json::No);
+        assert_eq!(parse_json("[1, 2]"), Json::NotStrings);
+        assert_eq!(parse_json(r#"[["a"]]"#), Json::NotStrings);
+        assert_eq!(parse_json("[]"), Json::Strings(vec![]));
+        let deep = "[".repeat(500);
+        assert_eq!(parse_json(&deep), Json::No);
+    }
+}

@@ -1,0 +1,4 @@
+FROM busybox:local
+WORKDIR app
+WORKDIR sub
+RUN pwd

@@ -1,0 +1,3 @@
+FROM busybox:local
+WORKDIR /
+RUN pwd

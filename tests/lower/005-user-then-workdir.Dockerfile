@@ -1,0 +1,4 @@
+FROM busybox:local
+USER 1000:1000
+WORKDIR /home/app
+RUN id

@@ -1,0 +1,3 @@
+FROM busybox:local
+ARG V=1
+RUN echo $V

@@ -1,0 +1,3 @@
+FROM busybox:local
+ARG V
+RUN echo $V

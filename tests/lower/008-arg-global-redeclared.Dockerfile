@@ -1,0 +1,4 @@
+ARG V=global
+FROM busybox:local
+ARG V
+RUN echo $V

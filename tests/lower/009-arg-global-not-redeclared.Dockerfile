@@ -1,0 +1,3 @@
+ARG V=global
+FROM busybox:local
+RUN echo $V

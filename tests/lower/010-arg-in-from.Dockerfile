@@ -1,0 +1,3 @@
+ARG IMG=busybox:local
+FROM $IMG
+RUN true

@@ -1,0 +1,4 @@
+FROM busybox:local AS base
+ARG V=1
+FROM base
+RUN echo $V

@@ -1,0 +1,3 @@
+FROM busybox:local
+CMD ["x"]
+ENTRYPOINT ["/bin/echo"]

@@ -1,0 +1,3 @@
+FROM busybox:local
+EXPOSE 80 443/UDP 8000-8002/tcp
+EXPOSE 9000

@@ -1,0 +1,2 @@
+FROM busybox:local
+MAINTAINER someone <x@y>

@@ -1,0 +1,3 @@
+FROM busybox:local
+ONBUILD RUN echo later
+ONBUILD COPY . /app

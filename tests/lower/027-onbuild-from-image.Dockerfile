@@ -1,0 +1,2 @@
+FROM onbuild-base:1
+RUN echo after triggers

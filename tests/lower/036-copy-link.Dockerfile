@@ -1,0 +1,3 @@
+FROM busybox:local
+COPY --link a /a
+RUN true

@@ -1,0 +1,3 @@
+FROM busybox:local
+COPY --parents src/./pkg/*.go /ws/
+COPY --exclude=*.md --exclude=docs . /app/

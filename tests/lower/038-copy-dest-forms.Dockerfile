@@ -1,0 +1,7 @@
+FROM busybox:local
+WORKDIR /w
+COPY a .
+COPY b ./
+COPY c d
+COPY e /abs/
+COPY f g/

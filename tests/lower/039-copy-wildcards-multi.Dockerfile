@@ -1,0 +1,2 @@
+FROM busybox:local
+COPY *.txt a? [ab]c /dst/

@@ -1,0 +1,5 @@
+FROM busybox:local
+RUN <<EOF
+echo one
+echo two
+EOF

@@ -1,0 +1,5 @@
+FROM busybox:local
+RUN <<EOF
+#!/bin/sh
+echo script
+EOF

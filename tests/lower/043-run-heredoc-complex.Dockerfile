@@ -1,0 +1,4 @@
+FROM busybox:local
+RUN cat <<A > /a
+alpha
+A

@@ -1,0 +1,4 @@
+FROM busybox:local AS Builder
+RUN echo x
+FROM builder
+RUN echo y

@@ -1,0 +1,3 @@
+FROM nginx:latest
+RUN pwd
+WORKDIR rel

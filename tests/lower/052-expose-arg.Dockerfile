@@ -1,0 +1,3 @@
+FROM busybox:local
+ARG P=8080
+EXPOSE $P ${P}/udp

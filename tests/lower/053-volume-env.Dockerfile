@@ -1,0 +1,3 @@
+FROM busybox:local
+ENV D=/data
+VOLUME $D

@@ -1,0 +1,3 @@
+FROM busybox:local
+ARG U=nobody
+USER $U

@@ -1,0 +1,3 @@
+FROM busybox:local
+ARG VERSION=1.0
+LABEL version=$VERSION

@@ -1,0 +1,3 @@
+FROM busybox:local
+ARG SIG=SIGINT
+STOPSIGNAL $SIG

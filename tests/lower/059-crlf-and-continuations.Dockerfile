@@ -1,0 +1,3 @@
+FROM busybox:local
+RUN echo a \
+    b

@@ -1,0 +1,5 @@
+# escape=`
+FROM busybox:local
+RUN echo a `
+    b
+COPY a\b /c

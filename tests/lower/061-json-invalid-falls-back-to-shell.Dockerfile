@@ -1,0 +1,3 @@
+FROM busybox:local
+CMD ['a', 'b']
+RUN ["echo",]

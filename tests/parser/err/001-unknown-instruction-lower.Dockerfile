@@ -1,0 +1,2 @@
+from busybox
+foo bar

@@ -1,0 +1,2 @@
+FROM busybox
+COPY --chmodd=755 a /b

@@ -1,0 +1,2 @@
+FROM busybox
+RUN --mnt=type=cache,target=/x true

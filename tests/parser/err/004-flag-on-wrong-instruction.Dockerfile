@@ -1,0 +1,2 @@
+FROM busybox
+COPY --checksum=sha256:abc a /b

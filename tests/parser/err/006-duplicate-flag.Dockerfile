@@ -1,0 +1,3 @@
+FROM busybox AS a
+FROM busybox
+COPY --from=a --from=a x /y

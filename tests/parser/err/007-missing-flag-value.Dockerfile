@@ -1,0 +1,2 @@
+FROM busybox
+COPY --from x /y

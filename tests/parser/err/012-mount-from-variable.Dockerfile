@@ -1,0 +1,2 @@
+FROM busybox
+RUN --mount=type=bind,from=$STAGE,target=/x true

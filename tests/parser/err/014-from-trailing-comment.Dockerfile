@@ -1,0 +1,2 @@
+FROM busybox # comments are not allowed here
+RUN true

@@ -1,0 +1,2 @@
+# check=skip=A;nope=1
+FROM busybox

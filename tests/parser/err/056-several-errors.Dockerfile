@@ -1,0 +1,5 @@
+FROM busybox
+RUNN a
+COPY --chmodd=1 a b
+ENV
+HEALTHCHECK

@@ -1,0 +1,21 @@
+FROM node:22-alpine AS deps
+WORKDIR /usr/src/app
+COPY package.json yarn.lock ./
+RUN yarn install --frozen-lockfile --production
+
+FROM node:22-alpine AS build
+WORKDIR /usr/src/app
+COPY --from=deps /usr/src/app/node_modules ./node_modules
+COPY . .
+RUN yarn run build
+
+FROM node:22-alpine
+ENV NODE_ENV=production PORT=3000
+WORKDIR /usr/src/app
+COPY --chown=node:node --from=build /usr/src/app/dist ./dist
+COPY --chown=node:node --from=deps /usr/src/app/node_modules ./node_modules
+USER node
+EXPOSE $PORT
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD wget -qO- http://localhost:3000/healthz || exit 1
+CMD ["node", "dist/main.js"]

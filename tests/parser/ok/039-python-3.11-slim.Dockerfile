@@ -1,0 +1,19 @@
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=off
+WORKDIR /app
+
+FROM base AS builder
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt .
+RUN python -m venv /venv && /venv/bin/pip install -r requirements.txt
+
+FROM base
+COPY --from=builder /venv /venv
+ENV PATH="/venv/bin:$PATH"
+COPY . .
+RUN useradd --create-home appuser 2>/dev/null || adduser -D appuser
+USER appuser
+EXPOSE 8000
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "app.wsgi:application"]

@@ -1,0 +1,4 @@
+FROM busybox AS base
+Run echo mixed
+rUN echo odd
+CMD true

@@ -1,0 +1,4 @@
+# check=skip=all
+FROM busybox AS Builder
+MAINTAINER x
+cmd echo hi

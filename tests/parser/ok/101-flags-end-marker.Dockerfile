@@ -1,0 +1,3 @@
+FROM busybox
+COPY -- --weird-name /dst
+RUN -- echo after marker

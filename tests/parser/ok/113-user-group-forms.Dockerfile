@@ -1,0 +1,6 @@
+FROM busybox
+USER 0
+USER root:root
+USER app:1000
+ARG UID=1000
+USER ${UID}:${UID}

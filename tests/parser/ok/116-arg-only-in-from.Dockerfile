@@ -1,0 +1,5 @@
+ARG IMG=busybox
+ARG TAG=latest
+FROM $IMG:$TAG
+ARG IMG
+RUN echo $IMG

@@ -1,0 +1,3 @@
+FROM busybox
+MAINTAINER "Quoted Name" <q@example.com>
+LABEL maintainer="Quoted Name <q@example.com>"

@@ -1,0 +1,3 @@
+FROM	busybox
+RUN	echo	tabs
+ENV	A=1

@@ -1,0 +1,3 @@
+FROM busybox
+COPY ["<<EOF", "/dest"]
+RUN echo "<<NOT" && echo done
