@@ -25,9 +25,12 @@ mod store;
 
 pub use reference::Reference;
 pub use store::{ImageSummary, StoreResolver, default_root};
+pub use xbuild_cache::gc::PruneOptions;
 pub use xbuild_exporter::Compression;
 pub use xbuild_parser::{Diagnostic, Severity};
 pub use xbuild_runtime::SnapshotterKind;
+pub use xbuild_solver::explain::Explanation;
+pub use xbuild_solver::gc::{DiskUsage, PruneReport};
 pub use xbuild_solver::{Event, NoProgress, ProgressSink, SecretSource};
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use xbuild_cache::Store;
+use xbuild_cache::memo::ExportRecord;
 use xbuild_cache::oci::{ImageConfigFile, Manifest};
 use xbuild_exporter::StepResult;
 use xbuild_llb::{Definition, Digest};
@@ -150,6 +154,8 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--build-arg` values.
     pub build_args: BTreeMap<String, String>,
+    /// The stage to build (`--target`); the last one by default.
+    pub target: Option<String>,
     /// Layer compression.
     pub compression: Compression,
     /// Secrets by id for `RUN --mount=type=secret` (`--secret`).
@@ -168,6 +174,7 @@ impl BuildOptions {
             outputs: Vec::new(),
             no_cache: false,
             build_args: BTreeMap::new(),
+            target: None,
             compression: Compression::Gzip,
             secrets: HashMap::new(),
             ssh: HashMap::new(),
@@ -264,14 +271,33 @@ impl Builder {
         let (file, text) = Self::read_dockerfile(opts)?;
         let store = Arc::new(self.store()?);
         let def = lower_text(&store, &file, &text, opts)?;
-        let output = def
-            .outputs()
-            .first()
-            .cloned()
-            .ok_or_else(|| Error::Usage("the Dockerfile produced no output".into()))?;
+        let output = match &opts.target {
+            Some(t) => def
+                .outputs()
+                .iter()
+                .find(|o| &o.name == t)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--target {t}: {file} has no stage named {t} (stages: {})",
+                        def.outputs()
+                            .iter()
+                            .map(|o| o.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?,
+            None => def
+                .outputs()
+                .first()
+                .cloned()
+                .ok_or_else(|| Error::Usage("the Dockerfile produced no output".into()))?,
+        };
         let mut sopts = SolverOptions::new(&self.root);
         sopts.contexts.insert(CONTEXT_NAME.into(), context);
         sopts.no_cache = opts.no_cache;
+        sopts.dockerfile = Some(file.clone());
+        sopts.build_args = opts.build_args.clone();
         sopts.runtime = self.runtime.clone();
         sopts.snapshotter = self.snapshotter;
         sopts.secrets = opts.secrets.clone();
@@ -299,22 +325,33 @@ impl Builder {
             .collect();
         let snapshots = solver.snapshots().clone();
         let compression = opts.compression;
-        let image = {
-            let store = store.clone();
-            let snapshots = snapshots.clone();
-            let top = top.clone();
-            tokio::task::spawn_blocking(move || {
-                xbuild_exporter::build_image(
-                    &store,
-                    &snapshots,
-                    &output,
-                    top.as_deref(),
-                    &steps,
-                    compression,
-                )
-            })
-            .await
-            .map_err(|e| Error::Usage(format!("export task failed: {e}")))??
+        // An image made from exactly the same results and metadata was written already.
+        let memo = export_key(&output, top.as_deref(), &steps, compression);
+        let image = match store.get_export(&memo)? {
+            Some(r) => r,
+            None => {
+                let store = store.clone();
+                let snapshots = snapshots.clone();
+                let top = top.clone();
+                tokio::task::spawn_blocking(move || {
+                    let image = xbuild_exporter::build_image(
+                        &store,
+                        &snapshots,
+                        &output,
+                        top.as_deref(),
+                        &steps,
+                        compression,
+                    )?;
+                    let rec = ExportRecord {
+                        manifest: image.manifest,
+                        config: image.config,
+                    };
+                    store.put_export(&memo, &rec)?;
+                    Ok::<_, Error>(rec)
+                })
+                .await
+                .map_err(|e| Error::Usage(format!("export task failed: {e}")))??
+            }
         };
         let outputs = if opts.outputs.is_empty() {
             vec![OutputSpec::Image]
@@ -350,6 +387,58 @@ impl Builder {
             executed: solved.executed,
             cached: solved.cached,
         })
+    }
+
+    /// Deletes build cache (see [`xbuild_solver::gc`]): what no running build holds and, unless
+    /// `opts.all`, no tagged image is made of.
+    pub fn prune(&self, opts: &PruneOptions) -> Result<PruneReport, Error> {
+        let store = self.store()?;
+        Ok(xbuild_solver::gc::prune(
+            &store,
+            opts,
+            self.runtime.as_deref(),
+        )?)
+    }
+
+    /// What the build cache and the content store take on disk.
+    pub fn disk_usage(&self) -> Result<DiskUsage, Error> {
+        Ok(xbuild_solver::gc::disk_usage(&self.store()?)?)
+    }
+
+    /// Why the steps of the last build on this root ran or came from the cache; `None` when
+    /// no build was recorded.
+    pub fn explain(&self) -> Result<Option<Explanation>, Error> {
+        Ok(xbuild_solver::explain::explain(&self.root)?)
+    }
+
+    /// The checksum a `COPY . /` of the context `dir` is keyed by (honouring its
+    /// `.dockerignore`), and how many paths it covers; through the root's stat cache unless
+    /// `cold`.
+    pub fn context_checksum(&self, dir: &Path, cold: bool) -> Result<(String, usize), Error> {
+        let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
+            Ok(t) => xbuild_runtime::dockerignore::read_ignore_file(&t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(dir)(e)),
+        };
+        let filter = xbuild_runtime::dockerignore::Filter::new(&[], &ignore)
+            .map_err(|e| Error::Usage(format!("{}/.dockerignore: {e}", dir.display())))?;
+        let sel = xbuild_runtime::context::Selection {
+            src: "/",
+            allow_wildcard: true,
+            follow: true,
+            ..Default::default()
+        };
+        let cache = if cold {
+            None
+        } else {
+            std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+            Some(xbuild_cache::statcache::StatCache::load(&self.root)?)
+        };
+        let sum = xbuild_solver::context_checksum(dir, filter.as_ref(), &sel, cache.as_ref())?;
+        if let Some(c) = &cache {
+            c.save()?;
+        }
+        Ok((hex_string(&sum.total), sum.paths.len()))
     }
 
     /// Imports a flat rootfs tar (plain or gzip) as image `name`, like `docker import`.
@@ -394,6 +483,31 @@ impl Builder {
         xbuild_exporter::export_tar(&snapshots, top.as_deref(), out)?;
         Ok(())
     }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A digest of everything an exported image is made from: its output (config, history,
+/// platform), its top snapshot, every step's result and time, and the compression.
+fn export_key(
+    output: &xbuild_llb::Output,
+    top: Option<&str>,
+    steps: &HashMap<Digest, StepResult>,
+    compression: Compression,
+) -> Digest {
+    let mut b = xbuild_llb::DigestBuilder::new("xbuild-export-v1");
+    b.part(&serde_json::to_vec(output).unwrap_or_default());
+    b.part(top.unwrap_or("").as_bytes());
+    let sorted: BTreeMap<&Digest, &StepResult> = steps.iter().collect();
+    for (d, s) in sorted {
+        b.part(d.as_str().as_bytes());
+        b.part(s.snapshot.as_deref().unwrap_or("").as_bytes());
+        b.part(s.created.as_bytes());
+    }
+    b.part(format!("{compression:?}").as_bytes());
+    b.finish()
 }
 
 fn lower_text(

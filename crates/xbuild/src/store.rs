@@ -64,6 +64,12 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, Error> {
 /// Points `name` at a stored manifest.
 pub fn tag(store: &Store, name: &str, manifest: &Digest) -> Result<Reference, Error> {
     let r = Reference::parse(name).map_err(Error::Usage)?;
+    if store
+        .get_tag(&r.to_string())?
+        .is_some_and(|t| &t.manifest == manifest)
+    {
+        return Ok(r);
+    }
     let size = store.blob_size(manifest)?;
     store.put_tag(
         &r.to_string(),

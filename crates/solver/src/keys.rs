@@ -1,0 +1,162 @@
+//! Cache keys: a vertex's digest, its inputs' cache keys and, for each copy from a local
+//! source (the build context), the checksum of exactly what the copy selects.
+//!
+//! The context checksum covers each selected path's name, type, permission bits, symlink
+//! target and content, and the tree's shape; not mtimes, and not owners: a copy from the
+//! context never carries owners over (everything becomes root's, or `--chown`'s, which is part
+//! of the op and so of its digest), so counting them would only cause misses that change
+//! nothing in the result. Files are hashed in parallel through the root's stat cache.
+
+use std::path::Path;
+
+use xbuild_cache::history::{ContentRecord, FileSum, History};
+use xbuild_cache::statcache::{Stamp, StatCache};
+use xbuild_llb::{Definition, Digest, DigestBuilder, FileAction, Op, Vertex};
+use xbuild_runtime::context::{Checksum, ContentHashes, FileStamp, Selection};
+use xbuild_runtime::dockerignore::Filter;
+
+use crate::{Error, Solved, Solver, blocking};
+
+/// The stat cache as the runtime's context hashing sees it.
+struct Hashes<'a>(&'a StatCache);
+
+fn stamp(s: &FileStamp) -> Stamp {
+    Stamp {
+        dev: s.dev,
+        ino: s.ino,
+        size: s.size,
+        mtime_ns: s.mtime_ns,
+        ctime_ns: s.ctime_ns,
+    }
+}
+
+impl ContentHashes for Hashes<'_> {
+    fn get(&self, s: &FileStamp) -> Option<[u8; 32]> {
+        self.0.get(&stamp(s))
+    }
+
+    fn put(&self, s: FileStamp, hash: [u8; 32]) {
+        self.0.put(stamp(&s), hash)
+    }
+}
+
+/// The checksum of what `sel` selects in the context at `dir` (seen through its
+/// `.dockerignore` `filter`), hashing through `stat_cache` when given.
+pub fn context_checksum(
+    dir: &Path,
+    filter: Option<&Filter>,
+    sel: &Selection<'_>,
+    stat_cache: Option<&StatCache>,
+) -> Result<Checksum, Error> {
+    Ok(match stat_cache {
+        Some(c) => xbuild_runtime::context::checksum_with(dir, filter, sel, &Hashes(c))?,
+        None => xbuild_runtime::context::checksum_with(
+            dir,
+            filter,
+            sel,
+            &xbuild_runtime::context::NoContentHashes,
+        )?,
+    })
+}
+
+/// The builder every cache key starts from.
+pub(crate) fn key_builder() -> DigestBuilder {
+    DigestBuilder::new("xbuild-cache-key-v2")
+}
+
+/// What a vertex's cache key is made of.
+pub(crate) struct KeyParts {
+    /// The key so far: digest and input keys, then content checksums.
+    pub builder: DigestBuilder,
+    /// The input vertices' cache keys.
+    pub input_keys: Vec<Digest>,
+    /// The content checksums of what it reads from local sources.
+    pub contents: Vec<ContentRecord>,
+}
+
+impl Solver {
+    /// The parts of `v`'s cache key that are known before it runs (remote sources add the
+    /// checksum of what they fetch).
+    pub(crate) async fn key_parts(
+        &self,
+        def: &Definition,
+        v: &Vertex,
+        inputs: &Solved,
+    ) -> Result<KeyParts, Error> {
+        let mut builder = key_builder();
+        builder.part(v.digest().as_str().as_bytes());
+        let mut input_keys = Vec::with_capacity(v.inputs().len());
+        for i in v.inputs() {
+            let r = inputs
+                .results
+                .get(i)
+                .ok_or_else(|| Error::Graph(format!("input {i} was not solved")))?;
+            builder.part(r.cache_key.as_str().as_bytes());
+            input_keys.push(r.cache_key.clone());
+        }
+        let mut contents = Vec::new();
+        if let Op::File(f) = v.op() {
+            for (n, a) in f.actions.iter().enumerate() {
+                let FileAction::Copy(c) = a else { continue };
+                let Some(d) = v.inputs().get(c.input) else {
+                    continue;
+                };
+                let Some((dir, filter)) = self.local_source(def, d)? else {
+                    continue;
+                };
+                let c = c.clone();
+                let cache = self.stat_cache();
+                let history = History::new(&self.opts.root);
+                let record = blocking(move || {
+                    let sel = Selection {
+                        src: &c.src,
+                        allow_wildcard: c.allow_wildcard,
+                        follow: c.follow_symlinks,
+                        include: &c.include_patterns,
+                        exclude: &c.exclude_patterns,
+                    };
+                    let sum = context_checksum(&dir, filter.as_deref(), &sel, Some(&cache))?;
+                    let hex = hex::encode(sum.total);
+                    // The file list is kept once per distinct checksum, for `explain`.
+                    if !history.has_files(&hex) {
+                        let files: Vec<FileSum> = sum
+                            .paths
+                            .into_iter()
+                            .map(|p| FileSum {
+                                path: p.path,
+                                sum: p.sum,
+                            })
+                            .collect();
+                        if let Err(e) = history.put_files(&hex, &files) {
+                            tracing::warn!(error = %e, "could not record a context file list");
+                        }
+                    }
+                    Ok(ContentRecord {
+                        action: n,
+                        src: c.src.clone(),
+                        checksum: hex,
+                    })
+                })
+                .await?;
+                builder.part(record.checksum.as_bytes());
+                contents.push(record);
+            }
+        }
+        Ok(KeyParts {
+            builder,
+            input_keys,
+            contents,
+        })
+    }
+
+    /// Writes what the stat cache learned (off the async threads).
+    pub(crate) async fn save_stat_cache(&self) {
+        let Some(cache) = self.stat_cache.get().cloned() else {
+            return;
+        };
+        let r: Result<usize, Error> = blocking(move || Ok(cache.save()?)).await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "could not save the stat cache");
+        }
+    }
+}
