@@ -2,10 +2,11 @@
 //! that hashing an unchanged build context stats its files and never reads them.
 //!
 //! On disk it is one file, `<root>/statcache`: a header, fixed-size records sorted by (device,
-//! inode) and a blake3 checksum of everything before it. It is loaded whole (a binary search
-//! answers lookups) and rewritten only when a build learned something new: under a file lock,
-//! merged with what other processes wrote meanwhile, to a temp file that is fsynced and renamed
-//! into place. A damaged file is ignored (everything is re-read once), never trusted.
+//! inode) and a blake3 checksum of everything before it. It is loaded whole (a hash index by
+//! device and inode answers lookups) and rewritten only when a build learned something new:
+//! under a file lock, merged with what other processes wrote meanwhile, to a temp file that is
+//! fsynced and renamed into place. A damaged file is ignored (everything is re-read once),
+//! never trusted.
 //!
 //! Racy entries are not persisted: a file whose ctime is within [`RACY_WINDOW_NS`] of the time
 //! the cache was loaded could change again without its stamp changing (timestamps are coarse),
@@ -26,6 +27,39 @@ const RECORD: usize = 8 * 5 + 32;
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
 /// At most this many entries are kept; beyond it, entries this build did not use are dropped.
 const MAX_ENTRIES: usize = 500_000;
+
+/// Hashes (device, inode) keys: inode numbers are already well spread, so a multiply mixes
+/// them enough (SipHash would cost more than the lookup).
+#[derive(Clone, Copy, Default)]
+struct InodeHash;
+
+impl std::hash::BuildHasher for InodeHash {
+    type Hasher = InodeHasher;
+
+    fn build_hasher(&self) -> InodeHasher {
+        InodeHasher(0)
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct InodeHasher(u64);
+
+impl std::hash::Hasher for InodeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
 
 /// What identifies a file's content without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,6 +93,8 @@ impl Rec {
 pub struct StatCache {
     path: PathBuf,
     base: Vec<Rec>,
+    /// (device, inode) → position in `base`.
+    index: HashMap<(u64, u64), u32, InodeHash>,
     used: Vec<AtomicBool>,
     added: Mutex<HashMap<(u64, u64), Rec>>,
     /// Entries whose ctime is at or after this are not persisted.
@@ -142,9 +178,15 @@ impl StatCache {
         let path = root.join("statcache");
         let base = read_file(&path)?;
         let used = (0..base.len()).map(|_| AtomicBool::new(false)).collect();
+        let index = base
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.key(), i as u32))
+            .collect();
         Ok(StatCache {
             path,
             base,
+            index,
             used,
             added: Mutex::new(HashMap::new()),
             racy_after_ns: now_ns() - RACY_WINDOW_NS,
@@ -156,6 +198,7 @@ impl StatCache {
         StatCache {
             path: root.join("statcache"),
             base: Vec::new(),
+            index: HashMap::default(),
             used: Vec::new(),
             added: Mutex::new(HashMap::new()),
             racy_after_ns: i64::MIN,
@@ -175,10 +218,15 @@ impl StatCache {
     /// The content hash recorded for a file with exactly this stamp.
     pub fn get(&self, stamp: &Stamp) -> Option<[u8; 32]> {
         let key = (stamp.dev, stamp.ino);
-        if let Ok(i) = self.base.binary_search_by_key(&key, Rec::key) {
-            let r = &self.base[i];
+        if let Some(&i) = self.index.get(&key) {
+            let r = &self.base[i as usize];
             if r.stamp == *stamp {
-                self.used[i].store(true, Ordering::Relaxed);
+                // Read first: most entries are used once, and a store each time would bounce
+                // the cache line between the hashing threads.
+                let used = &self.used[i as usize];
+                if !used.load(Ordering::Relaxed) {
+                    used.store(true, Ordering::Relaxed);
+                }
                 return Some(r.hash);
             }
         }

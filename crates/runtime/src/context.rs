@@ -110,15 +110,21 @@ pub fn checksum(
     filter: Option<&Filter>,
     sel: &Selection<'_>,
 ) -> Result<[u8; 32], Error> {
-    Ok(checksum_with(root, filter, sel, &NoContentHashes)?.total)
+    Ok(checksum_with(root, filter, sel, &NoContentHashes, false)?.total)
 }
 
-/// Like [`checksum`], with a stat cache and the checksum of every path covered.
+/// Like [`checksum`], through a stat cache; with `paths`, also the checksum of every path
+/// covered (for telling which files changed).
+///
+/// A directory's checksum is a Merkle hash: its mode and, in name order, each kept child's
+/// name and checksum. So the total covers every name, type, mode, content and link target
+/// below the selection, and the tree's shape.
 pub fn checksum_with(
     root: &Path,
     filter: Option<&Filter>,
     sel: &Selection<'_>,
     hashes: &dyn ContentHashes,
+    paths: bool,
 ) -> Result<Checksum, Error> {
     let tree = Root::open(root)?;
     let source = SourceTree {
@@ -133,82 +139,93 @@ pub fn checksum_with(
         ctx: filter,
         action: action.as_ref(),
         hashes,
+        paths,
     };
-    let per_match: Vec<Result<Vec<PathSum>, Error>> = matches
+    let per_match: Vec<Result<Option<Sum>, Error>> = matches
         .par_iter()
         .map(|m| {
             let Some(fd) = tree.resolve(m, sel.follow)? else {
-                return Ok(Vec::new());
+                return Ok(None);
             };
             let at = root.join(m);
             let ioerr = |e: std::io::Error| Error::io(&at, e);
             let st = rustix::fs::fstat(&fd).map_err(|e| ioerr(e.into()))?;
-            match FileType::from_raw_mode(st.st_mode) {
+            let leaf = |sum: [u8; 32]| Sum {
+                sum,
+                children: 0,
+                paths: if paths {
+                    vec![PathSum {
+                        path: m.clone(),
+                        sum,
+                    }]
+                } else {
+                    Vec::new()
+                },
+            };
+            Ok(Some(match FileType::from_raw_mode(st.st_mode) {
                 FileType::Directory => {
                     let dir = Root::reopen(&fd, true).map_err(ioerr)?;
-                    let mut out = vec![PathSum {
-                        path: m.clone(),
-                        sum: entry_sum(st.st_mode, b'd', &[]),
-                    }];
                     let cst = filter.map(|f| f.state_of(m).1).unwrap_or_default();
                     let rel = Rel {
                         path: m,
                         ctx: m,
                         act: "",
                     };
-                    out.extend(
-                        walker
-                            .walk(dir.as_fd(), &rel, &cst, &FilterState::default())
-                            .map_err(|e| ioerr(e.into_io()))?,
-                    );
-                    Ok(out)
+                    walker
+                        .dir(dir.as_fd(), st.st_mode, &rel, &cst, &FilterState::default())
+                        .map_err(|e| ioerr(e.into_io()))?
                 }
                 FileType::RegularFile => {
                     let f = Root::reopen(&fd, false).map_err(ioerr)?;
-                    let sum = file_sum(&f, &st, hashes).map_err(ioerr)?;
-                    Ok(vec![PathSum {
-                        path: m.clone(),
-                        sum,
-                    }])
+                    leaf(file_sum(&f, &st, hashes).map_err(ioerr)?)
                 }
                 FileType::Symlink => {
                     // An O_PATH handle of the link itself: an empty name reads it.
                     let link =
                         rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(|e| ioerr(e.into()))?;
-                    Ok(vec![PathSum {
-                        path: m.clone(),
-                        sum: entry_sum(st.st_mode, b'l', link.as_bytes()),
-                    }])
+                    leaf(entry_sum(st.st_mode, b'l', link.as_bytes()))
                 }
-                _ => Ok(vec![PathSum {
-                    path: m.clone(),
-                    sum: entry_sum(st.st_mode, b'o', &st.st_rdev.to_le_bytes()),
-                }]),
-            }
+                _ => leaf(entry_sum(st.st_mode, b'o', &st.st_rdev.to_le_bytes())),
+            }))
         })
         .collect();
     let mut total = blake3::Hasher::new();
-    total.update(b"xbuild-context-v3");
+    total.update(b"xbuild-context-v4");
     total.update(&(matches.len() as u64).to_le_bytes());
-    let mut paths = Vec::new();
-    for (m, entries) in matches.iter().zip(per_match) {
-        let entries = entries?;
-        // Each match is delimited, so that the same files under two matches hash differently
-        // from one match holding both.
+    let mut out = Vec::new();
+    for (m, sum) in matches.iter().zip(per_match) {
         total.update(&(m.len() as u64).to_le_bytes());
         total.update(m.as_bytes());
-        total.update(&(entries.len() as u64).to_le_bytes());
-        for e in &entries {
-            total.update(&(e.path.len() as u64).to_le_bytes());
-            total.update(e.path.as_bytes());
-            total.update(&e.sum);
+        match sum? {
+            Some(s) => {
+                total.update(b"+");
+                total.update(&s.sum);
+                out.extend(s.paths);
+            }
+            None => {
+                total.update(b"-");
+            }
         }
-        paths.extend(entries);
     }
     Ok(Checksum {
         total: *total.finalize().as_bytes(),
-        paths,
+        paths: out,
     })
+}
+
+/// The checksum of an entry (a directory: of everything kept below it) and, when asked for,
+/// of each path in it.
+struct Sum {
+    sum: [u8; 32],
+    paths: Vec<PathSum>,
+    /// For a directory: how many of its children are kept.
+    children: u64,
+}
+
+impl Sum {
+    fn is_empty_dir(&self) -> bool {
+        self.children == 0
+    }
 }
 
 /// A path below a match, as the two filters and the result see it.
@@ -222,11 +239,13 @@ struct Rel<'a> {
 }
 
 fn join(base: &str, name: &str) -> String {
-    if base.is_empty() {
-        name.to_string()
-    } else {
-        format!("{base}/{name}")
+    let mut s = String::with_capacity(base.len() + name.len() + 1);
+    s.push_str(base);
+    if !base.is_empty() {
+        s.push('/');
     }
+    s.push_str(name);
+    s
 }
 
 /// An error of the walk, with the path it happened at.
@@ -248,6 +267,8 @@ struct Walker<'a> {
     ctx: Option<&'a Filter>,
     action: Option<&'a Filter>,
     hashes: &'a dyn ContentHashes,
+    /// Collect each path's checksum.
+    paths: bool,
 }
 
 /// What the walk does with one directory entry.
@@ -268,16 +289,25 @@ enum Work {
     },
 }
 
+impl Work {
+    fn name(&self) -> &OsString {
+        match self {
+            Work::Dir { name, .. } | Work::Leaf { name, .. } => name,
+        }
+    }
+}
+
 impl Walker<'_> {
-    /// The checksums of what is selected below `dir`, sorted by path; subdirectories and files
-    /// are handled in parallel.
-    fn walk(
+    /// The checksum of the directory `dir` (mode `mode`) with what is selected below it;
+    /// subdirectories and files are handled in parallel.
+    fn dir(
         &self,
         dir: BorrowedFd<'_>,
+        mode: u32,
         rel: &Rel<'_>,
         cst: &FilterState,
         ast: &FilterState,
-    ) -> Result<Vec<PathSum>, WalkError> {
+    ) -> Result<Sum, WalkError> {
         let err = |source: std::io::Error| WalkError {
             path: rel.path.to_string(),
             source,
@@ -292,16 +322,22 @@ impl Walker<'_> {
                 continue;
             };
             let n = name.to_string_lossy();
-            let cp = join(rel.ctx, &n);
-            let ap = join(rel.act, &n);
-            let (cv, cst2) = self
-                .ctx
-                .map(|f| f.check(&cp, cst))
-                .unwrap_or((all, FilterState::default()));
-            let (av, ast2) = self
-                .action
-                .map(|f| f.check(&ap, ast))
-                .unwrap_or((all, FilterState::default()));
+            let (cv, cst2, cp) = match self.ctx {
+                Some(f) => {
+                    let cp = join(rel.ctx, &n);
+                    let (v, s) = f.check(&cp, cst);
+                    (v, s, cp)
+                }
+                None => (all, FilterState::default(), String::new()),
+            };
+            let (av, ast2, ap) = match self.action {
+                Some(f) => {
+                    let ap = join(rel.act, &n);
+                    let (v, s) = f.check(&ap, ast);
+                    (v, s, ap)
+                }
+                None => (all, FilterState::default(), String::new()),
+            };
             let keep = cv.keep && av.keep;
             if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
                 if keep {
@@ -324,31 +360,62 @@ impl Walker<'_> {
                 });
             }
         }
-        let parts: Vec<Result<Vec<PathSum>, WalkError>> = work
+        let parts: Vec<(OsString, Result<Option<Sum>, WalkError>)> = work
             .into_par_iter()
-            .map(|w| self.entry(dir, rel, w))
+            .map(|w| (w.name().clone(), self.entry(dir, rel, w)))
             .collect();
-        let mut out = Vec::new();
-        for p in parts {
-            out.extend(p?);
+        let mut h = blake3::Hasher::new();
+        h.update(&mode.to_le_bytes());
+        h.update(b"D");
+        let mut below = Vec::new();
+        let mut kept = 0u64;
+        for (name, p) in parts {
+            let Some(s) = p? else { continue };
+            kept += 1;
+            h.update(&(name.len() as u64).to_le_bytes());
+            h.update(name.as_encoded_bytes());
+            h.update(&s.sum);
+            below.extend(s.paths);
         }
-        Ok(out)
+        h.update(&kept.to_le_bytes());
+        let mut paths = Vec::new();
+        if self.paths {
+            paths.reserve(below.len() + 1);
+            paths.push(PathSum {
+                path: rel.path.to_string(),
+                sum: entry_sum(mode, b'd', &[]),
+            });
+            paths.extend(below);
+        }
+        Ok(Sum {
+            sum: *h.finalize().as_bytes(),
+            paths,
+            children: kept,
+        })
     }
 
-    fn entry(
-        &self,
-        dir: BorrowedFd<'_>,
-        rel: &Rel<'_>,
-        w: Work,
-    ) -> Result<Vec<PathSum>, WalkError> {
+    /// The checksum of one entry of `dir`; `None` for a directory only on the way to kept
+    /// paths when nothing below it is kept.
+    fn entry(&self, dir: BorrowedFd<'_>, rel: &Rel<'_>, w: Work) -> Result<Option<Sum>, WalkError> {
         match w {
             Work::Leaf { name, st } => {
-                let path = join(rel.path, &name.to_string_lossy());
                 let sum = leaf_sum(dir, &name, &st, self.hashes).map_err(|source| WalkError {
-                    path: path.clone(),
+                    path: join(rel.path, &name.to_string_lossy()),
                     source,
                 })?;
-                Ok(vec![PathSum { path, sum }])
+                let paths = if self.paths {
+                    vec![PathSum {
+                        path: join(rel.path, &name.to_string_lossy()),
+                        sum,
+                    }]
+                } else {
+                    Vec::new()
+                };
+                Ok(Some(Sum {
+                    sum,
+                    paths,
+                    children: 0,
+                }))
             }
             Work::Dir {
                 name,
@@ -371,19 +438,13 @@ impl Walker<'_> {
                     ctx: &ctx,
                     act: &act,
                 };
-                let below = self.walk(sub.as_fd(), &sub_rel, &cst, &ast)?;
-                // A directory only on the way to something kept below it is still part of
-                // the tree's shape when anything below it is.
-                if !keep && below.is_empty() {
-                    return Ok(below);
+                let s = self.dir(sub.as_fd(), st.st_mode, &sub_rel, &cst, &ast)?;
+                // A directory only on the way to something kept is part of the tree's shape
+                // when anything below it is.
+                if !keep && s.is_empty_dir() {
+                    return Ok(None);
                 }
-                let mut out = Vec::with_capacity(below.len() + 1);
-                out.push(PathSum {
-                    path,
-                    sum: entry_sum(st.st_mode, b'd', &[]),
-                });
-                out.extend(below);
-                Ok(out)
+                Ok(Some(s))
             }
         }
     }
@@ -570,9 +631,9 @@ mod tests {
             std::fs::write(dir.join(format!("f{i}")), format!("{i}")).unwrap();
         }
         let cache = Counting::default();
-        let a = checksum_with(d.path(), None, &sel("/"), &cache).unwrap();
+        let a = checksum_with(d.path(), None, &sel("/"), &cache, true).unwrap();
         assert_eq!(*cache.misses.lock().unwrap(), 50);
-        let b = checksum_with(d.path(), None, &sel("/"), &cache).unwrap();
+        let b = checksum_with(d.path(), None, &sel("/"), &cache, true).unwrap();
         assert_eq!(*cache.misses.lock().unwrap(), 50, "nothing is read twice");
         assert_eq!(a, b);
         assert_eq!(a.total, checksum(d.path(), None, &sel("/")).unwrap());
@@ -581,7 +642,7 @@ mod tests {
         assert_eq!(a.paths[1].path, "m0");
         assert_eq!(a.paths[2].path, "m0/f0");
         std::fs::write(d.path().join("m3/f3"), "changed").unwrap();
-        let c = checksum_with(d.path(), None, &sel("/"), &cache).unwrap();
+        let c = checksum_with(d.path(), None, &sel("/"), &cache, true).unwrap();
         assert_eq!(
             *cache.misses.lock().unwrap(),
             51,
@@ -603,7 +664,7 @@ mod tests {
         std::fs::write(d.path().join("a.txt"), "a").unwrap();
         std::fs::write(d.path().join("b.txt"), "b").unwrap();
         std::fs::write(d.path().join("c.md"), "c").unwrap();
-        let txt = checksum_with(d.path(), None, &sel("*.txt"), &NoContentHashes).unwrap();
+        let txt = checksum_with(d.path(), None, &sel("*.txt"), &NoContentHashes, true).unwrap();
         let names: Vec<&str> = txt.paths.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(names, vec!["a.txt", "b.txt"]);
         std::fs::write(d.path().join("c.md"), "changed").unwrap();
@@ -617,7 +678,7 @@ mod tests {
             exclude: &exclude,
             ..sel("/")
         };
-        let ex = checksum_with(d.path(), None, &s, &NoContentHashes).unwrap();
+        let ex = checksum_with(d.path(), None, &s, &NoContentHashes, true).unwrap();
         let names: Vec<&str> = ex.paths.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(names, vec!["", "a.txt", "c.md"]);
     }

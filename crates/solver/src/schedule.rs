@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use xbuild_cache::history::{BuildRecord, History, Outcome, VertexRecord};
 use xbuild_llb::{Definition, Digest, Op, Vertex};
 
+use crate::keys::Prefetch;
 use crate::vertex::Track;
 use crate::{Error, Event, Solved, Solver, VertexResult, blocking, now_rfc3339};
 
@@ -56,10 +57,11 @@ impl Solver {
             }
         }
         let cancel = CancellationToken::new();
+        let prefetch = self.prefetch(def, &order);
         let mut running = FuturesUnordered::new();
         let mut solved = Solved::default();
         for v in order.iter().filter(|v| waiting[v.digest()] == 0) {
-            running.push(self.run_vertex(def, v, Solved::default(), &cancel));
+            running.push(self.run_vertex(def, v, Solved::default(), &cancel, &prefetch));
         }
         let mut records: HashMap<Digest, VertexRecord> = HashMap::new();
         let mut failure: Option<Error> = None;
@@ -105,7 +107,7 @@ impl Solver {
                         *n = n.saturating_sub(1);
                         if *n == 0 {
                             let inputs = inputs_of(u, &solved);
-                            running.push(self.run_vertex(def, u, inputs, &cancel));
+                            running.push(self.run_vertex(def, u, inputs, &cancel, &prefetch));
                         }
                     }
                 }
@@ -156,13 +158,14 @@ impl Solver {
         v: &'a Vertex,
         inputs: Solved,
         cancel: &CancellationToken,
+        prefetch: &Prefetch,
     ) -> (&'a Vertex, Track, Result<VertexResult, Error>) {
         let (name, location) = describe(def, v);
         let span =
             tracing::info_span!("vertex", %name, location = location.as_deref().unwrap_or(""));
         let mut track = Track::default();
         let r = tracing::Instrument::instrument(
-            self.solve_one(def, v, &name, &inputs, cancel, &mut track),
+            self.solve_one(def, v, &name, &inputs, cancel, prefetch, &mut track),
             span,
         )
         .await;

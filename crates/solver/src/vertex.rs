@@ -9,6 +9,7 @@ use xbuild_cache::history::ContentRecord;
 use xbuild_cache::lock::KeyLock;
 use xbuild_llb::{Definition, Digest, Op, SourceOp, Vertex};
 
+use crate::keys::Prefetch;
 use crate::{Error, Event, Solved, Solver, VertexResult, blocking, image_source, now_rfc3339};
 
 /// What the scheduler learns about a vertex besides its result, for the build's record.
@@ -90,6 +91,7 @@ impl Solver {
     }
 
     /// Solves `v`, whose inputs' results are in `inputs`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn solve_one(
         &self,
         def: &Definition,
@@ -97,12 +99,13 @@ impl Solver {
         name: &str,
         inputs: &Solved,
         cancel: &CancellationToken,
+        prefetch: &Prefetch,
         track: &mut Track,
     ) -> Result<VertexResult, Error> {
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        let parts = self.key_parts(def, v, inputs).await?;
+        let parts = self.key_parts(def, v, inputs, prefetch).await?;
         track.input_keys = parts.input_keys;
         track.contents = parts.contents;
         let mut builder = parts.builder;

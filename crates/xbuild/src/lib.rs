@@ -434,7 +434,8 @@ impl Builder {
             std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
             Some(xbuild_cache::statcache::StatCache::load(&self.root)?)
         };
-        let sum = xbuild_solver::context_checksum(dir, filter.as_ref(), &sel, cache.as_ref())?;
+        let sum =
+            xbuild_solver::context_checksum(dir, filter.as_ref(), &sel, cache.as_ref(), true)?;
         if let Some(c) = &cache {
             c.save()?;
         }
@@ -490,7 +491,8 @@ fn hex_string(bytes: &[u8]) -> String {
 }
 
 /// A digest of everything an exported image is made from: its output (config, history,
-/// platform), its top snapshot, every step's result and time, and the compression.
+/// platform), its top snapshot (whose chain gives the layers), the result and time of every
+/// step its history names, and the compression.
 fn export_key(
     output: &xbuild_llb::Output,
     top: Option<&str>,
@@ -500,11 +502,12 @@ fn export_key(
     let mut b = xbuild_llb::DigestBuilder::new("xbuild-export-v1");
     b.part(&serde_json::to_vec(output).unwrap_or_default());
     b.part(top.unwrap_or("").as_bytes());
-    let sorted: BTreeMap<&Digest, &StepResult> = steps.iter().collect();
-    for (d, s) in sorted {
+    for d in output.history.iter().filter_map(|h| h.vertex.as_ref()) {
         b.part(d.as_str().as_bytes());
-        b.part(s.snapshot.as_deref().unwrap_or("").as_bytes());
-        b.part(s.created.as_bytes());
+        if let Some(s) = steps.get(d) {
+            b.part(s.snapshot.as_deref().unwrap_or("").as_bytes());
+            b.part(s.created.as_bytes());
+        }
     }
     b.part(format!("{compression:?}").as_bytes());
     b.finish()
