@@ -71,12 +71,13 @@ pub(crate) fn key_builder() -> DigestBuilder {
     DigestBuilder::new("xbuild-cache-key-v2")
 }
 
+/// A context checksum being computed.
+type ContentJob = JoinHandle<Result<ContentRecord, Error>>;
+
 /// Context checksums being computed ahead, by (vertex, copy action): they depend on nothing
 /// but the context, so a solve starts them all at once instead of as each copy's turn comes.
 #[derive(Default)]
-pub(crate) struct Prefetch(
-    Mutex<HashMap<(Digest, usize), JoinHandle<Result<ContentRecord, Error>>>>,
-);
+pub(crate) struct Prefetch(Mutex<HashMap<(Digest, usize), ContentJob>>);
 
 impl Drop for Prefetch {
     fn drop(&mut self) {
