@@ -217,6 +217,13 @@ impl Snapshotter {
         }
     }
 
+    /// Removes the owner's (empty) list of snapshots being filled, when the owner is done.
+    pub fn release_owner(&self) {
+        if let Some(o) = &self.owner {
+            let _ = std::fs::remove_dir(self.root.join("active").join(o));
+        }
+    }
+
     /// The kind in use (`Overlay` or `Native`).
     pub fn kind(&self) -> SnapshotterKind {
         if self.overlay() {

@@ -155,16 +155,20 @@ impl std::fmt::Display for Reason {
                 removed,
                 total,
             } => {
-                write!(f, "files of COPY {src} changed:")?;
-                for (what, list) in [("changed", changed), ("added", added), ("removed", removed)] {
-                    if !list.is_empty() {
-                        write!(f, " {what}: {}", list.join(", "))?;
-                        write!(f, ";")?;
-                    }
+                let mut parts = Vec::new();
+                if !changed.is_empty() {
+                    parts.push(format!("changed {}", changed.join(", ")));
                 }
+                if !added.is_empty() {
+                    parts.push(format!("added {}", added.join(", ")));
+                }
+                if !removed.is_empty() {
+                    parts.push(format!("removed {}", removed.join(", ")));
+                }
+                write!(f, "files of COPY {src}: {}", parts.join("; "))?;
                 let shown = changed.len() + added.len() + removed.len();
                 if *total > shown {
-                    write!(f, " and {} more", total - shown)?;
+                    write!(f, " (and {} more)", total - shown)?;
                 }
                 Ok(())
             }
@@ -252,18 +256,24 @@ pub fn explain(root: &Path) -> Result<Option<Explanation>, Error> {
     }))
 }
 
-/// The same step in the most recent earlier build that has it.
+/// The same step in the most recent earlier build that has it: the same vertex, else (in a
+/// build of the same Dockerfile) the same op, the same line, or the same description.
 fn previous<'a>(
+    build: &BuildRecord,
     v: &VertexRecord,
     earlier: &'a [BuildRecord],
 ) -> Option<(&'a BuildRecord, &'a VertexRecord)> {
-    let same: [&dyn Fn(&VertexRecord) -> bool; 3] = [
+    let same: [&dyn Fn(&VertexRecord) -> bool; 4] = [
         &|p| p.digest == v.digest,
+        &|p| p.kind == v.kind && p.op == v.op,
         &|p| v.location.is_some() && p.location == v.location && p.kind == v.kind,
         &|p| p.name == v.name && p.kind == v.kind,
     ];
     for b in earlier {
-        for test in same {
+        for (n, test) in same.iter().enumerate() {
+            if n > 0 && b.dockerfile != build.dockerfile {
+                continue;
+            }
             if let Some(p) = b.vertices.iter().find(|p| test(p)) {
                 return Some((b, p));
             }
@@ -283,7 +293,7 @@ fn why(
     if build.no_cache {
         reasons.push(Reason::NoCache);
     }
-    let Some((pbuild, prev)) = previous(v, earlier) else {
+    let Some((pbuild, prev)) = previous(build, v, earlier) else {
         if reasons.is_empty() {
             reasons.push(Reason::New);
         }
@@ -305,7 +315,7 @@ fn why(
             continue;
         };
         // A base image that moved is said as such, even when its layers were unpacked already.
-        let base: Vec<Reason> = match previous(input, earlier) {
+        let base: Vec<Reason> = match previous(build, input, earlier) {
             Some((pb, pi)) if input.kind == "image" => direct(history, build, pb, input, pi),
             _ => Vec::new(),
         };

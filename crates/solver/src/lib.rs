@@ -401,6 +401,12 @@ impl Solver {
     }
 }
 
+impl Drop for Solver {
+    fn drop(&mut self) {
+        self.snapshots.release_owner();
+    }
+}
+
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
