@@ -7,5 +7,6 @@ mod exporter;
 mod image_tree;
 mod registry;
 mod skeleton;
+mod solver;
 mod stages;
 mod support;

@@ -8,7 +8,7 @@ use xbuild_llb::Digest;
 
 use crate::Error;
 
-type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+pub(crate) type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
 /// Cache key → [`CacheRecord`].
 pub(crate) const CACHE: Table = TableDefinition::new("cache");
@@ -77,7 +77,7 @@ pub struct TagRecord {
 }
 
 pub(crate) struct Index {
-    db: Database,
+    pub(crate) db: Database,
     path: PathBuf,
 }
 
@@ -94,23 +94,32 @@ impl Index {
             db,
             path: path.to_path_buf(),
         };
-        idx.write(|tx| {
-            for t in [CACHE, TAGS, LAYERS, CHAINS, IMAGES, DIFFS, EXPORTS] {
-                tx.open_table(t)?;
-            }
-            Ok(())
-        })?;
+        // A write transaction (and its fsync) only the first time: opening must stay cheap.
+        let tables = [CACHE, TAGS, LAYERS, CHAINS, IMAGES, DIFFS, EXPORTS];
+        let present = idx
+            .db
+            .begin_read()
+            .map(|tx| tables.iter().all(|t| tx.open_table(*t).is_ok()))
+            .unwrap_or(false);
+        if !present {
+            idx.write(|tx| {
+                for t in tables {
+                    tx.open_table(t)?;
+                }
+                Ok(())
+            })?;
+        }
         Ok(idx)
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> Error {
+    pub(crate) fn err(&self, e: impl std::fmt::Display) -> Error {
         Error::Index {
             path: self.path.clone(),
             message: e.to_string(),
         }
     }
 
-    fn write(
+    pub(crate) fn write(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<(), Error> {

@@ -7,7 +7,12 @@
 //! fsynced and renamed into place; the index is a redb database with durable commits, opened in
 //! redb's multi-writer mode so several `xbuild` processes can share one root.
 //!
-//! Invariant: only this crate writes the root's metadata (`index.redb`, `blobs/`).
+//! Beside them: the stat cache of build contexts ([`statcache`]), the sessions and leases of
+//! the processes using the root ([`lease`]), the GC and per-key locks they share ([`lock`]),
+//! what `prune` may delete ([`gc`]) and what each build looked at ([`history`]).
+//!
+//! Invariant: only this crate writes the root's metadata (`index.redb`, `blobs/`, `sessions/`,
+//! `statcache`, `history/`).
 //!
 //! ```
 //! use xbuild_cache::{CacheRecord, Store};
@@ -26,9 +31,15 @@
 #![forbid(unsafe_code)]
 
 mod blob;
+pub mod gc;
+pub mod history;
 mod index;
+pub mod lease;
+pub mod lock;
+pub mod memo;
 pub mod oci;
 mod prune;
+pub mod statcache;
 
 pub use blob::BlobWriter;
 pub use index::{CacheRecord, DiffRecord, ImageRecord, LayerRecord, TagRecord};

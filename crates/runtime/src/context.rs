@@ -1,14 +1,18 @@
 //! Content checksums of what a COPY selects from the build context, for cache keys.
 //!
 //! The checksum covers each selected path's relative name, type, permission bits, symlink target
-//! and file content (blake3, files hashed in parallel) — not mtimes and not owners, which a COPY
-//! from the context does not carry over.
+//! and file content (blake3) — the tree's shape and everything a copy from the context carries
+//! over. It leaves out mtimes (a copy does not key on them) and owners (a copy from the context
+//! makes everything root's, or `--chown`'s, which is part of the op itself).
+//!
+//! Directories are walked and files hashed in parallel (rayon). A [`ContentHashes`] cache (the
+//! root's persistent stat cache) maps a file's [`FileStamp`] — device, inode, size, mtime,
+//! ctime — to its content hash, so an unchanged file is stat'ed, never read.
 
 use rayon::prelude::*;
 use rustix::fs::{FileType, Stat};
 use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::Error;
@@ -16,17 +20,52 @@ use crate::copy::{SourceTree, resolve_sources};
 use crate::dockerignore::{Filter, FilterState, Verdict};
 use crate::fsops::{Root, list_dir, open_nofollow, stat_at};
 
-enum Item {
-    Dir,
-    File(OwnedFd, u64),
-    Link(Vec<u8>),
-    Other(u64),
+/// What identifies a file's content without reading it: if none of these changed, the content
+/// did not either (the stat cache's key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileStamp {
+    /// The device.
+    pub dev: u64,
+    /// The inode.
+    pub ino: u64,
+    /// The size in bytes.
+    pub size: u64,
+    /// The modification time, in nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// The status change time, in nanoseconds since the epoch.
+    pub ctime_ns: i64,
 }
 
-struct Entry {
-    path: Vec<u8>,
-    mode: u32,
-    item: Item,
+impl FileStamp {
+    /// The stamp of a file from its stat.
+    pub fn of(st: &Stat) -> Self {
+        FileStamp {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
+            ctime_ns: st.st_ctime.saturating_mul(1_000_000_000) + st.st_ctime_nsec as i64,
+        }
+    }
+}
+
+/// Content hashes of files by stamp: a stat cache. Called from many threads at once.
+pub trait ContentHashes: Sync {
+    /// The blake3 hash of the content of the file with this stamp, if known.
+    fn get(&self, stamp: &FileStamp) -> Option<[u8; 32]>;
+    /// Records the content hash of the file with this stamp.
+    fn put(&self, stamp: FileStamp, hash: [u8; 32]);
+}
+
+/// No stat cache: every file is read.
+pub struct NoContentHashes;
+
+impl ContentHashes for NoContentHashes {
+    fn get(&self, _: &FileStamp) -> Option<[u8; 32]> {
+        None
+    }
+
+    fn put(&self, _: FileStamp, _: [u8; 32]) {}
 }
 
 /// What a copy from a context selects: its source, wildcard and symlink rules, and the
@@ -45,6 +84,25 @@ pub struct Selection<'a> {
     pub exclude: &'a [String],
 }
 
+/// One path a selection covers and the checksum of what it is (type, mode, content or link
+/// target).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathSum {
+    /// The path relative to the context root (`src/main.c`).
+    pub path: String,
+    /// The entry's checksum.
+    pub sum: [u8; 32],
+}
+
+/// The checksum of a selection, and of each path it covers, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checksum {
+    /// The checksum of the whole selection.
+    pub total: [u8; 32],
+    /// Every path covered, sorted as walked.
+    pub paths: Vec<PathSum>,
+}
+
 /// The checksum of what `sel` selects in the tree at `root`, seen through the context's
 /// `filter` (`.dockerignore`). Sources that do not exist contribute their absence.
 pub fn checksum(
@@ -52,6 +110,22 @@ pub fn checksum(
     filter: Option<&Filter>,
     sel: &Selection<'_>,
 ) -> Result<[u8; 32], Error> {
+    Ok(checksum_with(root, filter, sel, &NoContentHashes, false)?.total)
+}
+
+/// Like [`checksum`], through a stat cache; with `paths`, also the checksum of every path
+/// covered (for telling which files changed).
+///
+/// A directory's checksum is a Merkle hash: its mode and, in name order, each kept child's
+/// name and checksum. So the total covers every name, type, mode, content and link target
+/// below the selection, and the tree's shape.
+pub fn checksum_with(
+    root: &Path,
+    filter: Option<&Filter>,
+    sel: &Selection<'_>,
+    hashes: &dyn ContentHashes,
+    paths: bool,
+) -> Result<Checksum, Error> {
     let tree = Root::open(root)?;
     let source = SourceTree {
         root: &tree,
@@ -61,203 +135,391 @@ pub fn checksum(
     let action =
         Filter::new(sel.include, sel.exclude).map_err(|e| Error::BadPattern(e.to_string()))?;
     let matches = resolve_sources(&source, sel.src, sel.allow_wildcard, sel.follow)?;
-    let mut entries = Vec::new();
-    for m in &matches {
-        let Some(fd) = tree.resolve(m, sel.follow)? else {
-            continue;
-        };
-        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io(&root.join(m), e.into()))?;
-        let ioerr = |e: std::io::Error| Error::io(&root.join(m), e);
-        let prefix = format!("{m}\0").into_bytes();
-        match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory => {
-                let dir = Root::reopen(&fd, true).map_err(ioerr)?;
-                entries.push(Entry {
-                    path: prefix.clone(),
-                    mode: st.st_mode,
-                    item: Item::Dir,
-                });
-                let mut w = Walker {
-                    ctx: filter,
-                    action: action.as_ref(),
-                    out: &mut entries,
-                };
-                let cst = filter.map(|f| f.state_of(m).1).unwrap_or_default();
-                w.walk(dir.as_fd(), &prefix, m, "", &cst, &FilterState::default())
-                    .map_err(ioerr)?;
+    let walker = Walker {
+        ctx: filter,
+        action: action.as_ref(),
+        hashes,
+        paths,
+    };
+    let per_match: Vec<Result<Option<Sum>, Error>> = matches
+        .par_iter()
+        .map(|m| {
+            let Some(fd) = tree.resolve(m, sel.follow)? else {
+                return Ok(None);
+            };
+            let at = root.join(m);
+            let ioerr = |e: std::io::Error| Error::io(&at, e);
+            let st = rustix::fs::fstat(&fd).map_err(|e| ioerr(e.into()))?;
+            let leaf = |sum: [u8; 32]| Sum {
+                sum,
+                children: 0,
+                paths: if paths {
+                    vec![PathSum {
+                        path: m.clone(),
+                        sum,
+                    }]
+                } else {
+                    Vec::new()
+                },
+            };
+            Ok(Some(match FileType::from_raw_mode(st.st_mode) {
+                FileType::Directory => {
+                    let dir = Root::reopen(&fd, true).map_err(ioerr)?;
+                    let cst = filter.map(|f| f.state_of(m).1).unwrap_or_default();
+                    let rel = Rel {
+                        path: m,
+                        ctx: m,
+                        act: "",
+                    };
+                    walker
+                        .dir(dir.as_fd(), st.st_mode, &rel, &cst, &FilterState::default())
+                        .map_err(|e| ioerr(e.into_io()))?
+                }
+                FileType::RegularFile => {
+                    let f = Root::reopen(&fd, false).map_err(ioerr)?;
+                    leaf(file_sum(&f, &st, hashes).map_err(ioerr)?)
+                }
+                FileType::Symlink => {
+                    // An O_PATH handle of the link itself: an empty name reads it.
+                    let link =
+                        rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(|e| ioerr(e.into()))?;
+                    leaf(entry_sum(st.st_mode, b'l', link.as_bytes()))
+                }
+                _ => leaf(entry_sum(st.st_mode, b'o', &st.st_rdev.to_le_bytes())),
+            }))
+        })
+        .collect();
+    let mut total = blake3::Hasher::new();
+    total.update(b"xbuild-context-v4");
+    total.update(&(matches.len() as u64).to_le_bytes());
+    let mut out = Vec::new();
+    for (m, sum) in matches.iter().zip(per_match) {
+        total.update(&(m.len() as u64).to_le_bytes());
+        total.update(m.as_bytes());
+        match sum? {
+            Some(s) => {
+                total.update(b"+");
+                total.update(&s.sum);
+                out.extend(s.paths);
             }
-            FileType::RegularFile => {
-                let f = Root::reopen(&fd, false).map_err(ioerr)?;
-                entries.push(Entry {
-                    path: prefix,
-                    mode: st.st_mode,
-                    item: Item::File(f, st.st_size as u64),
-                });
+            None => {
+                total.update(b"-");
             }
-            FileType::Symlink => {
-                // An O_PATH handle of the link itself: an empty name reads it.
-                let link =
-                    rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(|e| ioerr(e.into()))?;
-                entries.push(Entry {
-                    path: prefix,
-                    mode: st.st_mode,
-                    item: Item::Link(link.into_bytes()),
-                });
-            }
-            _ => entries.push(Entry {
-                path: prefix,
-                mode: st.st_mode,
-                item: Item::Other(st.st_rdev),
-            }),
         }
     }
-    let hashes: Vec<Result<[u8; 32], Error>> = entries.par_iter().map(hash_entry).collect();
-    let mut total = blake3::Hasher::new();
-    total.update(b"xbuild-context-v2");
-    total.update(&(matches.len() as u64).to_le_bytes());
-    for (e, h) in entries.iter().zip(hashes) {
-        total.update(&(e.path.len() as u64).to_le_bytes());
-        total.update(&e.path);
-        total.update(&h?);
-    }
-    Ok(*total.finalize().as_bytes())
+    Ok(Checksum {
+        total: *total.finalize().as_bytes(),
+        paths: out,
+    })
 }
 
-struct Walker<'a, 'b> {
+/// The checksum of an entry (a directory: of everything kept below it) and, when asked for,
+/// of each path in it.
+struct Sum {
+    sum: [u8; 32],
+    paths: Vec<PathSum>,
+    /// For a directory: how many of its children are kept.
+    children: u64,
+}
+
+impl Sum {
+    fn is_empty_dir(&self) -> bool {
+        self.children == 0
+    }
+}
+
+/// A path below a match, as the two filters and the result see it.
+struct Rel<'a> {
+    /// Relative to the context root, for the result.
+    path: &'a str,
+    /// Relative to the context root, for `.dockerignore`.
+    ctx: &'a str,
+    /// Relative to the copy's source, for its include/exclude patterns.
+    act: &'a str,
+}
+
+fn join(base: &str, name: &str) -> String {
+    let mut s = String::with_capacity(base.len() + name.len() + 1);
+    s.push_str(base);
+    if !base.is_empty() {
+        s.push('/');
+    }
+    s.push_str(name);
+    s
+}
+
+/// An error of the walk, with the path it happened at.
+struct WalkError {
+    path: String,
+    source: std::io::Error,
+}
+
+impl WalkError {
+    fn into_io(self) -> std::io::Error {
+        std::io::Error::new(
+            self.source.kind(),
+            format!("{}: {}", self.path, self.source),
+        )
+    }
+}
+
+struct Walker<'a> {
     ctx: Option<&'a Filter>,
     action: Option<&'a Filter>,
-    out: &'b mut Vec<Entry>,
+    hashes: &'a dyn ContentHashes,
+    /// Collect each path's checksum.
+    paths: bool,
 }
 
-impl Walker<'_, '_> {
-    fn walk(
-        &mut self,
+/// What the walk does with one directory entry.
+enum Work {
+    Dir {
+        name: OsString,
+        st: Stat,
+        ctx: String,
+        act: String,
+        cst: FilterState,
+        ast: FilterState,
+        /// The directory itself is copied (not just something below it).
+        keep: bool,
+    },
+    Leaf {
+        name: OsString,
+        st: Stat,
+    },
+}
+
+impl Work {
+    fn name(&self) -> &OsString {
+        match self {
+            Work::Dir { name, .. } | Work::Leaf { name, .. } => name,
+        }
+    }
+}
+
+impl Walker<'_> {
+    /// The checksum of the directory `dir` (mode `mode`) with what is selected below it;
+    /// subdirectories and files are handled in parallel.
+    fn dir(
+        &self,
         dir: BorrowedFd<'_>,
-        prefix: &[u8],
-        ctx_rel: &str,
-        act_rel: &str,
+        mode: u32,
+        rel: &Rel<'_>,
         cst: &FilterState,
         ast: &FilterState,
-    ) -> std::io::Result<()> {
+    ) -> Result<Sum, WalkError> {
+        let err = |source: std::io::Error| WalkError {
+            path: rel.path.to_string(),
+            source,
+        };
         let all = Verdict {
             keep: true,
             excluded: false,
         };
-        for name in list_dir(dir)? {
-            let Some(st) = stat_at(dir, &name)? else {
+        let mut work = Vec::new();
+        for name in list_dir(dir).map_err(err)? {
+            let Some(st) = stat_at(dir, &name).map_err(err)? else {
                 continue;
             };
             let n = name.to_string_lossy();
-            let cp = if ctx_rel.is_empty() {
-                n.to_string()
-            } else {
-                format!("{ctx_rel}/{n}")
+            let (cv, cst2, cp) = match self.ctx {
+                Some(f) => {
+                    let cp = join(rel.ctx, &n);
+                    let (v, s) = f.check(&cp, cst);
+                    (v, s, cp)
+                }
+                None => (all, FilterState::default(), String::new()),
             };
-            let ap = if act_rel.is_empty() {
-                n.to_string()
-            } else {
-                format!("{act_rel}/{n}")
+            let (av, ast2, ap) = match self.action {
+                Some(f) => {
+                    let ap = join(rel.act, &n);
+                    let (v, s) = f.check(&ap, ast);
+                    (v, s, ap)
+                }
+                None => (all, FilterState::default(), String::new()),
             };
-            let (cv, cst2) = self
-                .ctx
-                .map(|f| f.check(&cp, cst))
-                .unwrap_or((all, FilterState::default()));
-            let (av, ast2) = self
-                .action
-                .map(|f| f.check(&ap, ast))
-                .unwrap_or((all, FilterState::default()));
             let keep = cv.keep && av.keep;
-            let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-            let mut path = prefix.to_vec();
-            path.push(b'/');
-            path.extend_from_slice(name.as_bytes());
-            if !is_dir {
+            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
                 if keep {
-                    push_entry(dir, name, st, path, self.out)?;
+                    work.push(Work::Leaf { name, st });
                 }
                 continue;
             }
             let descend = keep
                 || ((cv.keep || self.ctx.is_some_and(|f| f.descend(&cp, cv)))
                     && (av.keep || self.action.is_some_and(|f| f.descend(&ap, av))));
-            if !descend {
-                continue;
+            if descend {
+                work.push(Work::Dir {
+                    name,
+                    st,
+                    ctx: cp,
+                    act: ap,
+                    cst: cst2,
+                    ast: ast2,
+                    keep,
+                });
             }
-            let sub = open_nofollow(dir, &name, &st)?
-                .ok_or_else(|| std::io::Error::other("not a directory"))?;
-            self.out.push(Entry {
-                path: path.clone(),
-                mode: st.st_mode,
-                item: Item::Dir,
-            });
-            self.walk(sub.as_fd(), &path, &cp, &ap, &cst2, &ast2)?;
         }
-        Ok(())
+        let parts: Vec<(OsString, Result<Option<Sum>, WalkError>)> = work
+            .into_par_iter()
+            .map(|w| (w.name().clone(), self.entry(dir, rel, w)))
+            .collect();
+        let mut h = blake3::Hasher::new();
+        h.update(&mode.to_le_bytes());
+        h.update(b"D");
+        let mut below = Vec::new();
+        let mut kept = 0u64;
+        for (name, p) in parts {
+            let Some(s) = p? else { continue };
+            kept += 1;
+            h.update(&(name.len() as u64).to_le_bytes());
+            h.update(name.as_encoded_bytes());
+            h.update(&s.sum);
+            below.extend(s.paths);
+        }
+        h.update(&kept.to_le_bytes());
+        let mut paths = Vec::new();
+        if self.paths {
+            paths.reserve(below.len() + 1);
+            paths.push(PathSum {
+                path: rel.path.to_string(),
+                sum: entry_sum(mode, b'd', &[]),
+            });
+            paths.extend(below);
+        }
+        Ok(Sum {
+            sum: *h.finalize().as_bytes(),
+            paths,
+            children: kept,
+        })
+    }
+
+    /// The checksum of one entry of `dir`; `None` for a directory only on the way to kept
+    /// paths when nothing below it is kept.
+    fn entry(&self, dir: BorrowedFd<'_>, rel: &Rel<'_>, w: Work) -> Result<Option<Sum>, WalkError> {
+        match w {
+            Work::Leaf { name, st } => {
+                let sum = leaf_sum(dir, &name, &st, self.hashes).map_err(|source| WalkError {
+                    path: join(rel.path, &name.to_string_lossy()),
+                    source,
+                })?;
+                let paths = if self.paths {
+                    vec![PathSum {
+                        path: join(rel.path, &name.to_string_lossy()),
+                        sum,
+                    }]
+                } else {
+                    Vec::new()
+                };
+                Ok(Some(Sum {
+                    sum,
+                    paths,
+                    children: 0,
+                }))
+            }
+            Work::Dir {
+                name,
+                st,
+                ctx,
+                act,
+                cst,
+                ast,
+                keep,
+            } => {
+                let path = join(rel.path, &name.to_string_lossy());
+                let sub = open_nofollow(dir, &name, &st)
+                    .and_then(|d| d.ok_or_else(|| std::io::Error::other("not a directory")))
+                    .map_err(|source| WalkError {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let sub_rel = Rel {
+                    path: &path,
+                    ctx: &ctx,
+                    act: &act,
+                };
+                let s = self.dir(sub.as_fd(), st.st_mode, &sub_rel, &cst, &ast)?;
+                // A directory only on the way to something kept is part of the tree's shape
+                // when anything below it is.
+                if !keep && s.is_empty_dir() {
+                    return Ok(None);
+                }
+                Ok(Some(s))
+            }
+        }
     }
 }
 
-fn push_entry(
+/// The checksum of a non-directory entry of `dir`.
+fn leaf_sum(
     dir: BorrowedFd<'_>,
-    name: OsString,
-    st: Stat,
-    path: Vec<u8>,
-    out: &mut Vec<Entry>,
-) -> std::io::Result<()> {
+    name: &std::ffi::OsStr,
+    st: &Stat,
+    hashes: &dyn ContentHashes,
+) -> std::io::Result<[u8; 32]> {
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {
-            let f = open_nofollow(dir, &name, &st)?
-                .ok_or_else(|| std::io::Error::other("not a file"))?;
-            out.push(Entry {
-                path,
-                mode: st.st_mode,
-                item: Item::File(f, st.st_size as u64),
-            });
+            let stamp = FileStamp::of(st);
+            if let Some(h) = hashes.get(&stamp) {
+                return Ok(file_entry_sum(st, &h));
+            }
+            let f =
+                open_nofollow(dir, name, st)?.ok_or_else(|| std::io::Error::other("not a file"))?;
+            let h = content_hash(&f, st.st_size as u64)?;
+            hashes.put(stamp, h);
+            Ok(file_entry_sum(st, &h))
         }
         FileType::Symlink => {
-            let target = rustix::fs::readlinkat(dir, &name, Vec::new())?;
-            out.push(Entry {
-                path,
-                mode: st.st_mode,
-                item: Item::Link(target.into_bytes()),
-            });
+            let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
+            Ok(entry_sum(st.st_mode, b'l', target.as_bytes()))
         }
-        _ => out.push(Entry {
-            path,
-            mode: st.st_mode,
-            item: Item::Other(st.st_rdev),
-        }),
+        _ => Ok(entry_sum(st.st_mode, b'o', &st.st_rdev.to_le_bytes())),
     }
-    Ok(())
 }
 
-fn hash_entry(e: &Entry) -> Result<[u8; 32], Error> {
+/// The checksum of an opened regular file (a match named directly).
+fn file_sum(f: &OwnedFd, st: &Stat, hashes: &dyn ContentHashes) -> std::io::Result<[u8; 32]> {
+    let stamp = FileStamp::of(st);
+    let h = match hashes.get(&stamp) {
+        Some(h) => h,
+        None => {
+            let h = content_hash(f, st.st_size as u64)?;
+            hashes.put(stamp, h);
+            h
+        }
+    };
+    Ok(file_entry_sum(st, &h))
+}
+
+fn file_entry_sum(st: &Stat, content: &[u8; 32]) -> [u8; 32] {
+    let mut extra = [0u8; 40];
+    extra[..8].copy_from_slice(&(st.st_size as u64).to_le_bytes());
+    extra[8..].copy_from_slice(content);
+    entry_sum(st.st_mode, b'f', &extra)
+}
+
+/// The checksum of one entry: its mode (type and permission bits), a kind tag and what it
+/// holds.
+fn entry_sum(mode: u32, kind: u8, data: &[u8]) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
-    h.update(&e.mode.to_le_bytes());
-    match &e.item {
-        Item::Dir => {
-            h.update(b"d");
-        }
-        Item::File(fd, size) => {
-            h.update(b"f");
-            h.update(&size.to_le_bytes());
-            let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
-            let err = |e| Error::io(Path::new("<context file>"), e);
-            if *size > 4 << 20 {
-                // Large files: blake3 maps them and hashes the pieces in parallel.
-                h.update_mmap_rayon(&proc).map_err(err)?;
-            } else {
-                let file = std::fs::File::from(rustix::io::dup(fd).map_err(|e| err(e.into()))?);
-                h.update_reader(&file).map_err(err)?;
-            }
-        }
-        Item::Link(t) => {
-            h.update(b"l");
-            h.update(t);
-        }
-        Item::Other(rdev) => {
-            h.update(b"o");
-            h.update(&rdev.to_le_bytes());
-        }
+    h.update(&mode.to_le_bytes());
+    h.update(&[kind]);
+    h.update(data);
+    *h.finalize().as_bytes()
+}
+
+/// Files at least this large are hashed with all cores (blake3's tree mode).
+const PARALLEL_FILE: u64 = 4 << 20;
+
+/// The blake3 hash of a file's content.
+fn content_hash(fd: &OwnedFd, size: u64) -> std::io::Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    if size >= PARALLEL_FILE {
+        let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
+        h.update_mmap_rayon(&proc)?;
+    } else {
+        let file = std::fs::File::from(rustix::io::dup(fd)?);
+        h.update_reader(&file)?;
     }
     Ok(*h.finalize().as_bytes())
 }
@@ -265,6 +527,8 @@ fn hash_entry(e: &Entry) -> Result<[u8; 32], Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
 
     fn sel(src: &str) -> Selection<'_> {
         Selection {
@@ -313,5 +577,109 @@ mod tests {
         assert_ne!(c1, checksum(d.path(), None, &sel("/src")).unwrap());
         let missing = checksum(d.path(), None, &sel("/nope")).unwrap();
         assert_ne!(missing, c1);
+    }
+
+    #[test]
+    fn modes_links_and_shape_count() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = |x: &str| d.path().join(x);
+        std::fs::create_dir_all(p("t/sub")).unwrap();
+        std::fs::write(p("t/sub/f"), "1").unwrap();
+        std::os::unix::fs::symlink("sub/f", p("t/link")).unwrap();
+        let c1 = checksum(d.path(), None, &sel("t")).unwrap();
+        std::fs::set_permissions(p("t/sub/f"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let c2 = checksum(d.path(), None, &sel("t")).unwrap();
+        assert_ne!(c1, c2, "a mode change counts");
+        std::fs::remove_file(p("t/link")).unwrap();
+        std::os::unix::fs::symlink("sub/g", p("t/link")).unwrap();
+        let c3 = checksum(d.path(), None, &sel("t")).unwrap();
+        assert_ne!(c2, c3, "a symlink target counts");
+        std::fs::create_dir(p("t/empty")).unwrap();
+        let c4 = checksum(d.path(), None, &sel("t")).unwrap();
+        assert_ne!(c3, c4, "an empty directory is part of the shape");
+        // The same content moved to another name is another tree.
+        std::fs::rename(p("t/sub/f"), p("t/sub/f2")).unwrap();
+        assert_ne!(c4, checksum(d.path(), None, &sel("t")).unwrap());
+    }
+
+    #[derive(Default)]
+    struct Counting {
+        map: Mutex<HashMap<FileStamp, [u8; 32]>>,
+        misses: Mutex<usize>,
+    }
+
+    impl ContentHashes for Counting {
+        fn get(&self, s: &FileStamp) -> Option<[u8; 32]> {
+            let r = self.map.lock().unwrap().get(s).copied();
+            if r.is_none() {
+                *self.misses.lock().unwrap() += 1;
+            }
+            r
+        }
+        fn put(&self, s: FileStamp, h: [u8; 32]) {
+            self.map.lock().unwrap().insert(s, h);
+        }
+    }
+
+    #[test]
+    fn stat_cache_spares_reads_and_gives_the_same_checksum() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..50 {
+            let dir = d.path().join(format!("m{}", i % 5));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("f{i}")), format!("{i}")).unwrap();
+        }
+        let cache = Counting::default();
+        let a = checksum_with(d.path(), None, &sel("/"), &cache, true).unwrap();
+        assert_eq!(*cache.misses.lock().unwrap(), 50);
+        let b = checksum_with(d.path(), None, &sel("/"), &cache, true).unwrap();
+        assert_eq!(*cache.misses.lock().unwrap(), 50, "nothing is read twice");
+        assert_eq!(a, b);
+        assert_eq!(a.total, checksum(d.path(), None, &sel("/")).unwrap());
+        assert_eq!(a.paths.len(), 50 + 5 + 1);
+        assert_eq!(a.paths[0].path, "");
+        assert_eq!(a.paths[1].path, "m0");
+        assert_eq!(a.paths[2].path, "m0/f0");
+        std::fs::write(d.path().join("m3/f3"), "changed").unwrap();
+        let c = checksum_with(d.path(), None, &sel("/"), &cache, true).unwrap();
+        assert_eq!(
+            *cache.misses.lock().unwrap(),
+            51,
+            "only the changed file is read"
+        );
+        let changed: Vec<&str> = a
+            .paths
+            .iter()
+            .zip(&c.paths)
+            .filter(|(x, y)| x.sum != y.sum)
+            .map(|(x, _)| x.path.as_str())
+            .collect();
+        assert_eq!(changed, vec!["m3/f3"]);
+    }
+
+    #[test]
+    fn wildcards_and_excludes_select_exactly() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.txt"), "a").unwrap();
+        std::fs::write(d.path().join("b.txt"), "b").unwrap();
+        std::fs::write(d.path().join("c.md"), "c").unwrap();
+        let txt = checksum_with(d.path(), None, &sel("*.txt"), &NoContentHashes, true).unwrap();
+        let names: Vec<&str> = txt.paths.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(names, vec!["a.txt", "b.txt"]);
+        std::fs::write(d.path().join("c.md"), "changed").unwrap();
+        assert_eq!(
+            txt.total,
+            checksum(d.path(), None, &sel("*.txt")).unwrap(),
+            "a file the wildcard does not match does not count"
+        );
+        let exclude = vec!["b.txt".to_string()];
+        let s = Selection {
+            exclude: &exclude,
+            ..sel("/")
+        };
+        let ex = checksum_with(d.path(), None, &s, &NoContentHashes, true).unwrap();
+        let names: Vec<&str> = ex.paths.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(names, vec!["", "a.txt", "c.md"]);
     }
 }

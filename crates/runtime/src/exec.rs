@@ -33,6 +33,8 @@ pub struct Executor {
     runtime: PathBuf,
     state: PathBuf,
     bundles: PathBuf,
+    /// The session whose containers these are (container ids and bundles carry it).
+    owner: Option<String>,
 }
 
 /// Where runc mounts something in every step; with the step's own mount targets, the paths it
@@ -93,11 +95,24 @@ impl Executor {
             runtime,
             state: root.join("runc"),
             bundles: root.join("bundles"),
+            owner: None,
         };
         for d in [&e.state, &e.bundles] {
             std::fs::create_dir_all(d).map_err(|err| Error::io(d, err))?;
         }
         Ok(e)
+    }
+
+    /// The same executor, with its containers owned by session `owner` (see
+    /// [`crate::recover`]).
+    pub fn with_owner(mut self, owner: &str) -> Self {
+        self.owner = Some(owner.to_string());
+        self
+    }
+
+    /// The OCI runtime binary.
+    pub fn runtime(&self) -> &Path {
+        &self.runtime
     }
 
     /// The runtime's state directory (empty when no step is running).
@@ -123,7 +138,10 @@ impl Executor {
             .collect();
         let stubs = missing_paths(&root, &targets)?;
 
-        let id = format!("xbuild-{:016x}", rand::random::<u64>());
+        let id = match &self.owner {
+            Some(o) => format!("xbuild-{o}-{:016x}", rand::random::<u64>()),
+            None => format!("xbuild-{:016x}", rand::random::<u64>()),
+        };
         let bundle = self.bundles.join(&id);
         std::fs::create_dir(&bundle).map_err(|e| Error::io(&bundle, e))?;
         let _cleanup = Cleanup {

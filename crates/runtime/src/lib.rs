@@ -39,6 +39,7 @@ pub mod glob;
 mod mount;
 pub mod mounts;
 mod native;
+pub mod recover;
 mod snapshot;
 mod spec;
 pub mod unpack;
@@ -46,7 +47,9 @@ pub mod user;
 
 pub use exec::{Executor, LineSink, Stream, TAIL_LINES, find_on_path};
 pub use mount::MountGuard;
-pub use snapshot::{Active, MAX_LOWERS, Snapshotter, SnapshotterKind, View};
+pub use snapshot::{
+    Active, MAX_LOWERS, SnapshotEntry, Snapshotter, SnapshotterKind, View, disk_usage,
+};
 pub use spec::{ExecMount, ExecSpec, HOSTNAME};
 
 use std::path::{Path, PathBuf};

@@ -13,7 +13,10 @@
 //! snapshots.
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use crate::Error;
 use crate::mount::{self, MountGuard};
@@ -60,7 +63,24 @@ impl std::str::FromStr for SnapshotterKind {
 pub struct Snapshotter {
     dir: PathBuf,
     mounts: PathBuf,
-    overlay: bool,
+    root: PathBuf,
+    /// Whether overlay mounts work here; probed the first time a mount is needed.
+    overlay: Arc<OnceLock<bool>>,
+    /// The session that owns what this snapshotter creates (mountpoints are named after it,
+    /// snapshots being filled are listed under `<root>/active/<owner>/`), so that what a
+    /// killed process left can be found and cleaned up.
+    owner: Option<String>,
+}
+
+/// One snapshot on disk, as [`Snapshotter::list`] finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotEntry {
+    /// Its id.
+    pub id: String,
+    /// Its parent.
+    pub parent: Option<String>,
+    /// False while it is being filled (or when its builder died).
+    pub committed: bool,
 }
 
 /// A writable snapshot being filled; removed when dropped uncommitted.
@@ -70,6 +90,8 @@ pub struct Active {
     parent: Option<String>,
     dir: PathBuf,
     committed: bool,
+    /// `<root>/active/<owner>/<id>` while it is being filled.
+    marker: Option<PathBuf>,
 }
 
 impl Active {
@@ -88,8 +110,12 @@ impl Drop for Active {
     fn drop(&mut self) {
         if !self.committed
             && let Err(e) = std::fs::remove_dir_all(&self.dir)
+            && e.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove an aborted snapshot");
+        }
+        if let Some(m) = self.marker.take() {
+            let _ = std::fs::remove_file(m);
         }
     }
 }
@@ -134,34 +160,73 @@ impl Snapshotter {
     /// The snapshotter of the xbuild root `root`, of the given kind; `Overlay` fails when this
     /// machine cannot mount an overlay.
     pub fn with_kind(root: &Path, kind: SnapshotterKind) -> Result<Self, Error> {
-        let mut s = Snapshotter {
+        let s = Snapshotter {
             dir: root.join("snapshots"),
             mounts: root.join("mounts"),
-            overlay: false,
+            root: root.to_path_buf(),
+            overlay: Arc::new(OnceLock::new()),
+            owner: None,
         };
         for d in [&s.dir, &s.mounts, &s.dir.join("empty")] {
             std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
         }
-        s.overlay = match kind {
-            SnapshotterKind::Native => false,
-            SnapshotterKind::Overlay | SnapshotterKind::Auto => {
-                let probe = s.mounts.join(format!("probe-{}", new_id()));
-                let ok = crate::mount::overlay_works(&probe);
-                if !ok && kind == SnapshotterKind::Overlay {
+        match kind {
+            SnapshotterKind::Native => {
+                let _ = s.overlay.set(false);
+            }
+            SnapshotterKind::Overlay => {
+                if !s.overlay() {
                     return Err(Error::Runtime(
                         "this machine cannot mount overlayfs on the xbuild root; use --snapshotter native"
                             .into(),
                     ));
                 }
-                ok
             }
-        };
+            // Probed when first needed: a build that mounts nothing never pays for it.
+            SnapshotterKind::Auto => {}
+        }
         Ok(s)
+    }
+
+    /// The same snapshotter, with what it creates from now on owned by session `owner` (see
+    /// [`crate::recover`]).
+    pub fn with_owner(mut self, owner: &str) -> Self {
+        self.owner = Some(owner.to_string());
+        self
+    }
+
+    fn overlay(&self) -> bool {
+        *self.overlay.get_or_init(|| {
+            let probe = self.mounts.join(self.mount_name("probe"));
+            crate::mount::overlay_works(&probe)
+        })
+    }
+
+    /// A fresh path under `<root>/mounts/` for something mounted for a while (a step's
+    /// scratch copies, secrets): named after the owner, so that it is cleaned up if the owner
+    /// dies. Not created.
+    pub fn scratch_path(&self, what: &str) -> PathBuf {
+        self.mounts.join(self.mount_name(what))
+    }
+
+    /// A new mountpoint name under `<root>/mounts/`, carrying the owner's id.
+    fn mount_name(&self, what: &str) -> String {
+        match &self.owner {
+            Some(o) => format!("{o}-{what}-{}", new_id()),
+            None => format!("{what}-{}", new_id()),
+        }
+    }
+
+    /// Removes the owner's (empty) list of snapshots being filled, when the owner is done.
+    pub fn release_owner(&self) {
+        if let Some(o) = &self.owner {
+            let _ = std::fs::remove_dir(self.root.join("active").join(o));
+        }
     }
 
     /// The kind in use (`Overlay` or `Native`).
     pub fn kind(&self) -> SnapshotterKind {
-        if self.overlay {
+        if self.overlay() {
             SnapshotterKind::Overlay
         } else {
             SnapshotterKind::Native
@@ -233,14 +298,25 @@ impl Snapshotter {
             return Err(Error::SnapshotNotFound(p.to_string()));
         }
         let id = new_id();
+        let marker = match &self.owner {
+            Some(o) => {
+                let d = self.root.join("active").join(o);
+                std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+                let m = d.join(&id);
+                std::fs::File::create(&m).map_err(|e| Error::io(&m, e))?;
+                Some(m)
+            }
+            None => None,
+        };
         let dir = self.dir.join(&id);
-        std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
         let active = Active {
             id: id.clone(),
             parent: parent.map(str::to_string),
             dir: dir.clone(),
             committed: false,
+            marker,
         };
+        std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
         for d in ["fs", "work"] {
             let p = dir.join(d);
             std::fs::create_dir(&p).map_err(|e| Error::io(&p, e))?;
@@ -264,8 +340,8 @@ impl Snapshotter {
     /// (overlay), or the chain copied into a directory whose changes are recorded when the
     /// guard is unmounted (copying).
     pub fn mount(&self, active: &Active) -> Result<MountGuard, Error> {
-        let target = self.mounts.join(format!("{}-{}", active.id, new_id()));
-        if !self.overlay {
+        let target = self.mounts.join(self.mount_name(&active.id));
+        if !self.overlay() {
             let layers = match &active.parent {
                 Some(p) => self.bottom_up(p)?,
                 None => vec![],
@@ -369,6 +445,9 @@ impl Snapshotter {
             },
         )?;
         active.committed = true;
+        if let Some(m) = active.marker.take() {
+            let _ = std::fs::remove_file(m);
+        }
         Ok(active.id.clone())
     }
 
@@ -381,8 +460,8 @@ impl Snapshotter {
         if chain.len() == 1 {
             return Ok(View::Dir(self.upper(id)));
         }
-        let target = self.mounts.join(format!("view-{}", new_id()));
-        if !self.overlay {
+        let target = self.mounts.join(self.mount_name("view"));
+        if !self.overlay() {
             let guard = MountGuard::tree(target.clone());
             crate::native::materialize(&self.bottom_up(id)?, &target)?;
             return Ok(View::Mounted(guard));
@@ -390,6 +469,100 @@ impl Snapshotter {
         let lowers = self.lowers(id)?;
         mount::overlay(&lowers, None, &target).map(View::Mounted)
     }
+}
+
+impl Snapshotter {
+    /// Every snapshot on disk, committed or not.
+    pub fn list(&self) -> Result<Vec<SnapshotEntry>, Error> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
+            let id = entry.file_name().to_string_lossy().to_string();
+            if id == "empty" || id.contains('.') {
+                continue;
+            }
+            match self.read_meta(&id) {
+                Ok(m) => out.push(SnapshotEntry {
+                    id,
+                    parent: m.parent,
+                    committed: m.committed,
+                }),
+                // Being created right now, or its creator died before writing anything.
+                Err(_) => out.push(SnapshotEntry {
+                    id,
+                    parent: None,
+                    committed: false,
+                }),
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// The bytes a snapshot takes on disk (its changes, and its flattened tree if any); files
+    /// already counted in `seen` (hard links shared with other snapshots) count once.
+    pub fn disk_usage(&self, id: &str, seen: &mut HashSet<(u64, u64)>) -> u64 {
+        disk_usage(&self.dir.join(id), seen)
+    }
+
+    /// Deletes a snapshot: it disappears at once (moved to `<root>/trash/`), then its files
+    /// are removed. The caller makes sure nothing uses it or stands on it.
+    pub fn remove(&self, id: &str) -> Result<(), Error> {
+        if id.is_empty() || id == "empty" || id.contains(['/', '.']) {
+            return Err(Error::SnapshotNotFound(id.to_string()));
+        }
+        let trash = self.root.join("trash");
+        std::fs::create_dir_all(&trash).map_err(|e| Error::io(&trash, e))?;
+        let from = self.dir.join(id);
+        let to = trash.join(format!("{id}-{}", new_id()));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => crate::native::remove_tree(&to),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&from, e)),
+        }
+    }
+
+    /// Removes what a deletion interrupted by a crash left in `<root>/trash/`.
+    pub fn empty_trash(&self) -> Result<(), Error> {
+        let trash = self.root.join("trash");
+        let Ok(entries) = std::fs::read_dir(&trash) else {
+            return Ok(());
+        };
+        for e in entries.flatten() {
+            crate::native::remove_tree(&e.path())?;
+        }
+        Ok(())
+    }
+}
+
+/// The bytes the tree at `p` takes on disk, without crossing into other filesystems; inodes in
+/// `seen` are not counted again.
+pub fn disk_usage(p: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+    let Ok(top) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    let dev = top.dev();
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.dev() != dev {
+                continue;
+            }
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+            if m.nlink() > 1 && !m.is_dir() && !seen.insert((m.dev(), m.ino())) {
+                continue;
+            }
+            total += m.blocks() * 512;
+        }
+    }
+    total
 }
 
 /// syncfs on the filesystem holding `dir`, so committed content survives a crash.

@@ -5,6 +5,7 @@ use std::any::Any;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use tokio_util::sync::CancellationToken;
 use xbuild_llb::{Definition, ExecOp, MountKind, Vertex};
 use xbuild_runtime::fsops::Root;
 use xbuild_runtime::mounts::{CacheInit, SecretFile, SshForward, scratch_copy};
@@ -77,11 +78,7 @@ impl Solver {
     }
 
     fn scratch_dir(&self, held: &mut Held) -> PathBuf {
-        let p = self
-            .opts
-            .root
-            .join("mounts")
-            .join(format!("run-{:016x}", rand::random::<u64>()));
+        let p = self.snapshots.scratch_path("run");
         held.scratch.push(p.clone());
         p
     }
@@ -229,7 +226,9 @@ impl Solver {
         Ok((mounts, env))
     }
 
-    /// Runs exec vertex `v` on top of `parent`; returns the committed snapshot.
+    /// Runs exec vertex `v` on top of `parent`; returns the committed snapshot. A cancelled
+    /// step's container is killed and everything it held released before this returns.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run_exec(
         &self,
         def: &Definition,
@@ -238,6 +237,7 @@ impl Solver {
         solved: &Solved,
         parent: Option<&str>,
         exec: &Executor,
+        cancel: &CancellationToken,
     ) -> Result<Option<String>, Error> {
         if e.security == xbuild_llb::Security::Insecure {
             return Err(Error::Unsupported(
@@ -247,6 +247,7 @@ impl Solver {
         let mut held = Held::default();
         let (mounts, extra_env) = self.exec_mounts(def, v, e, solved, &mut held).await?;
         let active = self.snapshots.prepare(parent)?;
+        self.hold(active.id())?;
         let mount = self.snapshots.mount(&active)?;
         let mut env = e.env.clone();
         env.extend(extra_env);
@@ -270,7 +271,10 @@ impl Solver {
                 line: line.to_string(),
             })
         };
-        let run = exec.run(mount.path(), &spec, &sink).await;
+        let run = tokio::select! {
+            r = exec.run(mount.path(), &spec, &sink) => r.map_err(Error::from),
+            _ = cancel.cancelled() => Err(Error::Cancelled),
+        };
         let unmounted = mount.unmount();
         drop(held);
         run?;

@@ -71,6 +71,7 @@ impl Solver {
             }
         }
         let active = self.snapshots.prepare(parent)?;
+        self.hold(active.id())?;
         let mount = self.snapshots.mount(&active)?;
         let target = mount.path().to_path_buf();
         let actions = f.actions.clone();

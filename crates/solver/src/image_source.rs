@@ -5,7 +5,7 @@ use std::io::BufReader;
 
 use xbuild_cache::oci::{ImageConfigFile, Manifest};
 use xbuild_cache::{LayerRecord, Store};
-use xbuild_llb::{Digest, DigestBuilder};
+use xbuild_llb::Digest;
 use xbuild_runtime::Snapshotter;
 
 use crate::Error;
@@ -99,9 +99,4 @@ pub fn unpack_image(
         chain = Some(c);
     }
     Ok(top)
-}
-
-/// A digest naming the internal cache key of a vertex.
-pub(crate) fn key_builder() -> DigestBuilder {
-    DigestBuilder::new("xbuild-cache-key-v1")
 }

@@ -1,9 +1,18 @@
 //! Executes xbuild build graphs.
 //!
 //! For each vertex the solver computes a cache key — the vertex digest, its inputs' keys and,
-//! for copies from the build context, a checksum of exactly the files the copy selects — and
-//! asks the cache for it. Only misses run: RUN steps through the runtime's executor on a fresh
-//! overlay snapshot, file ops on a snapshot of their own. A second identical build runs nothing.
+//! for copies from the build context, a checksum of exactly the files the copy selects (through
+//! the root's stat cache, so unchanged files are never read) — and asks the cache for it. Only
+//! misses run: RUN steps through the runtime's executor on a fresh overlay snapshot, file ops on
+//! a snapshot of their own. A second identical build runs nothing.
+//!
+//! Every vertex whose inputs are ready runs at once ([`Solver::solve`]): tokio waits on
+//! processes and locks, blocking threads and rayon do file work and hashing. The first failure
+//! cancels the rest (running containers are killed, mounts released) and is the error returned.
+//! Several processes on one root cooperate: a cache key being built by one is waited for by the
+//! others (a lock per key), what a build uses is leased against `prune`, and what a killed
+//! process left behind is cleaned up by the next one ([`Solver::new`]). Each build's key
+//! components are recorded, for [`explain`] to say why a step missed the cache.
 //!
 //! Invariant: a cache key depends only on the vertex digest, input keys and content checksums.
 //!
@@ -25,27 +34,34 @@
 #![forbid(unsafe_code)]
 
 mod exec;
+pub mod explain;
 mod file;
+pub mod gc;
 mod image_source;
+mod keys;
 mod merge;
 mod progress;
+mod schedule;
 mod sources;
+mod vertex;
 
 pub use image_source::{chain_id, unpack_image};
+pub use keys::context_checksum;
 pub use progress::{Event, NoProgress, ProgressSink};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
-use xbuild_cache::{CacheRecord, Store};
-use xbuild_llb::{Definition, Digest, FileAction, Op, SourceOp, Vertex};
+use xbuild_cache::Store;
+use xbuild_cache::lease::{Hold, Session};
+use xbuild_cache::lock::GcLock;
+use xbuild_cache::statcache::StatCache;
+use xbuild_llb::{Definition, Digest, Op, SourceOp, Vertex};
 use xbuild_runtime::dockerignore::Filter;
 use xbuild_runtime::mounts::CacheMounts;
 use xbuild_runtime::{Executor, Snapshotter, SnapshotterKind};
-
-use image_source::key_builder;
 
 /// What can go wrong solving.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +100,9 @@ pub enum Error {
     /// A blocking task failed to complete.
     #[error("internal task failed: {0}")]
     Task(String),
+    /// The step was stopped because another one failed first.
+    #[error("cancelled: another step failed")]
+    Cancelled,
 }
 
 /// Settings of a solver.
@@ -103,6 +122,12 @@ pub struct SolverOptions {
     pub secrets: HashMap<String, SecretSource>,
     /// SSH agent sockets by id (`--ssh default=$SSH_AUTH_SOCK`), for `RUN --mount=type=ssh`.
     pub ssh: HashMap<String, PathBuf>,
+    /// The Dockerfile the graph came from (recorded for `explain`).
+    pub dockerfile: Option<String>,
+    /// The `--build-arg` values (recorded for `explain`).
+    pub build_args: BTreeMap<String, String>,
+    /// Use and update the root's stat cache (otherwise every context file is read).
+    pub stat_cache: bool,
 }
 
 /// Where a secret's value comes from; read only when a step mounts it, never stored.
@@ -169,6 +194,9 @@ impl SolverOptions {
             snapshotter: SnapshotterKind::Auto,
             secrets: HashMap::new(),
             ssh: HashMap::new(),
+            dockerfile: None,
+            build_args: BTreeMap::new(),
+            stat_cache: true,
         }
     }
 }
@@ -198,31 +226,66 @@ pub struct Solved {
 }
 
 /// Runs build graphs against one xbuild root.
+///
+/// A solver is one session on the root: it holds leases on what its builds use until it is
+/// dropped, and when it starts it cleans up what dead sessions (killed builds) left behind.
 pub struct Solver {
     store: Arc<Store>,
     snapshots: Snapshotter,
     cache_mounts: CacheMounts,
     opts: SolverOptions,
     progress: Arc<dyn ProgressSink>,
+    session: Arc<Session>,
+    executor: Mutex<Option<Executor>>,
+    stat_cache: OnceLock<Arc<StatCache>>,
 }
 
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
+/// Cleans up what the dead sessions on `root` left behind (containers, mounts, bundles,
+/// uncommitted snapshots); returns how many sessions were cleaned.
+pub fn recover(root: &Path, runtime: Option<&Path>) -> Result<usize, Error> {
+    let mut n = 0;
+    for dead in xbuild_cache::lease::dead_sessions(root)? {
+        let r = xbuild_runtime::recover::clean_owner(root, dead.id(), runtime)?;
+        if !r.is_empty() {
+            tracing::warn!(
+                session = dead.id(),
+                containers = r.containers,
+                mounts = r.mounts,
+                dirs = r.dirs,
+                snapshots = r.snapshots,
+                "cleaned up after a build that died"
+            );
+        }
+        dead.finish()?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 impl Solver {
-    /// A solver over `store` (the same root as `opts.root`).
+    /// A solver over `store` (the same root as `opts.root`). Cleans up after dead sessions on
+    /// the root first.
     pub fn new(
         store: Arc<Store>,
         opts: SolverOptions,
         progress: Arc<dyn ProgressSink>,
     ) -> Result<Self, Error> {
+        let session = Arc::new(Session::start(&opts.root)?);
+        recover(&opts.root, opts.runtime.as_deref())?;
         Ok(Solver {
-            snapshots: Snapshotter::with_kind(&opts.root, opts.snapshotter)?,
+            snapshots: Snapshotter::with_kind(&opts.root, opts.snapshotter)?
+                .with_owner(session.id()),
             cache_mounts: CacheMounts::new(&opts.root)?,
             store,
             opts,
             progress,
+            session,
+            executor: Mutex::new(None),
+            stat_cache: OnceLock::new(),
         })
     }
 
@@ -231,43 +294,55 @@ impl Solver {
         &self.snapshots
     }
 
-    /// Solves the vertices `targets` need, in dependency order.
-    pub async fn solve(&self, def: &Definition, targets: &[Digest]) -> Result<Solved, Error> {
-        let needed = ancestors(def, targets)?;
-        let mut solved = Solved::default();
-        let mut executor: Option<Executor> = None;
-        for v in def.vertices().filter(|v| needed.contains(v.digest())) {
-            let name = def
-                .meta(v.digest())
-                .map(|m| m.description.clone())
-                .unwrap_or_else(|| v.op().kind().to_string());
-            let location = def
-                .meta(v.digest())
-                .and_then(|m| Some(format!("{}:{}", m.file.clone()?, m.line?)));
-            let r = self
-                .solve_vertex(def, v, &name, &solved, &mut executor)
-                .await
-                .map_err(|e| {
-                    self.progress.event(Event::Failed {
-                        vertex: v.digest().clone(),
-                        error: e.to_string(),
-                    });
-                    Error::Vertex {
-                        name: name.clone(),
-                        location,
-                        source: Box::new(e),
-                    }
-                })?;
-            if matches!(v.op(), Op::Exec(_) | Op::File(_)) {
-                if r.cached {
-                    solved.cached += 1;
-                } else {
-                    solved.executed += 1;
-                }
-            }
-            solved.results.insert(v.digest().clone(), r);
+    /// The id of the solver's session on the root.
+    pub fn session_id(&self) -> &str {
+        self.session.id()
+    }
+
+    /// Leases a snapshot for as long as this solver lives.
+    pub fn hold(&self, snapshot: &str) -> Result<(), Error> {
+        Ok(self.session.hold(Hold::Snapshot, snapshot)?)
+    }
+
+    /// The executor, made on first use (a build without RUN needs no runc).
+    fn executor(&self) -> Result<Executor, Error> {
+        let mut e = self
+            .executor
+            .lock()
+            .map_err(|_| Error::Task("executor lock poisoned".into()))?;
+        if let Some(x) = e.as_ref() {
+            return Ok(x.clone());
         }
-        Ok(solved)
+        let x = Executor::new(&self.opts.root, self.opts.runtime.clone())?
+            .with_owner(self.session.id());
+        *e = Some(x.clone());
+        Ok(x)
+    }
+
+    /// The root's stat cache, loaded on first use.
+    fn stat_cache(&self) -> Arc<StatCache> {
+        self.stat_cache
+            .get_or_init(|| {
+                let c = if self.opts.stat_cache {
+                    StatCache::load(&self.opts.root).unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "the stat cache cannot be read; hashing everything");
+                        StatCache::disabled(&self.opts.root)
+                    })
+                } else {
+                    StatCache::disabled(&self.opts.root)
+                };
+                Arc::new(c)
+            })
+            .clone()
+    }
+
+    /// Takes the root's GC lock shared, waiting (off the async threads) while a prune runs.
+    async fn gc_shared(&self) -> Result<GcLock, Error> {
+        if let Some(l) = GcLock::try_shared(&self.opts.root)? {
+            return Ok(l);
+        }
+        let root = self.opts.root.clone();
+        blocking(move || Ok(GcLock::shared(&root)?)).await
     }
 
     fn input<'a>(
@@ -280,152 +355,6 @@ impl Solver {
             .get(i)
             .and_then(|d| solved.results.get(d))
             .ok_or_else(|| Error::Graph(format!("input {i} of {} was not solved", v.digest())))
-    }
-
-    async fn solve_vertex(
-        &self,
-        def: &Definition,
-        v: &Vertex,
-        name: &str,
-        solved: &Solved,
-        executor: &mut Option<Executor>,
-    ) -> Result<VertexResult, Error> {
-        let mut key = key_builder();
-        key.part(v.digest().as_str().as_bytes());
-        for i in v.inputs() {
-            let r = solved
-                .results
-                .get(i)
-                .ok_or_else(|| Error::Graph(format!("input {i} was not solved")))?;
-            key.part(r.cache_key.as_str().as_bytes());
-        }
-        match v.op() {
-            Op::Source(SourceOp::Scratch) => {
-                return Ok(VertexResult {
-                    snapshot: None,
-                    created: now_rfc3339(),
-                    cache_key: key.finish(),
-                    cached: true,
-                });
-            }
-            Op::Source(SourceOp::Local { name: ctx, .. }) => {
-                if !self.opts.contexts.contains_key(ctx) {
-                    return Err(Error::Graph(format!(
-                        "no local source named {ctx:?} was given"
-                    )));
-                }
-                return Ok(VertexResult {
-                    snapshot: None,
-                    created: now_rfc3339(),
-                    cache_key: key.finish(),
-                    cached: true,
-                });
-            }
-            Op::Source(SourceOp::Image { digest, .. }) => {
-                let cache_key = key.finish();
-                if let Some(Some(top)) =
-                    image_source::is_unpacked(&self.store, &self.snapshots, digest)?
-                {
-                    self.progress.event(Event::Cached {
-                        vertex: v.digest().clone(),
-                        name: name.to_string(),
-                    });
-                    return Ok(VertexResult {
-                        snapshot: Some(top),
-                        created: now_rfc3339(),
-                        cache_key,
-                        cached: true,
-                    });
-                }
-                let start = self.started(v, name);
-                let (store, snaps, digest) =
-                    (self.store.clone(), self.snapshots.clone(), digest.clone());
-                let top = blocking(move || unpack_image(&store, &snaps, &digest)).await?;
-                self.done(v, start);
-                return Ok(VertexResult {
-                    snapshot: top,
-                    created: now_rfc3339(),
-                    cache_key,
-                    cached: false,
-                });
-            }
-            Op::File(f) => {
-                // Copies from a local source are keyed by the content they select.
-                for a in &f.actions {
-                    if let FileAction::Copy(c) = a
-                        && let Some(d) = v.inputs().get(c.input)
-                        && let Some((dir, filter)) = self.local_source(def, d)?
-                    {
-                        let c = c.clone();
-                        let sum = blocking(move || {
-                            let sel = xbuild_runtime::context::Selection {
-                                src: &c.src,
-                                allow_wildcard: c.allow_wildcard,
-                                follow: c.follow_symlinks,
-                                include: &c.include_patterns,
-                                exclude: &c.exclude_patterns,
-                            };
-                            xbuild_runtime::context::checksum(&dir, filter.as_deref(), &sel)
-                                .map_err(Error::from)
-                        })
-                        .await?;
-                        key.part(&sum);
-                    }
-                }
-            }
-            Op::Exec(_) | Op::Merge(_) => {}
-            Op::Source(SourceOp::Http { .. } | SourceOp::Git { .. }) => {
-                return self.remote_source(v, name, key).await;
-            }
-        }
-        let cache_key = key.finish();
-        if !self.opts.no_cache
-            && let Some(rec) = self.store.get_cache(&cache_key)?
-            && rec
-                .snapshot
-                .as_deref()
-                .is_none_or(|s| self.snapshots.exists(s))
-        {
-            self.progress.event(Event::Cached {
-                vertex: v.digest().clone(),
-                name: name.to_string(),
-            });
-            return Ok(VertexResult {
-                snapshot: rec.snapshot,
-                created: rec.created,
-                cache_key,
-                cached: true,
-            });
-        }
-        let start = self.started(v, name);
-        let parent = self.input(solved, v, 0)?.snapshot.clone();
-        let snapshot = match v.op() {
-            Op::Exec(e) => {
-                if executor.is_none() {
-                    *executor = Some(Executor::new(&self.opts.root, self.opts.runtime.clone())?);
-                }
-                let exec = executor
-                    .as_ref()
-                    .ok_or_else(|| Error::Task("executor unavailable".into()))?;
-                self.run_exec(def, v, e, solved, parent.as_deref(), exec)
-                    .await?
-            }
-            Op::File(f) => self.run_file(def, v, f, solved, parent.as_deref()).await?,
-            Op::Merge(_) => self.run_merge(v, solved)?,
-            Op::Source(_) => return Err(Error::Graph("solved above".into())),
-        };
-        let rec = CacheRecord {
-            snapshot,
-            created: now_rfc3339(),
-        };
-        self.store.put_cache(&cache_key, &rec)?;
-        self.done(v, start);
-        Ok(VertexResult {
-            snapshot: rec.snapshot,
-            created: rec.created,
-            cache_key,
-            cached: false,
-        })
     }
 
     /// The directory and filter of a local source vertex (the build context).
@@ -469,6 +398,12 @@ impl Solver {
             vertex: v.digest().clone(),
             seconds: start.elapsed().as_secs_f64(),
         });
+    }
+}
+
+impl Drop for Solver {
+    fn drop(&mut self) {
+        self.snapshots.release_owner();
     }
 }
 

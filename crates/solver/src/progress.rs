@@ -14,6 +14,13 @@ pub enum Event {
         /// Its description (`[2/4] RUN make`).
         name: String,
     },
+    /// Another build on the same root is running this vertex; this one waits for its result.
+    Waiting {
+        /// The vertex.
+        vertex: Digest,
+        /// Its description.
+        name: String,
+    },
     /// The vertex's result came from the cache; nothing ran.
     Cached {
         /// The vertex.

@@ -270,13 +270,13 @@ impl Solver {
         };
         key.part(content_key.as_bytes());
         let cache_key = key.finish();
-        if let Some(rec) = self.store.get_cache(&cache_key)?
-            && rec.snapshot.as_deref().is_none_or(|s| snaps.exists(s))
-        {
+        if let Some(rec) = self.lookup(&cache_key).await? {
             return Ok((rec.snapshot, rec.created, cache_key));
         }
+        let session = self.session.clone();
         let id = blocking(move || {
             let active = snaps.prepare(None)?;
+            session.hold(xbuild_cache::lease::Hold::Snapshot, active.id())?;
             build(&active.upper())?;
             Ok(snaps.commit(active)?)
         })
@@ -285,7 +285,10 @@ impl Solver {
             snapshot: Some(id),
             created: now_rfc3339(),
         };
-        self.store.put_cache(&cache_key, &rec)?;
+        {
+            let _gc = self.gc_shared().await?;
+            self.store.put_cache(&cache_key, &rec)?;
+        }
         Ok((rec.snapshot, rec.created, cache_key))
     }
 }

@@ -346,8 +346,11 @@ async fn cache_mounts_persist_and_secrets_leave_no_trace() {
         "the cache is not in the layer"
     );
 
+    // The command names the secret by its hash only: commands are recorded (image history,
+    // the build record `explain` reads), secrets must not be.
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(SECRET.as_bytes()));
     let mut e = exec(&format!(
-        "test \"$(cat /run/secrets/token)\" = {SECRET} && test \"$TOKEN\" = {SECRET} && stat -c '%u %a' /run/secrets/token && echo read-ok > /proof"
+        "test \"$(sha256sum < /run/secrets/token | cut -d' ' -f1)\" = {hash} && test \"$(printf %s \"$TOKEN\" | sha256sum | cut -d' ' -f1)\" = {hash} && stat -c '%u %a' /run/secrets/token && echo read-ok > /proof"
     ));
     e.mounts = vec![Mount {
         target: "/run/secrets/token".into(),

@@ -31,10 +31,13 @@ pub use filter::ImageFilter;
 pub use reference::Reference;
 pub use remote::PullSummary;
 pub use store::{ImageSummary, NONE, Removed, StoreResolver, default_root};
+pub use xbuild_cache::gc::PruneOptions;
 pub use xbuild_exporter::{ArchiveFormat, Compression, FileChange};
 pub use xbuild_parser::{Diagnostic, Severity};
 pub use xbuild_registry::{Pushed, RegistryOptions};
 pub use xbuild_runtime::SnapshotterKind;
+pub use xbuild_solver::explain::Explanation;
+pub use xbuild_solver::gc::{DiskUsage, PruneReport};
 pub use xbuild_solver::{Event, NoProgress, ProgressSink, SecretSource};
 
 use std::collections::{BTreeMap, HashMap};
@@ -43,6 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use xbuild_cache::Store;
+use xbuild_cache::memo::ExportRecord;
 use xbuild_cache::oci::{ImageConfigFile, Manifest};
 use xbuild_exporter::{ArchiveImage, BuiltImage, ExportOptions, StepResult};
 use xbuild_llb::{Definition, Digest};
@@ -582,6 +586,8 @@ impl Builder {
         sopts.snapshotter = self.snapshotter;
         sopts.secrets = opts.secrets.clone();
         sopts.ssh = opts.ssh.clone();
+        sopts.dockerfile = Some(file.clone());
+        sopts.build_args = opts.build_args.clone();
         let solver = Solver::new(store.clone(), sopts, progress)?;
         let solved = solver
             .solve(&def, std::slice::from_ref(&output.vertex))
@@ -673,6 +679,60 @@ impl Builder {
             executed,
             cached,
         })
+    }
+
+    /// Deletes build cache (see [`xbuild_solver::gc`]): what no running build holds and, unless
+    /// `opts.all`, no tagged image is made of. Images themselves are removed by
+    /// [`prune`](Self::prune) and [`remove`](Self::remove).
+    pub fn prune_cache(&self, opts: &PruneOptions) -> Result<PruneReport, Error> {
+        let store = self.store()?;
+        Ok(xbuild_solver::gc::prune(
+            &store,
+            opts,
+            self.runtime.as_deref(),
+        )?)
+    }
+
+    /// What the build cache and the content store take on disk.
+    pub fn disk_usage(&self) -> Result<DiskUsage, Error> {
+        Ok(xbuild_solver::gc::disk_usage(&self.store()?)?)
+    }
+
+    /// Why the steps of the last build on this root ran or came from the cache; `None` when
+    /// no build was recorded.
+    pub fn explain(&self) -> Result<Option<Explanation>, Error> {
+        Ok(xbuild_solver::explain::explain(&self.root)?)
+    }
+
+    /// The checksum a `COPY . /` of the context `dir` is keyed by (honouring its
+    /// `.dockerignore`), and how many paths it covers; through the root's stat cache unless
+    /// `cold`.
+    pub fn context_checksum(&self, dir: &Path, cold: bool) -> Result<(String, usize), Error> {
+        let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
+            Ok(t) => xbuild_runtime::dockerignore::read_ignore_file(&t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(dir)(e)),
+        };
+        let filter = xbuild_runtime::dockerignore::Filter::new(&[], &ignore)
+            .map_err(|e| Error::Usage(format!("{}/.dockerignore: {e}", dir.display())))?;
+        let sel = xbuild_runtime::context::Selection {
+            src: "/",
+            allow_wildcard: true,
+            follow: true,
+            ..Default::default()
+        };
+        let cache = if cold {
+            None
+        } else {
+            std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+            Some(xbuild_cache::statcache::StatCache::load(&self.root)?)
+        };
+        let sum =
+            xbuild_solver::context_checksum(dir, filter.as_ref(), &sel, cache.as_ref(), true)?;
+        if let Some(c) = &cache {
+            c.save()?;
+        }
+        Ok((hex_string(&sum.total), sum.paths.len()))
     }
 
     /// Imports a flat rootfs tar (plain, gzip or zstd; `-`: stdin) as an image, like
@@ -915,6 +975,35 @@ impl Builder {
     }
 }
 
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A digest of everything an exported image is made from: its output (config, history,
+/// platform), its top snapshot (whose chain gives the layers), the result and time of every
+/// step its history names, the compression and the epoch.
+fn export_key(
+    output: &xbuild_llb::Output,
+    top: Option<&str>,
+    steps: &HashMap<Digest, StepResult>,
+    compression: Compression,
+    epoch: Option<i64>,
+) -> Digest {
+    let mut b = xbuild_llb::DigestBuilder::new("xbuild-export-v2");
+    b.part(&serde_json::to_vec(output).unwrap_or_default());
+    b.part(top.unwrap_or("").as_bytes());
+    for d in output.history.iter().filter_map(|h| h.vertex.as_ref()) {
+        b.part(d.as_str().as_bytes());
+        if let Some(s) = steps.get(d) {
+            b.part(s.snapshot.as_deref().unwrap_or("").as_bytes());
+            b.part(s.created.as_bytes());
+        }
+    }
+    b.part(format!("{compression:?}").as_bytes());
+    b.part(format!("{epoch:?}").as_bytes());
+    b.finish()
+}
+
 /// Writes a build's outputs; returns the image (if one was made) and the tags written.
 #[allow(clippy::too_many_arguments)]
 fn export_outputs(
@@ -936,17 +1025,37 @@ fn export_outputs(
         let Some(c) = o.compression() else { continue };
         let c = c.unwrap_or(default);
         if let std::collections::btree_map::Entry::Vacant(slot) = images.entry(c) {
-            let img = xbuild_exporter::build_image(
-                store,
-                snapshots,
-                def,
-                output,
-                steps,
-                ExportOptions {
-                    compression: c,
-                    epoch,
+            // An image made from exactly the same results and metadata was written already:
+            // reuse it rather than re-reading snapshots and re-writing blobs.
+            let memo = export_key(output, top.as_deref(), steps, c, epoch);
+            let img = match store.get_export(&memo)? {
+                Some(rec) if store.has_blob(&rec.manifest.digest) => BuiltImage {
+                    config_file: store.read_json(&rec.config.digest)?,
+                    manifest: rec.manifest,
+                    config: rec.config,
                 },
-            )?;
+                _ => {
+                    let img = xbuild_exporter::build_image(
+                        store,
+                        snapshots,
+                        def,
+                        output,
+                        steps,
+                        ExportOptions {
+                            compression: c,
+                            epoch,
+                        },
+                    )?;
+                    store.put_export(
+                        &memo,
+                        &ExportRecord {
+                            manifest: img.manifest.clone(),
+                            config: img.config.clone(),
+                        },
+                    )?;
+                    img
+                }
+            };
             first.get_or_insert_with(|| img.clone());
             slot.insert(img);
         }

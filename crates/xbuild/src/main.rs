@@ -139,6 +139,25 @@ enum Command {
     Load(LoadArgs),
     /// Show the files added (A), changed (C) and deleted (D) from IMAGE1 to IMAGE2.
     Diff(DiffArgs),
+    /// Remove build cache that no running build holds and no tagged image is made of.
+    Prune {
+        /// Also the unpacked layers of tagged images, and cache mounts when no build runs.
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Remove least recently used cache only until it takes at most this much
+        /// (`512MB`, `10GB`).
+        #[arg(long, value_parser = parse_size)]
+        keep_storage: Option<u64>,
+        /// Do not prompt (xbuild never does; accepted for `docker builder prune` users).
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Show what the build cache and the image store take on disk.
+    Du {
+        /// `table` or `json`.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// Inspect what xbuild makes of a Dockerfile.
     Debug {
         #[command(subcommand)]
@@ -315,16 +334,52 @@ enum DebugCommand {
         /// The Dockerfile.
         #[arg(short = 'f', long = "file", default_value = "Dockerfile")]
         file: PathBuf,
-        /// `json` or `dot`.
-        #[arg(long, default_value = "json")]
-        format: String,
+        /// `json` or `dot` (with `--explain`: `text` or `json`).
+        #[arg(long)]
+        format: Option<String>,
         /// The stage to build (default: the last).
         #[arg(long)]
         target: Option<String>,
         /// A build-time variable, `KEY=VALUE`; repeatable.
         #[arg(long = "build-arg")]
         build_args: Vec<String>,
+        /// Explain the last build: which steps hit the cache and, for each miss, what changed.
+        #[arg(long)]
+        explain: bool,
     },
+    /// Print the checksum a `COPY . /` of a context is keyed by, and how long it took.
+    ContextChecksum {
+        /// Read every file (no stat cache).
+        #[arg(long)]
+        cold: bool,
+        /// The context directory.
+        context: PathBuf,
+    },
+}
+
+/// Parses a size such as `512MB`, `10g` or `1048576` (units are powers of 1024, as Docker's).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512MB, 10GB)"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        u => {
+            return Err(format!(
+                "{s:?}: unknown unit {u:?} (use B, KB, MB, GB or TB)"
+            ));
+        }
+    };
+    Ok((n * mult as f64) as u64)
 }
 
 fn main() -> ExitCode {
@@ -500,7 +555,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     r = builder.build(&opts, printer.clone()) => r.map_err(anyhow::Error::from),
                     _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
                 }
-            })?;
+            });
+            printer.finish();
+            let result = result?;
             printer.note(&format!(
                 "xbuild: {} step(s) executed, {} cached",
                 result.executed, result.cached
@@ -560,6 +617,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::History(a) => history(&builder, a)?,
         Command::Save(a) => save(&builder, a)?,
         Command::Load(a) => load(&builder, a)?,
+        Command::Prune {
+            all,
+            keep_storage,
+            force: _,
+        } => {
+            let r = builder.prune_cache(&xbuild::PruneOptions { all, keep_storage })?;
+            if r.recovered > 0 {
+                println!("Cleaned up after {} build(s) that died", r.recovered);
+            }
+            println!(
+                "Deleted {} snapshot(s) and {} cache record(s){}",
+                r.snapshots,
+                r.records,
+                if r.cache_mounts > 0 {
+                    format!(", {} cache mount(s)", r.cache_mounts)
+                } else {
+                    String::new()
+                }
+            );
+            println!("Total reclaimed space: {}", human::size(r.reclaimed, 4));
+        }
+        Command::Du { format } => {
+            let du = builder.disk_usage()?;
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&du)?),
+                "table" => print_du(&du),
+                other => anyhow::bail!("--format {other}: expected table or json"),
+            }
+        }
         Command::Diff(a) => {
             let mut out = std::io::stdout().lock();
             for c in builder.diff(&a.image1, &a.image2)? {
@@ -849,10 +935,36 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
             }
         }
         DebugCommand::Graph {
+            explain: true,
+            format,
+            ..
+        } => {
+            let Some(e) = builder.explain()? else {
+                anyhow::bail!(
+                    "no build recorded on {}: run `xbuild build` first",
+                    builder.root().display()
+                );
+            };
+            match format.as_deref().unwrap_or("text") {
+                "json" => println!("{}", serde_json::to_string_pretty(&e)?),
+                "text" => print_explanation(&e),
+                other => anyhow::bail!("--format {other}: expected text or json"),
+            }
+        }
+        DebugCommand::ContextChecksum { cold, context } => {
+            let start = std::time::Instant::now();
+            let (sum, paths) = builder.context_checksum(&context, cold)?;
+            println!(
+                "{sum}  {paths} paths  {:.3}s",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        DebugCommand::Graph {
             file,
             format,
             target,
             build_args,
+            ..
         } => {
             let context = file
                 .parent()
@@ -863,7 +975,7 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
             opts.target = target;
             opts.build_args = key_values("--build-arg", &build_args)?;
             let def = builder.lower(&opts)?;
-            match format.as_str() {
+            match format.as_deref().unwrap_or("json") {
                 "dot" => print!("{}", def.to_dot()),
                 "json" => println!("{}", def.to_json()?),
                 other => anyhow::bail!("--format {other}: expected json or dot"),
@@ -909,5 +1021,69 @@ fn print_check(file: &str, text: &str, diagnostics: &[xbuild::Diagnostic]) -> Ex
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn print_du(du: &xbuild::DiskUsage) {
+    println!("{:<24} {:>8} {:>12}", "TYPE", "COUNT", "SIZE");
+    let rows = [
+        ("snapshots", du.snapshots, Some(du.snapshot_bytes)),
+        ("  held by running builds", du.in_use.0, Some(du.in_use.1)),
+        (
+            "  tagged images' layers",
+            du.image_layers.0,
+            Some(du.image_layers.1),
+        ),
+        ("cache records", du.records, None),
+        ("cache mounts", du.cache_mounts.0, Some(du.cache_mounts.1)),
+        ("blobs", du.blobs.0, Some(du.blobs.1)),
+    ];
+    for (what, n, size) in rows {
+        let size = size.map_or_else(|| "-".to_string(), |b| human::size(b, 4));
+        println!("{what:<24} {n:>8} {size:>12}");
+    }
+    println!(
+        "{:<24} {:>8} {:>12}",
+        "metadata",
+        "-",
+        human::size(du.metadata, 4)
+    );
+    println!(
+        "Reclaimable: {} by `xbuild prune`, {} by `xbuild prune --all`",
+        human::size(du.reclaimable, 4),
+        human::size(du.reclaimable_all, 4)
+    );
+}
+
+fn print_explanation(e: &xbuild::Explanation) {
+    let ran = e.vertices.iter().filter(|v| !v.reasons.is_empty()).count();
+    println!(
+        "last build: {}{}, {}: {} step(s), {} cached, {} not",
+        e.started,
+        e.dockerfile
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default(),
+        if e.success { "succeeded" } else { "failed" },
+        e.vertices.len(),
+        e.vertices.len() - ran,
+        ran
+    );
+    for v in &e.vertices {
+        let outcome = match v.outcome {
+            xbuild_cache::history::Outcome::Cached => "CACHED",
+            xbuild_cache::history::Outcome::Ran => "RAN",
+            xbuild_cache::history::Outcome::Failed => "FAILED",
+            xbuild_cache::history::Outcome::Cancelled => "CANCELLED",
+        };
+        let at = v
+            .location
+            .as_deref()
+            .map(|l| format!("  ({l})"))
+            .unwrap_or_default();
+        println!("{outcome:<9} {}{at}", v.name);
+        for r in &v.reasons {
+            println!("          {r}");
+        }
     }
 }

@@ -119,6 +119,12 @@ pub fn record_image(store: &Store, manifest: &Digest) -> Result<(), Error> {
 /// Points `name` at a stored manifest (moving it off any other image, which stays untagged).
 pub fn tag(store: &Store, name: &str, manifest: &Digest) -> Result<Reference, Error> {
     let r = Reference::parse(name).map_err(Error::Usage)?;
+    if store
+        .get_tag(&r.to_string())?
+        .is_some_and(|t| &t.manifest == manifest)
+    {
+        return Ok(r);
+    }
     let size = store.blob_size(manifest)?;
     record_image(store, manifest)?;
     store.put_tag(

@@ -1,0 +1,228 @@
+//! Cleaning up after a process that died mid-build (`kill -9`, OOM, power loss of a VM).
+//!
+//! Everything a build creates on the host carries the id of its session (its owner): runc
+//! containers and bundles are `xbuild-<owner>-…`, mountpoints `<root>/mounts/<owner>-…`, and
+//! snapshots being filled are listed in `<root>/active/<owner>/`. Once the owner is known to be
+//! dead (its session lock is free, see `xbuild_cache::lease`), [`clean_owner`] kills its
+//! containers, unmounts its mounts, and removes its bundles, mountpoints and uncommitted
+//! snapshots. It never removes a directory that still has something mounted in it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rustix::mount::UnmountFlags;
+
+use crate::Error;
+
+/// What [`clean_owner`] found and removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Containers killed and deleted.
+    pub containers: usize,
+    /// Filesystems unmounted.
+    pub mounts: usize,
+    /// Bundles and mountpoint directories removed.
+    pub dirs: usize,
+    /// Uncommitted snapshots removed.
+    pub snapshots: usize,
+}
+
+impl Recovered {
+    /// True when nothing was left behind.
+    pub fn is_empty(&self) -> bool {
+        *self == Recovered::default()
+    }
+}
+
+/// Decodes the octal escapes (`\040`) of a mountinfo path.
+fn unescape(s: &str) -> PathBuf {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&out),
+    ))
+}
+
+/// Every mountpoint of this process's mount namespace.
+pub fn mountpoints() -> Result<Vec<PathBuf>, Error> {
+    let p = Path::new("/proc/self/mountinfo");
+    let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape)
+        .collect())
+}
+
+/// True when something is mounted at `dir` or below it.
+fn has_mounts(dir: &Path, mounts: &[PathBuf]) -> bool {
+    mounts.iter().any(|m| m.starts_with(dir))
+}
+
+/// Removes `dir` unless something is still mounted in it.
+fn remove_unmounted(dir: &Path, mounts: &[PathBuf]) -> bool {
+    if has_mounts(dir, mounts) {
+        tracing::warn!(dir = %dir.display(), "still mounted; left in place");
+        return false;
+    }
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a leftover");
+            false
+        }
+    }
+}
+
+/// Entries of `dir` whose name starts with `prefix`.
+fn entries_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Removes what the dead session `owner` left under the xbuild root `root`: containers (through
+/// `runtime`, runc on PATH by default), mounts, bundles, mountpoints and uncommitted snapshots.
+pub fn clean_owner(root: &Path, owner: &str, runtime: Option<&Path>) -> Result<Recovered, Error> {
+    if owner.is_empty() || owner.contains(['/', '.']) {
+        return Err(Error::Runtime(format!("invalid session id {owner:?}")));
+    }
+    let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
+    let mut done = Recovered::default();
+
+    // Containers first: their processes keep the mounts busy.
+    let state = root.join("runc");
+    let containers = entries_with_prefix(&state, &format!("xbuild-{owner}-"));
+    if !containers.is_empty() {
+        let runc = runtime
+            .map(Path::to_path_buf)
+            .or_else(|| crate::find_on_path("runc"));
+        for c in &containers {
+            let id = c.file_name().map(|n| n.to_string_lossy().to_string());
+            let (Some(runc), Some(id)) = (&runc, id) else {
+                tracing::warn!(container = %c.display(), "no runtime to kill a leftover container");
+                continue;
+            };
+            for args in [vec!["kill", &id, "KILL"], vec!["delete", "--force", &id]] {
+                let _ = Command::new(runc)
+                    .arg("--root")
+                    .arg(&state)
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            if c.exists() {
+                tracing::warn!(container = %id, "a leftover container could not be deleted");
+            } else {
+                done.containers += 1;
+            }
+        }
+    }
+
+    // Mounts, deepest first, detached so that a busy one cannot stop the cleanup.
+    let prefix = root.join("mounts").join(format!("{owner}-"));
+    let prefix = prefix.to_string_lossy().to_string();
+    let mut mine: Vec<PathBuf> = mountpoints()?
+        .into_iter()
+        .filter(|m| m.to_string_lossy().starts_with(&prefix))
+        .collect();
+    mine.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+    for m in &mine {
+        match rustix::mount::unmount(m, UnmountFlags::DETACH) {
+            Ok(()) => done.mounts += 1,
+            Err(e) => {
+                tracing::warn!(mount = %m.display(), error = %e, "could not unmount a leftover")
+            }
+        }
+    }
+    let mounts = mountpoints()?;
+    for d in entries_with_prefix(&root.join("mounts"), &format!("{owner}-")) {
+        if remove_unmounted(&d, &mounts) {
+            done.dirs += 1;
+        }
+    }
+    for b in entries_with_prefix(&root.join("bundles"), &format!("xbuild-{owner}-")) {
+        if remove_unmounted(&b, &mounts) {
+            done.dirs += 1;
+        }
+    }
+
+    // Snapshots it was filling.
+    let active = root.join("active").join(owner);
+    for marker in entries_with_prefix(&active, "") {
+        let Some(id) = marker.file_name().map(|n| n.to_string_lossy().to_string()) else {
+            continue;
+        };
+        let dir = root.join("snapshots").join(&id);
+        let committed = std::fs::read(dir.join("meta.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|m| m["committed"] == serde_json::Value::Bool(true));
+        if !committed && !id.contains('.') && remove_unmounted(&dir, &mounts) {
+            done.snapshots += 1;
+        }
+        let _ = std::fs::remove_file(&marker);
+    }
+    let _ = std::fs::remove_dir(&active);
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape("/a\\040b"), PathBuf::from("/a b"));
+        assert_eq!(unescape("/plain"), PathBuf::from("/plain"));
+        assert_eq!(unescape("/tail\\04"), PathBuf::from("/tail\\04"));
+    }
+
+    #[test]
+    fn leftovers_of_a_dead_owner_go_and_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let snaps = crate::Snapshotter::with_kind(root, crate::SnapshotterKind::Native)
+            .unwrap()
+            .with_owner("42-dead");
+        let a = snaps.prepare(None).unwrap();
+        let committed = snaps.commit(snaps.prepare(None).unwrap()).unwrap();
+        let id = a.id().to_string();
+        // The process "dies": nothing of it runs its cleanup.
+        std::mem::forget(a);
+        std::fs::create_dir_all(root.join("mounts/42-dead-run-x/sub")).unwrap();
+        std::fs::create_dir_all(root.join("mounts/7-alive-run-y")).unwrap();
+        std::fs::create_dir_all(root.join("bundles/xbuild-42-dead-0001")).unwrap();
+        let r = clean_owner(root, "42-dead", None).unwrap();
+        assert_eq!(r.snapshots, 1);
+        assert_eq!(r.dirs, 2);
+        assert!(!root.join("snapshots").join(&id).exists());
+        assert!(snaps.exists(&committed));
+        assert!(root.join("mounts/7-alive-run-y").exists());
+        assert!(!root.join("active/42-dead").exists());
+        assert!(clean_owner(root, "../x", None).is_err());
+    }
+}
