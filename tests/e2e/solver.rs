@@ -410,7 +410,7 @@ fn four_concurrent_builds_on_one_root_run_the_shared_step_once() {
     };
     // Each build reports every step either as run or as cached, and across the four each
     // step ran exactly once.
-    for step in ["FROM busybox:local", "COPY f /f", &marker] {
+    for step in ["FROM docker.io/library/busybox:local", "COPY f /f", &marker] {
         assert_eq!(
             count("started", step),
             1,
