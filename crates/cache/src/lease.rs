@@ -49,6 +49,9 @@ pub struct Session {
     held: Mutex<HashSet<(Hold, String)>>,
 }
 
+/// How long a half-opened session file is left alone before it counts as a dead process's.
+const HALF_OPEN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn sessions_dir(root: &Path) -> PathBuf {
     root.join("sessions")
 }
@@ -151,6 +154,19 @@ pub fn dead_sessions(root: &Path) -> Result<Vec<DeadSession>, Error> {
         let entry = entry.map_err(io(&dir))?;
         let name = entry.file_name().to_string_lossy().to_string();
         let path = entry.path();
+        if name.starts_with('.') {
+            // A session being opened is created, then locked, then renamed: until it is
+            // locked it looks dead. Only an old one is a process that died while opening.
+            let young = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age < HALF_OPEN_GRACE);
+            if young {
+                continue;
+            }
+        }
         let Ok(file) = OpenOptions::new().read(true).open(&path) else {
             continue;
         };
@@ -263,5 +279,30 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn a_session_being_opened_is_not_taken_for_dead() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = dir.path().join("sessions");
+        std::fs::create_dir_all(&sessions).unwrap();
+        // Created but not locked yet by its (live) opener: left alone.
+        let young = sessions.join(".123-abc.new");
+        std::fs::write(&young, "").unwrap();
+        assert!(dead_sessions(dir.path()).unwrap().is_empty());
+        assert!(young.exists());
+        // Left half-opened long ago by a process that died: removed.
+        let old = sessions.join(".456-def.new");
+        std::fs::write(&old, "").unwrap();
+        let past = std::time::SystemTime::now() - 2 * HALF_OPEN_GRACE;
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        assert!(dead_sessions(dir.path()).unwrap().is_empty());
+        assert!(!old.exists());
+        assert!(young.exists());
     }
 }
