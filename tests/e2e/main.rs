@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod conformance;
+mod embedding;
 mod exporter;
 mod image_tree;
 mod registry;
+mod remote;
 mod skeleton;
 mod solver;
 mod stages;

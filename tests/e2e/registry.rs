@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::support::{Run, TestRoot};
 
 /// A running `docker-registry`; killed on drop.
-struct LocalRegistry {
+pub(crate) struct LocalRegistry {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
@@ -17,7 +17,7 @@ struct LocalRegistry {
 
 impl LocalRegistry {
     /// Starts a registry; `htpasswd` (user, password) puts it behind basic auth.
-    fn start(htpasswd: Option<(&str, &str)>) -> Self {
+    pub(crate) fn start(htpasswd: Option<(&str, &str)>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("xbuild-registry-")
             .tempdir()
@@ -62,7 +62,7 @@ impl LocalRegistry {
         LocalRegistry { child, dir, port }
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 

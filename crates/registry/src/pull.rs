@@ -181,8 +181,13 @@ impl Registry {
             }
         }
         let present = blobs.iter().filter(|b| store.has_blob(&b.digest)).count();
-        let fetched: Vec<bool> = stream::iter(blobs.iter())
+        // Futures made up front, not by a closure in the stream: a closure over borrowed
+        // descriptors makes the whole pull future fail `Send` checks in spawned tasks.
+        let fetches: Vec<_> = blobs
+            .iter()
             .map(|d| self.fetch_blob_in(&s, store, d))
+            .collect();
+        let fetched: Vec<bool> = stream::iter(fetches)
             .buffer_unordered(self.opts.concurrency.max(1))
             .try_collect()
             .await?;

@@ -87,8 +87,13 @@ impl Registry {
             }
         }
         let s = self.push_session(target, &blobs, sources).await?;
-        let outcomes: Vec<BlobPush> = stream::iter(blobs.iter())
+        // Futures made up front, not by a closure in the stream: a closure over borrowed
+        // descriptors makes the whole push future fail `Send` checks in spawned tasks.
+        let pushes: Vec<_> = blobs
+            .iter()
             .map(|b| self.push_blob_in(&s, store, b, sources))
+            .collect();
+        let outcomes: Vec<BlobPush> = stream::iter(pushes)
             .buffer_unordered(self.opts.concurrency.max(1))
             .try_collect()
             .await?;

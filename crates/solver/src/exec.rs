@@ -244,6 +244,15 @@ impl Solver {
                 "RUN --security=insecure (all capabilities)".into(),
             ));
         }
+        let _slot = match &self.opts.exec_slots {
+            Some(slots) => Some(tokio::select! {
+                p = slots.clone().acquire_owned() => {
+                    p.map_err(|_| Error::Task("the RUN step limit was closed".into()))?
+                }
+                _ = cancel.cancelled() => return Err(Error::Cancelled),
+            }),
+            None => None,
+        };
         let mut held = Held::default();
         let (mounts, extra_env) = self.exec_mounts(def, v, e, solved, &mut held).await?;
         let active = self.snapshots.prepare(parent)?;

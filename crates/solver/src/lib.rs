@@ -103,6 +103,10 @@ pub enum Error {
     /// The step was stopped because another one failed first.
     #[error("cancelled: another step failed")]
     Cancelled,
+    /// The build was cancelled through [`SolverOptions::cancel`]; every step it started was
+    /// stopped and cleaned up.
+    #[error("the build was cancelled")]
+    Interrupted,
 }
 
 /// Settings of a solver.
@@ -128,6 +132,12 @@ pub struct SolverOptions {
     pub build_args: BTreeMap<String, String>,
     /// Use and update the root's stat cache (otherwise every context file is read).
     pub stat_cache: bool,
+    /// Cancels the solve: running steps are killed, their mounts and snapshots released, and
+    /// [`Solver::solve`] returns [`Error::Interrupted`] once nothing it started is left.
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// Bounds how many RUN steps run at once, shared by every solver given the same
+    /// semaphore (a worker's builds); unbounded when `None`.
+    pub exec_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Where a secret's value comes from; read only when a step mounts it, never stored.
@@ -197,6 +207,8 @@ impl SolverOptions {
             dockerfile: None,
             build_args: BTreeMap::new(),
             stat_cache: true,
+            cancel: tokio_util::sync::CancellationToken::new(),
+            exec_slots: None,
         }
     }
 }

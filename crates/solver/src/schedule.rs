@@ -56,7 +56,7 @@ impl Solver {
                 users.entry(i).or_default().push(v);
             }
         }
-        let cancel = CancellationToken::new();
+        let cancel: CancellationToken = self.opts.cancel.child_token();
         let prefetch = self.prefetch(def, &order);
         let mut running = FuturesUnordered::new();
         let mut solved = Solved::default();
@@ -135,11 +135,15 @@ impl Solver {
                 }
             }
         }
-        self.record_build(&order, records, started, failure.is_none())
+        let interrupted = failure.is_none() && self.opts.cancel.is_cancelled();
+        self.record_build(&order, records, started, failure.is_none() && !interrupted)
             .await;
         self.save_stat_cache().await;
         if let Some(e) = failure {
             return Err(e);
+        }
+        if interrupted {
+            return Err(Error::Interrupted);
         }
         let keys: Vec<Digest> = solved
             .results

@@ -5,37 +5,58 @@
 //! (content store and snapshots), and exports the result ([`xbuild_exporter`]) into the local
 //! image store, an OCI layout, a docker-archive, a directory or a filesystem tar. It also
 //! manages the local image store the way Docker's image commands do (`images`, `tag`, `rmi`,
-//! `image prune`, `history`, `save`, `load`, `import`, `export`, `diff`).
+//! `image prune`, `history`, `save`, `load`, `import`, `export`, `diff`), and sends builds to
+//! remote workers or serves them ([`worker`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xbuild::Error> {
-//! use std::sync::Arc;
 //! use xbuild::{BuildOptions, Builder, OutputSpec};
 //!
 //! let builder = Builder::new("/var/lib/xbuild");
 //! let mut opts = BuildOptions::new("./app");
 //! opts.tags.push("app:1".into());
-//! opts.outputs.push(OutputSpec::parse("type=docker,dest=app.tar")?);
-//! let result = builder.build(&opts, Arc::new(xbuild::NoProgress)).await?;
-//! println!("built {:?} ({} steps ran, {} cached)", result.image_id, result.executed, result.cached);
+//! opts.outputs.push(OutputSpec::parse("type=oci,dest=app-oci")?);
+//! let result = builder.build(&opts).await?;
+//! println!("built {:?}: {} steps ran, {} cached, in {:?}",
+//!     result.image_id, result.executed, result.cached, result.timings.total);
 //! # Ok(()) }
 //! ```
+//!
+//! Lower-level entry points: [`parse`] (a Dockerfile's syntax tree), [`Builder::lower`]
+//! (the [`Definition`] to inspect or edit), [`Builder::solve`] and [`Builder::export_solution`]
+//! (run any graph, hand-built ones included, then write its outputs), and
+//! [`Builder::export_snapshot`] (an image from a snapshot). Progress comes to a
+//! [`ProgressSink`] or, through [`event_stream`], as a [`Stream`](futures_util::Stream) of
+//! [`Event`]s; [`BuildOptions::cancel`] stops a build and cleans up what it started.
 #![forbid(unsafe_code)]
 
+pub mod cachespec;
+mod events;
 mod filter;
 mod reference;
 mod remote;
 mod store;
+pub mod worker;
 
+pub use cachespec::CacheSpec;
+pub use events::{ChannelSink, EventStream, SharedSink, StepTiming, Timings, event_stream};
 pub use filter::ImageFilter;
 pub use reference::Reference;
 pub use remote::PullSummary;
 pub use store::{ImageSummary, NONE, Removed, StoreResolver, default_root};
+pub use tokio_util::sync::CancellationToken;
 pub use xbuild_cache::gc::PruneOptions;
 pub use xbuild_exporter::{ArchiveFormat, Compression, FileChange};
-pub use xbuild_parser::{Diagnostic, Severity};
+/// The graph types ([`Definition`], [`llb::Op`], …) for building graphs by hand.
+pub use xbuild_llb as llb;
+pub use xbuild_llb::{Definition, Digest};
+/// The Dockerfile parser and lowering, for tools that only read Dockerfiles.
+pub use xbuild_parser as parser;
+pub use xbuild_parser::{Diagnostic, Parsed, Severity, parse};
 pub use xbuild_registry::{Pushed, RegistryOptions};
 pub use xbuild_runtime::SnapshotterKind;
+/// The solver, for running graphs with your own progress sinks and options.
+pub use xbuild_solver as solver;
 pub use xbuild_solver::explain::Explanation;
 pub use xbuild_solver::gc::{DiskUsage, PruneReport};
 pub use xbuild_solver::{Event, NoProgress, ProgressSink, SecretSource};
@@ -44,12 +65,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use xbuild_cache::Store;
 use xbuild_cache::memo::ExportRecord;
 use xbuild_cache::oci::{ImageConfigFile, Manifest};
 use xbuild_exporter::{ArchiveImage, BuiltImage, ExportOptions, StepResult};
-use xbuild_llb::{Definition, Digest};
 use xbuild_parser::lower::{CONTEXT_NAME, LowerOptions};
 use xbuild_runtime::Snapshotter;
 use xbuild_solver::{Solver, SolverOptions};
@@ -93,6 +114,13 @@ pub enum Error {
     /// Invalid arguments.
     #[error("{0}")]
     Usage(String),
+    /// The build was cancelled through [`BuildOptions::cancel`]; what it started was stopped
+    /// and cleaned up.
+    #[error("the build was cancelled")]
+    Cancelled,
+    /// Sending a build to a worker, or serving one, failed.
+    #[error(transparent)]
+    Worker(#[from] Box<worker::Error>),
 }
 
 impl From<xbuild_runtime::Error> for Error {
@@ -101,7 +129,7 @@ impl From<xbuild_runtime::Error> for Error {
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -267,8 +295,14 @@ impl OutputSpec {
 pub struct BuildOptions {
     /// The build context directory.
     pub context: PathBuf,
-    /// The Dockerfile (default: `Dockerfile` in the context).
+    /// The Dockerfile (default: `Dockerfile` in the context). With
+    /// [`dockerfile_text`](Self::dockerfile_text), only the name errors show.
     pub dockerfile: Option<PathBuf>,
+    /// The Dockerfile's text, when it does not come from a file.
+    pub dockerfile_text: Option<String>,
+    /// The `.dockerignore` patterns; read from `<Dockerfile>.dockerignore` or the context's
+    /// `.dockerignore` when `None`.
+    pub ignore_patterns: Option<Vec<String>>,
     /// Tags for the image (`name:tag`).
     pub tags: Vec<String>,
     /// Where the result goes; the local store when empty.
@@ -296,6 +330,16 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// `--platform` (`linux/amd64`); the host's when unset.
     pub platform: Option<String>,
+    /// Build cache to import before solving (`--cache-from`).
+    pub cache_from: Vec<CacheSpec>,
+    /// Where to export build cache after solving (`--cache-to`).
+    pub cache_to: Vec<CacheSpec>,
+    /// Where progress events go (nowhere by default; see [`event_stream`] for a stream).
+    pub progress: SharedSink,
+    /// Cancels the build: running steps are killed and everything they held (containers,
+    /// mounts, uncommitted snapshots) is released before [`Builder::build`] returns
+    /// [`Error::Cancelled`]. An export already writing finishes first.
+    pub cancel: CancellationToken,
 }
 
 impl BuildOptions {
@@ -317,7 +361,27 @@ impl BuildOptions {
             target: None,
             labels: BTreeMap::new(),
             platform: None,
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            progress: SharedSink::default(),
+            cancel: CancellationToken::new(),
+            dockerfile_text: None,
+            ignore_patterns: None,
         }
+    }
+
+    /// The `.dockerignore` patterns of the build (see [`ignore_patterns`](Self::ignore_patterns)).
+    pub fn context_ignore_patterns(&self) -> Result<Vec<String>, Error> {
+        dockerignore(self)
+    }
+
+    /// The Dockerfile's name as errors and `explain` show it.
+    pub fn dockerfile_name(&self) -> String {
+        self.dockerfile
+            .clone()
+            .unwrap_or_else(|| self.context.join("Dockerfile"))
+            .display()
+            .to_string()
     }
 }
 
@@ -355,12 +419,14 @@ impl CheckReport {
 }
 
 /// What a build produced.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct BuildResult {
     /// The image ID (config digest); `None` when only a filesystem was exported.
     pub image_id: Option<Digest>,
     /// The manifest digest.
     pub manifest: Option<Digest>,
+    /// The image's config (what `docker inspect` shows under `Config` and more).
+    pub config: Option<ImageConfigFile>,
     /// The tags written.
     pub tags: Vec<String>,
     /// The pushes made (`--push`, `push=true`).
@@ -370,6 +436,10 @@ pub struct BuildResult {
     pub executed: usize,
     /// RUN and file steps that came from the cache.
     pub cached: usize,
+    /// How long each phase took.
+    pub timings: Timings,
+    /// Each step that ran or came from the cache, in the order they finished.
+    pub steps: Vec<StepTiming>,
 }
 
 /// One row of `xbuild history`: a history entry of the image, newest first.
@@ -422,21 +492,22 @@ pub struct Builder {
     runtime: Option<PathBuf>,
     snapshotter: SnapshotterKind,
     registry: RegistryOptions,
+    exec_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Opens `path` for writing through a `.partial` file, or stdout for `-`; `finish` renames.
-struct OutputFile {
+pub(crate) struct OutputFile {
     dest: PathBuf,
     tmp: Option<PathBuf>,
-    w: Box<dyn Write>,
+    pub(crate) w: Box<dyn Write>,
 }
 
 impl OutputFile {
-    fn create(dest: &Path) -> Result<Self, Error> {
+    pub(crate) fn create(dest: &Path) -> Result<Self, Error> {
         if dest.as_os_str() == "-" {
             return Ok(OutputFile {
                 dest: dest.to_path_buf(),
@@ -453,7 +524,7 @@ impl OutputFile {
         })
     }
 
-    fn finish(mut self) -> Result<(), Error> {
+    pub(crate) fn finish(mut self) -> Result<(), Error> {
         self.w.flush().map_err(io(&self.dest))?;
         drop(std::mem::replace(&mut self.w, Box::new(std::io::sink())));
         if let Some(tmp) = self.tmp.take() {
@@ -479,7 +550,14 @@ impl Builder {
             runtime: None,
             snapshotter: SnapshotterKind::Auto,
             registry: RegistryOptions::default(),
+            exec_slots: None,
         }
+    }
+
+    /// Runs at most `n` RUN steps at once across every build of this builder and its clones.
+    pub fn with_max_parallel_steps(mut self, n: usize) -> Self {
+        self.exec_slots = Some(Arc::new(tokio::sync::Semaphore::new(n.max(1))));
+        self
     }
 
     /// Mounts snapshots with `kind` (overlay or copying) instead of detecting it.
@@ -513,13 +591,14 @@ impl Builder {
         Ok(Snapshotter::with_kind(&self.root, self.snapshotter)?)
     }
 
-    fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String), Error> {
-        let path = opts
-            .dockerfile
-            .clone()
-            .unwrap_or_else(|| opts.context.join("Dockerfile"));
+    pub(crate) fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String), Error> {
+        let name = opts.dockerfile_name();
+        if let Some(text) = &opts.dockerfile_text {
+            return Ok((name, text.clone()));
+        }
+        let path = PathBuf::from(&name);
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        Ok((path.display().to_string(), text))
+        Ok((name, text))
     }
 
     /// Runs the build checks on the build's Dockerfile without building: every error and
@@ -548,50 +627,116 @@ impl Builder {
         })
     }
 
-    /// Parses and lowers the build's Dockerfile against the local store.
+    /// Parses and lowers the build's Dockerfile against the local store, without pulling:
+    /// the graph to inspect or edit before [`solve`](Self::solve).
     pub fn lower(&self, opts: &BuildOptions) -> Result<Definition, Error> {
         let (file, text) = Self::read_dockerfile(opts)?;
         let store = self.store()?;
         lower_text(&file, &text, opts, &StoreResolver::new(&store))
     }
 
-    /// Runs a build and writes its outputs.
-    pub async fn build(
-        &self,
-        opts: &BuildOptions,
-        progress: Arc<dyn ProgressSink>,
-    ) -> Result<BuildResult, Error> {
+    /// Parses and lowers the build's Dockerfile, pulling the base images the local store
+    /// lacks (all of them with `opts.pull`), as [`build`](Self::build) does.
+    pub async fn lower_pulled(&self, opts: &BuildOptions) -> Result<Definition, Error> {
+        let (file, text) = Self::read_dockerfile(opts)?;
+        let store = Arc::new(self.store()?);
+        cancellable(&opts.cancel, self.lower_pulling(&store, &file, &text, opts)).await
+    }
+
+    /// Runs a build and writes its outputs: lowers the Dockerfile (pulling base images it
+    /// needs), then [`build_definition`](Self::build_definition).
+    pub async fn build(&self, opts: &BuildOptions) -> Result<BuildResult, Error> {
+        let started = Instant::now();
         for t in &opts.tags {
             Reference::parse(t).map_err(Error::Usage)?;
         }
-        let context = opts.context.canonicalize().map_err(io(&opts.context))?;
-        if !context.is_dir() {
-            return Err(Error::Usage(format!(
-                "{}: the build context must be a directory",
-                context.display()
-            )));
+        let def = self.lower_pulled(opts).await?;
+        let lowered = started.elapsed();
+        let mut result = self.build_definition(&def, opts).await?;
+        result.timings.lower = lowered;
+        result.timings.total = started.elapsed();
+        Ok(result)
+    }
+
+    /// Solves a graph — lowered from a Dockerfile or built by hand — and writes the outputs
+    /// of its first named output.
+    pub async fn build_definition(
+        &self,
+        def: &Definition,
+        opts: &BuildOptions,
+    ) -> Result<BuildResult, Error> {
+        let started = Instant::now();
+        let solution = self.solve(def, opts).await?;
+        let mut result = self.export_solution(&solution, opts).await?;
+        result.timings.total = started.elapsed();
+        Ok(result)
+    }
+
+    /// Runs every vertex the graph's outputs need (cached ones are looked up, not run). The
+    /// [`Solution`] keeps its results leased against `prune` until it is dropped.
+    pub async fn solve(&self, def: &Definition, opts: &BuildOptions) -> Result<Solution, Error> {
+        let started = Instant::now();
+        let targets: Vec<Digest> = def.outputs().iter().map(|o| o.vertex.clone()).collect();
+        if targets.is_empty() {
+            return Err(Error::Usage(
+                "the graph has no output: name one with Definition::add_output".into(),
+            ));
         }
-        let (file, text) = Self::read_dockerfile(opts)?;
         let store = Arc::new(self.store()?);
-        let def = self.lower_pulling(&store, &file, &text, opts).await?;
-        let output = def
-            .outputs()
-            .first()
-            .cloned()
-            .ok_or_else(|| Error::Usage("the Dockerfile produced no output".into()))?;
         let mut sopts = SolverOptions::new(&self.root);
-        sopts.contexts.insert(CONTEXT_NAME.into(), context);
+        let uses_context = def.vertices().any(|v| {
+            matches!(v.op(), xbuild_llb::Op::Source(xbuild_llb::SourceOp::Local { name, .. }) if name == CONTEXT_NAME)
+        });
+        if uses_context {
+            let context = opts.context.canonicalize().map_err(io(&opts.context))?;
+            if !context.is_dir() {
+                return Err(Error::Usage(format!(
+                    "{}: the build context must be a directory",
+                    context.display()
+                )));
+            }
+            sopts.contexts.insert(CONTEXT_NAME.into(), context);
+        }
         sopts.no_cache = opts.no_cache;
         sopts.runtime = self.runtime.clone();
         sopts.snapshotter = self.snapshotter;
         sopts.secrets = opts.secrets.clone();
         sopts.ssh = opts.ssh.clone();
-        sopts.dockerfile = Some(file.clone());
+        sopts.dockerfile = Some(opts.dockerfile_name());
         sopts.build_args = opts.build_args.clone();
-        let solver = Solver::new(store.clone(), sopts, progress)?;
-        let solved = solver
-            .solve(&def, std::slice::from_ref(&output.vertex))
-            .await?;
+        sopts.cancel = opts.cancel.clone();
+        sopts.exec_slots = self.exec_slots.clone();
+        let recorder = Arc::new(events::Recorder::new(opts.progress.clone()));
+        let solver = Solver::new(store.clone(), sopts, recorder.clone())?;
+        let solved = match solver.solve(def, &targets).await {
+            Ok(s) => s,
+            Err(xbuild_solver::Error::Interrupted) => return Err(Error::Cancelled),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Solution {
+            solver,
+            store,
+            def: def.clone(),
+            solved,
+            recorder,
+            solve_time: started.elapsed(),
+        })
+    }
+
+    /// Writes the outputs (`opts.outputs`, tagged `opts.tags`) of a solved graph's first
+    /// named output, and pushes what they ask to push.
+    pub async fn export_solution(
+        &self,
+        solution: &Solution,
+        opts: &BuildOptions,
+    ) -> Result<BuildResult, Error> {
+        let output = solution
+            .def
+            .outputs()
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::Usage("the graph produced no output".into()))?;
+        let solved = &solution.solved;
         let top = solved
             .results
             .get(&output.vertex)
@@ -609,6 +754,108 @@ impl Builder {
                 )
             })
             .collect();
+        let mut result = self
+            .export_steps(
+                solution.store.clone(),
+                solution.solver.snapshots().clone(),
+                solution.def.clone(),
+                output,
+                steps,
+                top,
+                opts,
+            )
+            .await?;
+        result.executed = solved.executed;
+        result.cached = solved.cached;
+        result.timings.solve = solution.solve_time;
+        result.steps = solution.recorder.steps();
+        Ok(result)
+    }
+
+    /// Makes an image of a snapshot (and the chain below it: one layer per snapshot) with
+    /// the given config, and writes it to `opts.outputs` tagged `opts.tags`. `None` is the
+    /// empty filesystem.
+    pub async fn export_snapshot(
+        &self,
+        snapshot: Option<&str>,
+        config: &xbuild_llb::ImageConfig,
+        opts: &BuildOptions,
+    ) -> Result<BuildResult, Error> {
+        let store = Arc::new(self.store()?);
+        let snapshots = self.snapshots()?;
+        if let Some(s) = snapshot
+            && !snapshots.exists(s)
+        {
+            return Err(Error::Usage(format!(
+                "snapshot {s} does not exist in {}",
+                self.root.display()
+            )));
+        }
+        let mut def = Definition::new();
+        let vertex = def
+            .add(
+                xbuild_llb::Op::Source(xbuild_llb::SourceOp::Scratch),
+                vec![],
+            )
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let (os, architecture) = match &opts.platform {
+            Some(p) => {
+                let p = xbuild_parser::platform::Platform::parse(p)
+                    .map_err(|e| Error::Usage(format!("--platform: {e}")))?;
+                (p.os, p.architecture)
+            }
+            None => (
+                "linux".to_string(),
+                xbuild_parser::lower::host_architecture().to_string(),
+            ),
+        };
+        let output = xbuild_llb::Output {
+            name: "default".into(),
+            vertex: vertex.clone(),
+            config: config.clone(),
+            history: Vec::new(),
+            os,
+            architecture,
+            variant: None,
+        };
+        let steps = HashMap::from([(
+            vertex,
+            StepResult {
+                snapshot: snapshot.map(str::to_string),
+                created: opts
+                    .source_date_epoch
+                    .map(xbuild_exporter::rfc3339)
+                    .unwrap_or_else(now_rfc3339),
+            },
+        )]);
+        self.export_steps(
+            store,
+            snapshots,
+            def,
+            output,
+            steps,
+            snapshot.map(str::to_string),
+            opts,
+        )
+        .await
+    }
+
+    /// Writes the outputs of `output` and pushes what they ask to push.
+    #[allow(clippy::too_many_arguments)]
+    async fn export_steps(
+        &self,
+        store: Arc<Store>,
+        snapshots: Snapshotter,
+        def: Definition,
+        output: xbuild_llb::Output,
+        steps: HashMap<Digest, StepResult>,
+        top: Option<String>,
+        opts: &BuildOptions,
+    ) -> Result<BuildResult, Error> {
+        if opts.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let started = Instant::now();
         let outputs = if opts.outputs.is_empty() {
             vec![OutputSpec::Image {
                 names: vec![],
@@ -618,11 +865,9 @@ impl Builder {
         } else {
             opts.outputs.clone()
         };
-        let snapshots = solver.snapshots().clone();
         let epoch = opts.source_date_epoch;
         let default = opts.compression;
         let tags = opts.tags.clone();
-        let (executed, cached) = (solved.executed, solved.cached);
         let push_names: Vec<String> = if opts.push {
             opts.tags.clone()
         } else {
@@ -654,6 +899,7 @@ impl Builder {
         })
         .await
         .map_err(|e| Error::Usage(format!("export task failed: {e}")))??;
+        let exported = started.elapsed();
         let mut pushed = Vec::new();
         if !push_names.is_empty() || opts.push {
             let Some(img) = &image else {
@@ -668,16 +914,26 @@ impl Builder {
             }
             let mut seen = std::collections::BTreeSet::new();
             for t in push_names.iter().filter(|t| seen.insert(t.as_str())) {
-                pushed.push(self.push_manifest(&store, &img.manifest.digest, t).await?);
+                let p = cancellable(
+                    &opts.cancel,
+                    self.push_manifest(&store, &img.manifest.digest, t),
+                )
+                .await?;
+                pushed.push(p);
             }
         }
         Ok(BuildResult {
             image_id: image.as_ref().map(|i| i.config.digest.clone()),
+            config: image.as_ref().map(|i| i.config_file.clone()),
             manifest: image.map(|i| i.manifest.digest),
             tags,
             pushed,
-            executed,
-            cached,
+            timings: Timings {
+                export: exported,
+                push: started.elapsed() - exported,
+                ..Timings::default()
+            },
+            ..BuildResult::default()
         })
     }
 
@@ -975,6 +1231,60 @@ impl Builder {
     }
 }
 
+/// A solved graph: every result its outputs need, leased against `prune` until dropped.
+pub struct Solution {
+    solver: Solver,
+    store: Arc<Store>,
+    def: Definition,
+    solved: xbuild_solver::Solved,
+    recorder: Arc<events::Recorder>,
+    solve_time: std::time::Duration,
+}
+
+impl Solution {
+    /// The graph that was solved.
+    pub fn definition(&self) -> &Definition {
+        &self.def
+    }
+
+    /// The snapshot holding vertex `v`'s filesystem (`None`: the empty one, or not solved).
+    pub fn snapshot(&self, v: &Digest) -> Option<&str> {
+        self.solved.results.get(v)?.snapshot.as_deref()
+    }
+
+    /// Every vertex's result.
+    pub fn results(&self) -> &HashMap<Digest, xbuild_solver::VertexResult> {
+        &self.solved.results
+    }
+
+    /// RUN and file steps that ran, and that came from the cache.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.solved.executed, self.solved.cached)
+    }
+}
+
+impl std::fmt::Debug for Solution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Solution")
+            .field("vertices", &self.solved.results.len())
+            .field("executed", &self.solved.executed)
+            .field("cached", &self.solved.cached)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs `fut` unless `cancel` fires first: then it is dropped (what it started is released)
+/// and the result is [`Error::Cancelled`].
+async fn cancellable<T>(
+    cancel: &CancellationToken,
+    fut: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::select! {
+        r = fut => r,
+        _ = cancel.cancelled() => Err(Error::Cancelled),
+    }
+}
+
 fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -1189,6 +1499,9 @@ fn lower_options(file: &str, opts: &BuildOptions) -> Result<LowerOptions, Error>
 /// The `.dockerignore` patterns of a build: `<Dockerfile>.dockerignore` beside the Dockerfile
 /// wins over the context's `.dockerignore`; comments and blank lines are dropped.
 fn dockerignore(opts: &BuildOptions) -> Result<Vec<String>, Error> {
+    if let Some(p) = &opts.ignore_patterns {
+        return Ok(p.clone());
+    }
     let mut candidates = Vec::new();
     if let Some(df) = &opts.dockerfile {
         let mut name = df.as_os_str().to_owned();

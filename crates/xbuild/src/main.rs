@@ -35,6 +35,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile and a context directory.
@@ -90,9 +92,14 @@ enum Command {
         /// The platform to build for (`linux/amd64`).
         #[arg(long)]
         platform: Option<String>,
+        /// Where to send the build (`xbuild worker`s).
+        #[command(flatten)]
+        remote: RemoteArgs,
         /// The build context directory.
         context: PathBuf,
     },
+    /// Serve builds to `xbuild build --remote` clients over gRPC.
+    Worker(WorkerArgs),
     /// Pull an image from its registry into the local store.
     Pull {
         /// The image (`alpine`, `HOST:PORT/REPO:TAG`, `REPO@sha256:…`).
@@ -186,6 +193,58 @@ enum ImageCommand {
     Load(LoadArgs),
     /// Import a flat rootfs tarball as an image.
     Import(ImportArgs),
+}
+
+#[derive(Args)]
+struct RemoteArgs {
+    /// Send the build to a worker, `HOST:PORT`; with `A,B` the next is tried when one cannot
+    /// be reached or dies mid-build.
+    #[arg(long, value_delimiter = ',')]
+    remote: Vec<String>,
+    /// The CA (PEM) of the workers' certificates: connect over TLS.
+    #[arg(long)]
+    remote_tls_ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for workers that require one.
+    #[arg(long)]
+    remote_cert: Option<PathBuf>,
+    /// This client's key (PEM).
+    #[arg(long)]
+    remote_key: Option<PathBuf>,
+    /// A file holding the workers' bearer token.
+    #[arg(long)]
+    remote_token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// Where to listen, `HOST:PORT`.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// Import build cache from and export it to this registry reference (`mode=max`), to
+    /// share it with other workers.
+    #[arg(long)]
+    cache_registry: Option<String>,
+    /// At most this many RUN steps at once, across all builds.
+    #[arg(long, default_value_t = 4)]
+    max_parallel: usize,
+    /// Refuse builds whose context holds more file bytes (`500M`, `2G`).
+    #[arg(long, default_value = "4G", value_parser = parse_size)]
+    max_context_size: u64,
+    /// The server certificate (PEM): serve over TLS.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// The server certificate's key (PEM).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long)]
+    tls_client_ca: Option<PathBuf>,
+    /// Require the bearer token this file holds.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Allow plain TCP on an address other than loopback.
+    #[arg(long)]
+    insecure: bool,
 }
 
 #[derive(Args)]
@@ -484,6 +543,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             target,
             labels,
             platform,
+            remote,
             context,
         } => {
             let mut opts = BuildOptions::new(context);
@@ -547,13 +607,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 progress
             };
             let printer = Arc::new(progress::Printer::new(mode));
+            opts.progress = printer.clone().into();
             let rt = runtime()?;
-            // Ctrl-C drops the build: its running step's container is killed and every mount
-            // and snapshot it held is released before xbuild exits.
+            // Ctrl-C cancels the build: its running steps' containers are killed and every
+            // mount and snapshot they held is released before xbuild exits.
+            let cancel = opts.cancel.clone();
+            let remote = xbuild::worker::client::Remote {
+                addrs: remote.remote,
+                tls_ca: remote.remote_tls_ca,
+                cert: remote.remote_cert,
+                key: remote.remote_key,
+                token_file: remote.remote_token_file,
+            };
             let result = rt.block_on(async {
+                let build = async {
+                    if remote.addrs.is_empty() {
+                        return builder.build(&opts).await;
+                    }
+                    let r = xbuild::worker::client::build(&builder, &opts, &remote).await?;
+                    printer.note(&format!(
+                        "xbuild: built on worker {}: it received {} context file(s), {} byte(s), of {} entries",
+                        r.worker, r.files_sent, r.bytes_sent, r.context_entries
+                    ));
+                    Ok(r.result)
+                };
+                tokio::pin!(build);
                 tokio::select! {
-                    r = builder.build(&opts, printer.clone()) => r.map_err(anyhow::Error::from),
-                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+                    r = &mut build => r.map_err(anyhow::Error::from),
+                    _ = tokio::signal::ctrl_c() => {
+                        cancel.cancel();
+                        let _ = build.await;
+                        Err(anyhow::anyhow!("interrupted"))
+                    }
                 }
             });
             printer.finish();
@@ -576,6 +661,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{id}");
             }
         }
+        Command::Worker(a) => worker(builder, a, runtime()?)?,
         Command::Pull { image } => {
             let p = runtime()?.block_on(builder.pull(&image))?;
             eprintln!(
@@ -983,6 +1069,30 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `xbuild worker`: serves until interrupted.
+fn worker(builder: Builder, a: WorkerArgs, rt: tokio::runtime::Runtime) -> Result<()> {
+    let builder = builder.with_max_parallel_steps(a.max_parallel);
+    let opts = xbuild::worker::server::WorkerOptions {
+        listen: a.listen,
+        cache_registry: a.cache_registry,
+        max_context_size: a.max_context_size,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
+        tls_client_ca: a.tls_client_ca,
+        token_file: a.token_file,
+        insecure: a.insecure,
+    };
+    rt.block_on(xbuild::worker::server::serve(
+        builder,
+        opts,
+        |addr| eprintln!("xbuild worker listening on {addr}"),
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    ))?;
+    Ok(())
 }
 
 fn pushed_note(p: &xbuild::Pushed) -> String {

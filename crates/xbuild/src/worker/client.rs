@@ -1,0 +1,612 @@
+//! `xbuild build --remote`: sends a build to a worker and brings its output back.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Code, Request, Status};
+use xbuild_cache::statcache::StatCache;
+use xbuild_llb::Digest;
+use xbuild_solver::{Event, ProgressSink};
+
+use super::context::{self, Manifest};
+use super::proto::{
+    self, BuildRequest, ClientMessage, FileData, ManifestChunk, Outcome, client_message, output,
+    worker_client::WorkerClient, worker_message,
+};
+use super::{Error, install_crypto, read_flag_file, read_token};
+use crate::{BuildOptions, BuildResult, Builder, OutputSpec, Timings};
+
+/// Where the workers are and how to authenticate to them.
+#[derive(Clone, Debug, Default)]
+pub struct Remote {
+    /// Worker addresses (`HOST:PORT`), tried in order: the next one when a worker cannot be
+    /// reached or dies mid-build.
+    pub addrs: Vec<String>,
+    /// The CA (PEM) that signed the workers' certificates; TLS when set.
+    pub tls_ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for workers that require one (mTLS).
+    pub cert: Option<PathBuf>,
+    /// This client's key (PEM).
+    pub key: Option<PathBuf>,
+    /// A file holding the bearer token workers require.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Remote {
+    /// Plain connections to `addrs`.
+    pub fn new(addrs: Vec<String>) -> Self {
+        Remote {
+            addrs,
+            ..Remote::default()
+        }
+    }
+}
+
+/// What a remote build did.
+#[derive(Clone, Debug)]
+pub struct RemoteResult {
+    /// The build's result, as a local build reports it (`config` is not carried back).
+    pub result: BuildResult,
+    /// The worker that ran it.
+    pub worker: String,
+    /// Context files (distinct contents) the worker asked for and received.
+    pub files_sent: u64,
+    /// Their bytes.
+    pub bytes_sent: u64,
+    /// Entries the context manifest listed.
+    pub context_entries: u64,
+}
+
+/// Where the output archive goes once it is back.
+#[derive(Clone, Debug)]
+enum Place {
+    /// Loaded into the local image store.
+    Load,
+    /// Written to this file (`-`: stdout).
+    Write(PathBuf),
+    /// Unpacked into this directory.
+    Unpack(PathBuf),
+}
+
+/// Sends the build `opts` describes to the first worker of `remote` that completes it, and
+/// writes its output as a local build would (the local store, an OCI layout, a
+/// docker-archive, a directory or a tar).
+pub async fn build(
+    builder: &Builder,
+    opts: &BuildOptions,
+    remote: &Remote,
+) -> Result<RemoteResult, crate::Error> {
+    let started = Instant::now();
+    if remote.addrs.is_empty() {
+        return Err(Error::Config("--remote needs at least one worker address".into()).into());
+    }
+    if !opts.secrets.is_empty() || !opts.ssh.is_empty() {
+        return Err(Error::Config(
+            "--secret and --ssh are not sent to remote workers; build locally to use them".into(),
+        )
+        .into());
+    }
+    if !opts.cache_from.is_empty() || !opts.cache_to.is_empty() {
+        return Err(Error::Config(
+            "--cache-from/--cache-to are set on the worker (--cache-registry), not by a remote client"
+                .into(),
+        )
+        .into());
+    }
+    let (req, place) = request(opts)?;
+    let manifest = {
+        let root = builder.root().to_path_buf();
+        let context = opts.context.clone();
+        let ignore = req.ignore_patterns.clone();
+        tokio::task::spawn_blocking(move || -> Result<Manifest, crate::Error> {
+            std::fs::create_dir_all(&root).map_err(crate::io(&root))?;
+            let cache = StatCache::load(&root)?;
+            let m = context::scan(&context, &ignore, &cache)?;
+            cache.save()?;
+            Ok(m)
+        })
+        .await
+        .map_err(|e| Error::Config(format!("scanning the context: {e}")))??
+    };
+    let mut req = req;
+    req.context_entries = manifest.entries.len() as u64;
+    req.context_bytes = manifest.bytes;
+    let tmp = builder.root().join("remote-output");
+    std::fs::create_dir_all(&tmp).map_err(crate::io(&tmp))?;
+    let tmp = tmp.join(format!("{}.part", rand::random::<u64>()));
+    let _cleanup = RemoveOnDrop(tmp.clone());
+    let mut last = None;
+    for (i, addr) in remote.addrs.iter().enumerate() {
+        let attempt = tokio::select! {
+            r = build_on(addr, remote, &req, &manifest, opts, &tmp) => r,
+            _ = opts.cancel.cancelled() => return Err(crate::Error::Cancelled),
+        };
+        match attempt {
+            Ok(outcome) => {
+                let result = finish(builder, opts, &place, &tmp, &outcome, started).await?;
+                return Ok(RemoteResult {
+                    result,
+                    worker: addr.clone(),
+                    files_sent: outcome.files_received,
+                    bytes_sent: outcome.bytes_received,
+                    context_entries: outcome.context_entries,
+                });
+            }
+            Err(e) if e.retryable() && i + 1 < remote.addrs.len() => {
+                tracing::warn!("{e}; trying {}", remote.addrs[i + 1]);
+                last = Some(e);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| Error::Config("no worker address".into()))
+        .into())
+}
+
+/// The request for `opts`, and where its output goes.
+fn request(opts: &BuildOptions) -> Result<(BuildRequest, Place), crate::Error> {
+    let (name, text) = Builder::read_dockerfile(opts)?;
+    let ignore = opts.context_ignore_patterns()?;
+    let outputs = if opts.outputs.is_empty() {
+        vec![OutputSpec::Image {
+            names: Vec::new(),
+            compression: None,
+            push: false,
+        }]
+    } else {
+        opts.outputs.clone()
+    };
+    if outputs.len() > 1 {
+        return Err(
+            Error::Config("a remote build writes one --output; give only one".into()).into(),
+        );
+    }
+    let mut push = opts.push;
+    let mut out = proto::Output::default();
+    let compression =
+        |c: &Option<crate::Compression>| c.map(|c| c.name().to_string()).unwrap_or_default();
+    let place = match &outputs[0] {
+        OutputSpec::Image {
+            names,
+            compression: c,
+            push: p,
+        } => {
+            push |= *p;
+            out.set_kind(output::Kind::Oci);
+            out.names = opts.tags.iter().chain(names).cloned().collect();
+            out.compression = compression(c);
+            Place::Load
+        }
+        OutputSpec::Oci {
+            dest,
+            dir,
+            names,
+            compression: c,
+        } => {
+            out.set_kind(output::Kind::Oci);
+            out.names = opts.tags.iter().chain(names).cloned().collect();
+            out.compression = compression(c);
+            if *dir {
+                Place::Unpack(dest.clone())
+            } else {
+                Place::Write(dest.clone())
+            }
+        }
+        OutputSpec::Docker {
+            dest,
+            names,
+            compression: c,
+        } => {
+            out.set_kind(output::Kind::Docker);
+            out.names = opts.tags.iter().chain(names).cloned().collect();
+            out.compression = compression(c);
+            Place::Write(dest.clone())
+        }
+        OutputSpec::Tar { dest } => {
+            out.set_kind(output::Kind::Tar);
+            Place::Write(dest.clone())
+        }
+        OutputSpec::Local { dest } => {
+            out.set_kind(output::Kind::Tar);
+            Place::Unpack(dest.clone())
+        }
+    };
+    let context = opts
+        .context
+        .canonicalize()
+        .map_err(crate::io(&opts.context))?;
+    let req = BuildRequest {
+        dockerfile_name: name,
+        dockerfile_text: text,
+        target: opts.target.clone().unwrap_or_default(),
+        build_args: opts.build_args.clone().into_iter().collect(),
+        labels: opts.labels.clone().into_iter().collect(),
+        platform: opts.platform.clone().unwrap_or_default(),
+        no_cache: opts.no_cache,
+        pull: opts.pull,
+        source_date_epoch: opts.source_date_epoch,
+        ignore_patterns: ignore,
+        tags: opts.tags.clone(),
+        push,
+        output: Some(out),
+        context_key: format!("{}:{}", hostname(), context.display()),
+        context_entries: 0,
+        context_bytes: 0,
+    };
+    Ok((req, place))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Connects to `addr` as `remote` says.
+async fn connect(addr: &str, remote: &Remote) -> Result<Channel, Error> {
+    install_crypto();
+    let scheme = if remote.tls_ca.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let bad = |e: &dyn std::fmt::Display| Error::Config(format!("--remote {addr}: {e}"));
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(|e| bad(&e))?;
+    if let Some(ca) = &remote.tls_ca {
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read_flag_file(
+            "--remote-tls-ca",
+            ca,
+        )?));
+        match (&remote.cert, &remote.key) {
+            (Some(c), Some(k)) => {
+                tls = tls.identity(Identity::from_pem(
+                    read_flag_file("--remote-cert", c)?,
+                    read_flag_file("--remote-key", k)?,
+                ));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::Config(
+                    "--remote-cert and --remote-key go together".into(),
+                ));
+            }
+        }
+        endpoint = endpoint.tls_config(tls).map_err(|e| bad(&e))?;
+    } else if remote.cert.is_some() || remote.key.is_some() {
+        return Err(Error::Config(
+            "--remote-cert/--remote-key need --remote-tls-ca (the CA of the worker's certificate)"
+                .into(),
+        ));
+    }
+    endpoint
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(|e| Error::Connect {
+            addr: addr.to_string(),
+            message: error_chain(&e),
+        })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// What a gRPC status means for the client.
+fn status_error(addr: &str, s: &Status) -> Error {
+    let addr = addr.to_string();
+    let message = if s.message().is_empty() {
+        format!("{:?}", s.code())
+    } else {
+        s.message().to_string()
+    };
+    match s.code() {
+        Code::Unauthenticated | Code::PermissionDenied => Error::Refused { addr, message },
+        _ => Error::Lost { addr, message },
+    }
+}
+
+/// Runs the build on one worker; the output archive lands in `tmp`.
+async fn build_on(
+    addr: &str,
+    remote: &Remote,
+    req: &BuildRequest,
+    manifest: &Manifest,
+    opts: &BuildOptions,
+    tmp: &Path,
+) -> Result<Outcome, Error> {
+    let channel = connect(addr, remote).await?;
+    let token = match &remote.token_file {
+        Some(f) => {
+            let t = read_token("--remote-token-file", f)?;
+            Some(
+                MetadataValue::try_from(format!("Bearer {t}"))
+                    .map_err(|_| Error::Config("--remote-token-file: not a valid token".into()))?,
+            )
+        }
+        None => None,
+    };
+    let mut client = WorkerClient::with_interceptor(channel, move |mut r: Request<()>| {
+        if let Some(t) = &token {
+            r.metadata_mut().insert("authorization", t.clone());
+        }
+        Ok(r)
+    })
+    .max_decoding_message_size(16 << 20);
+    let (tx, rx) = mpsc::channel::<ClientMessage>(16);
+    let mut inbound = client
+        .build(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| status_error(addr, &s))?
+        .into_inner();
+    // The request and manifest go out while the worker answers; a failed send means the
+    // worker ended the stream, and its reason comes on `inbound`.
+    let mut sender = Some({
+        let tx = tx.clone();
+        let req = req.clone();
+        let entries = manifest.entries.clone();
+        tokio::spawn(async move {
+            let send = |m| {
+                let tx = &tx;
+                async move {
+                    tx.send(ClientMessage { msg: Some(m) })
+                        .await
+                        .map_err(|_| ())
+                }
+            };
+            send(client_message::Msg::Request(req)).await?;
+            let mut chunks = entries.chunks(2000).peekable();
+            if chunks.peek().is_none() {
+                return send(client_message::Msg::Manifest(ManifestChunk {
+                    entries: Vec::new(),
+                    last: true,
+                }))
+                .await;
+            }
+            while let Some(c) = chunks.next() {
+                send(client_message::Msg::Manifest(ManifestChunk {
+                    entries: c.to_vec(),
+                    last: chunks.peek().is_none(),
+                }))
+                .await?;
+            }
+            Ok::<(), ()>(())
+        })
+    });
+    let mut out: Option<tokio::fs::File> = None;
+    let lost = |message: &str| Error::Lost {
+        addr: addr.to_string(),
+        message: message.to_string(),
+    };
+    loop {
+        let m = match inbound.message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Err(lost("the worker ended the build without an outcome")),
+            Err(s) => return Err(status_error(addr, &s)),
+        };
+        match m.msg {
+            Some(worker_message::Msg::Need(need)) => {
+                if let Some(s) = sender.take() {
+                    let _ = s.await;
+                }
+                for d in need.files {
+                    let digest = <[u8; 32]>::try_from(d.as_slice()).map_err(|_| {
+                        Error::Protocol("the worker asked for a digest that is not 32 bytes".into())
+                    })?;
+                    let path = manifest.files.get(&digest).ok_or_else(|| {
+                        Error::Protocol(format!(
+                            "the worker asked for {} which the context does not hold",
+                            hex::encode(digest)
+                        ))
+                    })?;
+                    if send_file(&tx, digest, path).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Some(worker_message::Msg::Event(e)) => {
+                if let Some(e) = from_proto(e) {
+                    opts.progress.event(e);
+                }
+            }
+            Some(worker_message::Msg::Output(o)) => {
+                if out.is_none() {
+                    let f = tokio::fs::File::create(tmp)
+                        .await
+                        .map_err(|source| Error::Io {
+                            path: tmp.to_path_buf(),
+                            source,
+                        })?;
+                    out = Some(f);
+                }
+                if let Some(f) = out.as_mut() {
+                    f.write_all(&o.chunk).await.map_err(|source| Error::Io {
+                        path: tmp.to_path_buf(),
+                        source,
+                    })?;
+                }
+            }
+            Some(worker_message::Msg::Outcome(o)) => {
+                if let Some(mut f) = out.take() {
+                    f.flush().await.map_err(|source| Error::Io {
+                        path: tmp.to_path_buf(),
+                        source,
+                    })?;
+                }
+                if !o.error.is_empty() {
+                    return Err(Error::Failed {
+                        addr: addr.to_string(),
+                        message: o.error,
+                    });
+                }
+                return Ok(o);
+            }
+            None => return Err(Error::Protocol("the worker sent an empty message".into())),
+        }
+    }
+}
+
+/// Sends one context file's content in chunks.
+async fn send_file(
+    tx: &mpsc::Sender<ClientMessage>,
+    digest: [u8; 32],
+    path: &Path,
+) -> Result<(), ()> {
+    let mut f = tokio::fs::File::open(path).await.map_err(|_| ())?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pending: Option<Vec<u8>> = None;
+    loop {
+        let n = f.read(&mut buf).await.map_err(|_| ())?;
+        if n == 0 {
+            let chunk = pending.take().unwrap_or_default();
+            return tx
+                .send(ClientMessage {
+                    msg: Some(client_message::Msg::Data(FileData {
+                        digest: digest.to_vec(),
+                        chunk,
+                        last: true,
+                    })),
+                })
+                .await
+                .map_err(|_| ());
+        }
+        if let Some(chunk) = pending.replace(buf[..n].to_vec()) {
+            tx.send(ClientMessage {
+                msg: Some(client_message::Msg::Data(FileData {
+                    digest: digest.to_vec(),
+                    chunk,
+                    last: false,
+                })),
+            })
+            .await
+            .map_err(|_| ())?;
+        }
+    }
+}
+
+/// A protocol event as the solver's progress sinks take it.
+fn from_proto(e: proto::Event) -> Option<Event> {
+    use proto::event::Kind;
+    let vertex = Digest::from_str(&e.vertex).ok()?;
+    Some(match e.kind() {
+        Kind::Started => Event::Started {
+            vertex,
+            name: e.text,
+        },
+        Kind::Waiting => Event::Waiting {
+            vertex,
+            name: e.text,
+        },
+        Kind::Cached => Event::Cached {
+            vertex,
+            name: e.text,
+        },
+        Kind::Log => Event::Log {
+            vertex,
+            stream: if e.stderr { "stderr" } else { "stdout" },
+            line: e.text,
+        },
+        Kind::Done => Event::Done {
+            vertex,
+            seconds: e.seconds,
+        },
+        Kind::Failed => Event::Failed {
+            vertex,
+            error: e.text,
+        },
+    })
+}
+
+/// Puts the output archive where the build's output goes and makes the result.
+async fn finish(
+    builder: &Builder,
+    opts: &BuildOptions,
+    place: &Place,
+    tmp: &Path,
+    o: &Outcome,
+    started: Instant,
+) -> Result<BuildResult, crate::Error> {
+    let place = place.clone();
+    let b = builder.clone();
+    let src = tmp.to_path_buf();
+    tokio::task::spawn_blocking(move || place_output(&b, &place, &src))
+        .await
+        .map_err(|e| Error::Config(format!("writing the output: {e}")))??;
+    let digest = |s: &str| Digest::from_str(s).ok();
+    let mut pushed = Vec::new();
+    for p in &o.pushed {
+        let (Ok(reference), Some(manifest)) = (
+            xbuild_registry::Reference::parse(&p.reference),
+            digest(&p.manifest),
+        ) else {
+            return Err(Error::Protocol(format!("the worker reported a bad push: {p:?}")).into());
+        };
+        pushed.push(crate::Pushed {
+            reference,
+            manifest,
+            uploaded: p.uploaded as usize,
+            mounted: p.mounted as usize,
+            present: p.present as usize,
+        });
+    }
+    Ok(BuildResult {
+        image_id: digest(&o.image_id),
+        manifest: digest(&o.manifest),
+        tags: opts.tags.clone(),
+        pushed,
+        executed: o.executed as usize,
+        cached: o.cached as usize,
+        timings: Timings {
+            total: started.elapsed(),
+            ..Timings::default()
+        },
+        ..BuildResult::default()
+    })
+}
+
+fn place_output(builder: &Builder, place: &Place, src: &Path) -> Result<(), crate::Error> {
+    match place {
+        Place::Load => builder.load(src).map(|_| ()),
+        Place::Write(dest) if dest.as_os_str() == "-" => {
+            let mut f = std::fs::File::open(src).map_err(crate::io(src))?;
+            std::io::copy(&mut f, &mut std::io::stdout().lock())
+                .map(|_| ())
+                .map_err(crate::io(dest))
+        }
+        Place::Write(dest) => {
+            if std::fs::rename(src, dest).is_err() {
+                std::fs::copy(src, dest).map_err(crate::io(dest))?;
+            }
+            Ok(())
+        }
+        Place::Unpack(dest) => {
+            std::fs::create_dir_all(dest).map_err(crate::io(dest))?;
+            let f = std::fs::File::open(src).map_err(crate::io(src))?;
+            let mut archive = tar::Archive::new(std::io::BufReader::new(f));
+            archive.set_preserve_permissions(true);
+            archive.unpack(dest).map_err(crate::io(dest))
+        }
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

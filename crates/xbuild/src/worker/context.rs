@@ -1,0 +1,488 @@
+//! The build context on both ends: the client lists what its `.dockerignore` selects, named by
+//! content (blake3); the worker keeps contents in a content-addressed file store and lays a
+//! build's context out from it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use xbuild_cache::statcache::{Stamp, StatCache};
+use xbuild_runtime::dockerignore::{Filter, FilterState};
+
+use super::Error;
+use super::proto::{Entry, entry::Kind};
+
+/// A context as the client sends it.
+#[derive(Debug, Default)]
+pub struct Manifest {
+    /// Every selected entry, parents before children.
+    pub entries: Vec<Entry>,
+    /// Where each content is on the client.
+    pub files: HashMap<[u8; 32], PathBuf>,
+    /// The file bytes the entries hold.
+    pub bytes: u64,
+}
+
+/// Lists the context `dir` as `ignore` (`.dockerignore` patterns) selects it, hashing files the
+/// stat cache `cache` does not know.
+pub fn scan(dir: &Path, ignore: &[String], cache: &StatCache) -> Result<Manifest, Error> {
+    let filter = Filter::new(&[], ignore)
+        .map_err(|e| Error::Config(format!("{}/.dockerignore: {e}", dir.display())))?;
+    let mut m = Manifest::default();
+    walk(
+        dir,
+        "",
+        filter.as_ref(),
+        &FilterState::default(),
+        cache,
+        &mut m,
+    )?;
+    Ok(m)
+}
+
+fn walk(
+    dir: &Path,
+    rel: &str,
+    filter: Option<&Filter>,
+    parent: &FilterState,
+    cache: &StatCache,
+    m: &mut Manifest,
+) -> Result<(), Error> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io(dir))? {
+        names.push(e.map_err(io(dir))?.file_name());
+    }
+    names.sort();
+    for name in names {
+        let abs = dir.join(&name);
+        let name = name.to_str().ok_or_else(|| {
+            Error::Config(format!(
+                "{}: the file name is not UTF-8; rename it or list it in .dockerignore",
+                abs.display()
+            ))
+        })?;
+        let path = if rel.is_empty() {
+            name.to_string()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let (verdict, state) = match filter {
+            Some(f) => f.check(&path, parent),
+            None => (
+                xbuild_runtime::dockerignore::Verdict {
+                    keep: true,
+                    excluded: false,
+                },
+                FilterState::default(),
+            ),
+        };
+        let md = std::fs::symlink_metadata(&abs).map_err(io(&abs))?;
+        let ft = md.file_type();
+        let mut entry = Entry {
+            path: path.clone(),
+            mode: md.mode() & 0o7777,
+            size: 0,
+            mtime_ns: md.mtime().saturating_mul(1_000_000_000) + md.mtime_nsec(),
+            ..Entry::default()
+        };
+        if ft.is_dir() {
+            if verdict.keep {
+                entry.set_kind(Kind::Dir);
+                m.entries.push(entry);
+            }
+            if verdict.keep || filter.is_some_and(|f| f.descend(&path, verdict)) {
+                walk(&abs, &path, filter, &state, cache, m)?;
+            }
+        } else if !verdict.keep {
+            continue;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&abs).map_err(io(&abs))?;
+            entry.set_kind(Kind::Symlink);
+            entry.target = target
+                .to_str()
+                .ok_or_else(|| {
+                    Error::Config(format!("{}: the link target is not UTF-8", abs.display()))
+                })?
+                .to_string();
+            m.entries.push(entry);
+        } else if ft.is_file() {
+            let stamp = Stamp {
+                dev: md.dev(),
+                ino: md.ino(),
+                size: md.size(),
+                mtime_ns: entry.mtime_ns,
+                ctime_ns: md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec(),
+            };
+            let digest = match cache.get(&stamp) {
+                Some(h) => h,
+                None => {
+                    let mut h = blake3::Hasher::new();
+                    let f = std::fs::File::open(&abs).map_err(io(&abs))?;
+                    h.update_reader(f).map_err(io(&abs))?;
+                    let h = *h.finalize().as_bytes();
+                    cache.put(stamp, h);
+                    h
+                }
+            };
+            entry.set_kind(Kind::File);
+            entry.size = md.size();
+            entry.digest = digest.to_vec();
+            m.bytes += md.size();
+            m.files.entry(digest).or_insert(abs);
+            m.entries.push(entry);
+        } else {
+            return Err(Error::Config(format!(
+                "{}: sockets, devices and pipes cannot be sent as build context; list it in .dockerignore",
+                abs.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Checks that every entry's path is relative and stays inside the context (no `..`, no empty
+/// or `.` components, no path through a symlink the manifest lists), and that file digests
+/// are 32 bytes.
+pub fn validate(entries: &[Entry]) -> Result<(), String> {
+    let mut links = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for e in entries {
+        let p = e.path.as_str();
+        if p.is_empty()
+            || p.starts_with('/')
+            || p.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || p.contains('\0')
+        {
+            return Err(format!(
+                "context entry {p:?}: not a clean relative path inside the context"
+            ));
+        }
+        if !seen.insert(p) {
+            return Err(format!("context entry {p:?} is listed twice"));
+        }
+        let mut prefix = String::new();
+        for c in p.split('/') {
+            if !prefix.is_empty() && links.contains(prefix.as_str()) {
+                return Err(format!(
+                    "context entry {p:?} lies below the symlink {prefix:?}"
+                ));
+            }
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(c);
+        }
+        match e.kind() {
+            Kind::Symlink => {
+                links.insert(p);
+            }
+            Kind::File if e.digest.len() != 32 => {
+                return Err(format!("context entry {p:?}: the digest is not 32 bytes"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A worker's content-addressed store of context files: `DIR/ab/abcd…` by blake3 hash.
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+impl FileStore {
+    /// The store in `dir` (created when missing).
+    pub fn open(dir: PathBuf) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir.join("tmp")).map_err(io(&dir))?;
+        Ok(FileStore { dir })
+    }
+
+    /// Where content `digest` is kept.
+    pub fn path(&self, digest: &[u8; 32]) -> PathBuf {
+        let hex = hex::encode(digest);
+        self.dir.join(&hex[..2]).join(hex)
+    }
+
+    /// The contents of `entries` this store lacks, each once.
+    pub fn missing(&self, entries: &[Entry]) -> Vec<[u8; 32]> {
+        let mut out = BTreeSet::new();
+        for e in entries {
+            if e.kind() != Kind::File {
+                continue;
+            }
+            if let Ok(d) = <[u8; 32]>::try_from(e.digest.as_slice())
+                && !self.path(&d).exists()
+            {
+                out.insert(d);
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// Starts receiving content `digest`.
+    pub fn begin(&self, digest: [u8; 32]) -> Result<Incoming, Error> {
+        let tmp =
+            self.dir
+                .join("tmp")
+                .join(format!("{}.{}", hex::encode(digest), rand::random::<u64>()));
+        let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        Ok(Incoming {
+            digest,
+            tmp,
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+            dest: self.path(&digest),
+        })
+    }
+}
+
+/// One content being received into a [`FileStore`]; committed only when its hash matches.
+#[derive(Debug)]
+pub struct Incoming {
+    digest: [u8; 32],
+    tmp: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    hasher: blake3::Hasher,
+    /// Bytes received so far.
+    pub bytes: u64,
+    dest: PathBuf,
+}
+
+impl Incoming {
+    /// The content being received.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+
+    /// Appends a chunk.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        self.hasher.update(chunk);
+        self.bytes += chunk.len() as u64;
+        self.file.write_all(chunk).map_err(io(&self.tmp))
+    }
+
+    /// Checks the hash and moves the content into the store.
+    pub fn commit(mut self) -> Result<(), String> {
+        self.file
+            .flush()
+            .map_err(|e| format!("{}: {e}", self.tmp.display()))?;
+        if self.hasher.finalize().as_bytes() != &self.digest {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(format!(
+                "the content sent for {} does not have that blake3 hash",
+                hex::encode(self.digest)
+            ));
+        }
+        if let Some(parent) = self.dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| format!("{}: {e}", self.dest.display()))
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Makes `dir` hold exactly `entries` (contents from `store`): entries whose type, size, mode
+/// and mtime already match are left alone, everything else is replaced and what the manifest
+/// does not list is removed. Returns how many files were written. What each file holds is
+/// recorded beside `dir` (`DIR.index`), so a file changed without changing its size or
+/// mtime is still replaced.
+pub fn materialize(dir: &Path, entries: &[Entry], store: &FileStore) -> Result<usize, Error> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let index_path = dir.with_extension("index");
+    let old: HashMap<String, String> = std::fs::read(&index_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    // Written again only once the directory matches it.
+    let _ = std::fs::remove_file(&index_path);
+    let mut index = HashMap::new();
+    let listed: BTreeSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    remove_unlisted(dir, "", &listed)?;
+    let mut written = 0;
+    let mut dirs = Vec::new();
+    for e in entries {
+        let dest = dir.join(&e.path);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let have = std::fs::symlink_metadata(&dest).ok();
+        match e.kind() {
+            Kind::Dir => {
+                if !have.as_ref().is_some_and(|m| m.is_dir()) {
+                    remove_any(&dest)?;
+                    std::fs::create_dir(&dest).map_err(io(&dest))?;
+                }
+                dirs.push(e);
+            }
+            Kind::Symlink => {
+                let same = have.as_ref().is_some_and(|m| m.file_type().is_symlink())
+                    && std::fs::read_link(&dest).ok().as_deref() == Some(Path::new(&e.target));
+                if !same {
+                    remove_any(&dest)?;
+                    std::os::unix::fs::symlink(&e.target, &dest).map_err(io(&dest))?;
+                }
+            }
+            Kind::File => {
+                let hex = hex::encode(&e.digest);
+                let same = old.get(&e.path) == Some(&hex)
+                    && have.as_ref().is_some_and(|m| {
+                        m.is_file()
+                            && m.size() == e.size
+                            && m.mode() & 0o7777 == e.mode
+                            && m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec()
+                                == e.mtime_ns
+                    });
+                index.insert(e.path.clone(), hex);
+                if same {
+                    continue;
+                }
+                let digest = <[u8; 32]>::try_from(e.digest.as_slice()).map_err(|_| {
+                    Error::Protocol(format!("context entry {:?}: bad digest", e.path))
+                })?;
+                remove_any(&dest)?;
+                let src = store.path(&digest);
+                std::fs::copy(&src, &dest).map_err(io(&src))?;
+                set_meta(&dest, e)?;
+                written += 1;
+            }
+        }
+    }
+    // Directories last, deepest first: writing into them changed their mtimes.
+    for e in dirs.iter().rev() {
+        set_meta(&dir.join(&e.path), e)?;
+    }
+    let json = serde_json::to_vec(&index)
+        .map_err(|e| Error::Protocol(format!("recording the context index: {e}")))?;
+    std::fs::write(&index_path, json).map_err(io(&index_path))?;
+    Ok(written)
+}
+
+fn set_meta(path: &Path, e: &Entry) -> Result<(), Error> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(e.mode)).map_err(io(path))?;
+    let t = filetime::FileTime::from_unix_time(
+        e.mtime_ns.div_euclid(1_000_000_000),
+        e.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    );
+    filetime::set_symlink_file_times(path, t, t).map_err(io(path))
+}
+
+fn remove_any(path: &Path) -> Result<(), Error> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(io(path)),
+        Ok(_) => std::fs::remove_file(path).map_err(io(path)),
+        Err(_) => Ok(()),
+    }
+}
+
+fn remove_unlisted(dir: &Path, rel: &str, listed: &BTreeSet<&str>) -> Result<(), Error> {
+    for e in std::fs::read_dir(dir).map_err(io(dir))? {
+        let e = e.map_err(io(dir))?;
+        let name = e.file_name();
+        let path = match name.to_str() {
+            Some(n) if rel.is_empty() => n.to_string(),
+            Some(n) => format!("{rel}/{n}"),
+            None => String::new(),
+        };
+        let abs = e.path();
+        if path.is_empty() || !listed.contains(path.as_str()) {
+            remove_any(&abs)?;
+        } else if e.file_type().map_err(io(&abs))?.is_dir() {
+            remove_unlisted(&abs, &path, listed)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, kind: Kind) -> Entry {
+        let mut e = Entry {
+            path: path.into(),
+            mode: 0o644,
+            digest: vec![0; 32],
+            ..Entry::default()
+        };
+        e.set_kind(kind);
+        e
+    }
+
+    #[test]
+    fn paths_that_leave_the_context_are_refused() {
+        for bad in ["../x", "/etc/passwd", "a/../../b", "a//b", "./a", ""] {
+            assert!(validate(&[entry(bad, Kind::File)]).is_err(), "{bad}");
+        }
+        let through_link = [entry("l", Kind::Symlink), entry("l/passwd", Kind::File)];
+        assert!(validate(&through_link).is_err());
+        assert!(validate(&[entry("a", Kind::Dir), entry("a/b", Kind::File)]).is_ok());
+    }
+
+    #[test]
+    fn a_context_round_trips_through_the_store() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        std::fs::create_dir_all(ctx.join("src/ignored")).unwrap();
+        std::fs::write(ctx.join("src/a.txt"), "a").unwrap();
+        std::fs::write(ctx.join("src/ignored/x"), "x").unwrap();
+        std::fs::write(ctx.join(".dockerignore"), "src/ignored\n").unwrap();
+        std::os::unix::fs::symlink("a.txt", ctx.join("src/link")).unwrap();
+        let cache = StatCache::disabled(t.path());
+        let m = scan(&ctx, &["src/ignored".to_string()], &cache).unwrap();
+        let paths: Vec<&str> = m.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, [".dockerignore", "src", "src/a.txt", "src/link"]);
+        validate(&m.entries).unwrap();
+
+        let store = FileStore::open(t.path().join("store")).unwrap();
+        let missing = store.missing(&m.entries);
+        assert_eq!(missing.len(), 2);
+        for d in missing {
+            let mut inc = store.begin(d).unwrap();
+            inc.write(&std::fs::read(&m.files[&d]).unwrap()).unwrap();
+            inc.commit().unwrap();
+        }
+        assert!(store.missing(&m.entries).is_empty());
+        let out = t.path().join("out");
+        std::fs::create_dir_all(out.join("stale")).unwrap();
+        assert_eq!(materialize(&out, &m.entries, &store).unwrap(), 2);
+        assert_eq!(std::fs::read_to_string(out.join("src/a.txt")).unwrap(), "a");
+        assert!(!out.join("stale").exists());
+        assert!(!out.join("src/ignored").exists());
+        // Unchanged entries are not written again.
+        assert_eq!(materialize(&out, &m.entries, &store).unwrap(), 0);
+    }
+
+    #[test]
+    fn content_with_the_wrong_hash_is_not_stored() {
+        let t = tempfile::tempdir().unwrap();
+        let store = FileStore::open(t.path().to_path_buf()).unwrap();
+        let mut inc = store.begin(*blake3::hash(b"right").as_bytes()).unwrap();
+        inc.write(b"wrong").unwrap();
+        assert!(inc.commit().is_err());
+        assert!(
+            store
+                .missing(&[{
+                    let mut e = entry("f", Kind::File);
+                    e.digest = blake3::hash(b"right").as_bytes().to_vec();
+                    e
+                }])
+                .len()
+                == 1
+        );
+    }
+}

@@ -1,0 +1,589 @@
+//! `xbuild worker`: serves builds over gRPC.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::{Request, Response, Status, Streaming};
+use xbuild_solver::{Event, ProgressSink};
+
+use super::context::{self, FileStore};
+use super::proto::{
+    self, ClientMessage, Need, Outcome, OutputData, WorkerMessage, client_message, output,
+    worker_message, worker_server,
+};
+use super::{Error, install_crypto, read_flag_file, read_token};
+use crate::cachespec::{CacheMode, CacheSpec};
+use crate::{BuildOptions, Builder, CancellationToken, Compression, OutputSpec, SharedSink};
+
+/// How `xbuild worker` serves.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Imports cache from and exports it to this registry reference (`mode=max`).
+    pub cache_registry: Option<String>,
+    /// Requests whose context holds more file bytes are refused.
+    pub max_context_size: u64,
+    /// The server certificate and key (PEM); TLS when set.
+    pub tls_cert: Option<PathBuf>,
+    /// The server certificate's key.
+    pub tls_key: Option<PathBuf>,
+    /// Clients must present a certificate this CA (PEM) signed (mTLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Clients must send the bearer token this file holds.
+    pub token_file: Option<PathBuf>,
+    /// Allow plain TCP on an address other than loopback.
+    pub insecure: bool,
+}
+
+impl WorkerOptions {
+    /// Plain TCP on `listen`, no cache registry, contexts up to 4 GiB.
+    pub fn new(listen: SocketAddr) -> Self {
+        WorkerOptions {
+            listen,
+            cache_registry: None,
+            max_context_size: 4 << 30,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            token_file: None,
+            insecure: false,
+        }
+    }
+}
+
+/// Serves builds with `builder` until `shutdown` resolves; `on_listen` learns the bound address.
+pub async fn serve(
+    builder: Builder,
+    opts: WorkerOptions,
+    on_listen: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    install_crypto();
+    let mut server = Server::builder();
+    match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => {
+            let identity = Identity::from_pem(
+                read_flag_file("--tls-cert", cert)?,
+                read_flag_file("--tls-key", key)?,
+            );
+            let mut tls = ServerTlsConfig::new().identity(identity);
+            if let Some(ca) = &opts.tls_client_ca {
+                tls = tls.client_ca_root(Certificate::from_pem(read_flag_file(
+                    "--tls-client-ca",
+                    ca,
+                )?));
+            }
+            server = server
+                .tls_config(tls)
+                .map_err(|e| Error::Config(format!("--tls-cert/--tls-key: {e}")))?;
+        }
+        (None, None) => {
+            if opts.tls_client_ca.is_some() {
+                return Err(Error::Config(
+                    "--tls-client-ca needs --tls-cert and --tls-key".into(),
+                ));
+            }
+            if !opts.listen.ip().is_loopback() && !opts.insecure {
+                return Err(Error::Config(format!(
+                    "--listen {}: plain TCP is only served on loopback; give --tls-cert and --tls-key, or --insecure",
+                    opts.listen
+                )));
+            }
+        }
+        _ => {
+            return Err(Error::Config("--tls-cert and --tls-key go together".into()));
+        }
+    }
+    let token = match &opts.token_file {
+        Some(f) => Some(read_token("--token-file", f)?),
+        None => None,
+    };
+    let root = builder.root().join("worker");
+    let state = Arc::new(State {
+        files: FileStore::open(root.join("files"))?,
+        contexts: root.join("contexts"),
+        out: root.join("out"),
+        builder,
+        cache_registry: opts.cache_registry.clone(),
+        max_context_size: opts.max_context_size,
+        locks: std::sync::Mutex::new(HashMap::new()),
+        builds: AtomicU64::new(0),
+    });
+    for d in [&state.contexts, &state.out] {
+        std::fs::create_dir_all(d).map_err(|source| Error::Io {
+            path: d.clone(),
+            source,
+        })?;
+    }
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| Error::Config(format!("--listen {}: {e}", opts.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Config(format!("--listen {}: {e}", opts.listen)))?;
+    on_listen(addr);
+    let service = tonic::service::interceptor::InterceptedService::new(
+        worker_server::WorkerServer::new(Service(state)).max_decoding_message_size(16 << 20),
+        move |req: Request<()>| check_token(token.as_deref(), req),
+    );
+    server
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|e| Error::Config(format!("serving on {addr}: {e}")))
+}
+
+/// Refuses a request without the bearer token (when one is required).
+fn check_token(token: Option<&str>, req: Request<()>) -> Result<Request<()>, Status> {
+    let Some(want) = token else {
+        return Ok(req);
+    };
+    let got = req
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(got.as_bytes(), want.as_bytes()) {
+        Ok(req)
+    } else {
+        Err(Status::unauthenticated(
+            "a valid bearer token is required (--remote-token-file)",
+        ))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+struct State {
+    builder: Builder,
+    files: FileStore,
+    contexts: PathBuf,
+    out: PathBuf,
+    cache_registry: Option<String>,
+    max_context_size: u64,
+    /// One lock per client context directory: builds of the same context take turns.
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    builds: AtomicU64,
+}
+
+struct Service(Arc<State>);
+
+type Reply = Result<WorkerMessage, Status>;
+
+#[tonic::async_trait]
+impl worker_server::Worker for Service {
+    type BuildStream = ReceiverStream<Reply>;
+
+    async fn build(
+        &self,
+        req: Request<Streaming<ClientMessage>>,
+    ) -> Result<Response<Self::BuildStream>, Status> {
+        let (tx, rx) = mpsc::channel(64);
+        let state = self.0.clone();
+        let n = state.builds.fetch_add(1, Ordering::Relaxed) + 1;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let cancel = CancellationToken::new();
+            let watch = {
+                let (tx, cancel) = (tx.clone(), cancel.clone());
+                tokio::spawn(async move {
+                    tx.closed().await;
+                    cancel.cancel();
+                })
+            };
+            let mut metrics = Outcome::default();
+            let run: std::pin::Pin<Box<dyn Future<Output = Result<Outcome, String>> + Send>> =
+                Box::pin(session(
+                    &state,
+                    req.into_inner(),
+                    &tx,
+                    &cancel,
+                    &mut metrics,
+                ));
+            let mut outcome = match run.await {
+                Ok(o) => o,
+                Err(message) => Outcome {
+                    error: message,
+                    ..Outcome::default()
+                },
+            };
+            outcome.files_received = metrics.files_received;
+            outcome.bytes_received = metrics.bytes_received;
+            outcome.context_entries = metrics.context_entries;
+            outcome.seconds = started.elapsed().as_secs_f64();
+            tracing::info!(
+                build = n,
+                error = %outcome.error,
+                files_received = outcome.files_received,
+                bytes_received = outcome.bytes_received,
+                "build finished"
+            );
+            let _ = tx
+                .send(Ok(msg(worker_message::Msg::Outcome(outcome))))
+                .await;
+            watch.abort();
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+fn msg(m: worker_message::Msg) -> WorkerMessage {
+    WorkerMessage { msg: Some(m) }
+}
+
+/// Receives the next client message; the stream ending or breaking is an error.
+async fn next(inbound: &mut Streaming<ClientMessage>) -> Result<client_message::Msg, String> {
+    match inbound.message().await {
+        Ok(Some(ClientMessage { msg: Some(m) })) => Ok(m),
+        Ok(_) => Err("the client ended the request early".into()),
+        Err(e) => Err(format!("receiving from the client: {}", e.message())),
+    }
+}
+
+/// One build: request, context transfer, build, output. Returns the outcome to send.
+async fn session(
+    state: &State,
+    mut inbound: Streaming<ClientMessage>,
+    tx: &mpsc::Sender<Reply>,
+    cancel: &CancellationToken,
+    metrics: &mut Outcome,
+) -> Result<Outcome, String> {
+    let client_message::Msg::Request(req) = next(&mut inbound).await? else {
+        return Err("the client must send its BuildRequest first".into());
+    };
+    let too_big = |bytes: u64| {
+        format!(
+            "the build context holds {bytes} bytes of files, over this worker's --max-context-size of {} bytes; leave files out with a .dockerignore",
+            state.max_context_size
+        )
+    };
+    if req.context_bytes > state.max_context_size {
+        return Err(too_big(req.context_bytes));
+    }
+    let mut entries = Vec::new();
+    loop {
+        let client_message::Msg::Manifest(chunk) = next(&mut inbound).await? else {
+            return Err("expected the context manifest after the request".into());
+        };
+        entries.extend(chunk.entries);
+        if entries.len() as u64 > req.context_entries {
+            return Err("the context manifest lists more entries than announced".into());
+        }
+        if chunk.last {
+            break;
+        }
+    }
+    metrics.context_entries = entries.len() as u64;
+    let bytes: u64 = entries
+        .iter()
+        .filter(|e| e.kind() == proto::entry::Kind::File)
+        .map(|e| e.size)
+        .sum();
+    if bytes > state.max_context_size {
+        return Err(too_big(bytes));
+    }
+    context::validate(&entries)?;
+    let sizes: HashMap<Vec<u8>, u64> = entries.iter().map(|e| (e.digest.clone(), e.size)).collect();
+    let missing = state.files.missing(&entries);
+    let need = Need {
+        files: missing.iter().map(|d| d.to_vec()).collect(),
+    };
+    tx.send(Ok(msg(worker_message::Msg::Need(need))))
+        .await
+        .map_err(|_| "the client went away".to_string())?;
+    let mut pending: std::collections::BTreeSet<[u8; 32]> = missing.into_iter().collect();
+    let mut current: Option<context::Incoming> = None;
+    while !pending.is_empty() {
+        let client_message::Msg::Data(data) = next(&mut inbound).await? else {
+            return Err("expected the context files the worker asked for".into());
+        };
+        let digest = <[u8; 32]>::try_from(data.digest.as_slice())
+            .map_err(|_| "a file's digest is not 32 bytes".to_string())?;
+        if current.as_ref().is_none_or(|c| c.digest() != digest) {
+            if !pending.contains(&digest) {
+                return Err(format!(
+                    "the client sent {} which the worker did not ask for",
+                    hex::encode(digest)
+                ));
+            }
+            current = Some(state.files.begin(digest).map_err(|e| e.to_string())?);
+        }
+        let Some(inc) = current.as_mut() else {
+            return Err("no file is being received".into());
+        };
+        inc.write(&data.chunk).map_err(|e| e.to_string())?;
+        metrics.bytes_received += data.chunk.len() as u64;
+        if inc.bytes > sizes.get(digest.as_slice()).copied().unwrap_or(0) {
+            return Err(format!(
+                "the client sent more bytes for {} than the manifest lists",
+                hex::encode(digest)
+            ));
+        }
+        if data.last {
+            if let Some(inc) = current.take() {
+                inc.commit()?;
+            }
+            pending.remove(&digest);
+            metrics.files_received += 1;
+        }
+    }
+    // Builds of the same client context take turns over its directory.
+    let key = blake3::hash(req.context_key.as_bytes()).to_hex()[..32].to_string();
+    let lock = state
+        .locks
+        .lock()
+        .map_err(|_| "the context lock table is poisoned".to_string())?
+        .entry(key.clone())
+        .or_default()
+        .clone();
+    let locked: std::pin::Pin<Box<dyn Future<Output = tokio::sync::MutexGuard<'_, ()>> + Send>> =
+        Box::pin(lock.lock());
+    let _held = locked.await;
+    let dir = state.contexts.join(&key);
+    {
+        let (dir, entries, files) = (dir.clone(), entries, state.files.clone());
+        tokio::task::spawn_blocking(move || context::materialize(&dir, &entries, &files))
+            .await
+            .map_err(|e| format!("laying out the context: {e}"))?
+            .map_err(|e| format!("laying out the context: {e}"))?;
+    }
+    let out = state
+        .out
+        .join(format!("{key}.{}.out", rand::random::<u64>()));
+    let _cleanup = RemoveOnDrop(out.clone());
+    let mut opts = build_options(state, &req, dir, &out)?;
+    opts.cancel = cancel.clone();
+    let (etx, erx) = mpsc::unbounded_channel();
+    opts.progress = SharedSink::new(Forward(etx.clone()));
+    let pump = tokio::spawn(pump(erx, tx.clone()));
+    let build: std::pin::Pin<
+        Box<dyn Future<Output = Result<crate::BuildResult, crate::Error>> + Send>,
+    > = Box::pin(state.builder.build(&opts));
+    let result = build.await;
+    drop(opts);
+    let (flushed, wait) = oneshot::channel();
+    let _ = etx.send(Pumped::Flush(flushed));
+    drop(etx);
+    let _ = wait.await;
+    pump.abort();
+    let result = result.map_err(|e| render_error(&e))?;
+    if output::Kind::try_from(req.output.as_ref().map_or(0, |o| o.kind))
+        .unwrap_or(output::Kind::None)
+        != output::Kind::None
+    {
+        send_file(&out, tx).await?;
+    }
+    Ok(Outcome {
+        image_id: result
+            .image_id
+            .map(|d| d.as_str().to_string())
+            .unwrap_or_default(),
+        manifest: result
+            .manifest
+            .map(|d| d.as_str().to_string())
+            .unwrap_or_default(),
+        executed: result.executed as u64,
+        cached: result.cached as u64,
+        pushed: result
+            .pushed
+            .iter()
+            .map(|p| proto::Pushed {
+                reference: p.reference.to_string(),
+                manifest: p.manifest.as_str().to_string(),
+                uploaded: p.uploaded as u64,
+                mounted: p.mounted as u64,
+                present: p.present as u64,
+            })
+            .collect(),
+        ..Outcome::default()
+    })
+}
+
+/// An error as the client shows it: Dockerfile diagnostics rendered with their lines.
+fn render_error(e: &crate::Error) -> String {
+    match e {
+        crate::Error::Dockerfile {
+            file,
+            source_text,
+            diagnostics,
+        } => crate::render_diagnostics(file, source_text, diagnostics, false),
+        other => other.to_string(),
+    }
+}
+
+/// The build options a request asks for, building in `context` and writing the output
+/// archive to `out`.
+fn build_options(
+    state: &State,
+    req: &proto::BuildRequest,
+    context: PathBuf,
+    out: &Path,
+) -> Result<BuildOptions, String> {
+    let mut opts = BuildOptions::new(context);
+    opts.dockerfile_text = Some(req.dockerfile_text.clone());
+    opts.dockerfile = (!req.dockerfile_name.is_empty()).then(|| req.dockerfile_name.clone().into());
+    opts.ignore_patterns = Some(req.ignore_patterns.clone());
+    opts.target = (!req.target.is_empty()).then(|| req.target.clone());
+    opts.build_args = req.build_args.clone().into_iter().collect();
+    opts.labels = req.labels.clone().into_iter().collect();
+    opts.platform = (!req.platform.is_empty()).then(|| req.platform.clone());
+    opts.no_cache = req.no_cache;
+    opts.pull = req.pull;
+    opts.source_date_epoch = req.source_date_epoch;
+    opts.tags = req.tags.clone();
+    opts.push = req.push;
+    if let Some(r) = &state.cache_registry {
+        let spec = CacheSpec::Registry {
+            reference: r.clone(),
+            mode: CacheMode::Max,
+            export_mounts: false,
+        };
+        opts.cache_from = vec![spec.clone()];
+        opts.cache_to = vec![spec];
+    }
+    let o = req.output.clone().unwrap_or_default();
+    let compression = if o.compression.is_empty() {
+        None
+    } else {
+        Some(Compression::parse(&o.compression).map_err(|e| e.to_string())?)
+    };
+    let dest = out.to_path_buf();
+    let spec = match output::Kind::try_from(o.kind).unwrap_or(output::Kind::None) {
+        output::Kind::None => OutputSpec::Image {
+            names: Vec::new(),
+            compression,
+            push: req.push,
+        },
+        output::Kind::Oci => OutputSpec::Oci {
+            dest,
+            dir: false,
+            names: o.names,
+            compression,
+        },
+        output::Kind::Docker => OutputSpec::Docker {
+            dest,
+            names: o.names,
+            compression,
+        },
+        output::Kind::Tar => OutputSpec::Tar { dest },
+    };
+    opts.outputs = vec![spec];
+    Ok(opts)
+}
+
+/// Streams the output archive to the client.
+async fn send_file(path: &Path, tx: &mpsc::Sender<Reply>) -> Result<(), String> {
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    loop {
+        let mut buf = vec![0u8; 1 << 20];
+        let n = f
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.truncate(n);
+        tx.send(Ok(msg(worker_message::Msg::Output(OutputData {
+            chunk: buf,
+        }))))
+        .await
+        .map_err(|_| "the client went away".to_string())?;
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+enum Pumped {
+    Event(proto::Event),
+    /// Everything sent before this was forwarded.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Forwards the build's progress events to the client.
+struct Forward(mpsc::UnboundedSender<Pumped>);
+
+impl ProgressSink for Forward {
+    fn event(&self, e: Event) {
+        let _ = self.0.send(Pumped::Event(to_proto(e)));
+    }
+}
+
+async fn pump(mut rx: mpsc::UnboundedReceiver<Pumped>, tx: mpsc::Sender<Reply>) {
+    while let Some(p) = rx.recv().await {
+        match p {
+            Pumped::Event(e) => {
+                if tx
+                    .send(Ok(msg(worker_message::Msg::Event(e))))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Pumped::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// A solver event as the protocol carries it.
+pub(crate) fn to_proto(e: Event) -> proto::Event {
+    use proto::event::Kind;
+    let mut p = proto::Event::default();
+    let (vertex, kind) = match e {
+        Event::Started { vertex, name } => {
+            p.text = name;
+            (vertex, Kind::Started)
+        }
+        Event::Waiting { vertex, name } => {
+            p.text = name;
+            (vertex, Kind::Waiting)
+        }
+        Event::Cached { vertex, name } => {
+            p.text = name;
+            (vertex, Kind::Cached)
+        }
+        Event::Log {
+            vertex,
+            stream,
+            line,
+        } => {
+            p.text = line;
+            p.stderr = stream == "stderr";
+            (vertex, Kind::Log)
+        }
+        Event::Done { vertex, seconds } => {
+            p.seconds = seconds;
+            (vertex, Kind::Done)
+        }
+        Event::Failed { vertex, error } => {
+            p.text = error;
+            (vertex, Kind::Failed)
+        }
+    };
+    p.vertex = vertex.as_str().to_string();
+    p.set_kind(kind);
+    p
+}
