@@ -22,6 +22,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod context_input;
 mod filter;
 mod reference;
 mod remote;
@@ -93,6 +94,9 @@ pub enum Error {
     /// Invalid arguments.
     #[error("{0}")]
     Usage(String),
+    /// The build context could not be fetched (a git clone failed).
+    #[error("{0}")]
+    Context(String),
 }
 
 impl From<xbuild_runtime::Error> for Error {
@@ -361,6 +365,9 @@ pub struct BuildResult {
     pub image_id: Option<Digest>,
     /// The manifest digest.
     pub manifest: Option<Digest>,
+    /// The manifest's descriptor (media type, digest, size), for `--metadata-file`.
+    #[serde(skip)]
+    pub manifest_descriptor: Option<xbuild_cache::oci::Descriptor>,
     /// The tags written.
     pub tags: Vec<String>,
     /// The pushes made (`--push`, `push=true`).
@@ -673,7 +680,8 @@ impl Builder {
         }
         Ok(BuildResult {
             image_id: image.as_ref().map(|i| i.config.digest.clone()),
-            manifest: image.map(|i| i.manifest.digest),
+            manifest: image.as_ref().map(|i| i.manifest.digest.clone()),
+            manifest_descriptor: image.map(|i| i.manifest),
             tags,
             pushed,
             executed,
