@@ -7,6 +7,7 @@ mod conformance;
 mod exporter;
 mod image_tree;
 mod registry;
+mod run_access;
 mod skeleton;
 mod solver;
 mod stages;

@@ -300,6 +300,9 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// `--platform` (`linux/amd64`); the host's when unset.
     pub platform: Option<String>,
+    /// The `security.insecure` entitlement (`--allow security.insecure`), which
+    /// `RUN --security=insecure` needs.
+    pub allow_insecure: bool,
 }
 
 impl BuildOptions {
@@ -321,6 +324,7 @@ impl BuildOptions {
             target: None,
             labels: BTreeMap::new(),
             platform: None,
+            allow_insecure: false,
         }
     }
 }
@@ -595,6 +599,7 @@ impl Builder {
         sopts.ssh = opts.ssh.clone();
         sopts.dockerfile = Some(file.clone());
         sopts.build_args = opts.build_args.clone();
+        sopts.allow_insecure = opts.allow_insecure;
         let solver = Solver::new(store.clone(), sopts, progress)?;
         let solved = solver
             .solve(&def, std::slice::from_ref(&output.vertex))

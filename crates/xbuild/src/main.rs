@@ -98,6 +98,10 @@ enum Command {
         /// The platform to build for (`linux/amd64`).
         #[arg(long)]
         platform: Option<String>,
+        /// Grant an entitlement: `security.insecure` (for `RUN --security=insecure`) or
+        /// `network.host` (always granted); repeatable.
+        #[arg(long = "allow")]
+        allow: Vec<String>,
         /// The build context: a directory, `-` (a tar archive, maybe compressed, or a
         /// Dockerfile on standard input) or a git URL (`https://HOST/REPO.git#REF:DIR`,
         /// `git@HOST:REPO`, `git://HOST/REPO`).
@@ -517,6 +521,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             target,
             labels,
             platform,
+            allow,
             context,
         } => {
             let prepared = prepare_context(&context, file)?;
@@ -524,6 +529,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             opts.dockerfile = prepared.dockerfile.clone();
             opts.target = target;
             opts.platform = platform;
+            for a in allow.iter().flat_map(|a| a.split(',')) {
+                match a {
+                    "security.insecure" => opts.allow_insecure = true,
+                    "network.host" => {}
+                    other => {
+                        return Err(usage(format!(
+                            "--allow {other}: expected security.insecure or network.host"
+                        )));
+                    }
+                }
+            }
             opts.labels = key_values("--label", &labels)?;
             if check {
                 let report = builder.check(&opts)?;
