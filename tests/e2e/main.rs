@@ -2,10 +2,12 @@
 //! runc on overlayfs, checked with the real image tools. They need root.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod cli;
 mod conformance;
 mod exporter;
 mod image_tree;
 mod registry;
+mod run_access;
 mod skeleton;
 mod solver;
 mod stages;

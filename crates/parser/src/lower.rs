@@ -1562,9 +1562,18 @@ impl<'a> Lowerer<'a> {
             Some("insecure") => Security::Insecure,
             _ => Security::Sandbox,
         };
+        let mut env: Vec<String> = out.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // As BuildKit's llb: the first ssh mount is the step's agent unless the env names one.
+        if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="))
+            && let Some(m) = mounts
+                .iter()
+                .find(|m| matches!(m.kind, MountKind::Ssh { .. }))
+        {
+            env.push(format!("SSH_AUTH_SOCK={}", m.target));
+        }
         let op = Op::Exec(ExecOp {
             args: args.clone(),
-            env: out.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            env,
             cwd: if out.config.working_dir.is_empty() {
                 "/".into()
             } else {

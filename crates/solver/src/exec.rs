@@ -239,11 +239,6 @@ impl Solver {
         exec: &Executor,
         cancel: &CancellationToken,
     ) -> Result<Option<String>, Error> {
-        if e.security == xbuild_llb::Security::Insecure {
-            return Err(Error::Unsupported(
-                "RUN --security=insecure (all capabilities)".into(),
-            ));
-        }
         let mut held = Held::default();
         let (mounts, extra_env) = self.exec_mounts(def, v, e, solved, &mut held).await?;
         let active = self.snapshots.prepare(parent)?;
@@ -258,6 +253,7 @@ impl Solver {
             user: e.user.clone(),
             network: e.network,
             mounts,
+            insecure: e.security == xbuild_llb::Security::Insecure,
         };
         let progress = self.progress.clone();
         let vertex = v.digest().clone();

@@ -97,6 +97,9 @@ pub enum Error {
     /// A feature the graph uses that this solver does not implement yet.
     #[error("{0} is not supported yet")]
     Unsupported(String),
+    /// The build needs an entitlement the caller did not grant.
+    #[error("{0}")]
+    Entitlement(String),
     /// A blocking task failed to complete.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -128,6 +131,9 @@ pub struct SolverOptions {
     pub build_args: BTreeMap<String, String>,
     /// Use and update the root's stat cache (otherwise every context file is read).
     pub stat_cache: bool,
+    /// The `security.insecure` entitlement (`--allow security.insecure`): without it a graph
+    /// with `RUN --security=insecure` is refused before anything runs.
+    pub allow_insecure: bool,
 }
 
 /// Where a secret's value comes from; read only when a step mounts it, never stored.
@@ -197,6 +203,7 @@ impl SolverOptions {
             dockerfile: None,
             build_args: BTreeMap::new(),
             stat_cache: true,
+            allow_insecure: false,
         }
     }
 }

@@ -22,6 +22,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod context_input;
 mod filter;
 mod reference;
 mod remote;
@@ -93,6 +94,9 @@ pub enum Error {
     /// Invalid arguments.
     #[error("{0}")]
     Usage(String),
+    /// The build context could not be fetched (a git clone failed).
+    #[error("{0}")]
+    Context(String),
 }
 
 impl From<xbuild_runtime::Error> for Error {
@@ -296,6 +300,9 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// `--platform` (`linux/amd64`); the host's when unset.
     pub platform: Option<String>,
+    /// The `security.insecure` entitlement (`--allow security.insecure`), which
+    /// `RUN --security=insecure` needs.
+    pub allow_insecure: bool,
 }
 
 impl BuildOptions {
@@ -317,6 +324,7 @@ impl BuildOptions {
             target: None,
             labels: BTreeMap::new(),
             platform: None,
+            allow_insecure: false,
         }
     }
 }
@@ -361,6 +369,9 @@ pub struct BuildResult {
     pub image_id: Option<Digest>,
     /// The manifest digest.
     pub manifest: Option<Digest>,
+    /// The manifest's descriptor (media type, digest, size), for `--metadata-file`.
+    #[serde(skip)]
+    pub manifest_descriptor: Option<xbuild_cache::oci::Descriptor>,
     /// The tags written.
     pub tags: Vec<String>,
     /// The pushes made (`--push`, `push=true`).
@@ -588,6 +599,7 @@ impl Builder {
         sopts.ssh = opts.ssh.clone();
         sopts.dockerfile = Some(file.clone());
         sopts.build_args = opts.build_args.clone();
+        sopts.allow_insecure = opts.allow_insecure;
         let solver = Solver::new(store.clone(), sopts, progress)?;
         let solved = solver
             .solve(&def, std::slice::from_ref(&output.vertex))
@@ -673,7 +685,8 @@ impl Builder {
         }
         Ok(BuildResult {
             image_id: image.as_ref().map(|i| i.config.digest.clone()),
-            manifest: image.map(|i| i.manifest.digest),
+            manifest: image.as_ref().map(|i| i.manifest.digest.clone()),
+            manifest_descriptor: image.map(|i| i.manifest),
             tags,
             pushed,
             executed,
