@@ -2,6 +2,7 @@
 //! runc on overlayfs, checked with the real image tools. They need root.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod cache_export;
 mod cli;
 mod conformance;
 mod exporter;

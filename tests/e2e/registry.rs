@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::support::{Run, TestRoot};
 
 /// A running `docker-registry`; killed on drop.
-struct LocalRegistry {
+pub(crate) struct LocalRegistry {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
@@ -17,7 +17,7 @@ struct LocalRegistry {
 
 impl LocalRegistry {
     /// Starts a registry; `htpasswd` (user, password) puts it behind basic auth.
-    fn start(htpasswd: Option<(&str, &str)>) -> Self {
+    pub(crate) fn start(htpasswd: Option<(&str, &str)>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("xbuild-registry-")
             .tempdir()
@@ -62,17 +62,17 @@ impl LocalRegistry {
         LocalRegistry { child, dir, port }
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
     /// The registry's log so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap()
     }
 
     /// Blob uploads completed so far (`PUT …/blobs/uploads/…` answered 201).
-    fn uploads(&self) -> usize {
+    pub(crate) fn uploads(&self) -> usize {
         self.log()
             .lines()
             .filter(|l| {
@@ -82,7 +82,7 @@ impl LocalRegistry {
     }
 
     /// Where the registry keeps a blob's bytes.
-    fn blob_file(&self, digest: &str) -> PathBuf {
+    pub(crate) fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.strip_prefix("sha256:").unwrap();
         self.dir
             .path()
@@ -101,7 +101,7 @@ impl Drop for LocalRegistry {
 }
 
 /// A Docker config directory of the test's own (so the machine's credentials never leak in).
-fn docker_config(t: &TestRoot) -> String {
+pub(crate) fn docker_config(t: &TestRoot) -> String {
     let d = t.path("docker-config");
     std::fs::create_dir_all(&d).unwrap();
     d.to_str().unwrap().to_string()
@@ -111,7 +111,7 @@ fn xb(t: &TestRoot, cfg: &str, args: &[&str]) -> Run {
     t.xbuild_with(&[("DOCKER_CONFIG", cfg)], "", args)
 }
 
-fn skopeo_inspect(reference: &str, extra: &[&str]) -> serde_json::Value {
+pub(crate) fn skopeo_inspect(reference: &str, extra: &[&str]) -> serde_json::Value {
     let out = Command::new("skopeo")
         .args(["inspect", "--tls-verify=false"])
         .args(extra)

@@ -22,12 +22,16 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod cache_export;
+mod cache_import;
+mod cachespec;
 pub mod context_input;
 mod filter;
 mod reference;
 mod remote;
 mod store;
 
+pub use cachespec::{CacheMode, CacheSpec};
 pub use filter::ImageFilter;
 pub use reference::Reference;
 pub use remote::PullSummary;
@@ -303,6 +307,10 @@ pub struct BuildOptions {
     /// The `security.insecure` entitlement (`--allow security.insecure`), which
     /// `RUN --security=insecure` needs.
     pub allow_insecure: bool,
+    /// `--cache-from`: caches whose results the build may use instead of running steps.
+    pub cache_from: Vec<CacheSpec>,
+    /// `--cache-to`: where the build's cache is exported after it succeeds.
+    pub cache_to: Vec<CacheSpec>,
 }
 
 impl BuildOptions {
@@ -325,6 +333,8 @@ impl BuildOptions {
             labels: BTreeMap::new(),
             platform: None,
             allow_insecure: false,
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
         }
     }
 }
@@ -381,6 +391,22 @@ pub struct BuildResult {
     pub executed: usize,
     /// RUN and file steps that came from the cache.
     pub cached: usize,
+    /// The caches exported (`--cache-to`).
+    #[serde(skip)]
+    pub cache_exports: Vec<CacheExported>,
+}
+
+/// What one `--cache-to` wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheExported {
+    /// Where it went (a reference, a directory, or `inline`).
+    pub target: String,
+    /// The cache index's digest (the image manifest's for an inline cache).
+    pub index: Digest,
+    /// How many cache records it holds.
+    pub records: usize,
+    /// Blobs uploaded to the registry (0 for a local directory).
+    pub uploaded: usize,
 }
 
 /// One row of `xbuild history`: a history entry of the image, newest first.
@@ -590,7 +616,10 @@ impl Builder {
             .first()
             .cloned()
             .ok_or_else(|| Error::Usage("the Dockerfile produced no output".into()))?;
+        let remote_cache =
+            cache_import::import_all(|| self.registry(), &store, &opts.cache_from).await?;
         let mut sopts = SolverOptions::new(&self.root);
+        sopts.remote_cache = remote_cache;
         sopts.contexts.insert(CONTEXT_NAME.into(), context);
         sopts.no_cache = opts.no_cache;
         sopts.runtime = self.runtime.clone();
@@ -650,11 +679,15 @@ impl Builder {
             }))
             .collect();
         let export_store = store.clone();
+        let output_vertex = output.vertex.clone();
+        let def = Arc::new(def);
+        let export_def = def.clone();
+        let export_snapshots = snapshots.clone();
         let (image, tags) = tokio::task::spawn_blocking(move || {
             export_outputs(
                 &export_store,
-                &snapshots,
-                &def,
+                &export_snapshots,
+                &export_def,
                 &output,
                 &steps,
                 top,
@@ -666,6 +699,14 @@ impl Builder {
         })
         .await
         .map_err(|e| Error::Usage(format!("export task failed: {e}")))??;
+        let solution = Arc::new(SolvedBuild {
+            store: store.clone(),
+            snapshots,
+            def,
+            results: solved.results,
+            output: output_vertex,
+        });
+        let mut cache_exports = Vec::new();
         let mut pushed = Vec::new();
         if !push_names.is_empty() || opts.push {
             let Some(img) = &image else {
@@ -678,11 +719,34 @@ impl Builder {
                     "--push needs a name to push to: add -t HOST/REPO:TAG".into(),
                 ));
             }
+            let mut manifest = img.manifest.digest.clone();
+            if opts.cache_to.contains(&CacheSpec::Inline) {
+                let (m, records) = with_inline_cache(&solution, &manifest).await?;
+                if records > 0 {
+                    cache_exports.push(CacheExported {
+                        target: "inline".into(),
+                        index: m.clone(),
+                        records,
+                        uploaded: 0,
+                    });
+                }
+                manifest = m;
+            }
             let mut seen = std::collections::BTreeSet::new();
             for t in push_names.iter().filter(|t| seen.insert(t.as_str())) {
-                pushed.push(self.push_manifest(&store, &img.manifest.digest, t).await?);
+                pushed.push(self.push_manifest(&store, &manifest, t).await?);
+            }
+        } else if opts.cache_to.contains(&CacheSpec::Inline) {
+            tracing::warn!(
+                "--cache-to type=inline: the cache is embedded only in a pushed image (use --push or --output type=registry); no inline cache was written"
+            );
+        }
+        for spec in &opts.cache_to {
+            if let Some(e) = self.export_cache(&solution, spec).await? {
+                cache_exports.push(e);
             }
         }
+        drop(solver);
         Ok(BuildResult {
             image_id: image.as_ref().map(|i| i.config.digest.clone()),
             manifest: image.as_ref().map(|i| i.manifest.digest.clone()),
@@ -691,7 +755,60 @@ impl Builder {
             pushed,
             executed,
             cached,
+            cache_exports,
         })
+    }
+
+    /// Exports the cache of a solved build as `spec` says (not `type=inline`, which goes into
+    /// the pushed image); `None` when there was nothing to export.
+    async fn export_cache(
+        &self,
+        solution: &Arc<SolvedBuild>,
+        spec: &CacheSpec,
+    ) -> Result<Option<CacheExported>, Error> {
+        let target = match spec {
+            CacheSpec::Inline => return Ok(None),
+            CacheSpec::Registry { reference, .. } => reference.clone(),
+            CacheSpec::Local { dir, .. } => dir.display().to_string(),
+        };
+        let (mode, mounts) = (spec.mode(), spec.export_mounts());
+        let s = solution.clone();
+        let cache =
+            tokio::task::spawn_blocking(move || cache_export::collect(&s.view(), mode, mounts))
+                .await
+                .map_err(|e| Error::Usage(format!("cache export task failed: {e}")))??;
+        let Some(cache) = cache else {
+            tracing::warn!(%target, "--cache-to: the build produced no cache to export");
+            return Ok(None);
+        };
+        let uploaded = match spec {
+            CacheSpec::Registry { reference, .. } => {
+                let r = xbuild_registry::Reference::parse(reference)?;
+                cache_export::push(&self.registry()?, &solution.store, &cache, &r).await?
+            }
+            CacheSpec::Local { dir, .. } => {
+                let (s, dir) = (solution.clone(), dir.clone());
+                let c = std::sync::Arc::new(cache);
+                let c2 = c.clone();
+                tokio::task::spawn_blocking(move || cache_export::write_local(&s.store, &c2, &dir))
+                    .await
+                    .map_err(|e| Error::Usage(format!("cache export task failed: {e}")))??;
+                return Ok(Some(CacheExported {
+                    target,
+                    index: c.index.digest.clone(),
+                    records: c.records,
+                    uploaded: 0,
+                }));
+            }
+            CacheSpec::Inline => 0,
+        };
+        tracing::info!(%target, records = cache.records, uploaded, "cache exported");
+        Ok(Some(CacheExported {
+            target,
+            index: cache.index.digest,
+            records: cache.records,
+            uploaded,
+        }))
     }
 
     /// Deletes build cache (see [`xbuild_solver::gc`]): what no running build holds and, unless
@@ -882,7 +999,7 @@ impl Builder {
         name: &str,
     ) -> Result<Option<String>, Error> {
         let img = store::find(store, name)?.image;
-        Ok(xbuild_exporter::unpack_image(
+        Ok(xbuild_solver::unpack_image(
             store,
             snapshots,
             &img.manifest,
@@ -962,22 +1079,12 @@ impl Builder {
                 platform,
             )?
         };
-        let snapshots = self.snapshots()?;
         let mut out = Vec::new();
         for img in loaded {
             store::record_image(&store, &img.manifest.digest)?;
             let mut names = Vec::new();
             for n in &img.names {
                 names.push(store::tag(&store, n, &img.manifest.digest)?.to_string());
-            }
-            // The solver unpacks gzip and plain layers for `FROM`; other compressions are
-            // unpacked now.
-            let (m, _) = store::read_image(&store, &img.manifest.digest)?;
-            if m.layers.iter().any(|l| {
-                xbuild_exporter::Compression::of_media_type(&l.media_type)
-                    == Some(Compression::Zstd)
-            }) {
-                xbuild_exporter::unpack_image(&store, &snapshots, &img.manifest.digest)?;
             }
             out.push(Loaded {
                 id: img.config,
@@ -986,6 +1093,52 @@ impl Builder {
         }
         Ok(out)
     }
+}
+
+/// A solved build kept for exporting its cache.
+struct SolvedBuild {
+    store: Arc<Store>,
+    snapshots: Snapshotter,
+    def: Arc<Definition>,
+    results: HashMap<Digest, xbuild_solver::VertexResult>,
+    output: Digest,
+}
+
+impl SolvedBuild {
+    fn view(&self) -> cache_export::Solution<'_> {
+        cache_export::Solution {
+            store: &self.store,
+            snapshots: &self.snapshots,
+            def: &self.def,
+            results: &self.results,
+            output: &self.output,
+        }
+    }
+}
+
+/// The image `manifest` with the build's inline cache (`moby.buildkit.cache.v0`, mode=min) in
+/// its config, stored; and how many records it carries (0: the image is returned as it is).
+async fn with_inline_cache(
+    solution: &Arc<SolvedBuild>,
+    manifest: &Digest,
+) -> Result<(Digest, usize), Error> {
+    let (s, manifest) = (solution.clone(), manifest.clone());
+    tokio::task::spawn_blocking(move || {
+        let Some(cache) = cache_export::collect(&s.view(), CacheMode::Min, false)? else {
+            return Ok((manifest, 0));
+        };
+        let config: xbuild_cache::cacheconfig::CacheConfig =
+            s.store.read_json(&cache.config.digest)?;
+        let m: Manifest = s.store.read_json(&manifest)?;
+        let layers: Vec<Digest> = m.layers.iter().map(|l| l.digest.clone()).collect();
+        let Some((value, records)) = cache_import::inline_value(&config, &layers) else {
+            tracing::warn!("--cache-to type=inline: no step's result matches the image's layers");
+            return Ok((manifest, 0));
+        };
+        cache_export::embed_inline(&s.store, &m, &value).map(|d| (d, records))
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("cache export task failed: {e}")))?
 }
 
 fn hex_string(bytes: &[u8]) -> String {

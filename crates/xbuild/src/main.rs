@@ -86,6 +86,16 @@ enum Command {
         /// Push the image to the registries its tags name (same as `--output type=image,push=true`).
         #[arg(long)]
         push: bool,
+        /// Use a build cache: `type=registry,ref=HOST/REPO:TAG` (or just the reference),
+        /// `type=local,src=DIR`; an image pushed with an inline cache is named as a registry
+        /// cache. Repeatable.
+        #[arg(long = "cache-from", value_name = "SPEC")]
+        cache_from: Vec<String>,
+        /// Export the build cache: `type=registry,ref=HOST/REPO:TAG`, `type=local,dest=DIR`
+        /// (`,mode=min|max`, `,export-mounts=true` to carry `RUN --mount=type=cache`
+        /// contents), or `type=inline` (into the pushed image). Repeatable.
+        #[arg(long = "cache-to", value_name = "SPEC")]
+        cache_to: Vec<String>,
         /// Only run the build checks: report every error and warning, build nothing.
         #[arg(long)]
         check: bool,
@@ -517,6 +527,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ssh,
             pull,
             push,
+            cache_from,
+            cache_to,
             check,
             target,
             labels,
@@ -577,6 +589,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for o in outputs {
                 opts.outputs.push(OutputSpec::parse(&o)?);
             }
+            for c in cache_from {
+                opts.cache_from.push(xbuild::CacheSpec::parse_from(&c)?);
+            }
+            for c in cache_to {
+                opts.cache_to.push(xbuild::CacheSpec::parse_to(&c)?);
+            }
             for a in build_args {
                 let (k, v) = a
                     .split_once('=')
@@ -618,6 +636,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             for p in &result.pushed {
                 printer.note(&pushed_note(p));
+            }
+            for c in &result.cache_exports {
+                printer.note(&format!(
+                    "cache exported to {}: {} record(s), index {}, {} blob(s) uploaded",
+                    c.target, c.records, c.index, c.uploaded
+                ));
             }
             if let Some(id) = &result.image_id {
                 if let Some(p) = iidfile {
