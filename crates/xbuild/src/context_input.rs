@@ -346,6 +346,9 @@ mod tests {
         let mut h = tar::Header::new_gnu();
         h.set_size(5);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         b.append_data(&mut h, "Dockerfile", &b"FROM "[..]).unwrap();
         let bytes = b.into_inner().unwrap();
         let err = from_stdin(&bytes[..], Some(Path::new("../x"))).unwrap_err();
