@@ -577,7 +577,7 @@ fn image_commands_behave_like_dockers() {
     );
     assert!(js["Size"].as_str().unwrap().ends_with("MB"), "{js}");
     let bad = t.xbuild(&["images", "--filter", "colour=red"]);
-    assert_eq!(bad.code, 1);
+    assert_eq!(bad.code, 2, "a usage error");
     assert!(bad.stderr.contains("invalid filter"), "{}", bad.stderr);
 
     // tag, rmi.

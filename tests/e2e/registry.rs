@@ -67,12 +67,12 @@ impl LocalRegistry {
     }
 
     /// The registry's log so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap()
     }
 
     /// Blob uploads completed so far (`PUT …/blobs/uploads/…` answered 201).
-    fn uploads(&self) -> usize {
+    pub(crate) fn uploads(&self) -> usize {
         self.log()
             .lines()
             .filter(|l| {
@@ -82,7 +82,7 @@ impl LocalRegistry {
     }
 
     /// Where the registry keeps a blob's bytes.
-    fn blob_file(&self, digest: &str) -> PathBuf {
+    pub(crate) fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.strip_prefix("sha256:").unwrap();
         self.dir
             .path()
@@ -101,7 +101,7 @@ impl Drop for LocalRegistry {
 }
 
 /// A Docker config directory of the test's own (so the machine's credentials never leak in).
-fn docker_config(t: &TestRoot) -> String {
+pub(crate) fn docker_config(t: &TestRoot) -> String {
     let d = t.path("docker-config");
     std::fs::create_dir_all(&d).unwrap();
     d.to_str().unwrap().to_string()
@@ -111,7 +111,7 @@ fn xb(t: &TestRoot, cfg: &str, args: &[&str]) -> Run {
     t.xbuild_with(&[("DOCKER_CONFIG", cfg)], "", args)
 }
 
-fn skopeo_inspect(reference: &str, extra: &[&str]) -> serde_json::Value {
+pub(crate) fn skopeo_inspect(reference: &str, extra: &[&str]) -> serde_json::Value {
     let out = Command::new("skopeo")
         .args(["inspect", "--tls-verify=false"])
         .args(extra)

@@ -374,7 +374,6 @@ fn killing_a_worker_mid_build_fails_cleanly_or_moves_to_the_next() {
 }
 
 #[test]
-#[ignore = "needs registry cache export (issue 8)"]
 fn a_second_worker_gets_every_step_from_the_shared_registry_cache() {
     let registry = LocalRegistry::start(None);
     let cache = format!("{}/xbuild/cache:remote", registry.host());

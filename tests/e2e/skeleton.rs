@@ -263,3 +263,31 @@ fn images_lists_tags_and_inspect_prints_config() {
     assert!(missing.stderr.contains("nope:1"), "{}", missing.stderr);
     t.finish();
 }
+
+/// Directories runc creates for mount targets are removed again, recursively, as BuildKit ≥ 0.11
+/// does (`RemoveMountStubsRecursive`); what the step itself wrote next to them stays.
+#[test]
+fn run_mount_targets_leave_no_stub_directories() {
+    let t = TestRoot::with_busybox();
+    let ctx = t.context(
+        "ctx",
+        &[
+            ("input.txt", "in\n"),
+            (
+                "Dockerfile",
+                "FROM busybox:local\n\
+                 RUN --mount=type=tmpfs,target=/stub/deep/tmp touch /stub/deep/tmp/x\n\
+                 RUN --mount=type=bind,target=/ctx cat /ctx/input.txt > /from-ctx\n\
+                 RUN --mount=type=cache,target=/var/cache/thing mkdir -p /var/kept && echo k > /var/kept/f\n",
+            ),
+        ],
+    );
+    t.build(&ctx, &["-t", "stubs:1"]).ok();
+    let fs = t.export("stubs:1");
+    assert_eq!(fs.text("from-ctx"), "in\n");
+    assert_eq!(fs.text("var/kept/f"), "k\n");
+    for stub in ["stub", "ctx", "var/cache/thing"] {
+        assert!(!fs.has(stub), "mount stub /{stub} left in the image");
+    }
+    t.finish();
+}

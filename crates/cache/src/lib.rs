@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 mod blob;
+pub mod cacheconfig;
 pub mod gc;
 pub mod history;
 mod index;

@@ -29,6 +29,14 @@ pub const MEDIA_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1
 /// Docker's gzip layer.
 pub const MEDIA_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
+/// The OCI ChainID of the layers so far (`parent`) plus `diff_id`.
+pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(p) => Digest::of(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
 /// The platform of a manifest in an index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {

@@ -379,7 +379,7 @@ pub fn build_image(
     // Record each layer chain's snapshot, so `FROM` this image reuses them as they are.
     let mut chain_id: Option<Digest> = None;
     for l in &layers {
-        let c = crate::unpack::chain_id(chain_id.as_ref(), &l.record.diff_id);
+        let c = xbuild_cache::oci::chain_id(chain_id.as_ref(), &l.record.diff_id);
         if let Some(s) = &l.snapshot
             && store
                 .get_chain(&c)?
@@ -675,7 +675,12 @@ mod tests {
             crate::Compression::Gzip,
         )
         .unwrap();
-        let top_base = crate::unpack_image(&store, &snaps, &base.manifest.digest).unwrap();
+        // The base's single layer, unpacked as the solver does for `FROM`.
+        let (bm, _) = load_image(&store, &base.manifest.digest).unwrap();
+        let blob = std::fs::File::open(store.blob_path(&bm.layers[0].digest)).unwrap();
+        let active = snaps.prepare(None).unwrap();
+        xbuild_runtime::unpack::unpack(crate::decompress(blob).unwrap(), &active.upper()).unwrap();
+        let top_base = Some(snaps.commit(active).unwrap());
         let mut def = Definition::new();
         let src = def
             .add(

@@ -81,6 +81,30 @@ pub fn write_layer(
     })
 }
 
+/// Writes everything under the directory `dir` (not `dir` itself) as a layer blob, entries in
+/// name order, so the same tree gives the same blob.
+pub fn dir_layer(store: &Store, dir: &Path, opts: ExportOptions) -> Result<LayerRecord, Error> {
+    let mut changes = Vec::new();
+    let walker = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name();
+    for e in walker {
+        let e = e.map_err(|e| Error::io(dir, std::io::Error::other(e)))?;
+        let path = e
+            .path()
+            .strip_prefix(dir)
+            .map_err(|_| Error::io(e.path(), std::io::Error::other("outside the tree")))?
+            .to_path_buf();
+        changes.push(Change::Upsert {
+            path,
+            host: e.path().to_path_buf(),
+            opaque: false,
+        });
+    }
+    write_layer(store, &changes, opts)
+}
+
 /// The changes of a snapshot that matter, as BuildKit's overlay differ finds them: an entry
 /// that is the same as below it (a directory copied up only because something under it
 /// changed, or touched by the runtime) is left out unless a change beneath needs it as a

@@ -34,7 +34,6 @@ mod layout;
 mod load;
 pub mod names;
 mod tarball;
-mod unpack;
 
 pub use compress::{Compression, decompress};
 pub use diff::{FileChange, diff_trees};
@@ -44,13 +43,12 @@ pub use image::{
     load_image, rfc3339,
 };
 pub use import::import_rootfs;
-pub use layer::{ExportOptions, layer_of, write_layer};
+pub use layer::{ExportOptions, dir_layer, layer_of, write_layer};
 pub use layout::{
     ANNOTATION_CREATED, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ArchiveFormat, ArchiveImage,
     partial, write_archive, write_archive_file, write_oci_dir,
 };
 pub use load::{LoadedImage, load_archive, load_oci_dir};
-pub use unpack::{chain_id, unpack_image};
 
 use std::path::{Path, PathBuf};
 

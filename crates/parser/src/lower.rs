@@ -340,6 +340,20 @@ pub fn normalize_path(base: &str, p: &str, keep_slash: bool) -> String {
     out
 }
 
+/// A WORKDIR against the current one, as BuildKit's `NormalizeWorkdir`: an absolute path is kept
+/// exactly as written (`/srv/../opt` stays so in the image config and history); a relative one is
+/// joined to the current directory and cleaned.
+pub fn normalize_workdir(current: &str, requested: &str) -> String {
+    if requested.starts_with('/') {
+        return requested.to_string();
+    }
+    let base = if current.is_empty() { "/" } else { current };
+    if requested.is_empty() {
+        return base.to_string();
+    }
+    clean_path(&format!("/{base}/{requested}"))
+}
+
 /// A COPY destination against the working directory: `.` and `` mean the directory itself.
 fn copy_dest(working_dir: &str, dest: &str) -> String {
     let d = if dest == "." || dest.is_empty() {
@@ -1078,7 +1092,7 @@ impl<'a> Lowerer<'a> {
             }
             Command::Workdir { path } => {
                 let p = self.expand(out, ins, path)?;
-                let wd = normalize_path(&out.config.working_dir, &p, false);
+                let wd = normalize_workdir(&out.config.working_dir, &p);
                 out.config.working_dir = wd.clone();
                 out.workdir_set = true;
                 if wd == "/" {
@@ -1548,9 +1562,18 @@ impl<'a> Lowerer<'a> {
             Some("insecure") => Security::Insecure,
             _ => Security::Sandbox,
         };
+        let mut env: Vec<String> = out.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // As BuildKit's llb: the first ssh mount is the step's agent unless the env names one.
+        if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="))
+            && let Some(m) = mounts
+                .iter()
+                .find(|m| matches!(m.kind, MountKind::Ssh { .. }))
+        {
+            env.push(format!("SSH_AUTH_SOCK={}", m.target));
+        }
         let op = Op::Exec(ExecOp {
             args: args.clone(),
-            env: out.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            env,
             cwd: if out.config.working_dir.is_empty() {
                 "/".into()
             } else {
@@ -1971,5 +1994,24 @@ impl StageCtx {
             file: Some(self.file.clone()),
             line: Some(ins.lines.start),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_workdir;
+
+    #[test]
+    fn workdir_absolute_is_kept_as_written() {
+        assert_eq!(normalize_workdir("/", "/srv/../opt/x"), "/srv/../opt/x");
+        assert_eq!(normalize_workdir("/a", "/b/"), "/b/");
+    }
+
+    #[test]
+    fn workdir_relative_is_joined_and_cleaned() {
+        assert_eq!(normalize_workdir("/srv/../opt/x", "y"), "/opt/x/y");
+        assert_eq!(normalize_workdir("", "app"), "/app");
+        assert_eq!(normalize_workdir("/a/b", "../c/"), "/a/c");
+        assert_eq!(normalize_workdir("/a", ""), "/a");
     }
 }

@@ -317,8 +317,8 @@ impl Walker<'_> {
             excluded: false,
         };
         let mut work = Vec::new();
-        for name in list_dir(dir).map_err(err)? {
-            let Some(st) = stat_at(dir, &name).map_err(err)? else {
+        for (name, st) in stat_entries(dir).map_err(err)? {
+            let Some(st) = st else {
                 continue;
             };
             let n = name.to_string_lossy();
@@ -447,6 +447,21 @@ impl Walker<'_> {
                 Ok(Some(s))
             }
         }
+    }
+}
+
+/// Directories with at least this many entries have them stat'ed in parallel.
+const PARALLEL_STAT_MIN: usize = 64;
+
+/// The entries of `dir` in name order, each with its stat (`None`: it vanished meanwhile);
+/// a wide directory's entries are stat'ed in parallel, the order stays the same.
+fn stat_entries(dir: BorrowedFd<'_>) -> std::io::Result<Vec<(OsString, Option<Stat>)>> {
+    let names = list_dir(dir)?;
+    let stat = |name: OsString| stat_at(dir, &name).map(|st| (name, st));
+    if names.len() >= PARALLEL_STAT_MIN {
+        names.into_par_iter().map(stat).collect()
+    } else {
+        names.into_iter().map(stat).collect()
     }
 }
 
@@ -681,5 +696,26 @@ mod tests {
         let ex = checksum_with(d.path(), None, &s, &NoContentHashes, true).unwrap();
         let names: Vec<&str> = ex.paths.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(names, vec!["", "a.txt", "c.md"]);
+    }
+
+    #[test]
+    fn wide_directories_walked_in_parallel_give_an_ordered_deterministic_result() {
+        let d = tempfile::tempdir().unwrap();
+        let n = PARALLEL_STAT_MIN * 4;
+        for i in 0..n {
+            std::fs::write(d.path().join(format!("f{i:04}")), format!("{i}")).unwrap();
+        }
+        let first = checksum_with(d.path(), None, &sel("/"), &NoContentHashes, true).unwrap();
+        let names: Vec<&str> = first.paths.iter().map(|p| p.path.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "paths come in name order");
+        assert_eq!(names.len(), n + 1);
+        for _ in 0..5 {
+            let again = checksum_with(d.path(), None, &sel("/"), &NoContentHashes, true).unwrap();
+            assert_eq!(again, first);
+        }
+        std::fs::remove_file(d.path().join("f0100")).unwrap();
+        assert_ne!(checksum(d.path(), None, &sel("/")).unwrap(), first.total);
     }
 }

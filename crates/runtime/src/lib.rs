@@ -20,6 +20,7 @@
 //!     user: String::new(),
 //!     network: xbuild_llb::NetworkMode::None,
 //!     mounts: vec![],
+//!     insecure: false,
 //! };
 //! Executor::new(root, None)?.run(mount.path(), &exec, &|_, line| println!("{line}")).await?;
 //! mount.unmount()?;

@@ -63,7 +63,7 @@ impl CacheMounts {
         init: &CacheInit<'_>,
     ) -> Result<CacheLease, Error> {
         let key = blake3::hash(id.as_bytes()).to_hex();
-        let base = self.dir.join(&key[..32]);
+        let base = self.base(id);
         match sharing {
             CacheSharing::Shared => Ok(CacheLease {
                 path: self.ensure(&base, init)?,
@@ -97,6 +97,44 @@ impl CacheMounts {
                 Err(Error::Runtime(format!("no private slot for cache {id}")))
             }
         }
+    }
+
+    /// The directory holding cache `id`'s shared contents, if the cache exists on this root.
+    pub fn existing(&self, id: &str) -> Option<PathBuf> {
+        let data = self.base(id).join("data");
+        data.is_dir().then_some(data)
+    }
+
+    /// Creates cache `id` from a tar stream (compression detected from its content) unless the
+    /// cache exists already; true when it was created. The contents appear all at once (an
+    /// unpack that fails leaves nothing).
+    pub fn import(&self, id: &str, tar: impl std::io::Read) -> Result<bool, Error> {
+        let base = self.base(id);
+        let data = base.join("data");
+        if data.is_dir() {
+            return Ok(false);
+        }
+        std::fs::create_dir_all(&base).map_err(|e| Error::io(&base, e))?;
+        let tmp = base.join(format!("import-{:08x}", rand::random::<u32>()));
+        std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let unpacked = crate::archive::decompressed(tar)
+            .map_err(|e| Error::io(&tmp, e))
+            .and_then(|r| crate::unpack::unpack(r, &tmp));
+        if let Err(e) = unpacked {
+            crate::native::remove_tree(&tmp)?;
+            return Err(e);
+        }
+        if std::fs::rename(&tmp, &data).is_err() {
+            // A step made it first; its contents win.
+            crate::native::remove_tree(&tmp)?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn base(&self, id: &str) -> PathBuf {
+        let key = blake3::hash(id.as_bytes()).to_hex();
+        self.dir.join(&key[..32])
     }
 
     /// Creates `<slot>/data` when missing, with the init's owner, mode and seed content.

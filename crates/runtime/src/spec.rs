@@ -1,9 +1,10 @@
 //! The OCI runtime `config.json` of a RUN step, as Docker's builder makes it.
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
-    SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceBuilder,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use std::collections::HashSet;
 use std::path::Path;
@@ -32,6 +33,77 @@ const CAPS: &[Capability] = &[
     Capability::SysChroot,
     Capability::Kill,
     Capability::AuditWrite,
+];
+
+/// Every capability, in the kernel's numbering (`CAP_CHOWN` is 0).
+const ALL_CAPS: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::DacReadSearch,
+    Capability::Fowner,
+    Capability::Fsetid,
+    Capability::Kill,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setpcap,
+    Capability::LinuxImmutable,
+    Capability::NetBindService,
+    Capability::NetBroadcast,
+    Capability::NetAdmin,
+    Capability::NetRaw,
+    Capability::IpcLock,
+    Capability::IpcOwner,
+    Capability::SysModule,
+    Capability::SysRawio,
+    Capability::SysChroot,
+    Capability::SysPtrace,
+    Capability::SysPacct,
+    Capability::SysAdmin,
+    Capability::SysBoot,
+    Capability::SysNice,
+    Capability::SysResource,
+    Capability::SysTime,
+    Capability::SysTtyConfig,
+    Capability::Mknod,
+    Capability::Lease,
+    Capability::AuditWrite,
+    Capability::AuditControl,
+    Capability::Setfcap,
+    Capability::MacOverride,
+    Capability::MacAdmin,
+    Capability::Syslog,
+    Capability::WakeAlarm,
+    Capability::BlockSuspend,
+    Capability::AuditRead,
+    Capability::Perfmon,
+    Capability::Bpf,
+    Capability::CheckpointRestore,
+];
+
+/// The capabilities xbuild itself has (`CapEff` of `/proc/self/status`), which is what
+/// `RUN --security=insecure` gets, as BuildKit's insecure mode.
+fn own_caps() -> Result<HashSet<Capability>, Error> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| Error::Runtime(format!("reading /proc/self/status: {e}")))?;
+    let bits = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .ok_or_else(|| Error::Runtime("/proc/self/status has no CapEff line".into()))?;
+    Ok(ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1u64 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect())
+}
+
+/// Devices `RUN --security=insecure` also gets, as BuildKit's insecure mode adds them:
+/// (path, major, minor).
+const INSECURE_DEVICES: &[(&str, i64, i64)] = &[
+    ("/dev/kmsg", 1, 11),
+    ("/dev/cuse", 10, 203),
+    ("/dev/fuse", 10, 229),
 ];
 
 const MASKED: &[&str] = &[
@@ -71,6 +143,9 @@ pub struct ExecSpec {
     pub network: NetworkMode,
     /// `RUN --mount`s, resolved to the host, in order.
     pub mounts: Vec<ExecMount>,
+    /// `RUN --security=insecure`: every capability, writable /sys and /proc, nothing masked,
+    /// every device allowed (BuildKit's insecure mode; the caller checks the entitlement).
+    pub insecure: bool,
 }
 
 /// A `RUN --mount` as the runtime mounts it.
@@ -107,6 +182,41 @@ fn spec_err(e: impl std::fmt::Display) -> Error {
     Error::Runtime(format!("building the OCI runtime spec: {e}"))
 }
 
+/// Every character and block device allowed, and the devices BuildKit's insecure mode adds.
+fn insecure_devices(linux: LinuxBuilder) -> Result<LinuxBuilder, Error> {
+    let rules = [LinuxDeviceType::C, LinuxDeviceType::B]
+        .into_iter()
+        .map(|t| {
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(t)
+                .access("rwm")
+                .build()
+                .map_err(spec_err)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let resources = LinuxResourcesBuilder::default()
+        .devices(rules)
+        .build()
+        .map_err(spec_err)?;
+    let devices = INSECURE_DEVICES
+        .iter()
+        .map(|(path, major, minor)| {
+            LinuxDeviceBuilder::default()
+                .path(*path)
+                .typ(LinuxDeviceType::C)
+                .major(*major)
+                .minor(*minor)
+                .file_mode(0o666u32)
+                .uid(0u32)
+                .gid(0u32)
+                .build()
+                .map_err(spec_err)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(linux.resources(resources).devices(devices))
+}
+
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, Error> {
     MountBuilder::default()
         .destination(dest)
@@ -124,8 +234,16 @@ pub(crate) fn build(
     id: &Identity,
     etc_dir: &Path,
 ) -> Result<Spec, Error> {
-    let caps: HashSet<Capability> = CAPS.iter().copied().collect();
-    let capabilities = LinuxCapabilitiesBuilder::default()
+    let caps: HashSet<Capability> = if exec.insecure {
+        own_caps()?
+    } else {
+        CAPS.iter().copied().collect()
+    };
+    let mut capabilities = LinuxCapabilitiesBuilder::default();
+    if exec.insecure {
+        capabilities = capabilities.ambient(caps.clone()).inheritable(caps.clone());
+    }
+    let capabilities = capabilities
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
@@ -192,7 +310,12 @@ pub(crate) fn build(
             "/sys",
             "sysfs",
             "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                if exec.insecure { "rw" } else { "ro" },
+            ],
         )?,
         mount(
             "/etc/resolv.conf",
@@ -244,12 +367,21 @@ pub(crate) fn build(
                 .map_err(spec_err)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let linux = LinuxBuilder::default()
+    let listed = |paths: &[&str]| -> Vec<String> {
+        if exec.insecure {
+            Vec::new()
+        } else {
+            paths.iter().map(|s| s.to_string()).collect()
+        }
+    };
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
-        .masked_paths(MASKED.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .readonly_paths(READONLY.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .build()
-        .map_err(spec_err)?;
+        .masked_paths(listed(MASKED))
+        .readonly_paths(listed(READONLY));
+    if exec.insecure {
+        linux = insecure_devices(linux)?;
+    }
+    let linux = linux.build().map_err(spec_err)?;
     SpecBuilder::default()
         .version("1.0.2-dev")
         .root(

@@ -239,11 +239,6 @@ impl Solver {
         exec: &Executor,
         cancel: &CancellationToken,
     ) -> Result<Option<String>, Error> {
-        if e.security == xbuild_llb::Security::Insecure {
-            return Err(Error::Unsupported(
-                "RUN --security=insecure (all capabilities)".into(),
-            ));
-        }
         let _slot = match &self.opts.exec_slots {
             Some(slots) => Some(tokio::select! {
                 p = slots.clone().acquire_owned() => {
@@ -267,6 +262,7 @@ impl Solver {
             user: e.user.clone(),
             network: e.network,
             mounts,
+            insecure: e.security == xbuild_llb::Security::Insecure,
         };
         let progress = self.progress.clone();
         let vertex = v.digest().clone();

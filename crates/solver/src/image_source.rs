@@ -1,22 +1,17 @@
-//! An image source's filesystem: its layers unpacked into a chain of snapshots, once.
+//! Layer chains unpacked into chains of snapshots, once, shared by chain id: an image
+//! source's filesystem, and results imported from a remote cache. The one place layer blobs
+//! become snapshots; compression (gzip, zstd, none) is detected from the content, whatever
+//! the media type says.
 
-use flate2::read::MultiGzDecoder;
 use std::io::BufReader;
 
-use xbuild_cache::oci::{ImageConfigFile, Manifest};
+use xbuild_cache::cacheconfig::ChainLayer;
+use xbuild_cache::oci::{Descriptor, ImageConfigFile, Manifest, chain_id};
 use xbuild_cache::{LayerRecord, Store};
 use xbuild_llb::Digest;
 use xbuild_runtime::Snapshotter;
 
 use crate::Error;
-
-/// The OCI ChainID of the layers so far plus `diff_id`.
-pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
-    match parent {
-        None => diff_id.clone(),
-        Some(p) => Digest::of(format!("{p} {diff_id}").as_bytes()),
-    }
-}
 
 /// True when every layer of the image is already unpacked.
 pub fn is_unpacked(
@@ -62,35 +57,92 @@ pub fn unpack_image(
     manifest: &Digest,
 ) -> Result<Option<String>, Error> {
     let (m, config) = read(store, manifest)?;
+    let layers: Vec<ChainLayer> = m
+        .layers
+        .into_iter()
+        .zip(config.rootfs.diff_ids)
+        .map(|(blob, diff_id)| ChainLayer { blob, diff_id })
+        .collect();
+    unpack_chain(store, snapshots, &layers)
+}
+
+/// The layers of `layers` (bottom first) that have no snapshot yet, so their blobs must be in
+/// the store before [`unpack_chain`].
+pub fn missing_layers<'a>(
+    store: &Store,
+    snapshots: &Snapshotter,
+    layers: &'a [ChainLayer],
+) -> Result<Vec<&'a Descriptor>, Error> {
+    let mut chain: Option<Digest> = None;
+    let mut out = Vec::new();
+    for l in layers {
+        let c = chain_id(chain.as_ref(), &l.diff_id);
+        if store
+            .get_chain(&c)?
+            .filter(|s| snapshots.exists(s))
+            .is_none()
+        {
+            out.push(&l.blob);
+        }
+        chain = Some(c);
+    }
+    Ok(out)
+}
+
+/// The name of the export variant a layer of `media_type` is (the exporter's compression
+/// names), so an export reuses an unpacked layer's blob rather than writing it again.
+fn variant_of(media_type: &str) -> Option<&'static str> {
+    if media_type.ends_with("gzip") {
+        Some("gzip")
+    } else if media_type.ends_with("zstd") {
+        Some("zstd")
+    } else if media_type.ends_with(".tar") {
+        Some("uncompressed")
+    } else {
+        None
+    }
+}
+
+/// Unpacks the layers of a chain (bottom first) that are not unpacked yet, each onto the one
+/// below, and records them by chain id; returns the top snapshot (`None`: no layers). A layer
+/// is committed only once completely unpacked.
+pub fn unpack_chain(
+    store: &Store,
+    snapshots: &Snapshotter,
+    layers: &[ChainLayer],
+) -> Result<Option<String>, Error> {
     let mut chain: Option<Digest> = None;
     let mut top: Option<String> = None;
-    for (layer, diff_id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
-        let c = chain_id(chain.as_ref(), diff_id);
+    for l in layers {
+        let c = chain_id(chain.as_ref(), &l.diff_id);
         let have = store.get_chain(&c)?.filter(|s| snapshots.exists(s));
         let snap = match have {
             Some(s) => s,
             None => {
-                let path = store.blob_path(&layer.digest);
+                let path = store.blob_path(&l.blob.digest);
                 let f = std::fs::File::open(&path).map_err(|_| {
-                    Error::Store(xbuild_cache::Error::MissingBlob(layer.digest.clone()))
+                    Error::Store(xbuild_cache::Error::MissingBlob(l.blob.digest.clone()))
                 })?;
+                let reader =
+                    xbuild_runtime::archive::decompressed(BufReader::new(f)).map_err(|e| {
+                        Error::Store(xbuild_cache::Error::Io {
+                            path: path.clone(),
+                            source: e,
+                        })
+                    })?;
                 let active = snapshots.prepare(top.as_deref())?;
-                let reader: Box<dyn std::io::Read> = if layer.media_type.ends_with("gzip") {
-                    Box::new(MultiGzDecoder::new(BufReader::new(f)))
-                } else {
-                    Box::new(BufReader::new(f))
-                };
                 xbuild_runtime::unpack::unpack(reader, &active.upper())?;
                 let id = snapshots.commit(active)?;
-                store.put_layer(
-                    &id,
-                    &LayerRecord {
-                        media_type: layer.media_type.clone(),
-                        digest: layer.digest.clone(),
-                        diff_id: diff_id.clone(),
-                        size: layer.size,
-                    },
-                )?;
+                let rec = LayerRecord {
+                    media_type: l.blob.media_type.clone(),
+                    digest: l.blob.digest.clone(),
+                    diff_id: l.diff_id.clone(),
+                    size: l.blob.size,
+                };
+                store.put_layer(&id, &rec)?;
+                if let Some(v) = variant_of(&l.blob.media_type) {
+                    store.put_exported_layer(&id, v, &rec)?;
+                }
                 store.put_chain(&c, &id)?;
                 id
             }

@@ -41,13 +41,16 @@ mod image_source;
 mod keys;
 mod merge;
 mod progress;
+pub mod remote_cache;
 mod schedule;
 mod sources;
 mod vertex;
 
-pub use image_source::{chain_id, unpack_image};
+pub use image_source::{missing_layers, unpack_chain, unpack_image};
 pub use keys::context_checksum;
 pub use progress::{Event, NoProgress, ProgressSink};
+pub use remote_cache::{BlobFetcher, ImportedCache, RemoteCache};
+pub use xbuild_cache::oci::chain_id;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -97,6 +100,17 @@ pub enum Error {
     /// A feature the graph uses that this solver does not implement yet.
     #[error("{0} is not supported yet")]
     Unsupported(String),
+    /// The build needs an entitlement the caller did not grant.
+    #[error("{0}")]
+    Entitlement(String),
+    /// An imported cache (`--cache-from`) could not be used.
+    #[error("importing cache from {name}: {message}")]
+    CacheImport {
+        /// The cache (a reference or a directory).
+        name: String,
+        /// What failed, naming the blob at fault.
+        message: String,
+    },
     /// A blocking task failed to complete.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -138,6 +152,11 @@ pub struct SolverOptions {
     /// Bounds how many RUN steps run at once, shared by every solver given the same
     /// semaphore (a worker's builds); unbounded when `None`.
     pub exec_slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// The `security.insecure` entitlement (`--allow security.insecure`): without it a graph
+    /// with `RUN --security=insecure` is refused before anything runs.
+    pub allow_insecure: bool,
+    /// Results imported from remote caches (`--cache-from`), asked on a local miss.
+    pub remote_cache: RemoteCache,
 }
 
 /// Where a secret's value comes from; read only when a step mounts it, never stored.
@@ -209,6 +228,8 @@ impl SolverOptions {
             stat_cache: true,
             cancel: tokio_util::sync::CancellationToken::new(),
             exec_slots: None,
+            allow_insecure: false,
+            remote_cache: RemoteCache::new(),
         }
     }
 }

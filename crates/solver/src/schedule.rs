@@ -47,6 +47,22 @@ impl Solver {
             .vertices()
             .filter(|v| needed.contains(v.digest()))
             .collect();
+        if !self.opts.allow_insecure
+            && let Some(v) = order.iter().find(
+                |v| matches!(v.op(), Op::Exec(e) if e.security == xbuild_llb::Security::Insecure),
+            )
+        {
+            let (name, location) = describe(def, v);
+            return Err(Error::Vertex {
+                name,
+                location,
+                source: Box::new(Error::Entitlement(
+                    "RUN --security=insecure needs the security.insecure entitlement: pass \
+                     `--allow security.insecure` to `xbuild build`"
+                        .into(),
+                )),
+            });
+        }
         let mut waiting: HashMap<&Digest, usize> = HashMap::new();
         let mut users: HashMap<&Digest, Vec<&Vertex>> = HashMap::new();
         for v in &order {

@@ -45,6 +45,57 @@ impl Solver {
         Ok(Some(rec))
     }
 
+    /// The result of `key` from an imported cache: its missing blobs fetched, its layers
+    /// unpacked (leased) and recorded in the local cache; `None` when no imported cache has it
+    /// (or the build ignores the cache).
+    pub(crate) async fn import_remote(&self, key: &Digest) -> Result<Option<CacheRecord>, Error> {
+        if self.opts.no_cache {
+            return Ok(None);
+        }
+        let Some((source, result)) = self.opts.remote_cache.get(key) else {
+            return Ok(None);
+        };
+        let failed = |e: Error| Error::CacheImport {
+            name: source.name.clone(),
+            message: e.to_string(),
+        };
+        let missing: Vec<_> =
+            image_source::missing_layers(&self.store, &self.snapshots, &result.layers)?
+                .into_iter()
+                .cloned()
+                .collect();
+        for blob in &missing {
+            source
+                .fetcher
+                .fetch(&self.store, blob)
+                .await
+                .map_err(failed)?;
+        }
+        let _gc = self.gc_shared().await?;
+        let (store, snaps, session) = (
+            self.store.clone(),
+            self.snapshots.clone(),
+            self.session.clone(),
+        );
+        let layers = result.layers.clone();
+        let top = blocking(move || {
+            let top = image_source::unpack_chain(&store, &snaps, &layers)?;
+            if let Some(t) = &top {
+                session.hold(xbuild_cache::lease::Hold::Snapshot, t)?;
+            }
+            Ok(top)
+        })
+        .await
+        .map_err(failed)?;
+        let rec = CacheRecord {
+            snapshot: top,
+            created: result.created,
+        };
+        self.store.put_cache(key, &rec)?;
+        tracing::debug!(%key, cache = %source.name, "imported from a remote cache");
+        Ok(Some(rec))
+    }
+
     /// The top snapshot of an image whose layers are all unpacked, leased.
     async fn unpacked(&self, manifest: &Digest) -> Result<Option<Option<String>>, Error> {
         let _gc = self.gc_shared().await?;
@@ -162,6 +213,9 @@ impl Solver {
         {
             return Ok(self.cached(v, name, key, rec));
         }
+        if let Some(rec) = self.import_remote(&key).await? {
+            return Ok(self.cached(v, name, key, rec));
+        }
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
@@ -238,6 +292,9 @@ impl Solver {
         let lock = self.key_lock(v, name, &lock_key, cancel).await?;
         if let Some(top) = self.unpacked(manifest).await? {
             return Ok(cached(top));
+        }
+        if let Some(rec) = self.import_remote(&key).await? {
+            return Ok(cached(rec.snapshot));
         }
         let start = self.started(v, name);
         track.started = Some(start);

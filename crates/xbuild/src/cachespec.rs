@@ -1,98 +1,202 @@
-//! Build cache import/export specs (`--cache-from`, `--cache-to`), as BuildKit writes them:
-//! `type=registry,ref=HOST/REPO:TAG[,mode=min|max]`, `type=local,src|dest=DIR`,
-//! `type=inline`.
+//! `--cache-to` / `--cache-from` specifications in BuildKit's syntax: `type=registry,ref=R`,
+//! `type=local,src=DIR` / `dest=DIR`, `type=inline`, or a bare reference (a registry cache).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::Error;
+use crate::{Error, Reference};
 
-/// How much cache an export writes.
+/// Which results a cache export carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CacheMode {
-    /// Only the layers of the result (BuildKit's default).
+    /// Only the results whose layers make up the exported image (BuildKit's default).
     #[default]
     Min,
-    /// Every intermediate step.
+    /// Every result of every stage the build solved.
     Max,
 }
 
-/// Where build cache comes from or goes to.
+/// Where build cache is exported to or imported from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CacheSpec {
-    /// A cache manifest in a registry.
+    /// A cache manifest (an OCI index) and its blobs in a registry repository.
     Registry {
-        /// `HOST/REPO:TAG`.
+        /// The reference the cache index is pushed to or pulled from.
         reference: String,
-        /// How much an export writes.
+        /// Which results to export.
         mode: CacheMode,
-        /// Also export the contents of cache mounts.
+        /// Also carry the contents of `RUN --mount=type=cache` directories.
         export_mounts: bool,
     },
-    /// A directory (an OCI layout).
+    /// The same as an OCI image layout in a local directory.
     Local {
-        /// The directory (`src=` to import, `dest=` to export).
+        /// The directory (`dest=` for an export, `src=` for an import).
         dir: PathBuf,
-        /// How much an export writes.
+        /// Which results to export.
         mode: CacheMode,
-        /// Also export the contents of cache mounts.
+        /// Also carry the contents of `RUN --mount=type=cache` directories.
         export_mounts: bool,
     },
-    /// Cache metadata inside the image itself.
+    /// Cache metadata embedded in the pushed image's config (`moby.buildkit.cache.v0`).
     Inline,
 }
 
+/// Whether a spec is parsed for `--cache-to` or `--cache-from`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    To,
+    From,
+}
+
+impl Direction {
+    fn flag(self) -> &'static str {
+        match self {
+            Direction::To => "--cache-to",
+            Direction::From => "--cache-from",
+        }
+    }
+}
+
 impl CacheSpec {
-    /// Parses BuildKit's `--cache-from`/`--cache-to` syntax. A bare reference means
-    /// `type=registry,ref=REF`.
+    /// Parses a `--cache-to` value.
+    pub fn parse_to(spec: &str) -> Result<Self, Error> {
+        Self::parse_with(spec, Direction::To)
+    }
+
+    /// Parses a `--cache-from` value.
+    pub fn parse_from(spec: &str) -> Result<Self, Error> {
+        Self::parse_with(spec, Direction::From)
+    }
+
+    /// Parses either direction's syntax (`src=` and `dest=` both name a local directory).
     pub fn parse(spec: &str) -> Result<Self, Error> {
-        let bad = |why: &str| Error::Usage(format!("invalid cache spec {spec:?}: {why}"));
-        if !spec.contains('=') {
+        Self::parse_to(spec).or_else(|_| Self::parse_from(spec))
+    }
+
+    fn parse_with(spec: &str, dir: Direction) -> Result<Self, Error> {
+        let flag = dir.flag();
+        let usage = |what: String| {
+            Error::Usage(format!(
+                "invalid {flag} {spec:?}: {what}; expected type=registry,ref=HOST/REPO:TAG[,mode=min|max], \
+                 type=local,{}=DIR[,mode=min|max], type=inline or a bare reference",
+                if dir == Direction::To { "dest" } else { "src" }
+            ))
+        };
+        let spec_t = spec.trim();
+        if spec_t.is_empty() {
+            return Err(usage("empty value".into()));
+        }
+        if !spec_t.contains('=') {
+            Reference::parse(spec_t).map_err(usage)?;
             return Ok(CacheSpec::Registry {
-                reference: spec.trim().to_string(),
+                reference: spec_t.to_string(),
                 mode: CacheMode::Min,
                 export_mounts: false,
             });
         }
-        let mut kv = BTreeMap::new();
-        for part in spec.split(',') {
+        let mut typ = None;
+        let mut reference = None;
+        let mut path = None;
+        let mut mode = CacheMode::Min;
+        let mut export_mounts = false;
+        for part in spec_t.split(',') {
             let (k, v) = part
                 .split_once('=')
-                .ok_or_else(|| bad("expected key=value pairs such as type=registry,ref=REF"))?;
-            kv.insert(k.trim().to_string(), v.trim().to_string());
-        }
-        let mode = match kv.remove("mode").as_deref() {
-            None | Some("min") => CacheMode::Min,
-            Some("max") => CacheMode::Max,
-            Some(other) => return Err(bad(&format!("mode={other} must be min or max"))),
-        };
-        let typ = kv.remove("type").unwrap_or_else(|| "registry".into());
-        let spec = match typ.as_str() {
-            "registry" => CacheSpec::Registry {
-                reference: kv.remove("ref").ok_or_else(|| bad("ref= is required"))?,
-                mode,
-                export_mounts: false,
-            },
-            "local" => CacheSpec::Local {
-                dir: kv
-                    .remove("src")
-                    .or_else(|| kv.remove("dest"))
-                    .ok_or_else(|| bad("src= or dest= is required"))?
-                    .into(),
-                mode,
-                export_mounts: false,
-            },
-            "inline" => CacheSpec::Inline,
-            other => {
-                return Err(bad(&format!(
-                    "type={other} is not supported; use registry, local or inline"
-                )));
+                .ok_or_else(|| usage(format!("{part:?} is not key=value")))?;
+            let (k, v) = (k.trim(), v.trim());
+            match k {
+                "type" => typ = Some(v.to_string()),
+                "ref" => reference = Some(v.to_string()),
+                "dest" if dir == Direction::To => path = Some(PathBuf::from(v)),
+                "src" if dir == Direction::From => path = Some(PathBuf::from(v)),
+                "mode" if dir == Direction::To => {
+                    mode = match v {
+                        "min" => CacheMode::Min,
+                        "max" => CacheMode::Max,
+                        other => return Err(usage(format!("mode={other} must be min or max"))),
+                    }
+                }
+                "export-mounts" if dir == Direction::To => {
+                    export_mounts = match v {
+                        "true" => true,
+                        "false" => false,
+                        other => {
+                            return Err(usage(format!(
+                                "export-mounts={other} must be true or false"
+                            )));
+                        }
+                    }
+                }
+                // Accepted by BuildKit and meaningless here: xbuild writes OCI media types and
+                // gzip layers, and ignores cache errors only where BuildKit does.
+                "oci-mediatypes" | "compression" | "compression-level" | "force-compression"
+                | "ignore-error" | "image-manifest" | "tag"
+                    if dir == Direction::To => {}
+                other => return Err(usage(format!("unknown option {other}="))),
             }
-        };
-        if let Some(k) = kv.keys().next() {
-            return Err(bad(&format!("unknown option {k}=")));
         }
-        Ok(spec)
+        let typ = typ.ok_or_else(|| usage("type= is required".into()))?;
+        match typ.as_str() {
+            "registry" => {
+                let reference =
+                    reference.ok_or_else(|| usage("type=registry needs ref=".into()))?;
+                Reference::parse(&reference).map_err(usage)?;
+                if path.is_some() {
+                    return Err(usage("src=/dest= belong to type=local".into()));
+                }
+                Ok(CacheSpec::Registry {
+                    reference,
+                    mode,
+                    export_mounts,
+                })
+            }
+            "local" => {
+                let dir_path = path.ok_or_else(|| {
+                    usage(format!(
+                        "type=local needs {}=DIR",
+                        if dir == Direction::To { "dest" } else { "src" }
+                    ))
+                })?;
+                if reference.is_some() {
+                    return Err(usage("ref= belongs to type=registry".into()));
+                }
+                Ok(CacheSpec::Local {
+                    dir: dir_path,
+                    mode,
+                    export_mounts,
+                })
+            }
+            "inline" => {
+                if reference.is_some() || path.is_some() || export_mounts {
+                    return Err(usage("type=inline takes no other options".into()));
+                }
+                if mode == CacheMode::Max {
+                    return Err(usage(
+                        "type=inline only supports mode=min (the image carries only its own layers)"
+                            .into(),
+                    ));
+                }
+                Ok(CacheSpec::Inline)
+            }
+            other => Err(usage(format!("type={other} is not supported"))),
+        }
+    }
+
+    /// The export mode (`Min` for an import or an inline cache).
+    pub fn mode(&self) -> CacheMode {
+        match self {
+            CacheSpec::Registry { mode, .. } | CacheSpec::Local { mode, .. } => *mode,
+            CacheSpec::Inline => CacheMode::Min,
+        }
+    }
+
+    /// True when `RUN --mount=type=cache` contents travel with the cache.
+    pub fn export_mounts(&self) -> bool {
+        match self {
+            CacheSpec::Registry { export_mounts, .. } | CacheSpec::Local { export_mounts, .. } => {
+                *export_mounts
+            }
+            CacheSpec::Inline => false,
+        }
     }
 }
 
@@ -101,26 +205,83 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_registry_local_and_inline() {
+    fn registry_forms() {
         assert_eq!(
-            CacheSpec::parse("type=registry,ref=127.0.0.1:5000/cache:x,mode=max").unwrap(),
+            CacheSpec::parse_to("type=registry,ref=127.0.0.1:5000/c:1,mode=max").unwrap(),
             CacheSpec::Registry {
-                reference: "127.0.0.1:5000/cache:x".into(),
+                reference: "127.0.0.1:5000/c:1".into(),
                 mode: CacheMode::Max,
                 export_mounts: false,
             }
         );
         assert_eq!(
-            CacheSpec::parse("type=local,dest=/tmp/c").unwrap(),
+            CacheSpec::parse_from("127.0.0.1:5000/c:1").unwrap(),
+            CacheSpec::Registry {
+                reference: "127.0.0.1:5000/c:1".into(),
+                mode: CacheMode::Min,
+                export_mounts: false,
+            }
+        );
+        let s = CacheSpec::parse_to("type=registry,ref=r/c,export-mounts=true").unwrap();
+        assert!(s.export_mounts());
+        assert_eq!(s.mode(), CacheMode::Min);
+    }
+
+    #[test]
+    fn local_forms() {
+        assert_eq!(
+            CacheSpec::parse_to("type=local,dest=/tmp/c").unwrap(),
             CacheSpec::Local {
                 dir: "/tmp/c".into(),
                 mode: CacheMode::Min,
                 export_mounts: false,
             }
         );
-        assert_eq!(CacheSpec::parse("type=inline").unwrap(), CacheSpec::Inline);
-        assert!(CacheSpec::parse("type=registry").is_err());
-        assert!(CacheSpec::parse("type=s3,ref=x").is_err());
-        assert!(CacheSpec::parse("type=registry,ref=x,mode=all").is_err());
+        assert_eq!(
+            CacheSpec::parse_from("type=local,src=/tmp/c").unwrap(),
+            CacheSpec::Local {
+                dir: "/tmp/c".into(),
+                mode: CacheMode::Min,
+                export_mounts: false,
+            }
+        );
+        assert!(CacheSpec::parse("type=local,src=/tmp/c").is_ok());
+        assert!(CacheSpec::parse("type=local,dest=/tmp/c").is_ok());
+    }
+
+    #[test]
+    fn inline() {
+        assert_eq!(
+            CacheSpec::parse_to("type=inline").unwrap(),
+            CacheSpec::Inline
+        );
+        assert_eq!(
+            CacheSpec::parse_from("type=inline").unwrap(),
+            CacheSpec::Inline
+        );
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let msg = |s: &str, to: bool| {
+            let r = if to {
+                CacheSpec::parse_to(s)
+            } else {
+                CacheSpec::parse_from(s)
+            };
+            r.unwrap_err().to_string()
+        };
+        assert!(msg("type=s3,ref=x", true).contains("type=s3 is not supported"));
+        assert!(msg("type=registry,ref=x,colour=red", true).contains("unknown option colour="));
+        assert!(msg("type=registry", true).contains("needs ref="));
+        assert!(msg("type=local", true).contains("needs dest=DIR"));
+        assert!(msg("type=local,dest=/x", false).contains("unknown option dest="));
+        assert!(msg("type=local,src=/x", true).contains("unknown option src="));
+        assert!(msg("mode=max", true).contains("type= is required"));
+        assert!(msg("type=registry,ref=r,mode=all", true).contains("mode=all must be min or max"));
+        assert!(msg("type=inline,mode=max", true).contains("mode=min"));
+        assert!(msg("", false).contains("empty value"));
+        assert!(msg("type=registry,ref=r,mode=max", false).contains("unknown option mode="));
+        assert!(msg("UPPER/Case", false).contains("--cache-from"));
     }
 }

@@ -30,7 +30,10 @@
 //! [`Event`]s; [`BuildOptions::cancel`] stops a build and cleans up what it started.
 #![forbid(unsafe_code)]
 
-pub mod cachespec;
+mod cache_export;
+mod cache_import;
+mod cachespec;
+pub mod context_input;
 mod events;
 mod filter;
 mod reference;
@@ -38,7 +41,7 @@ mod remote;
 mod store;
 pub mod worker;
 
-pub use cachespec::CacheSpec;
+pub use cachespec::{CacheMode, CacheSpec};
 pub use events::{ChannelSink, EventStream, SharedSink, StepTiming, Timings, event_stream};
 pub use filter::ImageFilter;
 pub use reference::Reference;
@@ -121,6 +124,9 @@ pub enum Error {
     /// Sending a build to a worker, or serving one, failed.
     #[error(transparent)]
     Worker(#[from] Box<worker::Error>),
+    /// The build context could not be fetched (a git clone failed).
+    #[error("{0}")]
+    Context(String),
 }
 
 impl From<xbuild_runtime::Error> for Error {
@@ -340,6 +346,9 @@ pub struct BuildOptions {
     /// mounts, uncommitted snapshots) is released before [`Builder::build`] returns
     /// [`Error::Cancelled`]. An export already writing finishes first.
     pub cancel: CancellationToken,
+    /// The `security.insecure` entitlement (`--allow security.insecure`), which
+    /// `RUN --security=insecure` needs.
+    pub allow_insecure: bool,
 }
 
 impl BuildOptions {
@@ -361,6 +370,7 @@ impl BuildOptions {
             target: None,
             labels: BTreeMap::new(),
             platform: None,
+            allow_insecure: false,
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             progress: SharedSink::default(),
@@ -427,6 +437,9 @@ pub struct BuildResult {
     pub manifest: Option<Digest>,
     /// The image's config (what `docker inspect` shows under `Config` and more).
     pub config: Option<ImageConfigFile>,
+    /// The manifest's descriptor (media type, digest, size), for `--metadata-file`.
+    #[serde(skip)]
+    pub manifest_descriptor: Option<xbuild_cache::oci::Descriptor>,
     /// The tags written.
     pub tags: Vec<String>,
     /// The pushes made (`--push`, `push=true`).
@@ -440,6 +453,22 @@ pub struct BuildResult {
     pub timings: Timings,
     /// Each step that ran or came from the cache, in the order they finished.
     pub steps: Vec<StepTiming>,
+    /// The caches exported (`--cache-to`).
+    #[serde(skip)]
+    pub cache_exports: Vec<CacheExported>,
+}
+
+/// What one `--cache-to` wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheExported {
+    /// Where it went (a reference, a directory, or `inline`).
+    pub target: String,
+    /// The cache index's digest (the image manifest's for an inline cache).
+    pub index: Digest,
+    /// How many cache records it holds.
+    pub records: usize,
+    /// Blobs uploaded to the registry (0 for a local directory).
+    pub uploaded: usize,
 }
 
 /// One row of `xbuild history`: a history entry of the image, newest first.
@@ -704,6 +733,9 @@ impl Builder {
         sopts.ssh = opts.ssh.clone();
         sopts.dockerfile = Some(opts.dockerfile_name());
         sopts.build_args = opts.build_args.clone();
+        sopts.allow_insecure = opts.allow_insecure;
+        sopts.remote_cache =
+            cache_import::import_all(|| self.registry(), &store, &opts.cache_from).await?;
         sopts.cancel = opts.cancel.clone();
         sopts.exec_slots = self.exec_slots.clone();
         let recorder = Arc::new(events::Recorder::new(opts.progress.clone()));
@@ -758,9 +790,10 @@ impl Builder {
             .export_steps(
                 solution.store.clone(),
                 solution.solver.snapshots().clone(),
-                solution.def.clone(),
+                Arc::new(solution.def.clone()),
                 output,
                 steps,
+                solved.results.clone(),
                 top,
                 opts,
             )
@@ -831,9 +864,10 @@ impl Builder {
         self.export_steps(
             store,
             snapshots,
-            def,
+            Arc::new(def),
             output,
             steps,
+            HashMap::new(),
             snapshot.map(str::to_string),
             opts,
         )
@@ -846,9 +880,10 @@ impl Builder {
         &self,
         store: Arc<Store>,
         snapshots: Snapshotter,
-        def: Definition,
+        def: Arc<Definition>,
         output: xbuild_llb::Output,
         steps: HashMap<Digest, StepResult>,
+        results: HashMap<Digest, xbuild_solver::VertexResult>,
         top: Option<String>,
         opts: &BuildOptions,
     ) -> Result<BuildResult, Error> {
@@ -883,11 +918,14 @@ impl Builder {
             }))
             .collect();
         let export_store = store.clone();
+        let output_vertex = output.vertex.clone();
+        let export_def = def.clone();
+        let export_snapshots = snapshots.clone();
         let (image, tags) = tokio::task::spawn_blocking(move || {
             export_outputs(
                 &export_store,
-                &snapshots,
-                &def,
+                &export_snapshots,
+                &export_def,
                 &output,
                 &steps,
                 top,
@@ -900,6 +938,14 @@ impl Builder {
         .await
         .map_err(|e| Error::Usage(format!("export task failed: {e}")))??;
         let exported = started.elapsed();
+        let solution = Arc::new(SolvedBuild {
+            store: store.clone(),
+            snapshots,
+            def,
+            results,
+            output: output_vertex,
+        });
+        let mut cache_exports = Vec::new();
         let mut pushed = Vec::new();
         if !push_names.is_empty() || opts.push {
             let Some(img) = &image else {
@@ -912,22 +958,42 @@ impl Builder {
                     "--push needs a name to push to: add -t HOST/REPO:TAG".into(),
                 ));
             }
+            let mut manifest = img.manifest.digest.clone();
+            if opts.cache_to.contains(&CacheSpec::Inline) {
+                let (m, records) = with_inline_cache(&solution, &manifest).await?;
+                if records > 0 {
+                    cache_exports.push(CacheExported {
+                        target: "inline".into(),
+                        index: m.clone(),
+                        records,
+                        uploaded: 0,
+                    });
+                }
+                manifest = m;
+            }
             let mut seen = std::collections::BTreeSet::new();
             for t in push_names.iter().filter(|t| seen.insert(t.as_str())) {
-                let p = cancellable(
-                    &opts.cancel,
-                    self.push_manifest(&store, &img.manifest.digest, t),
-                )
-                .await?;
+                let p = cancellable(&opts.cancel, self.push_manifest(&store, &manifest, t)).await?;
                 pushed.push(p);
+            }
+        } else if opts.cache_to.contains(&CacheSpec::Inline) {
+            tracing::warn!(
+                "--cache-to type=inline: the cache is embedded only in a pushed image (use --push or --output type=registry); no inline cache was written"
+            );
+        }
+        for spec in &opts.cache_to {
+            if let Some(e) = cancellable(&opts.cancel, self.export_cache(&solution, spec)).await? {
+                cache_exports.push(e);
             }
         }
         Ok(BuildResult {
             image_id: image.as_ref().map(|i| i.config.digest.clone()),
             config: image.as_ref().map(|i| i.config_file.clone()),
-            manifest: image.map(|i| i.manifest.digest),
+            manifest: image.as_ref().map(|i| i.manifest.digest.clone()),
+            manifest_descriptor: image.map(|i| i.manifest),
             tags,
             pushed,
+            cache_exports,
             timings: Timings {
                 export: exported,
                 push: started.elapsed() - exported,
@@ -935,6 +1001,58 @@ impl Builder {
             },
             ..BuildResult::default()
         })
+    }
+
+    /// Exports the cache of a solved build as `spec` says (not `type=inline`, which goes into
+    /// the pushed image); `None` when there was nothing to export.
+    async fn export_cache(
+        &self,
+        solution: &Arc<SolvedBuild>,
+        spec: &CacheSpec,
+    ) -> Result<Option<CacheExported>, Error> {
+        let target = match spec {
+            CacheSpec::Inline => return Ok(None),
+            CacheSpec::Registry { reference, .. } => reference.clone(),
+            CacheSpec::Local { dir, .. } => dir.display().to_string(),
+        };
+        let (mode, mounts) = (spec.mode(), spec.export_mounts());
+        let s = solution.clone();
+        let cache =
+            tokio::task::spawn_blocking(move || cache_export::collect(&s.view(), mode, mounts))
+                .await
+                .map_err(|e| Error::Usage(format!("cache export task failed: {e}")))??;
+        let Some(cache) = cache else {
+            tracing::warn!(%target, "--cache-to: the build produced no cache to export");
+            return Ok(None);
+        };
+        let uploaded = match spec {
+            CacheSpec::Registry { reference, .. } => {
+                let r = xbuild_registry::Reference::parse(reference)?;
+                cache_export::push(&self.registry()?, &solution.store, &cache, &r).await?
+            }
+            CacheSpec::Local { dir, .. } => {
+                let (s, dir) = (solution.clone(), dir.clone());
+                let c = std::sync::Arc::new(cache);
+                let c2 = c.clone();
+                tokio::task::spawn_blocking(move || cache_export::write_local(&s.store, &c2, &dir))
+                    .await
+                    .map_err(|e| Error::Usage(format!("cache export task failed: {e}")))??;
+                return Ok(Some(CacheExported {
+                    target,
+                    index: c.index.digest.clone(),
+                    records: c.records,
+                    uploaded: 0,
+                }));
+            }
+            CacheSpec::Inline => 0,
+        };
+        tracing::info!(%target, records = cache.records, uploaded, "cache exported");
+        Ok(Some(CacheExported {
+            target,
+            index: cache.index.digest,
+            records: cache.records,
+            uploaded,
+        }))
     }
 
     /// Deletes build cache (see [`xbuild_solver::gc`]): what no running build holds and, unless
@@ -1125,7 +1243,7 @@ impl Builder {
         name: &str,
     ) -> Result<Option<String>, Error> {
         let img = store::find(store, name)?.image;
-        Ok(xbuild_exporter::unpack_image(
+        Ok(xbuild_solver::unpack_image(
             store,
             snapshots,
             &img.manifest,
@@ -1205,22 +1323,12 @@ impl Builder {
                 platform,
             )?
         };
-        let snapshots = self.snapshots()?;
         let mut out = Vec::new();
         for img in loaded {
             store::record_image(&store, &img.manifest.digest)?;
             let mut names = Vec::new();
             for n in &img.names {
                 names.push(store::tag(&store, n, &img.manifest.digest)?.to_string());
-            }
-            // The solver unpacks gzip and plain layers for `FROM`; other compressions are
-            // unpacked now.
-            let (m, _) = store::read_image(&store, &img.manifest.digest)?;
-            if m.layers.iter().any(|l| {
-                xbuild_exporter::Compression::of_media_type(&l.media_type)
-                    == Some(Compression::Zstd)
-            }) {
-                xbuild_exporter::unpack_image(&store, &snapshots, &img.manifest.digest)?;
             }
             out.push(Loaded {
                 id: img.config,
@@ -1283,6 +1391,52 @@ async fn cancellable<T>(
         r = fut => r,
         _ = cancel.cancelled() => Err(Error::Cancelled),
     }
+}
+
+/// A solved build kept for exporting its cache.
+struct SolvedBuild {
+    store: Arc<Store>,
+    snapshots: Snapshotter,
+    def: Arc<Definition>,
+    results: HashMap<Digest, xbuild_solver::VertexResult>,
+    output: Digest,
+}
+
+impl SolvedBuild {
+    fn view(&self) -> cache_export::Solution<'_> {
+        cache_export::Solution {
+            store: &self.store,
+            snapshots: &self.snapshots,
+            def: &self.def,
+            results: &self.results,
+            output: &self.output,
+        }
+    }
+}
+
+/// The image `manifest` with the build's inline cache (`moby.buildkit.cache.v0`, mode=min) in
+/// its config, stored; and how many records it carries (0: the image is returned as it is).
+async fn with_inline_cache(
+    solution: &Arc<SolvedBuild>,
+    manifest: &Digest,
+) -> Result<(Digest, usize), Error> {
+    let (s, manifest) = (solution.clone(), manifest.clone());
+    tokio::task::spawn_blocking(move || {
+        let Some(cache) = cache_export::collect(&s.view(), CacheMode::Min, false)? else {
+            return Ok((manifest, 0));
+        };
+        let config: xbuild_cache::cacheconfig::CacheConfig =
+            s.store.read_json(&cache.config.digest)?;
+        let m: Manifest = s.store.read_json(&manifest)?;
+        let layers: Vec<Digest> = m.layers.iter().map(|l| l.digest.clone()).collect();
+        let Some((value, records)) = cache_import::inline_value(&config, &layers) else {
+            tracing::warn!("--cache-to type=inline: no step's result matches the image's layers");
+            return Ok((manifest, 0));
+        };
+        cache_export::embed_inline(&s.store, &m, &value).map(|d| (d, records))
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("cache export task failed: {e}")))?
 }
 
 fn hex_string(bytes: &[u8]) -> String {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use xbuild::context_input::{self, ContextArg, PreparedContext};
 use xbuild::{ArchiveFormat, BuildOptions, Builder, ImageFilter, OutputSpec};
 
 use template::Format;
@@ -35,7 +36,7 @@ struct Cli {
     command: Command,
 }
 
-// Parsed once per process: the size of the largest variant does not matter.
+// Parsed once per process: the size of the `build` variant does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
@@ -44,7 +45,7 @@ enum Command {
         /// Name and optionally a tag (`name:tag`); repeatable.
         #[arg(short = 't', long = "tag")]
         tags: Vec<String>,
-        /// The Dockerfile (default: CONTEXT/Dockerfile).
+        /// The Dockerfile (default: CONTEXT/Dockerfile; `-`: standard input).
         #[arg(short = 'f', long = "file")]
         file: Option<PathBuf>,
         /// Output: `type=image` (default), `type=oci,dest=DIR|FILE.tar`,
@@ -65,6 +66,11 @@ enum Command {
         /// Write the image ID to this file.
         #[arg(long)]
         iidfile: Option<PathBuf>,
+        /// Write the build's result as JSON to this file (buildx's keys:
+        /// `containerimage.digest`, `containerimage.config.digest`, `containerimage.descriptor`,
+        /// `image.name`).
+        #[arg(long)]
+        metadata_file: Option<PathBuf>,
         /// Print only the image ID.
         #[arg(short = 'q', long)]
         quiet: bool,
@@ -80,6 +86,16 @@ enum Command {
         /// Push the image to the registries its tags name (same as `--output type=image,push=true`).
         #[arg(long)]
         push: bool,
+        /// Use a build cache: `type=registry,ref=HOST/REPO:TAG` (or just the reference),
+        /// `type=local,src=DIR`; an image pushed with an inline cache is named as a registry
+        /// cache. Repeatable.
+        #[arg(long = "cache-from", value_name = "SPEC")]
+        cache_from: Vec<String>,
+        /// Export the build cache: `type=registry,ref=HOST/REPO:TAG`, `type=local,dest=DIR`
+        /// (`,mode=min|max`, `,export-mounts=true` to carry `RUN --mount=type=cache`
+        /// contents), or `type=inline` (into the pushed image). Repeatable.
+        #[arg(long = "cache-to", value_name = "SPEC")]
+        cache_to: Vec<String>,
         /// Only run the build checks: report every error and warning, build nothing.
         #[arg(long)]
         check: bool,
@@ -95,8 +111,14 @@ enum Command {
         /// Where to send the build (`xbuild worker`s).
         #[command(flatten)]
         remote: RemoteArgs,
-        /// The build context directory.
-        context: PathBuf,
+        /// Grant an entitlement: `security.insecure` (for `RUN --security=insecure`) or
+        /// `network.host` (always granted); repeatable.
+        #[arg(long = "allow")]
+        allow: Vec<String>,
+        /// The build context: a directory, `-` (a tar archive, maybe compressed, or a
+        /// Dockerfile on standard input) or a git URL (`https://HOST/REPO.git#REF:DIR`,
+        /// `git@HOST:REPO`, `git://HOST/REPO`).
+        context: String,
     },
     /// Serve builds to `xbuild build --remote` clients over gRPC.
     Worker(WorkerArgs),
@@ -454,8 +476,30 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{}", describe(&e));
-            ExitCode::from(1)
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// An error in the command line's arguments (exit code 2, as clap's own).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// 2 for a usage error (ours or the library's), 1 for anything else (a failed build).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let library_usage = matches!(
+        e.downcast_ref::<xbuild::Error>(),
+        Some(xbuild::Error::Usage(_))
+    );
+    if library_usage || e.downcast_ref::<UsageError>().is_some() {
+        2
+    } else {
+        1
     }
 }
 
@@ -517,7 +561,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let kind: xbuild::SnapshotterKind = cli
         .snapshotter
         .parse()
-        .map_err(|e: xbuild_runtime::Error| anyhow::anyhow!("--snapshotter: {e}"))?;
+        .map_err(|e: xbuild_runtime::Error| usage(format!("--snapshotter: {e}")))?;
     builder = builder.with_snapshotter(kind);
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
@@ -534,22 +578,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
             build_args,
             progress,
             iidfile,
+            metadata_file,
             quiet,
             secrets,
             ssh,
             pull,
             push,
+            cache_from,
+            cache_to,
             check,
             target,
             labels,
             platform,
             remote,
+            allow,
             context,
         } => {
-            let mut opts = BuildOptions::new(context);
-            opts.dockerfile = file;
+            let prepared = prepare_context(&context, file)?;
+            let mut opts = BuildOptions::new(&prepared.context);
+            opts.dockerfile = prepared.dockerfile.clone();
             opts.target = target;
             opts.platform = platform;
+            for a in allow.iter().flat_map(|a| a.split(',')) {
+                match a {
+                    "security.insecure" => opts.allow_insecure = true,
+                    "network.host" => {}
+                    other => {
+                        return Err(usage(format!(
+                            "--allow {other}: expected security.insecure or network.host"
+                        )));
+                    }
+                }
+            }
             opts.labels = key_values("--label", &labels)?;
             if check {
                 let report = builder.check(&opts)?;
@@ -564,7 +624,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             opts.pull = pull;
             opts.push = push;
             for sec in secrets {
-                let (id, src) = xbuild::SecretSource::parse(&sec)?;
+                let (id, src) =
+                    xbuild::SecretSource::parse(&sec).map_err(|e| usage(e.to_string()))?;
                 opts.secrets.insert(id, src);
             }
             for s in ssh {
@@ -575,9 +636,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         std::env::var_os("SSH_AUTH_SOCK")
                             .map(PathBuf::from)
                             .ok_or_else(|| {
-                                anyhow::anyhow!(
+                                usage(format!(
                                     "--ssh {s}: SSH_AUTH_SOCK is not set; pass --ssh {s}=SOCKET"
-                                )
+                                ))
                             })?,
                     ),
                 };
@@ -586,10 +647,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for o in outputs {
                 opts.outputs.push(OutputSpec::parse(&o)?);
             }
+            for c in cache_from {
+                opts.cache_from.push(xbuild::CacheSpec::parse_from(&c)?);
+            }
+            for c in cache_to {
+                opts.cache_to.push(xbuild::CacheSpec::parse_to(&c)?);
+            }
             for a in build_args {
                 let (k, v) = a
                     .split_once('=')
-                    .ok_or_else(|| anyhow::anyhow!("--build-arg {a:?}: expected KEY=VALUE"))?;
+                    .ok_or_else(|| usage(format!("--build-arg {a:?}: expected KEY=VALUE")))?;
                 opts.build_args.insert(k.to_string(), v.to_string());
             }
             opts.source_date_epoch = match opts.build_args.get("SOURCE_DATE_EPOCH") {
@@ -653,12 +720,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for p in &result.pushed {
                 printer.note(&pushed_note(p));
             }
+            for c in &result.cache_exports {
+                printer.note(&format!(
+                    "cache exported to {}: {} record(s), index {}, {} blob(s) uploaded",
+                    c.target, c.records, c.index, c.uploaded
+                ));
+            }
             if let Some(id) = &result.image_id {
                 if let Some(p) = iidfile {
                     std::fs::write(&p, id.as_str())
                         .with_context(|| format!("writing --iidfile {}", p.display()))?;
                 }
                 println!("{id}");
+            }
+            if let Some(p) = metadata_file {
+                write_metadata(&p, &result)?;
             }
         }
         Command::Worker(a) => worker(builder, a, runtime()?)?,
@@ -1095,6 +1171,76 @@ fn worker(builder: Builder, a: WorkerArgs, rt: tokio::runtime::Runtime) -> Resul
     Ok(())
 }
 
+/// The build context the `PATH | - | URL` argument and `-f` name, unpacked or cloned into a
+/// temporary directory when it is not a local directory.
+fn prepare_context(arg: &str, file: Option<PathBuf>) -> Result<PreparedContext> {
+    let file_stdin = file.as_deref().is_some_and(|f| f.as_os_str() == "-");
+    let stdin_tty = std::io::stdin().is_terminal();
+    if (file_stdin || arg == "-") && stdin_tty {
+        return Err(usage(
+            "standard input is a terminal: pipe a tar archive or a Dockerfile into `-`",
+        ));
+    }
+    let given = if file_stdin { None } else { file };
+    let prepared = match ContextArg::parse(arg) {
+        ContextArg::Stdin if file_stdin => {
+            return Err(usage(
+                "can't use standard input for both the build context and the Dockerfile",
+            ));
+        }
+        ContextArg::Stdin => context_input::from_stdin(std::io::stdin().lock(), given.as_deref())?,
+        ContextArg::Git(url) => context_input::from_git(&url, given.as_deref())?,
+        ContextArg::Dir(dir) => {
+            let mut p = PreparedContext::dir(dir);
+            p.dockerfile = given;
+            p
+        }
+    };
+    if file_stdin {
+        return Ok(context_input::dockerfile_from_stdin(
+            std::io::stdin().lock(),
+            prepared,
+        )?);
+    }
+    Ok(prepared)
+}
+
+/// Writes `--metadata-file` as buildx does: the image's manifest and config digests, its
+/// manifest descriptor and its names (comma-separated).
+fn write_metadata(path: &std::path::Path, result: &xbuild::BuildResult) -> Result<()> {
+    let mut m = serde_json::Map::new();
+    if let Some(d) = &result.manifest_descriptor {
+        m.insert("containerimage.digest".into(), d.digest.as_str().into());
+        m.insert(
+            "containerimage.descriptor".into(),
+            serde_json::to_value(d).context("encoding the manifest descriptor")?,
+        );
+    }
+    if let Some(id) = &result.image_id {
+        m.insert("containerimage.config.digest".into(), id.as_str().into());
+    }
+    if !result.tags.is_empty() {
+        let names: Vec<String> = result.tags.iter().map(|t| full_name(t)).collect();
+        m.insert("image.name".into(), names.join(",").into());
+    }
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(m))?;
+    let tmp = xbuild_exporter::partial(path);
+    std::fs::write(&tmp, text + "\n")
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing --metadata-file {}", path.display()))?;
+    Ok(())
+}
+
+/// A tag as buildx reports it: registry, repository and tag spelled out
+/// (`app` → `docker.io/library/app:latest`).
+fn full_name(tag: &str) -> String {
+    match xbuild_registry::Reference::parse(tag) {
+        Ok(r) if r.tag().is_none() && r.digest().is_none() => format!("{r}:latest"),
+        Ok(r) => r.to_string(),
+        Err(_) => tag.to_string(),
+    }
+}
+
 fn pushed_note(p: &xbuild::Pushed) -> String {
     format!(
         "pushed {} ({}): {} blob(s) uploaded, {} mounted, {} already present",
@@ -1108,7 +1254,7 @@ fn key_values(flag: &str, items: &[String]) -> Result<std::collections::BTreeMap
     for a in items {
         let (k, v) = a
             .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("{flag} {a:?}: expected KEY=VALUE"))?;
+            .ok_or_else(|| usage(format!("{flag} {a:?}: expected KEY=VALUE")))?;
         out.insert(k.to_string(), v.to_string());
     }
     Ok(out)

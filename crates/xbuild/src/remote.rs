@@ -44,7 +44,7 @@ fn parse(name: &str) -> Result<Reference, Error> {
 }
 
 impl Builder {
-    fn registry(&self) -> Result<Registry, Error> {
+    pub(crate) fn registry(&self) -> Result<Registry, Error> {
         Ok(Registry::new(self.registry.clone())?)
     }
 

@@ -1,0 +1,407 @@
+//! `--cache-from`: reads a cache index and its config (from a registry, a local OCI layout, or
+//! an image's inline cache) into the solver's [`RemoteCache`], and seeds the root's cache
+//! mounts from the blobs an `export-mounts=true` export carried. Layer blobs are fetched only
+//! when a step's key matches; every blob enters the store through a digest-verifying writer.
+//!
+//! As in BuildKit, a cache that cannot be found or read is skipped with a warning (the build
+//! runs its steps); a blob that fails verification once a step uses it fails the build, naming
+//! the blob.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use xbuild_cache::Store;
+use xbuild_cache::cacheconfig::{
+    ANNOTATION_CACHE_MOUNT, CacheConfig, CacheLayer, CacheRecord, ChainResult, INLINE_CACHE_KEY,
+    LayerAnnotations, MEDIA_CACHE_CONFIG,
+};
+use xbuild_cache::oci::{self, Descriptor, Index, Manifest};
+use xbuild_llb::Digest;
+use xbuild_registry::{Reference, Registry};
+use xbuild_runtime::mounts::CacheMounts;
+use xbuild_solver::remote_cache::BlobFuture;
+use xbuild_solver::{BlobFetcher, ImportedCache, RemoteCache};
+
+use crate::Error;
+use crate::cachespec::CacheSpec;
+
+/// The largest index or config document read from a local layout.
+const MAX_DOCUMENT: u64 = 16 << 20;
+
+/// Fetches blobs from a registry repository.
+struct RegistryBlobs {
+    registry: Registry,
+    reference: Reference,
+}
+
+impl BlobFetcher for RegistryBlobs {
+    fn fetch<'a>(&'a self, store: &'a Arc<Store>, blob: &'a Descriptor) -> BlobFuture<'a> {
+        Box::pin(async move {
+            self.registry
+                .fetch_blob(store, &self.reference, blob)
+                .await
+                .map(|_| ())
+                .map_err(|e| xbuild_solver::Error::Graph(e.to_string()))
+        })
+    }
+}
+
+/// Copies blobs from a local OCI layout.
+struct LocalBlobs {
+    dir: PathBuf,
+}
+
+impl LocalBlobs {
+    fn copy(&self, store: &Store, blob: &Descriptor) -> Result<(), xbuild_cache::Error> {
+        if store.has_blob(&blob.digest) {
+            return Ok(());
+        }
+        let src = self.dir.join("blobs/sha256").join(blob.digest.hex());
+        let f = std::fs::File::open(&src).map_err(|source| xbuild_cache::Error::Io {
+            path: src.clone(),
+            source,
+        })?;
+        let mut w = store.blob_writer()?;
+        // One byte more than declared is enough to know the blob is not what the index says.
+        std::io::copy(&mut std::io::Read::take(f, blob.size + 1), &mut w).map_err(|source| {
+            xbuild_cache::Error::Io {
+                path: src.clone(),
+                source,
+            }
+        })?;
+        w.commit(Some(&blob.digest))?;
+        Ok(())
+    }
+}
+
+impl BlobFetcher for LocalBlobs {
+    fn fetch<'a>(&'a self, store: &'a Arc<Store>, blob: &'a Descriptor) -> BlobFuture<'a> {
+        Box::pin(async move {
+            let (this, store, blob) = (
+                LocalBlobs {
+                    dir: self.dir.clone(),
+                },
+                store.clone(),
+                blob.clone(),
+            );
+            tokio::task::spawn_blocking(move || this.copy(&store, &blob))
+                .await
+                .map_err(|e| xbuild_solver::Error::Task(e.to_string()))?
+                .map_err(xbuild_solver::Error::from)
+        })
+    }
+}
+
+/// One cache as read: its results, the blobs its index lists, and where to fetch them.
+struct Read {
+    name: String,
+    fetcher: Arc<dyn BlobFetcher>,
+    results: HashMap<Digest, ChainResult>,
+    blobs: Vec<Descriptor>,
+}
+
+/// Reads every `--cache-from` cache, skipping (with a warning) those that cannot be read, and
+/// seeds the root's cache mounts from those that carry them.
+pub(crate) async fn import_all(
+    registry: impl Fn() -> Result<Registry, Error>,
+    store: &Arc<Store>,
+    specs: &[CacheSpec],
+) -> Result<RemoteCache, Error> {
+    let mut remote = RemoteCache::new();
+    for spec in specs {
+        let read = match spec {
+            CacheSpec::Registry { reference, .. } => {
+                let r = Reference::parse(reference)?;
+                read_registry(registry()?, store, r).await
+            }
+            CacheSpec::Local { dir, .. } => read_local(store, dir).await,
+            CacheSpec::Inline => {
+                return Err(Error::Usage(
+                    "--cache-from type=inline: name the image instead: --cache-from type=registry,ref=IMAGE"
+                        .into(),
+                ));
+            }
+        };
+        let read = match read {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cache import skipped: the cache cannot be read");
+                continue;
+            }
+        };
+        seed_mounts(store, &read).await?;
+        tracing::info!(cache = %read.name, records = read.results.len(), "cache imported");
+        remote.add(ImportedCache {
+            name: read.name,
+            fetcher: read.fetcher,
+            results: read.results,
+        });
+    }
+    Ok(remote)
+}
+
+/// Creates the cache mounts a cache carries that the root does not have yet.
+async fn seed_mounts(store: &Arc<Store>, read: &Read) -> Result<(), Error> {
+    let mounts = CacheMounts::new(store.root())?;
+    for b in &read.blobs {
+        let Some(id) = b
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_CACHE_MOUNT))
+        else {
+            continue;
+        };
+        if mounts.existing(id).is_some() {
+            continue;
+        }
+        read.fetcher
+            .fetch(store, b)
+            .await
+            .map_err(|e| xbuild_solver::Error::CacheImport {
+                name: read.name.clone(),
+                message: e.to_string(),
+            })?;
+        let (mounts, id, path) = (mounts.clone(), id.clone(), store.blob_path(&b.digest));
+        let created = tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&path).map_err(|e| Error::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            Ok::<_, Error>(mounts.import(&id, std::io::BufReader::new(f))?)
+        })
+        .await
+        .map_err(|e| Error::Usage(format!("internal: cache mount import failed: {e}")))??;
+        tracing::info!(id = %id_of(b), created, "cache mount imported");
+    }
+    Ok(())
+}
+
+fn id_of(b: &Descriptor) -> &str {
+    b.annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_CACHE_MOUNT))
+        .map(String::as_str)
+        .unwrap_or("")
+}
+
+/// The cache config a cache index lists, its results and the other blobs.
+fn read_index(
+    store: &Store,
+    index: &Index,
+) -> Result<(HashMap<Digest, ChainResult>, Vec<Descriptor>), Error> {
+    let config = index
+        .manifests
+        .iter()
+        .find(|d| d.media_type == MEDIA_CACHE_CONFIG)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "the index lists no {MEDIA_CACHE_CONFIG} blob: not a build cache"
+            ))
+        })?;
+    let config: CacheConfig = store.read_json(&config.digest)?;
+    let blobs: Vec<Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|d| d.media_type != MEDIA_CACHE_CONFIG)
+        .cloned()
+        .collect();
+    Ok((config.results(&blobs)?, blobs))
+}
+
+async fn read_registry(
+    registry: Registry,
+    store: &Arc<Store>,
+    reference: Reference,
+) -> Result<Read, Error> {
+    let name = reference.to_string();
+    let (bytes, media_type, digest) = registry.fetch_manifest(&reference).await?;
+    let bad = |what: String| Error::Usage(format!("{name}: {what}"));
+    let (results, blobs) = if media_type == oci::MEDIA_INDEX || media_type == oci::MEDIA_DOCKER_LIST
+    {
+        let index: Index = serde_json::from_slice(&bytes)
+            .map_err(|e| bad(format!("cache index {digest}: {e}")))?;
+        if let Some(config) = index
+            .manifests
+            .iter()
+            .find(|d| d.media_type == MEDIA_CACHE_CONFIG)
+        {
+            registry.fetch_blob(store, &reference, config).await?;
+        }
+        read_index(store, &index)?
+    } else {
+        let m: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("manifest {digest}: {e}")))?;
+        registry.fetch_blob(store, &reference, &m.config).await?;
+        (inline_results(store, &m)?, Vec::new())
+    };
+    Ok(Read {
+        name,
+        fetcher: Arc::new(RegistryBlobs {
+            registry,
+            reference,
+        }),
+        results,
+        blobs,
+    })
+}
+
+/// The results of an image's inline cache (`moby.buildkit.cache.v0` in its config): records
+/// whose layer indexes are the image's layers.
+fn inline_results(store: &Store, m: &Manifest) -> Result<HashMap<Digest, ChainResult>, Error> {
+    let config: serde_json::Value = store.read_json(&m.config.digest)?;
+    let bad = |what: String| Error::Usage(format!("image config {}: {what}", m.config.digest));
+    let Some(encoded) = config.get(INLINE_CACHE_KEY).and_then(|v| v.as_str()) else {
+        return Err(bad(format!(
+            "no {INLINE_CACHE_KEY}: the image was not built with --cache-to type=inline"
+        )));
+    };
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| bad(format!("{INLINE_CACHE_KEY} is not base64: {e}")))?;
+    let records: Vec<CacheRecord> =
+        serde_json::from_slice(&json).map_err(|e| bad(format!("{INLINE_CACHE_KEY}: {e}")))?;
+    let diff_ids: Vec<Digest> = config
+        .get("rootfs")
+        .and_then(|r| r.get("diff_ids"))
+        .and_then(|d| serde_json::from_value(d.clone()).ok())
+        .ok_or_else(|| bad("no rootfs.diff_ids".into()))?;
+    if diff_ids.len() != m.layers.len() {
+        return Err(bad(format!(
+            "{} layers but {} diff_ids",
+            m.layers.len(),
+            diff_ids.len()
+        )));
+    }
+    let layers = m
+        .layers
+        .iter()
+        .zip(&diff_ids)
+        .enumerate()
+        .map(|(i, (d, diff_id))| CacheLayer {
+            blob: d.digest.clone(),
+            parent_index: i as i64 - 1,
+            annotations: Some(LayerAnnotations {
+                media_type: Some(d.media_type.clone()),
+                diff_id: Some(diff_id.clone()),
+                size: Some(d.size),
+                created_at: None,
+            }),
+        })
+        .collect();
+    Ok(CacheConfig { layers, records }.results(&m.layers)?)
+}
+
+/// Reads a small file of a local layout, at most [`MAX_DOCUMENT`] bytes.
+fn read_small(path: &Path) -> Result<Vec<u8>, Error> {
+    let f = std::fs::File::open(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_DOCUMENT), &mut out).map_err(
+        |e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    )?;
+    Ok(out)
+}
+
+async fn read_local(store: &Arc<Store>, dir: &Path) -> Result<Read, Error> {
+    let name = dir.display().to_string();
+    let layout: Index = serde_json::from_slice(&read_small(&dir.join("index.json"))?)
+        .map_err(|e| Error::Usage(format!("{name}/index.json: {e}")))?;
+    let named = |d: &&Descriptor| {
+        d.annotations
+            .as_ref()
+            .and_then(|a| a.get(xbuild_exporter::ANNOTATION_REF_NAME))
+            .is_some_and(|n| n == "latest")
+    };
+    let entry = layout
+        .manifests
+        .iter()
+        .find(named)
+        .or_else(|| layout.manifests.first())
+        .ok_or_else(|| Error::Usage(format!("{name}/index.json lists no cache")))?
+        .clone();
+    let fetcher = LocalBlobs {
+        dir: dir.to_path_buf(),
+    };
+    let s = store.clone();
+    let index: Index = tokio::task::spawn_blocking(move || -> Result<Index, Error> {
+        fetcher.copy(&s, &entry)?;
+        let index: Index = s.read_json(&entry.digest)?;
+        if let Some(c) = index
+            .manifests
+            .iter()
+            .find(|d| d.media_type == MEDIA_CACHE_CONFIG)
+        {
+            fetcher.copy(&s, c)?;
+        }
+        Ok(index)
+    })
+    .await
+    .map_err(|e| Error::Usage(format!("internal: cache import failed: {e}")))??;
+    let (results, blobs) = read_index(store, &index)?;
+    Ok(Read {
+        name,
+        fetcher: Arc::new(LocalBlobs {
+            dir: dir.to_path_buf(),
+        }),
+        results,
+        blobs,
+    })
+}
+
+/// The inline cache of an image built from `layers` (the image's layer digests, in order):
+/// BuildKit's `moby.buildkit.cache.v0` value, the records of `config` re-pointed at the image's
+/// layers, base64 of their JSON — and how many records it holds. Records whose chain is not a prefix of the image's layers are
+/// left out.
+pub(crate) fn inline_value(config: &CacheConfig, layers: &[Digest]) -> Option<(String, usize)> {
+    let position: BTreeMap<&Digest, usize> =
+        layers.iter().enumerate().map(|(i, d)| (d, i)).collect();
+    let chain_of = |mut idx: i64| {
+        let mut out = Vec::new();
+        while let Some(l) = usize::try_from(idx).ok().and_then(|i| config.layers.get(i)) {
+            out.push(l.blob.clone());
+            idx = l.parent_index;
+            if out.len() > config.layers.len() {
+                break;
+            }
+        }
+        out.reverse();
+        out
+    };
+    let mut records = Vec::new();
+    for r in &config.records {
+        let Some(res) = r.results.first() else {
+            continue;
+        };
+        let chain = chain_of(res.layer_index);
+        let is_prefix = chain.len() <= layers.len()
+            && chain
+                .iter()
+                .enumerate()
+                .all(|(i, d)| position.get(d) == Some(&i));
+        if !is_prefix || chain.is_empty() {
+            continue;
+        }
+        let mut rec = r.clone();
+        rec.inputs.clear();
+        rec.results = vec![xbuild_cache::cacheconfig::CacheResult {
+            layer_index: chain.len() as i64 - 1,
+            created_at: res.created_at.clone(),
+        }];
+        records.push(rec);
+    }
+    if records.is_empty() {
+        return None;
+    }
+    let json = serde_json::to_vec(&records).ok()?;
+    Some((
+        base64::engine::general_purpose::STANDARD.encode(json),
+        records.len(),
+    ))
+}

@@ -1,0 +1,359 @@
+//! Where a build's context comes from, as `docker build` accepts it: a directory, `-` (a tar
+//! archive, plain or compressed, or a bare Dockerfile on standard input) or a git URL cloned
+//! with the system `git`. Archives and clones land in a temporary directory that lives as long
+//! as the [`PreparedContext`].
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+
+use crate::Error;
+
+/// The `PATH | - | URL` argument of `xbuild build`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContextArg {
+    /// A local directory.
+    Dir(PathBuf),
+    /// `-`: standard input.
+    Stdin,
+    /// A git repository.
+    Git(GitUrl),
+}
+
+/// A git context: the repository, the ref to check out and the subdirectory used as context
+/// (`URL#REF:SUBDIR`, Docker's syntax).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GitUrl {
+    /// The repository URL, without the fragment.
+    pub remote: String,
+    /// A branch, tag or commit (none: the remote's HEAD).
+    pub reference: Option<String>,
+    /// The directory inside the repository to use as context (none: its top).
+    pub subdir: Option<String>,
+}
+
+impl ContextArg {
+    /// Classifies the argument as Docker does: `-`, then a git URL (`git://…`, `git@…`,
+    /// `github.com/…`, or `http(s)://…` / `file://…` whose path ends in `.git`), else a path.
+    pub fn parse(arg: &str) -> Self {
+        if arg == "-" {
+            return ContextArg::Stdin;
+        }
+        match GitUrl::parse(arg) {
+            Some(g) => ContextArg::Git(g),
+            None => ContextArg::Dir(PathBuf::from(arg)),
+        }
+    }
+}
+
+impl GitUrl {
+    /// The git URL `arg` names, if it is one.
+    pub fn parse(arg: &str) -> Option<Self> {
+        let (url, fragment) = match arg.split_once('#') {
+            Some((u, f)) => (u, Some(f)),
+            None => (arg, None),
+        };
+        let is_git = arg.starts_with("git://")
+            || arg.starts_with("git@")
+            || arg.starts_with("github.com/")
+            || ["https://", "http://", "file://"]
+                .iter()
+                .any(|s| url.starts_with(s) && url.trim_end_matches('/').ends_with(".git"));
+        if !is_git {
+            return None;
+        }
+        let remote = if url.starts_with("github.com/") {
+            format!("https://{url}")
+        } else {
+            url.to_string()
+        };
+        let (reference, subdir) = match fragment {
+            None => (None, None),
+            Some(f) => {
+                let (r, d) = match f.split_once(':') {
+                    Some((r, d)) => (r, Some(d)),
+                    None => (f, None),
+                };
+                let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+                (nonempty(r), d.and_then(nonempty))
+            }
+        };
+        Some(GitUrl {
+            remote,
+            reference,
+            subdir,
+        })
+    }
+}
+
+/// A context ready to build: a directory, and the Dockerfile when the input chose it.
+#[derive(Debug)]
+pub struct PreparedContext {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The Dockerfile to use (none: the caller's `-f` or `CONTEXT/Dockerfile`).
+    pub dockerfile: Option<PathBuf>,
+    _scratch: Vec<tempfile::TempDir>,
+}
+
+impl PreparedContext {
+    /// A context that is a directory the caller owns.
+    pub fn dir(path: PathBuf) -> Self {
+        PreparedContext {
+            context: path,
+            dockerfile: None,
+            _scratch: Vec::new(),
+        }
+    }
+}
+
+fn scratch() -> Result<tempfile::TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix("xbuild-context-")
+        .tempdir()
+        .map_err(|e| Error::Io {
+            path: std::env::temp_dir(),
+            source: e,
+        })
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `-f FILE` for a context that was unpacked or cloned: relative to the context's top, and it
+/// must stay inside it.
+fn dockerfile_inside(context: &Path, file: &Path) -> Result<PathBuf, Error> {
+    let rel: PathBuf = file
+        .components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+        .collect();
+    if rel.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(Error::Usage(format!(
+            "-f {}: the Dockerfile of an archive or git context must be inside it",
+            file.display()
+        )));
+    }
+    Ok(context.join(rel))
+}
+
+/// Unpacks standard input `input` into a temporary directory: a tar archive (plain, gzip,
+/// bzip2, xz or zstd, recognised by content) becomes the context; anything else is taken as
+/// the Dockerfile of an empty context, as `docker build -` does. `file` is `-f` (relative to
+/// the archive's top).
+pub fn from_stdin(mut input: impl Read, file: Option<&Path>) -> Result<PreparedContext, Error> {
+    let tmp = scratch()?;
+    let raw = tmp.path().join("stdin");
+    let mut f = std::fs::File::create(&raw).map_err(io_at(&raw))?;
+    std::io::copy(&mut input, &mut f).map_err(io_at(Path::new("<stdin>")))?;
+    drop(f);
+    let context = tmp.path().join("context");
+    std::fs::create_dir(&context).map_err(io_at(&context))?;
+    let fd: OwnedFd = std::fs::File::open(&raw).map_err(io_at(&raw))?.into();
+    let dockerfile = if xbuild_runtime::archive::is_archive(std::os::fd::AsFd::as_fd(&fd)) {
+        let dest: OwnedFd = std::fs::File::open(&context)
+            .map_err(io_at(&context))?
+            .into();
+        xbuild_runtime::archive::extract(fd, dest, Path::new("<stdin>"))?;
+        std::fs::remove_file(&raw).map_err(io_at(&raw))?;
+        file.map(|f| dockerfile_inside(&context, f)).transpose()?
+    } else {
+        drop(fd);
+        if file.is_some() {
+            return Err(Error::Usage(
+                "-f cannot be used when standard input is a Dockerfile rather than a tar archive"
+                    .into(),
+            ));
+        }
+        let df = tmp.path().join("Dockerfile");
+        std::fs::rename(&raw, &df).map_err(io_at(&df))?;
+        Some(df)
+    };
+    Ok(PreparedContext {
+        context,
+        dockerfile,
+        _scratch: vec![tmp],
+    })
+}
+
+/// Reads a Dockerfile from `input` (`-f -`) into a temporary file.
+pub fn dockerfile_from_stdin(
+    mut input: impl Read,
+    mut context: PreparedContext,
+) -> Result<PreparedContext, Error> {
+    let tmp = scratch()?;
+    let df = tmp.path().join("Dockerfile");
+    let mut f = std::fs::File::create(&df).map_err(io_at(&df))?;
+    std::io::copy(&mut input, &mut f).map_err(io_at(Path::new("<stdin>")))?;
+    context.dockerfile = Some(df);
+    context._scratch.push(tmp);
+    Ok(context)
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(|e| format!("running git: {e} (is git installed?)"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`git {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Clones `url` with the system `git` into a temporary directory (shallow at the ref when the
+/// remote allows it), checks out its ref, and uses its subdirectory as the context; the `.git`
+/// directory is not part of the context. `file` is `-f`, relative to that subdirectory.
+pub fn from_git(url: &GitUrl, file: Option<&Path>) -> Result<PreparedContext, Error> {
+    let fail = |m: String| Error::Context(format!("git context {}: {m}", url.remote));
+    let tmp = scratch()?;
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir(&repo).map_err(io_at(&repo))?;
+    git(&repo, &["init", "-q"]).map_err(fail)?;
+    git(&repo, &["remote", "add", "origin", &url.remote]).map_err(fail)?;
+    let want = url.reference.as_deref().unwrap_or("HEAD");
+    if git(&repo, &["fetch", "-q", "--depth=1", "origin", want]).is_ok() {
+        git(&repo, &["checkout", "-q", "FETCH_HEAD"]).map_err(fail)?;
+    } else {
+        // A commit the remote will not serve shallowly: fetch everything, then check it out.
+        git(&repo, &["fetch", "-q", "--tags", "origin"]).map_err(fail)?;
+        git(&repo, &["checkout", "-q", want]).map_err(fail)?;
+    }
+    git(
+        &repo,
+        &[
+            "submodule",
+            "update",
+            "-q",
+            "--init",
+            "--recursive",
+            "--depth=1",
+        ],
+    )
+    .map_err(fail)?;
+    let dot_git = repo.join(".git");
+    std::fs::remove_dir_all(&dot_git).map_err(io_at(&dot_git))?;
+    let context = match &url.subdir {
+        None => repo.clone(),
+        Some(sub) => {
+            let dir = dockerfile_inside(&repo, Path::new(sub))
+                .map_err(|_| fail(format!("subdirectory {sub:?} leaves the repository")))?;
+            let real = dir.canonicalize().map_err(|e| {
+                fail(format!(
+                    "subdirectory {sub:?} is not in the repository: {e}"
+                ))
+            })?;
+            let top = repo.canonicalize().map_err(io_at(&repo))?;
+            if !real.starts_with(&top) || !real.is_dir() {
+                return Err(fail(format!(
+                    "subdirectory {sub:?} is not a directory inside the repository"
+                )));
+            }
+            real
+        }
+    };
+    let dockerfile = file.map(|f| dockerfile_inside(&context, f)).transpose()?;
+    Ok(PreparedContext {
+        context,
+        dockerfile,
+        _scratch: vec![tmp],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git_url(remote: &str, r: Option<&str>, d: Option<&str>) -> ContextArg {
+        ContextArg::Git(GitUrl {
+            remote: remote.into(),
+            reference: r.map(Into::into),
+            subdir: d.map(Into::into),
+        })
+    }
+
+    #[test]
+    fn arguments_are_classified_as_docker_does() {
+        assert_eq!(ContextArg::parse("-"), ContextArg::Stdin);
+        assert_eq!(ContextArg::parse("."), ContextArg::Dir(".".into()));
+        assert_eq!(
+            ContextArg::parse("repo.git"),
+            ContextArg::Dir("repo.git".into())
+        );
+        assert_eq!(
+            ContextArg::parse("https://example.com/a/b"),
+            ContextArg::Dir("https://example.com/a/b".into())
+        );
+        assert_eq!(
+            ContextArg::parse("https://example.com/a/b.git"),
+            git_url("https://example.com/a/b.git", None, None)
+        );
+        assert_eq!(
+            ContextArg::parse("https://example.com/a/b.git#v1:sub/dir"),
+            git_url("https://example.com/a/b.git", Some("v1"), Some("sub/dir"))
+        );
+        assert_eq!(
+            ContextArg::parse("https://example.com/a/b.git#:docs"),
+            git_url("https://example.com/a/b.git", None, Some("docs"))
+        );
+        assert_eq!(
+            ContextArg::parse("git@github.com:o/r#main"),
+            git_url("git@github.com:o/r", Some("main"), None)
+        );
+        assert_eq!(
+            ContextArg::parse("git://host/r"),
+            git_url("git://host/r", None, None)
+        );
+        assert_eq!(
+            ContextArg::parse("github.com/o/r"),
+            git_url("https://github.com/o/r", None, None)
+        );
+        assert_eq!(
+            ContextArg::parse("file:///srv/r.git#abc123"),
+            git_url("file:///srv/r.git", Some("abc123"), None)
+        );
+    }
+
+    #[test]
+    fn stdin_text_is_a_dockerfile_with_an_empty_context() {
+        let p = from_stdin(&b"FROM scratch\n"[..], None).unwrap();
+        assert_eq!(std::fs::read_dir(&p.context).unwrap().count(), 0);
+        let df = p.dockerfile.clone().unwrap();
+        assert_eq!(std::fs::read_to_string(&df).unwrap(), "FROM scratch\n");
+        let scratch = p.context.parent().unwrap().to_path_buf();
+        drop(p);
+        assert!(
+            !scratch.exists(),
+            "the temporary context outlived its owner"
+        );
+    }
+
+    #[test]
+    fn a_dockerfile_outside_an_archive_context_is_refused() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, "Dockerfile", &b"FROM "[..]).unwrap();
+        let bytes = b.into_inner().unwrap();
+        let err = from_stdin(&bytes[..], Some(Path::new("../x"))).unwrap_err();
+        assert!(matches!(err, Error::Usage(_)), "{err}");
+        let ok = from_stdin(&bytes[..], Some(Path::new("/Dockerfile"))).unwrap();
+        assert_eq!(ok.dockerfile.unwrap(), ok.context.join("Dockerfile"));
+    }
+}
