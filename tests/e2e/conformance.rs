@@ -180,7 +180,7 @@ fn compare_configs(ours: &serde_json::Value, theirs: &serde_json::Value) -> Vec<
             diffs.push(format!("config.{k}: xbuild {a}, BuildKit {b}"));
         }
     }
-    for k in ["os", "architecture"] {
+    for k in ["os", "architecture", "author"] {
         if ours[k] != theirs[k] {
             diffs.push(format!("{k}: xbuild {}, BuildKit {}", ours[k], theirs[k]));
         }

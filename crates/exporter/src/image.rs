@@ -347,7 +347,7 @@ pub fn build_image(
     }
     let config_file = ImageConfigFile {
         architecture: output.architecture.clone(),
-        author,
+        author: output.author.clone().or(author),
         config: Some(container_config(&output.config)),
         created,
         history,
@@ -501,6 +501,7 @@ mod tests {
             os: "linux".into(),
             architecture: "amd64".into(),
             variant: None,
+            author: None,
         };
         let at = |snapshot: Option<String>, t: &str| StepResult {
             snapshot,
@@ -710,6 +711,7 @@ mod tests {
             os: "linux".into(),
             architecture: "amd64".into(),
             variant: None,
+            author: None,
         };
         let steps = HashMap::from([
             (

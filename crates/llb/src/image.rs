@@ -111,4 +111,7 @@ pub struct Output {
     /// The CPU variant (`v8`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// The image's `author` (`MAINTAINER`); `None` keeps the base image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }

@@ -170,6 +170,7 @@ mod tests {
             os: "linux".into(),
             architecture: "amd64".into(),
             variant: None,
+            author: None,
         })
         .unwrap();
         let json = def.to_json().unwrap();

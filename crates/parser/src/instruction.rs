@@ -203,13 +203,19 @@ pub(crate) fn build(
     };
     let node_args = std::mem::take(&mut node.args);
     let arg_count = node_args.len();
-    let words: Vec<Word> = node_args
-        .into_iter()
-        .map(|p| {
-            let span = (b.span_of)(p.start, p.end);
-            Word::new(p.text, span)
-        })
-        .collect();
+    // Commands keep only their text (no spans): skip building words for them.
+    let (words, mut texts): (Vec<Word>, Vec<String>) = if node.kind == Kind::JsonOrText {
+        (Vec::new(), node_args.into_iter().map(|p| p.text).collect())
+    } else {
+        let words = node_args
+            .into_iter()
+            .map(|p| {
+                let span = (b.span_of)(p.start, p.end);
+                Word::new(p.text, span)
+            })
+            .collect();
+        (words, Vec::new())
+    };
     let keyword = std::mem::take(&mut node.keyword.text);
     let node = &node;
     let mut flags_out: Vec<Flag> = Vec::new();
@@ -416,9 +422,11 @@ pub(crate) fn build(
             } else {
                 (b.flags(node, upper, &[]), false)
             };
-            let mut texts: Vec<String> = words.into_iter().map(|w| w.text).collect();
-            let cmd = if node.json {
-                CmdLine::Exec(texts.clone())
+            let is_shell = node.lower == "shell";
+            let cmd = if is_shell {
+                CmdLine::Exec(Vec::new())
+            } else if node.json {
+                CmdLine::Exec(std::mem::take(&mut texts))
             } else if texts.len() == 1 {
                 CmdLine::Shell(texts.pop().unwrap_or_default())
             } else {

@@ -29,11 +29,14 @@ pub(crate) struct LogicalLine {
 /// Where each joined piece of a logical line came from.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LineMap {
-    pieces: Vec<Piece>,
+    /// The first piece (most instructions have only this one, so it needs no allocation).
+    first: Piece,
+    /// The pieces from continuation lines.
+    more: Vec<Piece>,
     len: usize,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Piece {
     text_at: usize,
     src_at: usize,
@@ -43,8 +46,10 @@ struct Piece {
 
 impl LineMap {
     fn piece_for(&self, at: usize) -> Option<&Piece> {
-        let idx = self.pieces.iter().rposition(|p| p.text_at <= at)?;
-        self.pieces.get(idx)
+        match self.more.iter().rposition(|p| p.text_at <= at) {
+            Some(idx) => self.more.get(idx),
+            None => (self.first.text_at <= at).then_some(&self.first),
+        }
     }
 
     fn src_offset(&self, at: usize) -> usize {
@@ -272,12 +277,12 @@ impl<'a> Scanner<'a> {
                 comments: std::mem::take(&mut self.comments),
                 empty_continuation: None,
             };
-            line.map.pieces.push(Piece {
+            line.map.first = Piece {
                 text_at: 0,
                 src_at,
                 line_start: p.at,
                 line: p.line,
-            });
+            };
             line.text.push_str(text);
             let mut end = end;
             while !end {
@@ -298,7 +303,7 @@ impl<'a> Scanner<'a> {
                 }
                 let (text, e) = trim_continuation(processed, escape);
                 end = e;
-                line.map.pieces.push(Piece {
+                line.map.more.push(Piece {
                     text_at: line.text.len(),
                     src_at,
                     line_start: p.at,

@@ -153,6 +153,8 @@ struct StageOut {
     args: Vec<(String, Option<String>)>,
     workdir_set: bool,
     own_onbuild: Vec<String>,
+    /// `MAINTAINER` (the image's `author`); `None` keeps the base image's.
+    author: Option<String>,
 }
 
 struct Lowerer<'a> {
@@ -263,6 +265,7 @@ pub fn lower_with_warnings(
             os: out.platform.os,
             architecture: out.platform.architecture,
             variant: out.platform.variant,
+            author: out.author,
         };
         if let Err(e) = l.def.add_output(output) {
             l.diags
@@ -770,6 +773,7 @@ impl<'a> Lowerer<'a> {
                     args: Vec::new(),
                     workdir_set: false,
                     own_onbuild: Vec::new(),
+                    author: None,
                 };
                 (out, Vec::new(), false)
             }
@@ -816,6 +820,7 @@ impl<'a> Lowerer<'a> {
                     args: Vec::new(),
                     workdir_set: false,
                     own_onbuild: Vec::new(),
+                    author: None,
                 };
                 (out, triggers, true)
             }
@@ -1307,6 +1312,7 @@ impl<'a> Lowerer<'a> {
                 out.own_onbuild.push(expression.clone());
             }
             Command::Maintainer { name } => {
+                out.author = Some(name.text.clone());
                 out.history
                     .push(history(format!("MAINTAINER {}", name.text), false));
             }

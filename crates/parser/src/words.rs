@@ -279,6 +279,11 @@ pub(crate) fn parse_json(rest: &str) -> Json {
     if !t.starts_with('[') {
         return Json::No;
     }
+    // The common case, an array of strings, decodes without building a value per element;
+    // anything else takes the general path below to tell non-strings from invalid JSON.
+    if let Ok(items) = serde_json::from_str::<Vec<String>>(t) {
+        return Json::Strings(items);
+    }
     match serde_json::from_str::<Vec<serde_json::Value>>(t) {
         Ok(items) => {
             let mut out = Vec::with_capacity(items.len());

@@ -630,3 +630,18 @@ fn labels_and_platform_options() {
     let d = lower_with("FROM scratch\nCOPY a /a\n", &o).unwrap();
     assert!(d.vertices().any(|v| matches!(v.op(), Op::Source(SourceOp::Local { exclude_patterns, .. }) if exclude_patterns == &vec!["*.md".to_string()])));
 }
+
+#[test]
+fn maintainer_sets_the_image_author_and_stages_inherit_it() {
+    let def = lower(
+        "FROM busybox:local AS base\nMAINTAINER Jane <jane@example.com>\nFROM base\nRUN true\n",
+    );
+    let out = &def.outputs()[0];
+    assert_eq!(out.author.as_deref(), Some("Jane <jane@example.com>"));
+    let def = lower("FROM busybox:local\nRUN true\n");
+    assert_eq!(
+        def.outputs()[0].author,
+        None,
+        "the base image's author is kept"
+    );
+}
