@@ -68,6 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         os: image.config.os.clone(),
         architecture: image.config.architecture.clone(),
         variant: None,
+        author: None,
     })?;
 
     // The graph needs no context: any directory will do.

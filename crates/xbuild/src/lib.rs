@@ -850,6 +850,7 @@ impl Builder {
             os,
             architecture,
             variant: None,
+            author: None,
         };
         let steps = HashMap::from([(
             vertex,
