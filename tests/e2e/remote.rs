@@ -17,6 +17,14 @@ struct Worker {
 }
 
 impl Worker {
+    /// What the worker logged so far.
+    fn log(&self) -> String {
+        self.root
+            .as_ref()
+            .map(|r| std::fs::read_to_string(r.path("worker.log")).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     /// Starts a worker (its root has `busybox:local`) with extra flags.
     fn start(extra: &[&str]) -> Self {
         let root = TestRoot::with_busybox();
@@ -379,6 +387,13 @@ fn a_second_worker_gets_every_step_from_the_shared_registry_cache() {
     let cache = format!("{}/xbuild/cache:remote", registry.host());
     let a = Worker::start(&["--cache-registry", &cache]);
     let b = Worker::start(&["--cache-registry", &cache]);
+    // Workers share cache for the same base image: B gets A's busybox:local (each root's own
+    // `import` records its own creation time, so the two would differ).
+    let (ra, rb) = (a.root.as_ref().unwrap(), b.root.as_ref().unwrap());
+    let base = ra.path("base.tar");
+    ra.xbuild(&["save", "busybox:local", "-o", base.to_str().unwrap()])
+        .ok();
+    rb.xbuild(&["load", "-i", base.to_str().unwrap()]).ok();
     let client = TestRoot::new();
     let ctx = client.context(
         "ctx",
@@ -394,7 +409,13 @@ fn a_second_worker_gets_every_step_from_the_shared_registry_cache() {
     assert_eq!(on_a.count("cached"), 0, "{}", on_a.stderr);
     assert!(on_a.count("done") >= 3, "{}", on_a.stderr);
     let on_b = remote_build(&client, &ctx, &b.addr, &["-t", "shared:b"]).ok();
-    assert!(on_b.count("cached") >= 3, "{}", on_b.stderr);
+    assert!(
+        on_b.count("cached") >= 3,
+        "{}\nworker A:\n{}\nworker B:\n{}",
+        on_b.stderr,
+        a.log(),
+        b.log()
+    );
     assert!(
         on_b.stderr.contains("0 step(s) executed"),
         "{}",
