@@ -15,7 +15,7 @@
 //! opts.tags.push("app:1".into());
 //! let remote = Remote::new(vec!["127.0.0.1:7443".into()]);
 //! let result = client::build(&builder, &opts, &remote).await?;
-//! println!("built {:?} on a worker", result.image_id);
+//! println!("built {:?} on a worker", result.result.image_id);
 //! # Ok(()) }
 //! ```
 
