@@ -31,6 +31,7 @@ mod definition;
 mod digest;
 mod image;
 mod op;
+pub mod path;
 
 pub use definition::{Definition, Vertex, VertexMeta, vertex_digest};
 pub use digest::{Digest, DigestBuilder};

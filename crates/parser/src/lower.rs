@@ -303,30 +303,7 @@ pub fn lower_with_warnings(
     })
 }
 
-/// Go's `path.Clean` for slash-separated paths.
-pub fn clean_path(p: &str) -> String {
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            c => parts.push(c),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
+pub use xbuild_llb::path::clean as clean_path;
 
 /// `p` made absolute against `base` (a directory) and cleaned; a trailing `/` kept when asked.
 pub fn normalize_path(base: &str, p: &str, keep_slash: bool) -> String {
@@ -677,6 +654,31 @@ impl<'a> Lowerer<'a> {
         let d = self.add(Op::Source(SourceOp::Scratch), vec![], None, Span::default())?;
         self.scratch = Some(d.clone());
         Some(d)
+    }
+
+    /// A vertex holding one heredoc as the file `/NAME` (mode `mode`) on scratch.
+    fn inline_document(
+        &mut self,
+        name: &str,
+        mode: u32,
+        data: String,
+        span: Span,
+    ) -> Option<Digest> {
+        let scratch = self.scratch()?;
+        let op = Op::File(FileOp {
+            actions: vec![FileAction::Mkfile(MkfileAction {
+                path: format!("/{name}"),
+                mode,
+                data: data.into_bytes(),
+                chown: None,
+            })],
+        });
+        self.add(
+            op,
+            vec![scratch],
+            Some(internal("[internal] preparing inline document")),
+            span,
+        )
     }
 
     fn context(&mut self) -> Option<Digest> {
@@ -1509,21 +1511,7 @@ impl<'a> Lowerer<'a> {
                 };
                 summary = Some(summarize(&h.content));
                 if data.starts_with("#!") {
-                    let scratch = self.scratch()?;
-                    let op = Op::File(FileOp {
-                        actions: vec![FileAction::Mkfile(MkfileAction {
-                            path: format!("/{}", h.name),
-                            mode: 0o755,
-                            data: data.into_bytes(),
-                            chown: None,
-                        })],
-                    });
-                    let file = self.add(
-                        op,
-                        vec![scratch],
-                        Some(internal("[internal] preparing inline document")),
-                        ins.span,
-                    )?;
+                    let file = self.inline_document(&h.name, 0o755, data, ins.span)?;
                     inputs.push(file);
                     mounts.push(Mount {
                         target: "/dev/pipes/".into(),
@@ -1856,21 +1844,7 @@ impl<'a> Lowerer<'a> {
             } else {
                 inline.content.clone()
             };
-            let scratch = self.scratch()?;
-            let op = Op::File(FileOp {
-                actions: vec![FileAction::Mkfile(MkfileAction {
-                    path: format!("/{}", inline.name),
-                    mode: 0o644,
-                    data: data.into_bytes(),
-                    chown: None,
-                })],
-            });
-            let f = self.add(
-                op,
-                vec![scratch],
-                Some(internal("[internal] preparing inline document")),
-                ins.span,
-            )?;
+            let f = self.inline_document(&inline.name, 0o644, data, ins.span)?;
             let idx = input_of(&mut inputs, f);
             actions.push(FileAction::Copy(copy_action(
                 idx,
