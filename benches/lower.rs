@@ -6,11 +6,12 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use xbuild_llb::{Digest, ImageConfig};
 use xbuild_parser::lower::{ImageResolver, LowerOptions, ResolvedImage, lower};
+use xbuild_parser::platform::Platform;
 
 struct Canned;
 
 impl ImageResolver for Canned {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
         Ok(ResolvedImage {
             reference: reference.into(),
             digest: Digest::of(reference.as_bytes()),
@@ -19,8 +20,8 @@ impl ImageResolver for Canned {
                 ..Default::default()
             },
             history: vec![],
-            os: "linux".into(),
-            architecture: "amd64".into(),
+            os: platform.os.clone(),
+            architecture: platform.architecture.clone(),
         })
     }
 }

@@ -244,3 +244,33 @@ fn metadata_file_and_exit_codes() {
     assert_eq!(t.xbuild(&["build"]).code, 2);
     t.finish();
 }
+
+#[test]
+fn a_relative_root_is_taken_from_the_current_directory() {
+    let t = TestRoot::new();
+    let ctx = t.context(
+        "ctx",
+        &[("Dockerfile", "FROM busybox:local\nRUN echo ok > /ok\n")],
+    );
+    let xbuild = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_xbuild"))
+            .current_dir(t.dir.path())
+            .args(["--root", "root"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    xbuild(&[
+        "import",
+        crate::support::rootfs_tar().to_str().unwrap(),
+        "busybox:local",
+    ]);
+    xbuild(&["build", "-q", "-t", "rel:1", ctx.to_str().unwrap()]);
+    assert_eq!(t.export("rel:1").text("ok"), "ok\n");
+    t.finish();
+}

@@ -287,6 +287,7 @@ cases!(
     multistage_target,
     onbuild_stage,
     onbuild_trigger,
+    proxy_and_platform_args,
     run_basic,
     run_delete_files,
     run_exec_env,

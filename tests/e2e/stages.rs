@@ -78,3 +78,103 @@ fn build_check_reports_without_building() {
     assert_eq!(r.count("started"), 0, "--check builds nothing");
     t.finish();
 }
+
+#[test]
+fn proxy_build_args_reach_run_without_arg_and_leave_no_trace() {
+    let t = TestRoot::with_busybox();
+    let ctx = t.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\n\
+             RUN echo \"$HTTP_PROXY|$http_proxy|$NO_PROXY|$no_proxy|$HTTPS_PROXY\" > /proxy\n",
+        )],
+    );
+    let first = t
+        .build(
+            &ctx,
+            &[
+                "-t",
+                "p:1",
+                "--build-arg",
+                "http_proxy=http://proxy.example:3128",
+                "--build-arg",
+                "no_proxy=localhost",
+            ],
+        )
+        .ok();
+    assert!(
+        first.stderr.contains("1 step(s) executed"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        !first.stderr.contains("not consumed"),
+        "proxy args are predefined: {}",
+        first.stderr
+    );
+    assert_eq!(
+        t.export("p:1").text("proxy"),
+        "http://proxy.example:3128|http://proxy.example:3128|localhost|localhost|\n"
+    );
+    let inspect = t.xbuild(&["inspect", "p:1"]).ok().stdout;
+    assert!(
+        !inspect.to_ascii_lowercase().contains("proxy.example"),
+        "the proxy must not reach the image config or history: {inspect}"
+    );
+    // Another proxy is not another build: the cache key leaves proxies out, as BuildKit's.
+    let second = t
+        .build(
+            &ctx,
+            &["-t", "p:2", "--build-arg", "HTTP_PROXY=http://other:8080"],
+        )
+        .ok();
+    assert!(
+        second.stderr.contains("0 step(s) executed, 1 cached"),
+        "{}",
+        second.stderr
+    );
+    t.finish();
+}
+
+#[test]
+fn from_platform_selects_the_base_image_platform() {
+    let t = TestRoot::with_busybox();
+    let ctx = t.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM --platform=$BUILDPLATFORM busybox:local AS build\n\
+             RUN echo built > /out\n\
+             FROM busybox:local\n\
+             COPY --from=build /out /out\n",
+        )],
+    );
+    t.build(&ctx, &["-t", "plat:1"]).ok();
+    assert_eq!(t.export("plat:1").text("out"), "built\n");
+    // The local busybox is the host's platform: another one must come from a registry, as
+    // with Docker, and the error says why it was looked for.
+    let other = if cfg!(target_arch = "aarch64") {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let ctx = t.context(
+        "cross",
+        &[(
+            "Dockerfile",
+            &format!("FROM --platform={other} busybox:local\nRUN true\n"),
+        )],
+    );
+    let run = t.build(&ctx, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "does not match the specified platform: wanted {other}"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Dockerfile:1"), "{}", run.stderr);
+    t.finish();
+}

@@ -55,6 +55,7 @@ pub struct Definition {
     index: HashMap<Digest, NodeIndex>,
     meta: BTreeMap<Digest, VertexMeta>,
     outputs: Vec<Output>,
+    proxy_env: Vec<String>,
 }
 
 /// The serialized form: vertices in insertion order, digests recomputed on load.
@@ -65,6 +66,8 @@ struct Wire {
     meta: BTreeMap<Digest, VertexMeta>,
     #[serde(default)]
     outputs: Vec<Output>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    proxy_env: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -128,6 +131,18 @@ impl Definition {
     /// A vertex's metadata, if any was recorded.
     pub fn meta(&self, digest: &Digest) -> Option<&VertexMeta> {
         self.meta.get(digest)
+    }
+
+    /// Sets the proxy variables (`HTTP_PROXY=…`, `http_proxy=…`, …) every exec gets after its
+    /// own environment, as BuildKit's `ProxyEnv`: they come from the build arguments, need no
+    /// `ARG`, and are part of no digest or cache key, so a change of proxy reuses the cache.
+    pub fn set_proxy_env(&mut self, env: Vec<String>) {
+        self.proxy_env = env;
+    }
+
+    /// The proxy variables every exec gets (see [`set_proxy_env`](Self::set_proxy_env)).
+    pub fn proxy_env(&self) -> &[String] {
+        &self.proxy_env
     }
 
     /// Adds a named output.
@@ -200,6 +215,7 @@ impl Definition {
         for o in wire.outputs {
             def.add_output(o)?;
         }
+        def.proxy_env = wire.proxy_env;
         Ok(def)
     }
 
@@ -231,6 +247,7 @@ impl Definition {
                 .collect(),
             meta: self.meta.clone(),
             outputs: self.outputs.clone(),
+            proxy_env: self.proxy_env.clone(),
         }
     }
 

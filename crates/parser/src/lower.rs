@@ -53,8 +53,9 @@ pub struct ResolvedImage {
 
 /// Finds base images' configurations (the image store or a registry implements it).
 pub trait ImageResolver {
-    /// Resolves `reference`; the error text says why it could not.
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, String>;
+    /// Resolves `reference` for `platform` (the stage's `FROM --platform`, else the build's
+    /// target platform); the error text says why it could not.
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String>;
 }
 
 /// Options of a build that change the graph.
@@ -137,6 +138,8 @@ struct StageDef<'a> {
     from: &'a Instruction,
     name: Option<String>,
     base: Base,
+    /// `FROM --platform`, expanded and parsed.
+    platform: Option<Platform>,
     commands: Vec<&'a Instruction>,
 }
 
@@ -275,15 +278,9 @@ pub fn lower_with_warnings(
     if !l.diags.is_empty() {
         return Err(l.diags);
     }
-    let proxies = [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "FTP_PROXY",
-        "NO_PROXY",
-        "ALL_PROXY",
-    ];
+    l.def.set_proxy_env(proxy_env(&opts.build_args));
     for k in opts.build_args.keys() {
-        let predefined = proxies.iter().any(|p| p.eq_ignore_ascii_case(k))
+        let predefined = PROXY_ARGS.iter().any(|p| p.eq_ignore_ascii_case(k))
             || l.meta_keys.contains(k)
             || k == "BUILDKIT_INLINE_CACHE"
             || k == "SOURCE_DATE_EPOCH";
@@ -301,6 +298,35 @@ pub fn lower_with_warnings(
         definition: l.def,
         warnings: l.warnings,
     })
+}
+
+/// The build arguments BuildKit predefines for proxies: case-insensitive, usable without `ARG`.
+const PROXY_ARGS: [&str; 5] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "FTP_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+];
+
+/// The environment every RUN gets from the proxy build arguments, as BuildKit's `ProxyEnv`:
+/// each non-empty one under its upper- and lower-case name (of keys differing only in case, the
+/// last in sorted order wins), in the order `HTTP`, `HTTPS`, `FTP`, `NO`, `ALL`.
+pub fn proxy_env(build_args: &BTreeMap<String, String>) -> Vec<String> {
+    let mut values: [&str; 5] = [""; 5];
+    for (k, v) in build_args {
+        if let Some(i) = PROXY_ARGS.iter().position(|p| p.eq_ignore_ascii_case(k)) {
+            values[i] = v;
+        }
+    }
+    let mut env = Vec::new();
+    for (name, v) in PROXY_ARGS.iter().zip(values) {
+        if !v.is_empty() {
+            env.push(format!("{name}={v}"));
+            env.push(format!("{}={v}", name.to_ascii_lowercase()));
+        }
+    }
+    env
 }
 
 pub use xbuild_llb::path::clean as clean_path;
@@ -539,10 +565,16 @@ impl<'a> Lowerer<'a> {
         let lexer = self.lexer;
         let mut cur: Option<StageDef<'a>> = None;
         for ins in &self.df.instructions {
-            if let Command::From { image, name, .. } = &ins.command {
+            if let Command::From {
+                image,
+                name,
+                platform,
+            } = &ins.command
+            {
                 if let Some(s) = cur.take() {
                     self.stages.push(s);
                 }
+                let platform = platform.as_ref().and_then(|p| self.platform_flag(p));
                 let expanded = match lexer.expand(&image.text, &self.meta) {
                     Ok(e) => e.value,
                     Err(e) => {
@@ -613,6 +645,7 @@ impl<'a> Lowerer<'a> {
                     from: ins,
                     name: name.as_ref().map(|n| n.text.clone()),
                     base,
+                    platform,
                     commands: Vec::new(),
                 });
             } else if let Some(s) = cur.as_mut() {
@@ -624,6 +657,58 @@ impl<'a> Lowerer<'a> {
         }
         self.done = vec![None; self.stages.len()];
         self.in_progress = vec![false; self.stages.len()];
+    }
+
+    /// A `FROM --platform` value expanded with the global ARGs and parsed, as BuildKit does;
+    /// `None` (with an error recorded) when it is empty or no platform.
+    fn platform_flag(&mut self, flag: &Word) -> Option<Platform> {
+        let expanded = match self.lexer.expand(&flag.text, &self.meta) {
+            Ok(e) => e.value,
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        flag.span,
+                        format!(
+                            "failed to process arguments for platform {}: {e}",
+                            flag.text
+                        ),
+                    )
+                    .with_hint("fix the variable reference in --platform"),
+                );
+                return None;
+            }
+        };
+        if expanded.is_empty() {
+            self.diags.push(
+                Diagnostic::error(
+                    flag.span,
+                    format!("empty platform value from expression {}", flag.text),
+                )
+                .with_hint("give the ARG a default or pass --build-arg"),
+            );
+            return None;
+        }
+        match Platform::parse(&expanded) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        flag.span,
+                        format!("failed to parse platform {}: {e}", flag.text),
+                    )
+                    .with_hint("write os/arch[/variant], e.g. linux/amd64 or $BUILDPLATFORM"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The platform stage `i` resolves images for: its `FROM --platform`, else the build's.
+    fn stage_platform(&self, i: usize) -> Platform {
+        self.stages[i]
+            .platform
+            .clone()
+            .unwrap_or_else(|| self.platform.clone())
     }
 
     fn add(
@@ -781,7 +866,7 @@ impl<'a> Lowerer<'a> {
             }
             Base::Image(r) => {
                 let familiar = r.familiar();
-                let resolved = match self.resolver.resolve(&familiar) {
+                let resolved = match self.resolver.resolve(&familiar, &self.stage_platform(i)) {
                     Ok(x) => x,
                     Err(e) => {
                         let later = self.stages[i + 1..].iter().any(|s| {
@@ -791,6 +876,9 @@ impl<'a> Lowerer<'a> {
                         });
                         let hint = if later {
                             "a stage with this name is defined later; a stage can only build on earlier stages".to_string()
+                        } else if e.contains("does not match the specified platform") {
+                            "pull or import an image for that platform, or leave out --platform"
+                                .to_string()
                         } else {
                             "import it first with `xbuild import ROOTFS.tar NAME:TAG`, or use FROM scratch".to_string()
                         };
@@ -1050,7 +1138,7 @@ impl<'a> Lowerer<'a> {
                     }
                 };
                 let familiar = r.familiar();
-                match self.resolver.resolve(&familiar) {
+                match self.resolver.resolve(&familiar, &self.stage_platform(i)) {
                     Ok(img) => self.add(
                         Op::Source(SourceOp::Image {
                             reference: img.reference,

@@ -8,12 +8,13 @@ use std::fmt::Write as _;
 
 use xbuild_llb::{Definition, Digest, ImageConfig, Op, SourceOp};
 use xbuild_parser::lower::{ImageResolver, LowerOptions, ResolvedImage, lower_with_warnings};
+use xbuild_parser::platform::Platform;
 use xbuild_parser::{Diagnostic, parse};
 
 struct Canned;
 
 impl ImageResolver for Canned {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
         let mut config = ImageConfig::default();
         match reference {
             "busybox:local" => config.cmd = Some(vec!["sh".into()]),
@@ -39,13 +40,19 @@ impl ImageResolver for Canned {
             }
             _ => return Err(format!("{reference} is not in the local image store")),
         }
+        // Each platform has its own manifest, as in a registry's index.
+        let digest = if platform.os == "linux" && platform.architecture == "amd64" {
+            Digest::of(reference.as_bytes())
+        } else {
+            Digest::of(format!("{reference} {}/{}", platform.os, platform.architecture).as_bytes())
+        };
         Ok(ResolvedImage {
             reference: reference.into(),
-            digest: Digest::of(reference.as_bytes()),
+            digest,
             config,
             history: vec![],
-            os: "linux".into(),
-            architecture: "amd64".into(),
+            os: platform.os.clone(),
+            architecture: platform.architecture.clone(),
         })
     }
 }
@@ -644,4 +651,121 @@ fn maintainer_sets_the_image_author_and_stages_inherit_it() {
         None,
         "the base image's author is kept"
     );
+}
+
+#[test]
+fn proxy_build_args_reach_run_without_arg_and_stay_out_of_keys_and_history() {
+    let src = "FROM busybox:local\nRUN wget -O- http://example.com/\n";
+    let plain = lower_with(src, &opts()).unwrap();
+    let mut o = opts();
+    o.build_args
+        .insert("http_proxy".into(), "http://proxy:3128".into());
+    o.build_args.insert("NO_PROXY".into(), "localhost".into());
+    o.build_args.insert("HTTPS_PROXY".into(), String::new());
+    let (d, warnings) = {
+        let parsed = parse(src);
+        let l = lower_with_warnings(&parsed.dockerfile, &o, &Canned).unwrap();
+        (l.definition, l.warnings)
+    };
+    assert_eq!(
+        d.proxy_env(),
+        [
+            "HTTP_PROXY=http://proxy:3128",
+            "http_proxy=http://proxy:3128",
+            "NO_PROXY=localhost",
+            "no_proxy=localhost"
+        ]
+    );
+    assert!(plain.proxy_env().is_empty());
+    // Not in any vertex digest, the RUN's env, the image config or history.
+    assert_eq!(target(&d), target(&plain));
+    let out = &d.outputs()[0];
+    assert!(
+        out.config
+            .env
+            .iter()
+            .all(|e| !e.to_ascii_lowercase().contains("proxy"))
+    );
+    assert!(out.history.iter().all(|h| !h.created_by.contains("proxy")));
+    assert!(
+        warnings
+            .iter()
+            .all(|w| !w.message.contains("proxy") && !w.message.contains("PROXY"))
+    );
+    // The proxy variables travel with the definition to a worker.
+    let back = Definition::from_cbor(&d.to_cbor().unwrap()).unwrap();
+    assert_eq!(back.proxy_env(), d.proxy_env());
+    let json = Definition::from_json(&d.to_json().unwrap()).unwrap();
+    assert_eq!(json.proxy_env(), d.proxy_env());
+}
+
+#[test]
+fn declared_proxy_arg_is_an_ordinary_arg_too() {
+    let src = "FROM busybox:local\nARG HTTP_PROXY\nRUN true\n";
+    let mut o = opts();
+    o.build_args
+        .insert("HTTP_PROXY".into(), "http://p:1".into());
+    let d = lower_with(src, &o).unwrap();
+    let run = d
+        .vertices()
+        .find_map(|v| match v.op() {
+            Op::Exec(e) => Some(e.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(run.env.contains(&"HTTP_PROXY=http://p:1".to_string()));
+    let h = &d.outputs()[0].history;
+    assert!(
+        h.last()
+            .unwrap()
+            .created_by
+            .starts_with("RUN |1 HTTP_PROXY=http://p:1 ")
+    );
+}
+
+#[test]
+fn from_platform_reaches_the_resolver() {
+    let src = "FROM --platform=linux/arm64 busybox:local AS cross\nRUN true\nFROM busybox:local\nCOPY --from=cross /x /x\n";
+    let d = lower_with(src, &opts()).unwrap();
+    let images: Vec<Digest> = d
+        .vertices()
+        .filter_map(|v| match v.op() {
+            Op::Source(SourceOp::Image { digest, .. }) => Some(digest.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(images.contains(&Digest::of(b"busybox:local linux/arm64")));
+    assert!(images.contains(&Digest::of(b"busybox:local")));
+    // The final stage has no --platform: the build's platform.
+    assert_eq!(d.outputs()[0].architecture, "amd64");
+    let d = lower_with("FROM --platform=linux/arm64 busybox:local\n", &opts()).unwrap();
+    assert_eq!(d.outputs()[0].architecture, "arm64");
+}
+
+#[test]
+fn from_platform_expands_args_and_predefined_platform_args() {
+    let src = "ARG P=linux/arm64\nFROM --platform=$P busybox:local AS a\nFROM --platform=$BUILDPLATFORM busybox:local\nCOPY --from=a / /\n";
+    let d = lower_with(src, &opts()).unwrap();
+    assert!(d.vertices().any(|v| matches!(v.op(), Op::Source(SourceOp::Image { digest, .. }) if *digest == Digest::of(b"busybox:local linux/arm64"))));
+    assert_eq!(d.outputs()[0].architecture, "amd64");
+    // COPY --from=<image> resolves for the stage's platform.
+    let d = lower_with(
+        "FROM --platform=linux/arm64 busybox:local\nCOPY --from=alpine:latest /x /x\n",
+        &opts(),
+    )
+    .unwrap();
+    assert!(d.vertices().any(|v| matches!(v.op(), Op::Source(SourceOp::Image { digest, .. }) if *digest == Digest::of(b"alpine:latest linux/arm64"))));
+}
+
+#[test]
+fn from_platform_errors_name_the_flag() {
+    let e = lower_with("FROM --platform=linux/arm64/v8/x busybox:local\n", &opts()).unwrap_err();
+    assert!(
+        e[0].message
+            .starts_with("failed to parse platform linux/arm64/v8/x"),
+        "{e:?}"
+    );
+    let e = lower_with("ARG P\nFROM --platform=$P busybox:local\n", &opts()).unwrap_err();
+    assert_eq!(e[0].message, "empty platform value from expression $P");
+    assert_eq!(e[0].span.line, 2);
 }

@@ -14,7 +14,7 @@ use xbuild_llb::Digest;
 
 use crate::retry::{Failure, chain, with_retries};
 use crate::session::{Access, Session};
-use crate::{Error, Reference, Registry, Step};
+use crate::{Error, Platform, Reference, Registry, Step};
 
 /// The manifest media types a pull accepts.
 pub(crate) const MANIFEST_TYPES: [&str; 4] = [
@@ -135,6 +135,17 @@ impl Registry {
     /// Pulls `reference` into `store`: the manifest for the build platform, its config and
     /// layers (layers keep their media types). Blobs the store has are not fetched again.
     pub async fn pull(&self, store: &Arc<Store>, reference: &Reference) -> Result<Pulled, Error> {
+        self.pull_for(store, reference, &self.opts.platform).await
+    }
+
+    /// [`pull`](Self::pull) picking `platform`'s manifest from an index instead of the build
+    /// platform's (a stage's `FROM --platform`).
+    pub async fn pull_for(
+        &self,
+        store: &Arc<Store>,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<Pulled, Error> {
         let s = self.session(reference, Access::Pull).await?;
         let (bytes, media_type, digest) = self.fetch_manifest_in(&s, reference).await?;
         let mut index = None;
@@ -143,7 +154,7 @@ impl Registry {
         {
             let idx: Index = serde_json::from_slice(&bytes)
                 .map_err(|e| s.error(Step::Manifest, format!("the index does not parse: {e}")))?;
-            let want = &self.opts.platform;
+            let want = platform;
             let chosen = want.select(&idx).map_err(|available| Error::NoPlatform {
                 reference: reference.to_string(),
                 wanted: want.to_string(),

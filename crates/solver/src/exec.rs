@@ -254,6 +254,7 @@ impl Solver {
         self.hold(active.id())?;
         let mount = self.snapshots.mount(&active)?;
         let mut env = e.env.clone();
+        env.extend(def.proxy_env().iter().cloned());
         env.extend(extra_env);
         let spec = ExecSpec {
             args: e.args.clone(),

@@ -572,10 +572,12 @@ impl Drop for OutputFile {
 }
 
 impl Builder {
-    /// A builder over the xbuild root `root`.
+    /// A builder over the xbuild root `root` (a relative path is made absolute against the
+    /// current directory now: mounts and the OCI runtime need absolute paths).
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         Builder {
-            root: root.into(),
+            root: std::path::absolute(&root).unwrap_or(root),
             runtime: None,
             snapshotter: SnapshotterKind::Auto,
             registry: RegistryOptions::default(),

@@ -15,9 +15,10 @@ use xbuild_cache::Store;
 use xbuild_cache::oci::{self, ImageConfigFile, Index, Manifest};
 use xbuild_llb::{Definition, Digest, ImageConfig};
 use xbuild_parser::lower::{ImageResolver, ResolvedImage};
+use xbuild_parser::platform::Platform;
 use xbuild_registry::{Credentials, MountSources, Pushed, Reference, Registry};
 
-use crate::store::{self, resolved_image};
+use crate::store::{self, platform_mismatch, resolved_image};
 use crate::{BuildOptions, Builder, Error, lower_text};
 
 /// How many lower → pull rounds a build may take (ONBUILD triggers can name further images).
@@ -57,7 +58,9 @@ impl Builder {
     pub async fn pull(&self, name: &str) -> Result<PullSummary, Error> {
         let r = parse(name)?;
         let store = self.shared_store()?;
-        pull_into(&self.registry()?, &store, &r).await
+        let registry = self.registry()?;
+        let platform = registry.options().platform.clone();
+        pull_into(&registry, &store, &r, &platform).await
     }
 
     /// Pushes the local image `name` to the registry its name points at.
@@ -141,7 +144,7 @@ impl Builder {
                 .missing
                 .into_inner()
                 .map_err(|_| Error::Usage("image resolution state was poisoned".into()))?;
-            missing.sort();
+            missing.sort_by_key(|(name, p)| pull_key(name, p));
             missing.dedup();
             if missing.is_empty() {
                 return lowered;
@@ -150,21 +153,22 @@ impl Builder {
                 Some(r) => r,
                 None => registry.insert(self.registry()?),
             };
-            let results = join_all(missing.iter().map(|name| async move {
+            let results = join_all(missing.iter().map(|(name, platform)| async move {
                 let r = parse(name)?;
-                pull_into(registry, store, &r).await
+                pull_into(registry, store, &r, platform).await
             }))
             .await;
-            for (name, res) in missing.into_iter().zip(results) {
+            for ((name, platform), res) in missing.into_iter().zip(results) {
+                let key = pull_key(&name, &platform);
                 match res {
                     Ok(p) => {
-                        tracing::info!(image = %name, manifest = %p.manifest, fetched = p.fetched, "pulled");
+                        tracing::info!(image = %name, %platform, manifest = %p.manifest, fetched = p.fetched, "pulled");
                     }
                     Err(e) => {
-                        failed.insert(name.clone(), e.to_string());
+                        failed.insert(key.clone(), e.to_string());
                     }
                 }
-                pulled.insert(name);
+                pulled.insert(key);
             }
         }
         Err(Error::Usage(format!(
@@ -173,13 +177,20 @@ impl Builder {
     }
 }
 
-/// Pulls `r` into `store`; a tag reference is tagged locally by its familiar name.
+/// The key a base image pull is known by in one build: the reference and the platform.
+fn pull_key(reference: &str, platform: &xbuild_registry::Platform) -> String {
+    format!("{reference} {platform}")
+}
+
+/// Pulls `r` for `platform` into `store`; a tag reference is tagged locally by its familiar
+/// name.
 async fn pull_into(
     registry: &Registry,
     store: &Arc<Store>,
     r: &Reference,
+    platform: &xbuild_registry::Platform,
 ) -> Result<PullSummary, Error> {
-    let pulled = registry.pull(store, r).await?;
+    let pulled = registry.pull_for(store, r, platform).await?;
     let name = r.familiar();
     if r.tag().is_some() {
         store::tag(store, &name, &pulled.manifest.digest)?;
@@ -222,18 +233,18 @@ struct PullingResolver<'a> {
     store: &'a Store,
     /// `--pull`: re-resolve tags even when the store has them.
     force: bool,
-    /// References pulled during this build.
+    /// References pulled during this build, by [`pull_key`].
     pulled: &'a HashSet<String>,
-    /// References whose pull failed, with the error.
+    /// References whose pull failed, by [`pull_key`], with the error.
     failed: &'a HashMap<String, String>,
-    /// References to pull before the next round.
-    missing: Mutex<Vec<String>>,
+    /// References to pull before the next round, with the platform wanted.
+    missing: Mutex<Vec<(String, xbuild_registry::Platform)>>,
 }
 
 impl PullingResolver<'_> {
-    fn need(&self, reference: &str) -> ResolvedImage {
+    fn need(&self, reference: &str, platform: xbuild_registry::Platform) -> ResolvedImage {
         if let Ok(mut m) = self.missing.lock() {
-            m.push(reference.to_string());
+            m.push((reference.to_string(), platform));
         }
         ResolvedImage {
             reference: reference.to_string(),
@@ -247,20 +258,34 @@ impl PullingResolver<'_> {
 }
 
 impl ImageResolver for PullingResolver<'_> {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
-        if let Some(e) = self.failed.get(reference) {
-            return Err(e.clone());
-        }
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
+        let want = xbuild_registry::Platform::new(
+            &platform.os,
+            &platform.architecture,
+            platform.variant.as_deref(),
+        );
+        let key = pull_key(reference, &want);
         let r = Reference::parse(reference).map_err(|e| e.to_string())?;
         let local = match r.digest() {
-            Some(d) => from_digest(self.store, &r, d),
+            Some(d) => from_digest(self.store, &r, d, &want),
             None => from_tag(self.store, &r),
         }?;
-        let fresh = self.pulled.contains(reference);
+        if let Some(e) = self.failed.get(&key) {
+            // A local image for another platform is why the pull was tried: say both.
+            return Err(
+                match local.as_ref().and_then(|i| platform_mismatch(i, platform)) {
+                    Some(m) => format!("{m}; pulling the {want} image failed: {e}"),
+                    None => e.clone(),
+                },
+            );
+        }
+        let fresh = self.pulled.contains(&key);
         match local {
-            Some(img) if fresh || !self.force || r.digest().is_some() => Ok(img),
+            // What a pull brought is used as it is (a registry may offer one platform only).
+            Some(img) if fresh || r.digest().is_some() => Ok(img),
+            Some(img) if !self.force && platform_mismatch(&img, platform).is_none() => Ok(img),
             None if fresh => Err(format!("{r} was pulled but is not in the local store")),
-            _ => Ok(self.need(reference)),
+            _ => Ok(self.need(reference, want)),
         }
     }
 }
@@ -274,12 +299,13 @@ fn from_tag(store: &Store, r: &Reference) -> Result<Option<ResolvedImage>, Strin
     }
 }
 
-/// An image by digest is in the store when its manifest (for an index: the build platform's),
+/// An image by digest is in the store when its manifest (for an index: `platform`'s),
 /// config and layers are.
 fn from_digest(
     store: &Store,
     r: &Reference,
     digest: &str,
+    platform: &xbuild_registry::Platform,
 ) -> Result<Option<ResolvedImage>, String> {
     let Ok(d) = digest.parse::<Digest>() else {
         return Err(format!("{r}: only sha256 digests are supported"));
@@ -300,7 +326,6 @@ fn from_digest(
         .unwrap_or_default();
     let manifest = if media_type == oci::MEDIA_INDEX || media_type == oci::MEDIA_DOCKER_LIST {
         let idx: Index = store.read_json(&d).map_err(|e| e.to_string())?;
-        let platform = xbuild_registry::Platform::host();
         match platform.select(&idx) {
             Ok(m) => m.digest.clone(),
             Err(_) => return Ok(None),

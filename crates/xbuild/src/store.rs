@@ -8,6 +8,7 @@ use xbuild_cache::oci::{ImageConfigFile, Manifest};
 use xbuild_cache::{ImageRecord, Store, TagRecord};
 use xbuild_llb::{Digest, HistoryEntry};
 use xbuild_parser::lower::{ImageResolver, ResolvedImage};
+use xbuild_parser::platform::Platform;
 
 use crate::Error;
 use crate::reference::Reference;
@@ -342,7 +343,7 @@ impl<'a> StoreResolver<'a> {
 }
 
 impl ImageResolver for StoreResolver<'_> {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
         let r = Reference::parse(reference)?;
         let tag = match self.store.get_tag(&r.to_string()) {
             Ok(Some(t)) => t,
@@ -350,8 +351,30 @@ impl ImageResolver for StoreResolver<'_> {
             Err(e) => return Err(e.to_string()),
         };
         let (_, c) = read_image(self.store, &tag.manifest).map_err(|e| e.to_string())?;
-        Ok(resolved_image(r.to_string(), tag.manifest, c))
+        let img = resolved_image(r.to_string(), tag.manifest, c);
+        match platform_mismatch(&img, platform) {
+            Some(e) => Err(e),
+            None => Ok(img),
+        }
     }
+}
+
+/// Docker's complaint when a local image is for another platform than the one asked for
+/// (`FROM --platform`, `--platform`); `None` when it matches. An image whose config leaves
+/// its OS or architecture out matches any.
+pub(crate) fn platform_mismatch(img: &ResolvedImage, want: &Platform) -> Option<String> {
+    let os_ok = img.os.is_empty() || img.os == want.os;
+    let arch_ok = img.architecture.is_empty() || img.architecture == want.architecture;
+    if os_ok && arch_ok {
+        return None;
+    }
+    Some(format!(
+        "image with reference {} was found but does not match the specified platform: wanted {}, actual: {}/{}",
+        img.reference,
+        want.format(),
+        img.os,
+        img.architecture
+    ))
 }
 
 /// What the lowering learns of an image: its reference, manifest digest and config.
@@ -447,13 +470,26 @@ mod tests {
             "2026-01-01T00:00:00Z",
         );
         tag(&store, "parent:1", &m).unwrap();
-        let r = StoreResolver::new(&store).resolve("parent:1").unwrap();
+        let host = Platform::host();
+        let r = StoreResolver::new(&store)
+            .resolve("parent:1", &host)
+            .unwrap();
         assert_eq!(r.digest, m);
         assert_eq!(r.config.on_build, ["RUN echo child"]);
         assert_eq!(r.config.cmd, Some(vec!["sh".to_string()]));
         assert_eq!(r.history[0].created_by, "ONBUILD RUN echo child");
-        let err = StoreResolver::new(&store).resolve("nope:1").unwrap_err();
+        let err = StoreResolver::new(&store)
+            .resolve("nope:1", &host)
+            .unwrap_err();
         assert!(err.contains("nope:1"), "{err}");
+        let arm = Platform::parse("linux/arm64").unwrap();
+        let err = StoreResolver::new(&store)
+            .resolve("parent:1", &arm)
+            .unwrap_err();
+        assert!(
+            err.contains("does not match the specified platform: wanted linux/arm64"),
+            "{err}"
+        );
     }
 
     #[test]
