@@ -33,7 +33,9 @@ fn patterns() -> &'static Patterns {
         let path_component = format!("{alphanumeric}(?:{separator}{alphanumeric})*");
         let remote = format!("{path_component}(?:/{path_component})*");
         let name = format!("(?:{domain}/)?{remote}");
-        let tag = r"[\w][\w.-]{0,127}";
+        // Go's `\w` is ASCII; Rust's is Unicode (and a Unicode class repeated 128 times makes
+        // this the costliest regex of a build to compile).
+        let tag = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
         let digest = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}";
         let build = |p: String| Regex::new(&p).unwrap_or_else(|e| panic!("pattern {p}: {e}"));
         Patterns {
@@ -336,6 +338,8 @@ mod tests {
             "dock_.er/docker",
             "dock-.er/docker",
             "docker/",
+            "busybox:tägé",
+            "busybox:ＬＡＴＥＳＴ",
             long_ns.as_str(),
             "",
         ];
