@@ -522,6 +522,22 @@ pub struct Builder {
     snapshotter: SnapshotterKind,
     registry: RegistryOptions,
     exec_slots: Option<Arc<tokio::sync::Semaphore>>,
+    store: OpenStore,
+}
+
+/// The root's store, opened on first use and shared by a builder and its clones: opening
+/// (and closing) the index costs several fsyncs, too much to pay per operation.
+#[derive(Clone, Default)]
+struct OpenStore(Arc<std::sync::OnceLock<Arc<Store>>>);
+
+impl std::fmt::Debug for OpenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "OpenStore(open)"
+        } else {
+            "OpenStore(closed)"
+        })
+    }
 }
 
 pub(crate) fn now_rfc3339() -> String {
@@ -582,6 +598,7 @@ impl Builder {
             snapshotter: SnapshotterKind::Auto,
             registry: RegistryOptions::default(),
             exec_slots: None,
+            store: OpenStore::default(),
         }
     }
 
@@ -614,8 +631,12 @@ impl Builder {
         &self.root
     }
 
-    fn store(&self) -> Result<Store, Error> {
-        Ok(Store::open(&self.root)?)
+    fn store(&self) -> Result<Arc<Store>, Error> {
+        if let Some(s) = self.store.0.get() {
+            return Ok(s.clone());
+        }
+        let opened = Arc::new(Store::open(&self.root)?);
+        Ok(self.store.0.get_or_init(|| opened).clone())
     }
 
     fn snapshots(&self) -> Result<Snapshotter, Error> {
@@ -670,7 +691,7 @@ impl Builder {
     /// lacks (all of them with `opts.pull`), as [`build`](Self::build) does.
     pub async fn lower_pulled(&self, opts: &BuildOptions) -> Result<Definition, Error> {
         let (file, text) = Self::read_dockerfile(opts)?;
-        let store = Arc::new(self.store()?);
+        let store = self.store()?;
         cancellable(&opts.cancel, self.lower_pulling(&store, &file, &text, opts)).await
     }
 
@@ -713,7 +734,7 @@ impl Builder {
                 "the graph has no output: name one with Definition::add_output".into(),
             ));
         }
-        let store = Arc::new(self.store()?);
+        let store = self.store()?;
         let mut sopts = SolverOptions::new(&self.root);
         let uses_context = def.vertices().any(|v| {
             matches!(v.op(), xbuild_llb::Op::Source(xbuild_llb::SourceOp::Local { name, .. }) if name == CONTEXT_NAME)
@@ -816,7 +837,7 @@ impl Builder {
         config: &xbuild_llb::ImageConfig,
         opts: &BuildOptions,
     ) -> Result<BuildResult, Error> {
-        let store = Arc::new(self.store()?);
+        let store = self.store()?;
         let snapshots = self.snapshots()?;
         if let Some(s) = snapshot
             && !snapshots.exists(s)
@@ -1072,7 +1093,7 @@ impl Builder {
 
     /// What the build cache and the content store take on disk.
     pub fn disk_usage(&self) -> Result<DiskUsage, Error> {
-        Ok(xbuild_solver::gc::disk_usage(&self.store()?)?)
+        Ok(xbuild_solver::gc::disk_usage(&*self.store()?)?)
     }
 
     /// Why the steps of the last build on this root ran or came from the cache; `None` when
@@ -1151,7 +1172,7 @@ impl Builder {
 
     /// Every image of the store: a row per tag and per untagged image, newest first.
     pub fn images(&self) -> Result<Vec<ImageSummary>, Error> {
-        store::list(&self.store()?)
+        store::list(&*self.store()?)
     }
 
     /// The rows of `images` that `filter` keeps.
@@ -1191,7 +1212,7 @@ impl Builder {
     /// Removes untagged images (`all`: every image) and the blobs nothing references; returns
     /// what was removed and the bytes reclaimed.
     pub fn prune(&self, all: bool) -> Result<(Vec<Removed>, u64), Error> {
-        store::prune(&self.store()?, all)
+        store::prune(&*self.store()?, all)
     }
 
     /// An image's manifest, config and tags.

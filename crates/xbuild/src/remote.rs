@@ -50,7 +50,7 @@ impl Builder {
     }
 
     fn shared_store(&self) -> Result<Arc<Store>, Error> {
-        Ok(Arc::new(self.store()?))
+        self.store()
     }
 
     /// Pulls `name` from its registry into the local store and tags it there (by its familiar
