@@ -13,6 +13,7 @@ use std::sync::Arc;
 use xbuild_cache::{CacheRecord, Store};
 use xbuild_llb::{CopyAction, Definition, Digest, FileAction, FileOp, Op, SourceOp};
 use xbuild_runtime::SnapshotterKind;
+use xbuild_runtime::context::LocalContext;
 use xbuild_solver::{NoProgress, Solver, SolverOptions};
 
 fn make_context(dir: &Path, files: usize, size: usize) {
@@ -117,7 +118,8 @@ fn bench(c: &mut Criterion) {
     let (def, top) = graph();
     let mut opts = SolverOptions::new(&root);
     opts.snapshotter = SnapshotterKind::Native;
-    opts.contexts.insert("context".into(), ctx);
+    opts.contexts
+        .insert("context".into(), Arc::new(LocalContext::new(ctx)));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,7 +4,7 @@
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
-use xbuild_runtime::Snapshotter;
+use xbuild_runtime::{LayerSnapshotter, Snapshotter};
 
 use crate::Error;
 use crate::tarball::TarWriter;
@@ -34,7 +34,7 @@ pub fn write_tree(root: &Path, out: impl Write, epoch: Option<i64>) -> Result<()
 
 /// Writes the merged filesystem of snapshot `top` (with its ancestors) as a tar to `out`.
 pub fn export_tar(
-    snapshots: &Snapshotter,
+    snapshots: &LayerSnapshotter,
     top: Option<&str>,
     out: impl Write,
     epoch: Option<i64>,
@@ -48,7 +48,7 @@ pub fn export_tar(
 /// tree is streamed through the same safe unpacker image layers go through, so nothing lands
 /// outside `dest`.
 pub fn export_local(
-    snapshots: &Snapshotter,
+    snapshots: &LayerSnapshotter,
     top: Option<&str>,
     dest: &Path,
     epoch: Option<i64>,

@@ -8,7 +8,7 @@ use xbuild_cache::oci::{
 };
 use xbuild_cache::{LayerRecord, Store};
 use xbuild_llb::{Definition, Digest, Op, Output, SourceOp};
-use xbuild_runtime::Snapshotter;
+use xbuild_runtime::{LayerSnapshotter, Snapshotter};
 
 use crate::Error;
 use crate::layer::{ExportOptions, layer_of, write_layer};
@@ -192,7 +192,7 @@ struct Layer {
 /// times (history, config, file times in its layers) are clamped to it.
 pub fn build_image(
     store: &Store,
-    snapshots: &Snapshotter,
+    snapshots: &LayerSnapshotter,
     def: &Definition,
     output: &Output,
     steps: &HashMap<Digest, StepResult>,
@@ -469,7 +469,7 @@ mod tests {
     struct Fixture {
         _dir: tempfile::TempDir,
         store: Store,
-        snaps: Snapshotter,
+        snaps: LayerSnapshotter,
         def: Definition,
         output: Output,
         steps: HashMap<Digest, StepResult>,
@@ -479,7 +479,7 @@ mod tests {
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let snaps = Snapshotter::new(dir.path()).unwrap();
+        let snaps = LayerSnapshotter::new(dir.path()).unwrap();
         let mut def = Definition::new();
         let scratch = def.add(Op::Source(SourceOp::Scratch), vec![]).unwrap();
         let first = run(&mut def, &scratch, "echo hi > /f");
@@ -656,7 +656,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let snaps = Snapshotter::new(dir.path()).unwrap();
+        let snaps = LayerSnapshotter::new(dir.path()).unwrap();
         let mut tar = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_ustar();
         h.set_size(5);

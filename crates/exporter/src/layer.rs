@@ -7,8 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use xbuild_cache::{DiffRecord, LayerRecord, Store};
-use xbuild_runtime::Snapshotter;
 use xbuild_runtime::diff::{Change, changes};
+use xbuild_runtime::{LayerSnapshotter, Snapshotter};
 
 use crate::Error;
 use crate::compress::{Compression, Encoder};
@@ -109,7 +109,10 @@ pub fn dir_layer(store: &Store, dir: &Path, opts: ExportOptions) -> Result<Layer
 /// that is the same as below it (a directory copied up only because something under it
 /// changed, or touched by the runtime) is left out unless a change beneath needs it as a
 /// parent; whiteouts and everything in an opaque directory always count.
-pub fn significant_changes(snapshots: &Snapshotter, snapshot: &str) -> Result<Vec<Change>, Error> {
+pub fn significant_changes(
+    snapshots: &LayerSnapshotter,
+    snapshot: &str,
+) -> Result<Vec<Change>, Error> {
     let all = changes(&snapshots.upper(snapshot))?;
     let Some(parent) = snapshots.parent(snapshot)? else {
         return Ok(all);
@@ -190,7 +193,7 @@ fn same_as_below(below: &Path, upper: &Path) -> Result<bool, Error> {
 /// same variant, else written now and recorded. `None` when the snapshot changed nothing.
 pub fn layer_of(
     store: &Store,
-    snapshots: &Snapshotter,
+    snapshots: &LayerSnapshotter,
     snapshot: &str,
     opts: ExportOptions,
 ) -> Result<Option<LayerRecord>, Error> {

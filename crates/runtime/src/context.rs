@@ -1,4 +1,5 @@
-//! Content checksums of what a COPY selects from the build context, for cache keys.
+//! Local sources (the build context) as the solver reads them ([`Source`], [`LocalContext`]),
+//! and content checksums of what a COPY selects from them, for cache keys.
 //!
 //! The checksum covers each selected path's relative name, type, permission bits, symlink target
 //! and file content (blake3) — the tree's shape and everything a copy from the context carries
@@ -13,7 +14,7 @@ use rayon::prelude::*;
 use rustix::fs::{FileType, Stat};
 use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::Error;
 use crate::copy::{SourceTree, resolve_sources};
@@ -101,6 +102,54 @@ pub struct Checksum {
     pub total: [u8; 32],
     /// Every path covered, sorted as walked.
     pub paths: Vec<PathSum>,
+}
+
+/// A local source a build reads in place (the build context): what the solver needs of it, so
+/// that it runs on any implementation (the real one is [`LocalContext`]).
+pub trait Source: Send + Sync + std::fmt::Debug {
+    /// The directory on the host holding the source; copies and bind mounts read it through a
+    /// [`Root`], so that nothing in it can lead out of it.
+    fn dir(&self) -> &Path;
+
+    /// The checksum of what `sel` selects in the source, seen through its `filter`
+    /// (`.dockerignore`), hashing through `hashes`; with `paths`, also the checksum of every
+    /// path covered (see [`checksum_with`]).
+    fn checksum(
+        &self,
+        filter: Option<&Filter>,
+        sel: &Selection<'_>,
+        hashes: &dyn ContentHashes,
+        paths: bool,
+    ) -> Result<Checksum, Error>;
+}
+
+/// A build context that is a directory on this machine.
+#[derive(Clone, Debug)]
+pub struct LocalContext {
+    dir: PathBuf,
+}
+
+impl LocalContext {
+    /// The context at `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LocalContext { dir: dir.into() }
+    }
+}
+
+impl Source for LocalContext {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn checksum(
+        &self,
+        filter: Option<&Filter>,
+        sel: &Selection<'_>,
+        hashes: &dyn ContentHashes,
+        paths: bool,
+    ) -> Result<Checksum, Error> {
+        checksum_with(&self.dir, filter, sel, hashes, paths)
+    }
 }
 
 /// The checksum of what `sel` selects in the tree at `root`, seen through the context's

@@ -1,8 +1,12 @@
-//! Running a RUN step through an OCI runtime (runc by default), in fresh namespaces.
+//! Running a RUN step: the [`Executor`] the solver drives, and [`RuncExecutor`], which runs
+//! steps through an OCI runtime (runc by default) in fresh namespaces.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use xbuild_llb::NetworkMode;
@@ -27,10 +31,32 @@ pub enum Stream {
 /// Receives a step's output, line by line.
 pub type LineSink<'a> = &'a (dyn Fn(Stream, &str) + Send + Sync);
 
-/// Runs processes through an OCI runtime binary, with its state under an xbuild root.
+/// A step being run ([`Executor::run`]).
+pub type ExecFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>>;
+
+/// Runs a RUN step's process on a rootfs: what the solver needs of an executor, so that it runs
+/// on any implementation (the real one is [`RuncExecutor`]).
+pub trait Executor: Send + Sync + std::fmt::Debug {
+    /// Runs `exec` with `rootfs` (a mounted, writable snapshot) as `/`, streaming output lines
+    /// to `sink`. A non-zero exit is [`Error::ExecFailed`] with the output's tail. Dropping the
+    /// future before it completes cancels the step: its processes are killed and everything it
+    /// set up is released.
+    fn run<'a>(
+        &'a self,
+        rootfs: &'a Path,
+        exec: &'a ExecSpec,
+        sink: LineSink<'a>,
+    ) -> ExecFuture<'a>;
+}
+
+/// Runs processes through an OCI runtime binary (runc, or one with its command line), with its
+/// state under an xbuild root.
 #[derive(Clone, Debug)]
-pub struct Executor {
-    runtime: PathBuf,
+pub struct RuncExecutor {
+    /// The runtime binary asked for; `runc` on PATH when `None`.
+    requested: Option<PathBuf>,
+    /// The runtime binary, found (and the state directories made) when the first step runs.
+    runtime: OnceLock<PathBuf>,
     state: PathBuf,
     bundles: PathBuf,
     /// The session whose containers these are (container ids and bundles carry it).
@@ -79,28 +105,17 @@ impl Drop for Cleanup {
     }
 }
 
-impl Executor {
-    /// An executor using `runtime` (e.g. `runc`, found on PATH) with state under `root`.
-    pub fn new(root: &Path, runtime: Option<PathBuf>) -> Result<Self, Error> {
-        let runtime = match runtime {
-            Some(r) => r,
-            None => find_on_path("runc").ok_or_else(|| {
-                Error::Runtime(
-                    "runc not found on PATH: install it (apt-get install runc) or pass --oci-runtime PATH"
-                        .into(),
-                )
-            })?,
-        };
-        let e = Executor {
-            runtime,
+impl RuncExecutor {
+    /// An executor using `runtime` (`runc` on PATH when `None`) with state under `root`. The
+    /// runtime is looked for when the first step runs, so that a build without RUN needs none.
+    pub fn new(root: &Path, runtime: Option<PathBuf>) -> Self {
+        RuncExecutor {
+            requested: runtime,
+            runtime: OnceLock::new(),
             state: root.join("runc"),
             bundles: root.join("bundles"),
             owner: None,
-        };
-        for d in [&e.state, &e.bundles] {
-            std::fs::create_dir_all(d).map_err(|err| Error::io(d, err))?;
         }
-        Ok(e)
     }
 
     /// The same executor, with its containers owned by session `owner` (see
@@ -110,9 +125,24 @@ impl Executor {
         self
     }
 
-    /// The OCI runtime binary.
-    pub fn runtime(&self) -> &Path {
-        &self.runtime
+    /// The OCI runtime binary; the first call finds it and makes the state directories.
+    pub fn runtime(&self) -> Result<&Path, Error> {
+        if let Some(r) = self.runtime.get() {
+            return Ok(r);
+        }
+        let runtime = match &self.requested {
+            Some(r) => r.clone(),
+            None => find_on_path("runc").ok_or_else(|| {
+                Error::Runtime(
+                    "runc not found on PATH: install it (apt-get install runc) or pass --oci-runtime PATH"
+                        .into(),
+                )
+            })?,
+        };
+        for d in [&self.state, &self.bundles] {
+            std::fs::create_dir_all(d).map_err(|err| Error::io(d, err))?;
+        }
+        Ok(self.runtime.get_or_init(|| runtime))
     }
 
     /// The runtime's state directory (empty when no step is running).
@@ -120,14 +150,14 @@ impl Executor {
         &self.state
     }
 
-    /// Runs `exec` with `rootfs` (a mounted, writable snapshot) as `/`, streaming output lines
-    /// to `sink`. A non-zero exit is [`Error::ExecFailed`] with the output's tail.
-    pub async fn run(
+    /// Runs a step (see [`Executor::run`]).
+    async fn run_step(
         &self,
         rootfs: &Path,
         exec: &ExecSpec,
         sink: LineSink<'_>,
     ) -> Result<(), Error> {
+        let runtime = self.runtime()?.to_path_buf();
         let root = Root::open(rootfs)?;
         let identity = resolve_user(&root, &exec.user)?;
         root.ensure_dir(&exec.cwd, 0o755, None)?;
@@ -145,7 +175,7 @@ impl Executor {
         let bundle = self.bundles.join(&id);
         std::fs::create_dir(&bundle).map_err(|e| Error::io(&bundle, e))?;
         let _cleanup = Cleanup {
-            runtime: self.runtime.clone(),
+            runtime: runtime.clone(),
             state: self.state.clone(),
             id: id.clone(),
             bundle: bundle.clone(),
@@ -156,7 +186,7 @@ impl Executor {
         spec.save(&config)
             .map_err(|e| Error::io(&config, std::io::Error::other(e)))?;
 
-        let mut child = tokio::process::Command::new(&self.runtime)
+        let mut child = tokio::process::Command::new(&runtime)
             .arg("--root")
             .arg(&self.state)
             .args(["run", "--bundle"])
@@ -170,7 +200,7 @@ impl Executor {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| Error::Runtime(format!("starting {}: {e}", self.runtime.display())))?;
+            .map_err(|e| Error::Runtime(format!("starting {}: {e}", runtime.display())))?;
         let tail = std::sync::Mutex::new(VecDeque::with_capacity(TAIL_LINES));
         let out = child.stdout.take();
         let err = child.stderr.take();
@@ -194,6 +224,17 @@ impl Executor {
             code,
             tail,
         })
+    }
+}
+
+impl Executor for RuncExecutor {
+    fn run<'a>(
+        &'a self,
+        rootfs: &'a Path,
+        exec: &'a ExecSpec,
+        sink: LineSink<'a>,
+    ) -> ExecFuture<'a> {
+        Box::pin(self.run_step(rootfs, exec, sink))
     }
 }
 

@@ -2,15 +2,21 @@
 //! runtime, safe file operations (COPY, WORKDIR), layer unpacking, snapshot diffs and build
 //! context checksums.
 //!
+//! The solver drives the host through three small traits — [`Snapshotter`] (snapshots made,
+//! mounted, committed), [`Executor`] (a RUN step's process run on a rootfs) and
+//! [`context::Source`] (a local source read in place) — so that it can be tested without root
+//! on stand-ins. The real implementations are [`LayerSnapshotter`] (overlayfs, or copying where
+//! overlay is unavailable), [`RuncExecutor`] and [`context::LocalContext`].
+//!
 //! Invariant: only this crate mounts, creates namespaces or starts processes. Every path inside
 //! a rootfs or a context is resolved so that no symlink or `..` can leave it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xbuild_runtime::Error> {
-//! use xbuild_runtime::{ExecSpec, Executor, Snapshotter};
+//! use xbuild_runtime::{ExecSpec, Executor, LayerSnapshotter, RuncExecutor, Snapshotter};
 //!
 //! let root = std::path::Path::new("/var/lib/xbuild");
-//! let snaps = Snapshotter::new(root)?;
+//! let snaps = LayerSnapshotter::new(root)?;
 //! let active = snaps.prepare(None)?;
 //! let mount = snaps.mount(&active)?;
 //! let exec = ExecSpec {
@@ -22,7 +28,8 @@
 //!     mounts: vec![],
 //!     insecure: false,
 //! };
-//! Executor::new(root, None)?.run(mount.path(), &exec, &|_, line| println!("{line}")).await?;
+//! let runc = RuncExecutor::new(root, None);
+//! runc.run(mount.path(), &exec, &|_, line| println!("{line}")).await?;
 //! mount.unmount()?;
 //! let id = snaps.commit(active)?;
 //! # let _ = id; Ok(()) }
@@ -46,10 +53,11 @@ mod spec;
 pub mod unpack;
 pub mod user;
 
-pub use exec::{Executor, LineSink, Stream, TAIL_LINES, find_on_path};
+pub use exec::{ExecFuture, Executor, LineSink, RuncExecutor, Stream, TAIL_LINES, find_on_path};
 pub use mount::MountGuard;
 pub use snapshot::{
-    Active, MAX_LOWERS, SnapshotEntry, Snapshotter, SnapshotterKind, View, disk_usage,
+    Active, LayerSnapshotter, MAX_LOWERS, SnapshotEntry, Snapshotter, SnapshotterKind, View,
+    disk_usage,
 };
 pub use spec::{ExecMount, ExecSpec, HOSTNAME};
 

@@ -50,6 +50,18 @@ impl MountGuard {
         self.release()
     }
 
+    /// A directory used where it is, with nothing to unmount or remove (for a [`Snapshotter`]
+    /// whose snapshots are plain directories).
+    ///
+    /// [`Snapshotter`]: crate::Snapshotter
+    pub fn in_place(target: PathBuf) -> Self {
+        MountGuard {
+            target,
+            kind: Kind::Released,
+            capture: None,
+        }
+    }
+
     pub(crate) fn tree(target: PathBuf) -> Self {
         MountGuard {
             target,

@@ -193,6 +193,7 @@ pub fn clean_owner(root: &Path, owner: &str, runtime: Option<&Path>) -> Result<R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Snapshotter;
 
     #[test]
     fn mountinfo_escapes() {
@@ -205,7 +206,7 @@ mod tests {
     fn leftovers_of_a_dead_owner_go_and_others_stay() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let snaps = crate::Snapshotter::with_kind(root, crate::SnapshotterKind::Native)
+        let snaps = crate::LayerSnapshotter::with_kind(root, crate::SnapshotterKind::Native)
             .unwrap()
             .with_owner("42-dead");
         let a = snaps.prepare(None).unwrap();

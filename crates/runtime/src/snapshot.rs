@@ -58,9 +58,51 @@ impl std::str::FromStr for SnapshotterKind {
     }
 }
 
-/// The snapshotter of one xbuild root.
+/// Makes and mounts snapshots: what the solver needs of them, so that it runs on any
+/// implementation (the real one is [`LayerSnapshotter`]).
+///
+/// Snapshot ids are opaque strings; a committed snapshot is immutable and can be the parent of
+/// others or be viewed.
+pub trait Snapshotter: Send + Sync + std::fmt::Debug {
+    /// Starts a writable snapshot on top of `parent` (a committed snapshot) or of nothing.
+    fn prepare(&self, parent: Option<&str>) -> Result<Active, Error>;
+
+    /// Mounts an active snapshot writable, its parent chain below; what is written to it is
+    /// recorded in the snapshot by the time the guard is unmounted.
+    fn mount(&self, active: &Active) -> Result<MountGuard, Error>;
+
+    /// Freezes an active snapshot; its id can then be a parent and be viewed.
+    fn commit(&self, active: Active) -> Result<String, Error>;
+
+    /// A read-only view of a committed snapshot with its ancestors, or of the empty filesystem.
+    fn view(&self, id: Option<&str>) -> Result<View, Error>;
+
+    /// True when `id` is a committed snapshot.
+    fn exists(&self, id: &str) -> bool;
+
+    /// The ids of a snapshot and its ancestors, the snapshot first.
+    fn chain(&self, id: &str) -> Result<Vec<String>, Error>;
+
+    /// A committed snapshot with the same changes as `id`, on top of `parent` instead of `id`'s
+    /// own parent: how a merge stacks a layer on another base.
+    fn rebase(&self, id: &str, parent: Option<&str>) -> Result<String, Error>;
+
+    /// How it mounts (`Overlay` or `Native`), which decides how a step's scratch copies are
+    /// made.
+    fn kind(&self) -> SnapshotterKind;
+
+    /// A fresh path (not created) for something a step mounts for a while (scratch copies,
+    /// secrets), where what a dead build left is found and cleaned up.
+    fn scratch_path(&self, what: &str) -> PathBuf;
+
+    /// Releases what it keeps for the session using it, once that session is done.
+    fn release_owner(&self);
+}
+
+/// The snapshotter of one xbuild root: each snapshot a directory of changes in overlay upperdir
+/// format, mounted as overlayfs or, where overlay is unavailable, materialized by copying.
 #[derive(Debug, Clone)]
-pub struct Snapshotter {
+pub struct LayerSnapshotter {
     dir: PathBuf,
     mounts: PathBuf,
     root: PathBuf,
@@ -72,7 +114,7 @@ pub struct Snapshotter {
     owner: Option<String>,
 }
 
-/// One snapshot on disk, as [`Snapshotter::list`] finds it.
+/// One snapshot on disk, as [`LayerSnapshotter::list`] finds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotEntry {
     /// Its id.
@@ -83,39 +125,71 @@ pub struct SnapshotEntry {
     pub committed: bool,
 }
 
-/// A writable snapshot being filled; removed when dropped uncommitted.
-#[derive(Debug)]
+/// A writable snapshot being filled, as a [`Snapshotter`] hands it out: aborted (its changes
+/// removed) when dropped uncommitted.
 pub struct Active {
     id: String,
     parent: Option<String>,
-    dir: PathBuf,
-    committed: bool,
-    /// `<root>/active/<owner>/<id>` while it is being filled.
-    marker: Option<PathBuf>,
+    upper: PathBuf,
+    /// Removes what the snapshot holds; taken away when it is committed.
+    abort: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl std::fmt::Debug for Active {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Active")
+            .field("id", &self.id)
+            .field("parent", &self.parent)
+            .field("upper", &self.upper)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Active {
+    /// The handle of active snapshot `id` on top of `parent`, filled through the directory
+    /// `upper`; `abort` runs if the handle is dropped before [`Active::committed`] (for
+    /// [`Snapshotter`] implementations).
+    pub fn new(
+        id: String,
+        parent: Option<String>,
+        upper: PathBuf,
+        abort: impl FnOnce() + Send + 'static,
+    ) -> Self {
+        Active {
+            id,
+            parent,
+            upper,
+            abort: Some(Box::new(abort)),
+        }
+    }
+
     /// The snapshot's id.
     pub fn id(&self) -> &str {
         &self.id
     }
 
+    /// The committed snapshot it is on top of.
+    pub fn parent(&self) -> Option<&str> {
+        self.parent.as_deref()
+    }
+
     /// The directory holding its changes.
     pub fn upper(&self) -> PathBuf {
-        self.dir.join("fs")
+        self.upper.clone()
+    }
+
+    /// Marks it committed, so that dropping it no longer aborts it; returns its id (for
+    /// [`Snapshotter`] implementations).
+    pub fn committed(mut self) -> String {
+        self.abort = None;
+        std::mem::take(&mut self.id)
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        if !self.committed
-            && let Err(e) = std::fs::remove_dir_all(&self.dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove an aborted snapshot");
-        }
-        if let Some(m) = self.marker.take() {
-            let _ = std::fs::remove_file(m);
+        if let Some(abort) = self.abort.take() {
+            abort();
         }
     }
 }
@@ -151,7 +225,7 @@ fn new_id() -> String {
         .collect()
 }
 
-impl Snapshotter {
+impl LayerSnapshotter {
     /// The snapshotter of the xbuild root `root`, overlay when this machine can mount one.
     pub fn new(root: &Path) -> Result<Self, Error> {
         Self::with_kind(root, SnapshotterKind::Auto)
@@ -160,7 +234,7 @@ impl Snapshotter {
     /// The snapshotter of the xbuild root `root`, of the given kind; `Overlay` fails when this
     /// machine cannot mount an overlay.
     pub fn with_kind(root: &Path, kind: SnapshotterKind) -> Result<Self, Error> {
-        let s = Snapshotter {
+        let s = LayerSnapshotter {
             dir: root.join("snapshots"),
             mounts: root.join("mounts"),
             root: root.to_path_buf(),
@@ -202,34 +276,11 @@ impl Snapshotter {
         })
     }
 
-    /// A fresh path under `<root>/mounts/` for something mounted for a while (a step's
-    /// scratch copies, secrets): named after the owner, so that it is cleaned up if the owner
-    /// dies. Not created.
-    pub fn scratch_path(&self, what: &str) -> PathBuf {
-        self.mounts.join(self.mount_name(what))
-    }
-
     /// A new mountpoint name under `<root>/mounts/`, carrying the owner's id.
     fn mount_name(&self, what: &str) -> String {
         match &self.owner {
             Some(o) => format!("{o}-{what}-{}", new_id()),
             None => format!("{what}-{}", new_id()),
-        }
-    }
-
-    /// Removes the owner's (empty) list of snapshots being filled, when the owner is done.
-    pub fn release_owner(&self) {
-        if let Some(o) = &self.owner {
-            let _ = std::fs::remove_dir(self.root.join("active").join(o));
-        }
-    }
-
-    /// The kind in use (`Overlay` or `Native`).
-    pub fn kind(&self) -> SnapshotterKind {
-        if self.overlay() {
-            SnapshotterKind::Overlay
-        } else {
-            SnapshotterKind::Native
         }
     }
 
@@ -261,11 +312,6 @@ impl Snapshotter {
         std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))
     }
 
-    /// True when `id` is a committed snapshot.
-    pub fn exists(&self, id: &str) -> bool {
-        self.read_meta(id).map(|m| m.committed).unwrap_or(false)
-    }
-
     /// The directory holding a snapshot's own changes.
     pub fn upper(&self, id: &str) -> PathBuf {
         self.dir.join(id).join("fs")
@@ -274,91 +320,6 @@ impl Snapshotter {
     /// A snapshot's parent.
     pub fn parent(&self, id: &str) -> Result<Option<String>, Error> {
         Ok(self.read_meta(id)?.parent)
-    }
-
-    /// The ids of a snapshot and its ancestors, the snapshot first.
-    pub fn chain(&self, id: &str) -> Result<Vec<String>, Error> {
-        let mut out = vec![id.to_string()];
-        let mut cur = self.read_meta(id)?.parent;
-        while let Some(p) = cur {
-            if out.contains(&p) {
-                return Err(Error::SnapshotNotFound(format!("{p} (parent cycle)")));
-            }
-            cur = self.read_meta(&p)?.parent;
-            out.push(p);
-        }
-        Ok(out)
-    }
-
-    /// Starts a writable snapshot on top of `parent` (a committed snapshot) or of nothing.
-    pub fn prepare(&self, parent: Option<&str>) -> Result<Active, Error> {
-        if let Some(p) = parent
-            && !self.exists(p)
-        {
-            return Err(Error::SnapshotNotFound(p.to_string()));
-        }
-        let id = new_id();
-        let marker = match &self.owner {
-            Some(o) => {
-                let d = self.root.join("active").join(o);
-                std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
-                let m = d.join(&id);
-                std::fs::File::create(&m).map_err(|e| Error::io(&m, e))?;
-                Some(m)
-            }
-            None => None,
-        };
-        let dir = self.dir.join(&id);
-        let active = Active {
-            id: id.clone(),
-            parent: parent.map(str::to_string),
-            dir: dir.clone(),
-            committed: false,
-            marker,
-        };
-        std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-        for d in ["fs", "work"] {
-            let p = dir.join(d);
-            std::fs::create_dir(&p).map_err(|e| Error::io(&p, e))?;
-        }
-        std::fs::set_permissions(
-            dir.join("fs"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .map_err(|e| Error::io(&dir, e))?;
-        self.write_meta(
-            &id,
-            &Meta {
-                parent: active.parent.clone(),
-                committed: false,
-            },
-        )?;
-        Ok(active)
-    }
-
-    /// Mounts an active snapshot writable: its parent chain as lowers, its own dir as upper
-    /// (overlay), or the chain copied into a directory whose changes are recorded when the
-    /// guard is unmounted (copying).
-    pub fn mount(&self, active: &Active) -> Result<MountGuard, Error> {
-        let target = self.mounts.join(self.mount_name(&active.id));
-        if !self.overlay() {
-            let layers = match &active.parent {
-                Some(p) => self.bottom_up(p)?,
-                None => vec![],
-            };
-            let mut guard = MountGuard::tree(target.clone());
-            crate::native::materialize(&layers, &target)?;
-            guard.capture = Some(crate::native::Capture::take(&target, active.upper())?);
-            return Ok(guard);
-        }
-        match &active.parent {
-            None => mount::bind(&active.upper(), &target),
-            Some(p) => {
-                let lowers = self.lowers(p)?;
-                let work = active.dir.join("work");
-                mount::overlay(&lowers, Some((&active.upper(), &work)), &target)
-            }
-        }
     }
 
     /// The layer directories of `id`'s chain, bottom first.
@@ -412,47 +373,112 @@ impl Snapshotter {
         }
         Ok(path)
     }
+}
 
-    /// A new committed snapshot with the same changes as `id`, on top of `parent` instead of
-    /// `id`'s own parent (files are hard-linked, not copied): how a merge stacks a layer on
-    /// another base.
-    pub fn rebase(&self, id: &str, parent: Option<&str>) -> Result<String, Error> {
-        if !self.exists(id) {
-            return Err(Error::SnapshotNotFound(id.to_string()));
+impl Snapshotter for LayerSnapshotter {
+    /// Starts a writable snapshot on top of `parent` (a committed snapshot) or of nothing.
+    fn prepare(&self, parent: Option<&str>) -> Result<Active, Error> {
+        if let Some(p) = parent
+            && !self.exists(p)
+        {
+            return Err(Error::SnapshotNotFound(p.to_string()));
         }
-        if self.parent(id)?.as_deref() == parent {
-            return Ok(id.to_string());
+        let id = new_id();
+        let marker = match &self.owner {
+            Some(o) => {
+                let d = self.root.join("active").join(o);
+                std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+                let m = d.join(&id);
+                std::fs::File::create(&m).map_err(|e| Error::io(&m, e))?;
+                Some(m)
+            }
+            None => None,
+        };
+        let dir = self.dir.join(&id);
+        let aborted = dir.clone();
+        let active = Active::new(
+            id.clone(),
+            parent.map(str::to_string),
+            dir.join("fs"),
+            move || {
+                if let Err(e) = std::fs::remove_dir_all(&aborted)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(dir = %aborted.display(), error = %e, "could not remove an aborted snapshot");
+                }
+                if let Some(m) = marker {
+                    let _ = std::fs::remove_file(m);
+                }
+            },
+        );
+        std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        for d in ["fs", "work"] {
+            let p = dir.join(d);
+            std::fs::create_dir(&p).map_err(|e| Error::io(&p, e))?;
         }
-        let active = self.prepare(parent)?;
-        let upper = active.upper();
-        std::fs::remove_dir(&upper).map_err(|e| Error::io(&upper, e))?;
-        crate::native::link_layer(&self.upper(id), &upper)?;
-        self.commit(active)
+        std::fs::set_permissions(
+            dir.join("fs"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(|e| Error::io(&dir, e))?;
+        self.write_meta(
+            &id,
+            &Meta {
+                parent: parent.map(str::to_string),
+                committed: false,
+            },
+        )?;
+        Ok(active)
+    }
+
+    /// Mounts an active snapshot writable: its parent chain as lowers, its own dir as upper
+    /// (overlay), or the chain copied into a directory whose changes are recorded when the
+    /// guard is unmounted (copying).
+    fn mount(&self, active: &Active) -> Result<MountGuard, Error> {
+        let target = self.mounts.join(self.mount_name(active.id()));
+        if !self.overlay() {
+            let layers = match active.parent() {
+                Some(p) => self.bottom_up(p)?,
+                None => vec![],
+            };
+            let mut guard = MountGuard::tree(target.clone());
+            crate::native::materialize(&layers, &target)?;
+            guard.capture = Some(crate::native::Capture::take(&target, active.upper())?);
+            return Ok(guard);
+        }
+        match active.parent() {
+            None => mount::bind(&active.upper(), &target),
+            Some(p) => {
+                let lowers = self.lowers(p)?;
+                let work = self.dir.join(active.id()).join("work");
+                mount::overlay(&lowers, Some((&active.upper(), &work)), &target)
+            }
+        }
     }
 
     /// Freezes an active snapshot; its id can then be a parent and be viewed.
-    pub fn commit(&self, mut active: Active) -> Result<String, Error> {
-        let work = active.dir.join("work");
+    fn commit(&self, active: Active) -> Result<String, Error> {
+        let work = self.dir.join(active.id()).join("work");
         if work.exists() {
             std::fs::remove_dir_all(&work).map_err(|e| Error::io(&work, e))?;
         }
         sync_dir(&active.upper())?;
         self.write_meta(
-            &active.id,
+            active.id(),
             &Meta {
-                parent: active.parent.clone(),
+                parent: active.parent().map(str::to_string),
                 committed: true,
             },
         )?;
-        active.committed = true;
-        if let Some(m) = active.marker.take() {
-            let _ = std::fs::remove_file(m);
+        let id = active.committed();
+        if let Some(o) = &self.owner {
+            let _ = std::fs::remove_file(self.root.join("active").join(o).join(&id));
         }
-        Ok(active.id.clone())
+        Ok(id)
     }
 
     /// A read-only view of a committed snapshot with its ancestors, or of the empty filesystem.
-    pub fn view(&self, id: Option<&str>) -> Result<View, Error> {
+    fn view(&self, id: Option<&str>) -> Result<View, Error> {
         let Some(id) = id else {
             return Ok(View::Dir(self.dir.join("empty")));
         };
@@ -469,9 +495,68 @@ impl Snapshotter {
         let lowers = self.lowers(id)?;
         mount::overlay(&lowers, None, &target).map(View::Mounted)
     }
+
+    /// True when `id` is a committed snapshot.
+    fn exists(&self, id: &str) -> bool {
+        self.read_meta(id).map(|m| m.committed).unwrap_or(false)
+    }
+
+    /// The ids of a snapshot and its ancestors, the snapshot first.
+    fn chain(&self, id: &str) -> Result<Vec<String>, Error> {
+        let mut out = vec![id.to_string()];
+        let mut cur = self.read_meta(id)?.parent;
+        while let Some(p) = cur {
+            if out.contains(&p) {
+                return Err(Error::SnapshotNotFound(format!("{p} (parent cycle)")));
+            }
+            cur = self.read_meta(&p)?.parent;
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// A new committed snapshot with the same changes as `id`, on top of `parent` instead of
+    /// `id`'s own parent (files are hard-linked, not copied): how a merge stacks a layer on
+    /// another base.
+    fn rebase(&self, id: &str, parent: Option<&str>) -> Result<String, Error> {
+        if !self.exists(id) {
+            return Err(Error::SnapshotNotFound(id.to_string()));
+        }
+        if self.parent(id)?.as_deref() == parent {
+            return Ok(id.to_string());
+        }
+        let active = self.prepare(parent)?;
+        let upper = active.upper();
+        std::fs::remove_dir(&upper).map_err(|e| Error::io(&upper, e))?;
+        crate::native::link_layer(&self.upper(id), &upper)?;
+        self.commit(active)
+    }
+
+    /// The kind in use (`Overlay` or `Native`).
+    fn kind(&self) -> SnapshotterKind {
+        if self.overlay() {
+            SnapshotterKind::Overlay
+        } else {
+            SnapshotterKind::Native
+        }
+    }
+
+    /// A fresh path under `<root>/mounts/` for something mounted for a while (a step's
+    /// scratch copies, secrets): named after the owner, so that it is cleaned up if the owner
+    /// dies. Not created.
+    fn scratch_path(&self, what: &str) -> PathBuf {
+        self.mounts.join(self.mount_name(what))
+    }
+
+    /// Removes the owner's (empty) list of snapshots being filled, when the owner is done.
+    fn release_owner(&self) {
+        if let Some(o) = &self.owner {
+            let _ = std::fs::remove_dir(self.root.join("active").join(o));
+        }
+    }
 }
 
-impl Snapshotter {
+impl LayerSnapshotter {
     /// Every snapshot on disk, committed or not.
     pub fn list(&self) -> Result<Vec<SnapshotEntry>, Error> {
         let mut out = Vec::new();
@@ -582,7 +667,7 @@ mod tests {
     #[test]
     fn chain_and_abort() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Snapshotter::new(dir.path()).unwrap();
+        let s = LayerSnapshotter::new(dir.path()).unwrap();
         let a = s.prepare(None).unwrap();
         std::fs::write(a.upper().join("f"), "1").unwrap();
         let a = s.commit(a).unwrap();
@@ -599,7 +684,7 @@ mod tests {
     fn run_scenario(kind: SnapshotterKind) {
         use crate::diff::Change;
         let dir = tempfile::tempdir().unwrap();
-        let s = Snapshotter::with_kind(dir.path(), kind).unwrap();
+        let s = LayerSnapshotter::with_kind(dir.path(), kind).unwrap();
         assert_eq!(s.kind(), kind);
         let a = s.prepare(None).unwrap();
         let up = a.upper();
@@ -708,7 +793,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         for kind in [SnapshotterKind::Overlay, SnapshotterKind::Native] {
-            let s = Snapshotter::with_kind(dir.path(), kind).unwrap();
+            let s = LayerSnapshotter::with_kind(dir.path(), kind).unwrap();
             let mut top: Option<String> = None;
             let n = MAX_LOWERS + 20;
             for i in 0..n {
@@ -739,7 +824,7 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let s = Snapshotter::new(dir.path()).unwrap();
+        let s = LayerSnapshotter::new(dir.path()).unwrap();
         let a = s.prepare(None).unwrap();
         std::fs::write(a.upper().join("base"), "base").unwrap();
         let a = s.commit(a).unwrap();

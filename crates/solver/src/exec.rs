@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use xbuild_llb::{Definition, ExecOp, MountKind, Vertex};
 use xbuild_runtime::fsops::Root;
 use xbuild_runtime::mounts::{CacheInit, SecretFile, SshForward, scratch_copy};
-use xbuild_runtime::{ExecMount, ExecSpec, Executor, SnapshotterKind, Stream};
+use xbuild_runtime::{ExecMount, ExecSpec, SnapshotterKind, Stream};
 
 use crate::{Error, Event, Solved, Solver, blocking};
 
@@ -55,9 +55,9 @@ impl Solver {
         held: &mut Held,
     ) -> Result<PathBuf, Error> {
         if let Some(d) = v.inputs().get(i)
-            && let Some((dir, _)) = self.local_source(def, d)?
+            && let Some((source, _)) = self.local_source(def, d)?
         {
-            return Ok(dir);
+            return Ok(source.dir().to_path_buf());
         }
         let snap = self.input(solved, v, i)?.snapshot.clone();
         let view = self.snapshots.view(snap.as_deref())?;
@@ -236,7 +236,6 @@ impl Solver {
         e: &ExecOp,
         solved: &Solved,
         parent: Option<&str>,
-        exec: &Executor,
         cancel: &CancellationToken,
     ) -> Result<Option<String>, Error> {
         let _slot = match &self.opts.exec_slots {
@@ -278,7 +277,7 @@ impl Solver {
             })
         };
         let run = tokio::select! {
-            r = exec.run(mount.path(), &spec, &sink) => r.map_err(Error::from),
+            r = self.executor.run(mount.path(), &spec, &sink) => r.map_err(Error::from),
             _ = cancel.cancelled() => Err(Error::Cancelled),
         };
         let unmounted = mount.unmount();

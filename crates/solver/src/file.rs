@@ -53,8 +53,8 @@ impl Solver {
                 continue;
             }
             match self.local_source(def, d)? {
-                Some((dir, filter)) => inputs.push(Input {
-                    dir,
+                Some((source, filter)) => inputs.push(Input {
+                    dir: source.dir().to_path_buf(),
                     filter,
                     keep_owner: false,
                 }),

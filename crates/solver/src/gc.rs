@@ -17,7 +17,7 @@ use xbuild_cache::lease::{Session, live_leases};
 use xbuild_cache::lock::GcLock;
 use xbuild_cache::oci::{ImageConfigFile, Manifest};
 use xbuild_llb::Digest;
-use xbuild_runtime::{Snapshotter, SnapshotterKind};
+use xbuild_runtime::{LayerSnapshotter, SnapshotterKind};
 
 use crate::{Error, chain_id};
 
@@ -72,7 +72,7 @@ struct Inventory {
 }
 
 impl Inventory {
-    fn take(store: &Store, snaps: &Snapshotter) -> Result<Self, Error> {
+    fn take(store: &Store, snaps: &LayerSnapshotter) -> Result<Self, Error> {
         let mut seen = HashSet::new();
         let snapshots: Vec<SnapshotInfo> = snaps
             .list()?
@@ -164,7 +164,7 @@ pub fn prune(
     let _session = Session::start(&root)?;
     let _gc = GcLock::exclusive(&root)?;
     let recovered = crate::recover(&root, runtime)?;
-    let snaps = Snapshotter::with_kind(&root, SnapshotterKind::Native)?;
+    let snaps = LayerSnapshotter::with_kind(&root, SnapshotterKind::Native)?;
     snaps.empty_trash()?;
     let inv = Inventory::take(store, &snaps)?;
     let plan = inv.plan(opts);
@@ -231,7 +231,7 @@ pub fn prune(
 /// What the build cache and content store of the root of `store` take.
 pub fn disk_usage(store: &Store) -> Result<DiskUsage, Error> {
     let root = store.root();
-    let snaps = Snapshotter::with_kind(root, SnapshotterKind::Native)?;
+    let snaps = LayerSnapshotter::with_kind(root, SnapshotterKind::Native)?;
     let inv = Inventory::take(store, &snaps)?;
     let sum = |f: &dyn Fn(&SnapshotInfo) -> bool| -> (usize, u64) {
         inv.snapshots

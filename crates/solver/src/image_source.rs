@@ -16,7 +16,7 @@ use crate::Error;
 /// True when every layer of the image is already unpacked.
 pub fn is_unpacked(
     store: &Store,
-    snapshots: &Snapshotter,
+    snapshots: &dyn Snapshotter,
     manifest: &Digest,
 ) -> Result<Option<Option<String>>, Error> {
     let (_, config) = read(store, manifest)?;
@@ -53,7 +53,7 @@ fn read(store: &Store, manifest: &Digest) -> Result<(Manifest, ImageConfigFile),
 /// an image with no layers).
 pub fn unpack_image(
     store: &Store,
-    snapshots: &Snapshotter,
+    snapshots: &dyn Snapshotter,
     manifest: &Digest,
 ) -> Result<Option<String>, Error> {
     let (m, config) = read(store, manifest)?;
@@ -70,7 +70,7 @@ pub fn unpack_image(
 /// the store before [`unpack_chain`].
 pub fn missing_layers<'a>(
     store: &Store,
-    snapshots: &Snapshotter,
+    snapshots: &dyn Snapshotter,
     layers: &'a [ChainLayer],
 ) -> Result<Vec<&'a Descriptor>, Error> {
     let mut chain: Option<Digest> = None;
@@ -108,7 +108,7 @@ fn variant_of(media_type: &str) -> Option<&'static str> {
 /// is committed only once completely unpacked.
 pub fn unpack_chain(
     store: &Store,
-    snapshots: &Snapshotter,
+    snapshots: &dyn Snapshotter,
     layers: &[ChainLayer],
 ) -> Result<Option<String>, Error> {
     let mut chain: Option<Digest> = None;

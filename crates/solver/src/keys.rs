@@ -134,7 +134,7 @@ impl Solver {
         let Some(d) = v.inputs().get(c.input) else {
             return Ok(None);
         };
-        let Some((dir, filter)) = self.local_source(def, d)? else {
+        let Some((source, filter)) = self.local_source(def, d)? else {
             return Ok(None);
         };
         let c = c.clone();
@@ -148,12 +148,13 @@ impl Solver {
                 include: &c.include_patterns,
                 exclude: &c.exclude_patterns,
             };
-            let sum = context_checksum(&dir, filter.as_deref(), &sel, Some(&cache), false)?;
+            let hashes = Hashes(&cache);
+            let sum = source.checksum(filter.as_deref(), &sel, &hashes, false)?;
             let hex = hex::encode(sum.total);
             // The file list is kept once per distinct checksum, for `explain`: walked again
             // (the stat cache has every file now) only when the checksum is new.
             if !history.has_files(&hex) {
-                let again = context_checksum(&dir, filter.as_deref(), &sel, Some(&cache), true)?;
+                let again = source.checksum(filter.as_deref(), &sel, &hashes, true)?;
                 if again.total != sum.total {
                     return Err(Error::Graph(format!(
                         "the build context changed while it was read ({}); build again",

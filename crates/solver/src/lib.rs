@@ -14,6 +14,11 @@
 //! process left behind is cleaned up by the next one ([`Solver::new`]). Each build's key
 //! components are recorded, for [`explain`] to say why a step missed the cache.
 //!
+//! The solver touches the host only through the runtime's traits: a [`Host`] (its
+//! `Snapshotter` and `Executor`) and the build's local sources (`Source`s). [`Solver::new`]
+//! drives the real ones ([`Host::real`]); [`Solver::with_host`] takes any, which is how the
+//! scheduling and caching are tested without root.
+//!
 //! Invariant: a cache key depends only on the vertex digest, input keys and content checksums.
 //!
 //! ```no_run
@@ -24,7 +29,8 @@
 //! let root = std::path::Path::new("/var/lib/xbuild");
 //! let store = Arc::new(xbuild_cache::Store::open(root)?);
 //! let mut opts = SolverOptions::new(root);
-//! opts.contexts.insert("context".into(), "./app".into());
+//! let context = xbuild_runtime::context::LocalContext::new("./app");
+//! opts.contexts.insert("context".into(), Arc::new(context));
 //! let solver = Solver::new(store, opts, Arc::new(NoProgress))?;
 //! let target = def.outputs()[0].vertex.clone();
 //! let solved = solver.solve(&def, &[target]).await?;
@@ -54,7 +60,7 @@ pub use xbuild_cache::oci::chain_id;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use xbuild_cache::Store;
@@ -62,9 +68,10 @@ use xbuild_cache::lease::{Hold, Session};
 use xbuild_cache::lock::GcLock;
 use xbuild_cache::statcache::StatCache;
 use xbuild_llb::{Definition, Digest, Op, SourceOp, Vertex};
+use xbuild_runtime::context::Source;
 use xbuild_runtime::dockerignore::Filter;
 use xbuild_runtime::mounts::CacheMounts;
-use xbuild_runtime::{Executor, Snapshotter, SnapshotterKind};
+use xbuild_runtime::{Executor, LayerSnapshotter, RuncExecutor, Snapshotter, SnapshotterKind};
 
 /// What can go wrong solving.
 #[derive(Debug, thiserror::Error)]
@@ -128,13 +135,15 @@ pub enum Error {
 pub struct SolverOptions {
     /// The xbuild root.
     pub root: PathBuf,
-    /// Local sources by name (`context` → the build context directory).
-    pub contexts: HashMap<String, PathBuf>,
+    /// Local sources by name (`context` → the build context, a
+    /// [`LocalContext`](xbuild_runtime::context::LocalContext)).
+    pub contexts: HashMap<String, Arc<dyn Source>>,
     /// Ignore cached results (results are still recorded).
     pub no_cache: bool,
-    /// The OCI runtime binary; `runc` on PATH by default.
+    /// The OCI runtime binary; `runc` on PATH by default. Used by [`Solver::new`]'s executor,
+    /// and to stop what dead builds left running.
     pub runtime: Option<PathBuf>,
-    /// How snapshots are mounted (overlay when possible by default).
+    /// How [`Solver::new`]'s snapshotter mounts snapshots (overlay when possible by default).
     pub snapshotter: SnapshotterKind,
     /// Secrets by id (`--secret id=…,src=…|env=…`), for `RUN --mount=type=secret`.
     pub secrets: HashMap<String, SecretSource>,
@@ -264,13 +273,39 @@ pub struct Solved {
 /// dropped, and when it starts it cleans up what dead sessions (killed builds) left behind.
 pub struct Solver {
     store: Arc<Store>,
-    snapshots: Snapshotter,
+    snapshots: Arc<dyn Snapshotter>,
+    executor: Arc<dyn Executor>,
     cache_mounts: CacheMounts,
     opts: SolverOptions,
     progress: Arc<dyn ProgressSink>,
     session: Arc<Session>,
-    executor: Mutex<Option<Executor>>,
     stat_cache: OnceLock<Arc<StatCache>>,
+}
+
+/// The host side a solver drives: where snapshots are made and how RUN steps run.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// Makes, mounts and commits the snapshots of the solver's results.
+    pub snapshotter: Arc<dyn Snapshotter>,
+    /// Runs RUN steps.
+    pub executor: Arc<dyn Executor>,
+}
+
+impl Host {
+    /// The real host of the root `root`: a [`LayerSnapshotter`] of `kind` and a
+    /// [`RuncExecutor`] running `runtime` (`runc` on PATH when `None`), what they create owned
+    /// by session `session` so that it is cleaned up if the session dies.
+    pub fn real(
+        root: &Path,
+        kind: SnapshotterKind,
+        runtime: Option<PathBuf>,
+        session: &str,
+    ) -> Result<Self, Error> {
+        Ok(Host {
+            snapshotter: Arc::new(LayerSnapshotter::with_kind(root, kind)?.with_owner(session)),
+            executor: Arc::new(RuncExecutor::new(root, runtime).with_owner(session)),
+        })
+    }
 }
 
 fn now_rfc3339() -> String {
@@ -300,30 +335,50 @@ pub fn recover(root: &Path, runtime: Option<&Path>) -> Result<usize, Error> {
 }
 
 impl Solver {
-    /// A solver over `store` (the same root as `opts.root`). Cleans up after dead sessions on
-    /// the root first.
+    /// A solver over `store` (the same root as `opts.root`) on the real host
+    /// ([`Host::real`] with `opts.snapshotter` and `opts.runtime`). Cleans up after dead
+    /// sessions on the root first.
     pub fn new(
         store: Arc<Store>,
         opts: SolverOptions,
         progress: Arc<dyn ProgressSink>,
     ) -> Result<Self, Error> {
-        let session = Arc::new(Session::start(&opts.root)?);
+        let session = Session::start(&opts.root)?;
+        let host = Host::real(
+            &opts.root,
+            opts.snapshotter,
+            opts.runtime.clone(),
+            session.id(),
+        )?;
+        Self::with_host(store, opts, progress, session, host)
+    }
+
+    /// A solver over `store` (the same root as `opts.root`) for `session` (a session started
+    /// on that root), driving `host`, whose parts should own what they create by the session's
+    /// id. Cleans up after dead sessions on the root first.
+    pub fn with_host(
+        store: Arc<Store>,
+        opts: SolverOptions,
+        progress: Arc<dyn ProgressSink>,
+        session: Session,
+        host: Host,
+    ) -> Result<Self, Error> {
+        let session = Arc::new(session);
         recover(&opts.root, opts.runtime.as_deref())?;
         Ok(Solver {
-            snapshots: Snapshotter::with_kind(&opts.root, opts.snapshotter)?
-                .with_owner(session.id()),
+            snapshots: host.snapshotter,
+            executor: host.executor,
             cache_mounts: CacheMounts::new(&opts.root)?,
             store,
             opts,
             progress,
             session,
-            executor: Mutex::new(None),
             stat_cache: OnceLock::new(),
         })
     }
 
     /// The snapshotter the solver uses.
-    pub fn snapshots(&self) -> &Snapshotter {
+    pub fn snapshots(&self) -> &Arc<dyn Snapshotter> {
         &self.snapshots
     }
 
@@ -335,21 +390,6 @@ impl Solver {
     /// Leases a snapshot for as long as this solver lives.
     pub fn hold(&self, snapshot: &str) -> Result<(), Error> {
         Ok(self.session.hold(Hold::Snapshot, snapshot)?)
-    }
-
-    /// The executor, made on first use (a build without RUN needs no runc).
-    fn executor(&self) -> Result<Executor, Error> {
-        let mut e = self
-            .executor
-            .lock()
-            .map_err(|_| Error::Task("executor lock poisoned".into()))?;
-        if let Some(x) = e.as_ref() {
-            return Ok(x.clone());
-        }
-        let x = Executor::new(&self.opts.root, self.opts.runtime.clone())?
-            .with_owner(self.session.id());
-        *e = Some(x.clone());
-        Ok(x)
     }
 
     /// The root's stat cache, loaded on first use.
@@ -390,13 +430,13 @@ impl Solver {
             .ok_or_else(|| Error::Graph(format!("input {i} of {} was not solved", v.digest())))
     }
 
-    /// The directory and filter of a local source vertex (the build context).
+    /// The source and filter of a local source vertex (the build context).
     #[allow(clippy::type_complexity)]
     fn local_source(
         &self,
         def: &Definition,
         d: &Digest,
-    ) -> Result<Option<(PathBuf, Option<Arc<Filter>>)>, Error> {
+    ) -> Result<Option<(Arc<dyn Source>, Option<Arc<Filter>>)>, Error> {
         let Some(v) = def.vertex(d) else {
             return Ok(None);
         };
@@ -408,14 +448,14 @@ impl Solver {
         else {
             return Ok(None);
         };
-        let dir = self
+        let source = self
             .opts
             .contexts
             .get(name)
             .ok_or_else(|| Error::Graph(format!("no local source named {name:?} was given")))?;
         let filter = Filter::new(include_patterns, exclude_patterns)
             .map_err(|e| Error::Graph(format!("local source {name:?}: {e}")))?;
-        Ok(Some((dir.clone(), filter.map(Arc::new))))
+        Ok(Some((source.clone(), filter.map(Arc::new))))
     }
 
     fn started(&self, v: &Vertex, name: &str) -> Instant {

@@ -60,7 +60,7 @@ impl Solver {
             message: e.to_string(),
         };
         let missing: Vec<_> =
-            image_source::missing_layers(&self.store, &self.snapshots, &result.layers)?
+            image_source::missing_layers(&self.store, self.snapshots.as_ref(), &result.layers)?
                 .into_iter()
                 .cloned()
                 .collect();
@@ -79,7 +79,7 @@ impl Solver {
         );
         let layers = result.layers.clone();
         let top = blocking(move || {
-            let top = image_source::unpack_chain(&store, &snaps, &layers)?;
+            let top = image_source::unpack_chain(&store, snaps.as_ref(), &layers)?;
             if let Some(t) = &top {
                 session.hold(xbuild_cache::lease::Hold::Snapshot, t)?;
             }
@@ -99,7 +99,7 @@ impl Solver {
     /// The top snapshot of an image whose layers are all unpacked, leased.
     async fn unpacked(&self, manifest: &Digest) -> Result<Option<Option<String>>, Error> {
         let _gc = self.gc_shared().await?;
-        let r = image_source::is_unpacked(&self.store, &self.snapshots, manifest)?;
+        let r = image_source::is_unpacked(&self.store, self.snapshots.as_ref(), manifest)?;
         if let Some(Some(top)) = &r {
             self.hold(top)?;
         }
@@ -224,8 +224,7 @@ impl Solver {
         let parent = self.input(inputs, v, 0)?.snapshot.clone();
         let snapshot = match v.op() {
             Op::Exec(e) => {
-                let exec = self.executor()?;
-                self.run_exec(def, v, e, inputs, parent.as_deref(), &exec, cancel)
+                self.run_exec(def, v, e, inputs, parent.as_deref(), cancel)
                     .await?
             }
             Op::File(f) => self.run_file(def, v, f, inputs, parent.as_deref()).await?,
@@ -306,7 +305,7 @@ impl Solver {
             self.session.clone(),
         );
         let top = blocking(move || {
-            let top = image_source::unpack_image(&store, &snaps, &digest)?;
+            let top = image_source::unpack_image(&store, snaps.as_ref(), &digest)?;
             if let Some(t) = &top {
                 session.hold(xbuild_cache::lease::Hold::Snapshot, t)?;
             }

@@ -15,8 +15,8 @@ use xbuild_llb::{
     CacheSharing, Definition, Digest, ExecOp, FileAction, FileOp, MergeOp, MkfileAction, Mount,
     MountKind, NetworkMode, Op, RmAction, SourceOp, SymlinkAction,
 };
-use xbuild_runtime::SnapshotterKind;
 use xbuild_runtime::diff::Change;
+use xbuild_runtime::{LayerSnapshotter, SnapshotterKind};
 use xbuild_solver::{Event, ProgressSink, SecretSource, Solved, Solver, SolverOptions};
 
 fn is_root() -> bool {
@@ -93,6 +93,11 @@ impl Env {
         self.dir.path().join("root")
     }
 
+    /// The root's snapshots as the exporter reads them (layers of changes).
+    fn layers(&self) -> LayerSnapshotter {
+        LayerSnapshotter::with_kind(&self.root(), self.kind).unwrap()
+    }
+
     fn opts(&self) -> SolverOptions {
         let mut o = SolverOptions::new(&self.root());
         o.snapshotter = self.kind;
@@ -157,10 +162,9 @@ fn run(def: &mut Definition, on: &Digest, e: ExecOp) -> Digest {
     def.add(Op::Exec(e), vec![on.clone()]).unwrap()
 }
 
-fn diff_of(solver: &Solver, solved: &Solved, d: &Digest) -> Vec<String> {
+fn diff_of(env: &Env, solved: &Solved, d: &Digest) -> Vec<String> {
     let snap = solved.results[d].snapshot.clone().unwrap();
-    solver
-        .snapshots()
+    env.layers()
         .diff(&snap)
         .unwrap()
         .into_iter()
@@ -198,7 +202,7 @@ async fn changes_and_process_identity(kind: SnapshotterKind) {
     let (r, lines, solver) = env.solve(&def, &c, env.opts()).await;
     let solved = r.unwrap();
     assert_eq!(
-        diff_of(&solver, &solved, &b),
+        diff_of(&env, &solved, &b),
         vec![
             "U bin",
             "D bin/vi",
@@ -210,7 +214,7 @@ async fn changes_and_process_identity(kind: SnapshotterKind) {
             "U etc",
         ]
     );
-    let da = diff_of(&solver, &solved, &a);
+    let da = diff_of(&env, &solved, &a);
     assert!(
         da.contains(&"U added".to_string()) && da.contains(&"U data/old/f".to_string()),
         "{da:?}"
@@ -234,7 +238,7 @@ async fn changes_and_process_identity(kind: SnapshotterKind) {
         "--network=none has only loopback: {lines:?}"
     );
     // The created working directory is in the step's layer; runc's mountpoints are not.
-    let dc = diff_of(&solver, &solved, &c);
+    let dc = diff_of(&env, &solved, &c);
     assert_eq!(dc, vec!["U etc", "U work", "U work/dir"], "{dc:?}");
     drop(solver);
     env.finish();
@@ -337,11 +341,11 @@ async fn cache_mounts_persist_and_secrets_leave_no_trace() {
     let mut def2 = Definition::new();
     let base2 = env.base(&mut def2);
     let second = run(&mut def2, &base2, cache("cat /cache/x"));
-    let (r, lines, solver) = env.solve(&def2, &second, env.opts()).await;
+    let (r, lines, _solver) = env.solve(&def2, &second, env.opts()).await;
     let solved = r.unwrap();
     assert_eq!(lines, vec!["kept"], "a cache mount persists across builds");
     assert_eq!(
-        diff_of(&solver, &solved, &second),
+        diff_of(&env, &solved, &second),
         vec!["U etc"],
         "the cache is not in the layer"
     );
@@ -374,7 +378,7 @@ async fn cache_mounts_persist_and_secrets_leave_no_trace() {
     let solved = r.unwrap();
     assert_eq!(lines, vec!["1000 400"]);
     assert_eq!(
-        diff_of(&solver, &solved, &s),
+        diff_of(&env, &solved, &s),
         vec!["U etc", "U proof"],
         "no /run/secrets stub in the layer"
     );
@@ -384,7 +388,7 @@ async fn cache_mounts_persist_and_secrets_leave_no_trace() {
     for id in solver.snapshots().chain(&snap).unwrap() {
         xbuild_exporter::layer_of(
             &env.store,
-            solver.snapshots(),
+            &env.layers(),
             &id,
             xbuild_exporter::ExportOptions {
                 compression: xbuild_exporter::Compression::Gzip,
@@ -500,7 +504,7 @@ async fn bind_and_tmpfs_mounts_merge_and_file_actions() {
     let solved = r.unwrap();
     assert_eq!(lines, vec!["tool", "1"]);
     assert_eq!(
-        diff_of(&solver, &solved, &step),
+        diff_of(&env, &solved, &step),
         vec!["U etc"],
         "rw bind writes and tmpfs are discarded"
     );
@@ -564,10 +568,10 @@ async fn http_and_git_sources() {
             vec![],
         )
         .unwrap();
-    let (r, _, solver) = env.solve(&def, &http, env.opts()).await;
+    let (r, _, _solver) = env.solve(&def, &http, env.opts()).await;
     let solved = r.unwrap();
     let snap = solved.results[&http].snapshot.clone().unwrap();
-    let f = solver.snapshots().upper(&snap).join("app.tar.gz");
+    let f = env.layers().upper(&snap).join("app.tar.gz");
     let md = std::fs::metadata(&f).unwrap();
     assert_eq!(md.permissions().mode() & 0o777, 0o600);
     assert_eq!(md.mtime(), 1445412480, "mtime from Last-Modified");
@@ -617,10 +621,10 @@ async fn http_and_git_sources() {
             vec![],
         )
         .unwrap();
-    let (r, _, solver) = env.solve(&def, &g, env.opts()).await;
+    let (r, _, _solver) = env.solve(&def, &g, env.opts()).await;
     let solved = r.unwrap();
-    let up = solver
-        .snapshots()
+    let up = env
+        .layers()
         .upper(solved.results[&g].snapshot.as_deref().unwrap());
     assert_eq!(
         std::fs::read_to_string(up.join("sub/hello")).unwrap(),

@@ -17,8 +17,8 @@ use xbuild_cache::cacheconfig::{
 use xbuild_cache::oci::{Descriptor, MEDIA_INDEX, Manifest};
 use xbuild_exporter::{Compression, ExportOptions};
 use xbuild_llb::{Definition, Digest, MountKind, Op};
-use xbuild_runtime::Snapshotter;
 use xbuild_runtime::mounts::CacheMounts;
+use xbuild_runtime::{LayerSnapshotter, Snapshotter};
 use xbuild_solver::VertexResult;
 
 use crate::cachespec::CacheMode;
@@ -35,7 +35,7 @@ pub(crate) struct Solution<'a> {
     /// The root's store.
     pub store: &'a Store,
     /// The root's snapshots.
-    pub snapshots: &'a Snapshotter,
+    pub snapshots: &'a LayerSnapshotter,
     /// The graph.
     pub def: &'a Definition,
     /// Every vertex's result.
@@ -92,7 +92,11 @@ fn selected(s: &Solution<'_>, mode: CacheMode) -> Result<HashSet<Digest>, Error>
 
 /// The layer blob of one snapshot's own changes: the blob it was unpacked from, else its diff
 /// written (an empty layer when it changed nothing, so the imported chain has the same shape).
-fn snapshot_layer(store: &Store, snapshots: &Snapshotter, snap: &str) -> Result<ChainLayer, Error> {
+fn snapshot_layer(
+    store: &Store,
+    snapshots: &LayerSnapshotter,
+    snap: &str,
+) -> Result<ChainLayer, Error> {
     let rec = match store.get_layer(snap)? {
         Some(r) if store.has_blob(&r.digest) => r,
         _ => match xbuild_exporter::layer_of(store, snapshots, snap, LAYER_OPTS)? {

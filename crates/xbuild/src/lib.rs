@@ -75,7 +75,8 @@ use xbuild_cache::memo::ExportRecord;
 use xbuild_cache::oci::{ImageConfigFile, Manifest};
 use xbuild_exporter::{ArchiveImage, BuiltImage, ExportOptions, StepResult};
 use xbuild_parser::lower::{CONTEXT_NAME, LowerOptions};
-use xbuild_runtime::Snapshotter;
+use xbuild_runtime::context::LocalContext;
+use xbuild_runtime::{LayerSnapshotter, RuncExecutor, Snapshotter};
 use xbuild_solver::{Solver, SolverOptions};
 
 /// What can go wrong, with enough context for a user to act.
@@ -639,8 +640,8 @@ impl Builder {
         Ok(self.store.0.get_or_init(|| opened).clone())
     }
 
-    fn snapshots(&self) -> Result<Snapshotter, Error> {
-        Ok(Snapshotter::with_kind(&self.root, self.snapshotter)?)
+    fn snapshots(&self) -> Result<LayerSnapshotter, Error> {
+        Ok(LayerSnapshotter::with_kind(&self.root, self.snapshotter)?)
     }
 
     pub(crate) fn read_dockerfile(opts: &BuildOptions) -> Result<(String, String), Error> {
@@ -747,7 +748,9 @@ impl Builder {
                     context.display()
                 )));
             }
-            sopts.contexts.insert(CONTEXT_NAME.into(), context);
+            sopts
+                .contexts
+                .insert(CONTEXT_NAME.into(), Arc::new(LocalContext::new(context)));
         }
         sopts.no_cache = opts.no_cache;
         sopts.runtime = self.runtime.clone();
@@ -762,14 +765,25 @@ impl Builder {
         sopts.cancel = opts.cancel.clone();
         sopts.exec_slots = self.exec_slots.clone();
         let recorder = Arc::new(events::Recorder::new(opts.progress.clone()));
-        let solver = Solver::new(store.clone(), sopts, recorder.clone())?;
+        // The real host: snapshots on this root, RUN steps through the OCI runtime, what they
+        // create owned by the build's session.
+        let session = xbuild_cache::lease::Session::start(&self.root)?;
+        let snapshots = self.snapshots()?.with_owner(session.id());
+        let host = xbuild_solver::Host {
+            snapshotter: Arc::new(snapshots.clone()),
+            executor: Arc::new(
+                RuncExecutor::new(&self.root, self.runtime.clone()).with_owner(session.id()),
+            ),
+        };
+        let solver = Solver::with_host(store.clone(), sopts, recorder.clone(), session, host)?;
         let solved = match solver.solve(def, &targets).await {
             Ok(s) => s,
             Err(xbuild_solver::Error::Interrupted) => return Err(Error::Cancelled),
             Err(e) => return Err(e.into()),
         };
         Ok(Solution {
-            solver,
+            _solver: solver,
+            snapshots,
             store,
             def: def.clone(),
             solved,
@@ -812,7 +826,7 @@ impl Builder {
         let mut result = self
             .export_steps(
                 solution.store.clone(),
-                solution.solver.snapshots().clone(),
+                solution.snapshots.clone(),
                 Arc::new(solution.def.clone()),
                 output,
                 steps,
@@ -903,7 +917,7 @@ impl Builder {
     async fn export_steps(
         &self,
         store: Arc<Store>,
-        snapshots: Snapshotter,
+        snapshots: LayerSnapshotter,
         def: Arc<Definition>,
         output: xbuild_llb::Output,
         steps: HashMap<Digest, StepResult>,
@@ -1263,7 +1277,7 @@ impl Builder {
     fn unpacked(
         &self,
         store: &Store,
-        snapshots: &Snapshotter,
+        snapshots: &LayerSnapshotter,
         name: &str,
     ) -> Result<Option<String>, Error> {
         let img = store::find(store, name)?.image;
@@ -1365,7 +1379,10 @@ impl Builder {
 
 /// A solved graph: every result its outputs need, leased against `prune` until dropped.
 pub struct Solution {
-    solver: Solver,
+    /// Keeps the build's session, and so the leases on its results, until it is dropped.
+    _solver: Solver,
+    /// The solver's snapshotter, as the exporter reads it.
+    snapshots: LayerSnapshotter,
     store: Arc<Store>,
     def: Definition,
     solved: xbuild_solver::Solved,
@@ -1420,7 +1437,7 @@ async fn cancellable<T>(
 /// A solved build kept for exporting its cache.
 struct SolvedBuild {
     store: Arc<Store>,
-    snapshots: Snapshotter,
+    snapshots: LayerSnapshotter,
     def: Arc<Definition>,
     results: HashMap<Digest, xbuild_solver::VertexResult>,
     output: Digest,
@@ -1496,7 +1513,7 @@ fn export_key(
 #[allow(clippy::too_many_arguments)]
 fn export_outputs(
     store: &Store,
-    snapshots: &Snapshotter,
+    snapshots: &LayerSnapshotter,
     def: &Definition,
     output: &xbuild_llb::Output,
     steps: &HashMap<Digest, StepResult>,
