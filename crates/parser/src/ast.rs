@@ -20,6 +20,8 @@
 //! Arguments are as written (quotes kept, variables unexpanded) except where BuildKit itself
 //! removes quotes while parsing (flag values, JSON arrays).
 
+use std::borrow::Cow;
+
 use serde::{Serialize, Serializer};
 
 use crate::directives::Directives;
@@ -76,8 +78,9 @@ pub struct Lines {
 /// One instruction.
 #[derive(Clone, Debug, Serialize)]
 pub struct Instruction {
-    /// The keyword as written (case kept), e.g. `run`.
-    pub keyword: String,
+    /// The keyword as written (case kept), e.g. `run`. The usual spellings (all lower or all
+    /// upper case) are static strings.
+    pub keyword: Cow<'static, str>,
     /// The instruction's line range.
     pub lines: Lines,
     /// Where the instruction's text is (its first line to the end of its last continuation).
@@ -113,8 +116,8 @@ impl Instruction {
 /// One `--name[=value]` flag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Flag {
-    /// The name, without the leading `--`.
-    pub name: String,
+    /// The name, without the leading `--` (a static string for the flags BuildKit knows).
+    pub name: Cow<'static, str>,
     /// The value, quotes removed; `None` for a bare `--name`.
     pub value: Option<String>,
     /// Where the flag is.

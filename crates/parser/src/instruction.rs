@@ -1,13 +1,15 @@
 //! A node to a typed [`Instruction`]: flag validation and each instruction's argument rules,
 //! as BuildKit's `instructions` package applies them at parse time.
 
+use std::borrow::Cow;
+
 use crate::ast::{
-    ArgDecl, CmdLine, Command, CopySpec, Flag, HealthSpec, Heredoc, InlineSource, Instruction,
-    KeyValue, Lines, RunSpec, Word,
+    ArgDecl, CmdLine, Command, CopySpec, Flag, HealthSpec, Heredoc, InlineSource, KeyValue,
+    RunSpec, Word,
 };
 use crate::gofmt;
 use crate::heredoc;
-use crate::node::{KEYWORDS, Kind, Node};
+use crate::node::{INSTRUCTIONS, Kind, Node};
 use crate::span::{Diagnostic, Span};
 use crate::suggest;
 use crate::words::Piece;
@@ -53,26 +55,54 @@ const HEALTH_FLAGS: &[(&str, FlagKind)] = &[
     ("retries", Str),
 ];
 
-/// Flags that passed validation.
-#[derive(Default)]
-struct Flags {
-    values: Vec<(&'static str, Word)>,
+/// Every flag name some instruction accepts.
+const KNOWN_FLAGS: &[&[(&str, FlagKind)]] =
+    &[ADD_FLAGS, COPY_FLAGS, FROM_FLAGS, RUN_FLAGS, HEALTH_FLAGS];
+
+/// A flag's name as a static string when some instruction knows it (no allocation).
+fn flag_name(name: &str) -> Cow<'static, str> {
+    KNOWN_FLAGS
+        .iter()
+        .flat_map(|spec| spec.iter())
+        .find(|(n, _)| *n == name)
+        .map_or_else(|| Cow::Owned(name.to_string()), |(n, _)| Cow::Borrowed(*n))
+}
+
+/// The keyword as written: a static string for the usual spellings (`lower` or `upper`), a
+/// copy otherwise.
+fn keyword_as_written(kw: &str, lower: &'static str, upper: &'static str) -> Cow<'static, str> {
+    if kw == lower {
+        Cow::Borrowed(lower)
+    } else if kw == upper {
+        Cow::Borrowed(upper)
+    } else {
+        Cow::Owned(kw.to_string())
+    }
+}
+
+/// Flags that passed validation: each value names its flag in `all` (the instruction's
+/// flags, parsed once), so a [`Word`] is made only for the values a command keeps.
+struct Flags<'f> {
+    all: &'f [Flag],
+    values: Vec<(&'static str, usize)>,
     bools: Vec<(&'static str, bool)>,
 }
 
-impl Flags {
+impl Flags<'_> {
+    /// The value of flag `i` as a word spanning the whole flag.
+    fn word(&self, i: usize) -> Option<Word> {
+        let f = self.all.get(i)?;
+        Some(Word::new(f.value.clone().unwrap_or_default(), f.span))
+    }
     fn string(&self, name: &str) -> Option<Word> {
-        self.values
-            .iter()
-            .rev()
-            .find(|(n, _)| *n == name)
-            .map(|(_, w)| w.clone())
+        let (_, i) = self.values.iter().rev().find(|(n, _)| *n == name)?;
+        self.word(*i)
     }
     fn strings(&self, name: &str) -> Vec<Word> {
         self.values
             .iter()
             .filter(|(n, _)| *n == name)
-            .map(|(_, w)| w.clone())
+            .filter_map(|(_, i)| self.word(*i))
             .collect()
     }
     fn boolean(&self, name: &str) -> Option<bool> {
@@ -87,8 +117,17 @@ pub(crate) struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn word(&self, p: &Piece) -> Word {
-        Word::new(p.text.clone(), (self.span_of)(p.start, p.end))
+    fn word(&self, p: Piece<'_>) -> Word {
+        Word::new(p.text, (self.span_of)(p.start, p.end))
+    }
+
+    /// Where the node's arguments are (its keyword when it has none), for errors about them.
+    fn args_span(&self, node: &Node<'_>) -> Span {
+        if node.args_start == node.args_end {
+            (self.span_of)(node.keyword.start, node.keyword.end)
+        } else {
+            (self.span_of)(node.args_start, node.args_end)
+        }
     }
 
     fn err(&mut self, start: usize, end: usize, msg: impl Into<String>) -> Diagnostic {
@@ -99,21 +138,30 @@ impl Builder<'_> {
         self.diags.push(d);
     }
 
-    /// Validates the node's flags against `spec` (BuildKit's `BFlags.Parse`).
-    fn flags(&mut self, node: &Node, upper: &str, spec: &[(&'static str, FlagKind)]) -> Flags {
-        let mut out = Flags::default();
-        let mut used: Vec<&'static str> = Vec::new();
-        for f in &node.flags {
-            let span = (self.span_of)(f.start, f.end);
-            if f.text == "--" {
+    /// Validates the instruction's flags against `spec` (BuildKit's `BFlags.Parse`).
+    fn flags<'f>(
+        &mut self,
+        all: &'f [Flag],
+        upper: &str,
+        spec: &[(&'static str, FlagKind)],
+    ) -> Flags<'f> {
+        let mut out = Flags {
+            all,
+            values: Vec::new(),
+            bools: Vec::new(),
+        };
+        // Bit `k` set: `spec[k]` was given (specs have far fewer than 64 flags).
+        let mut used: u64 = 0;
+        for (i, f) in all.iter().enumerate() {
+            let span = f.span;
+            // A bare `--` (no name, no value) ends the flags.
+            if f.name.is_empty() && f.value.is_none() {
                 break;
             }
-            let body = f.text.strip_prefix("--").unwrap_or(&f.text);
-            let (name, value) = match body.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (body, None),
-            };
-            let Some((spec_name, kind)) = spec.iter().find(|(n, _)| *n == name).copied() else {
+            let (name, value) = (&*f.name, f.value.as_deref());
+            let Some((k, &(spec_name, kind))) =
+                spec.iter().enumerate().find(|(_, (n, _))| *n == name)
+            else {
                 let names: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
                 let hint = match suggest::closest(name, names.iter().copied(), true) {
                     Some(s) => format!("did you mean --{s}?"),
@@ -133,14 +181,15 @@ impl Builder<'_> {
                 );
                 continue;
             };
-            if used.contains(&spec_name) && kind != Strs {
+            let bit = 1u64 << k.min(63);
+            if used & bit != 0 && kind != Strs {
                 self.push(
                     Diagnostic::error(span, format!("duplicate flag specified: --{name}"))
                         .with_hint(format!("give --{name} once")),
                 );
                 continue;
             }
-            used.push(spec_name);
+            used |= bit;
             match kind {
                 Bool => match value {
                     Some("") => self.push(
@@ -165,7 +214,7 @@ impl Builder<'_> {
                         Diagnostic::error(span, format!("missing a value on flag: --{name}"))
                             .with_hint(format!("write --{name}=VALUE")),
                     ),
-                    Some(v) => out.values.push((spec_name, Word::new(v, span))),
+                    Some(_) => out.values.push((spec_name, i)),
                 },
             }
         }
@@ -184,46 +233,38 @@ impl Builder<'_> {
     }
 }
 
-/// The instruction keyword's typed form, or `None` (with diagnostics) when it is invalid.
+/// What [`build`] makes of a node; the caller adds what it owns (text, lines, heredocs).
+pub(crate) struct Built {
+    /// The keyword as written.
+    pub keyword: Cow<'static, str>,
+    /// The flags as written.
+    pub flags: Vec<Flag>,
+    /// The typed instruction.
+    pub command: Command,
+}
+
+/// The instruction's typed form, or `None` (with diagnostics) when it is invalid. `text` is
+/// the logical line `node` was parsed from.
 pub(crate) fn build(
     b: &mut Builder<'_>,
-    mut node: Node,
-    text: String,
-    lines: Lines,
-    span: Span,
-    heredocs: Vec<Heredoc>,
-    comments: Vec<String>,
-) -> Option<Instruction> {
+    mut node: Node<'_>,
+    text: &str,
+    heredocs: &[Heredoc],
+) -> Option<Built> {
     let before = b.diags.iter().filter(|d| d.is_error()).count();
-    let upper = crate::node::upper_keyword(node.lower);
-    let args_span = if node.args_start == node.args_end {
-        (b.span_of)(node.keyword.start, node.keyword.end)
-    } else {
-        (b.span_of)(node.args_start, node.args_end)
-    };
-    let node_args = std::mem::take(&mut node.args);
-    let arg_count = node_args.len();
-    // Commands keep only their text (no spans): skip building words for them.
-    let (words, mut texts): (Vec<Word>, Vec<String>) = if node.kind == Kind::JsonOrText {
-        (Vec::new(), node_args.into_iter().map(|p| p.text).collect())
-    } else {
-        let words = node_args
-            .into_iter()
-            .map(|p| {
-                let span = (b.span_of)(p.start, p.end);
-                Word::new(p.text, span)
-            })
-            .collect();
-        (words, Vec::new())
-    };
-    let keyword = std::mem::take(&mut node.keyword.text);
+    let upper = node.upper;
+    // Each kind turns the pieces it keeps into words itself (no intermediate list).
+    let args = std::mem::take(&mut node.args);
+    let whole = node.whole.take();
+    let node_pairs = std::mem::take(&mut node.pairs);
+    let keyword = keyword_as_written(&node.keyword.text, node.lower, node.upper);
     let node = &node;
-    let mut flags_out: Vec<Flag> = Vec::new();
+    let mut flags_out: Vec<Flag> = Vec::with_capacity(node.flags.len());
     for f in &node.flags {
         let body = f.text.strip_prefix("--").unwrap_or(&f.text);
         let (name, value) = match body.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (body.to_string(), None),
+            Some((n, v)) => (flag_name(n), Some(v.to_string())),
+            None => (flag_name(body), None),
         };
         flags_out.push(Flag {
             name,
@@ -232,13 +273,13 @@ pub(crate) fn build(
         });
     }
     let missing = |b: &mut Builder<'_>, what: &str, example: &str| {
-        let d = Diagnostic::error(args_span, format!("{upper} requires {what}"))
+        let d = Diagnostic::error(b.args_span(node), format!("{upper} requires {what}"))
             .with_hint(format!("write {example}"));
         b.push(d);
     };
     let command = match node.kind {
         Kind::Unknown => {
-            let hint = suggest::closest(&keyword, KEYWORDS.iter().copied(), false)
+            let hint = suggest::closest(&keyword, INSTRUCTIONS.iter().map(|i| i.1), false)
                 .map(|s| format!("did you mean {s}?"))
                 .unwrap_or_else(|| {
                     "instructions are ADD, ARG, CMD, COPY, ENTRYPOINT, ENV, EXPOSE, FROM, HEALTHCHECK, LABEL, MAINTAINER, ONBUILD, RUN, SHELL, STOPSIGNAL, USER, VOLUME, WORKDIR".to_string()
@@ -251,13 +292,13 @@ pub(crate) fn build(
             None
         }
         Kind::NameValue => {
-            b.flags(node, upper, &[]);
-            if node.pairs.is_empty() {
+            b.flags(&flags_out, upper, &[]);
+            if node_pairs.is_empty() {
                 missing(b, "at least one argument", &format!("{upper} key=value"));
                 None
             } else {
-                let mut pairs = Vec::with_capacity(node.pairs.len());
-                for p in &node.pairs {
+                let mut pairs = Vec::with_capacity(node_pairs.len());
+                for p in node_pairs {
                     if p.key.text.is_empty() {
                         let d = b
                             .err(
@@ -270,8 +311,8 @@ pub(crate) fn build(
                         continue;
                     }
                     pairs.push(KeyValue {
-                        key: b.word(&p.key),
-                        value: b.word(&p.value),
+                        key: b.word(p.key),
+                        value: b.word(p.value),
                         legacy: p.legacy,
                     });
                 }
@@ -283,8 +324,8 @@ pub(crate) fn build(
             }
         }
         Kind::Text => {
-            b.flags(node, upper, &[]);
-            match words.first() {
+            b.flags(&flags_out, upper, &[]);
+            match whole {
                 None => {
                     let example = match node.lower {
                         "workdir" => "WORKDIR /path",
@@ -295,8 +336,8 @@ pub(crate) fn build(
                     missing(b, "exactly one argument", example);
                     None
                 }
-                Some(w) => {
-                    let w = w.clone();
+                Some(p) => {
+                    let w = b.word(p);
                     Some(match node.lower {
                         "workdir" => Command::Workdir { path: w },
                         "user" => Command::User { user: w },
@@ -308,28 +349,29 @@ pub(crate) fn build(
         }
         Kind::Words => {
             b.ignored_flags(node, upper);
-            if words.is_empty() {
+            if args.is_empty() {
                 missing(b, "at least one argument", "ARG NAME[=default]");
                 None
             } else {
-                let mut out = Vec::with_capacity(words.len());
-                for w in words {
-                    match w.text.split_once('=') {
-                        Some(("", _)) => {
-                            let d = Diagnostic::error(w.span, "ARG names can not be blank")
+                let mut out = Vec::with_capacity(args.len());
+                for p in args {
+                    let span = (b.span_of)(p.start, p.end);
+                    match p.split_once('=') {
+                        Some((k, _)) if k.is_empty() => {
+                            let d = Diagnostic::error(span, "ARG names can not be blank")
                                 .with_hint("write ARG NAME=value");
                             b.push(d);
                         }
                         Some((k, v)) => {
                             let ks = Span {
                                 len: k.len(),
-                                ..w.span
+                                ..span
                             };
                             let vs = Span {
-                                offset: w.span.offset + k.len() + 1,
+                                offset: span.offset + k.len() + 1,
                                 len: v.len(),
-                                line: w.span.line,
-                                col: w.span.col + k.chars().count() as u32 + 1,
+                                line: span.line,
+                                col: span.col + k.chars().count() as u32 + 1,
                             };
                             out.push(ArgDecl {
                                 key: Word::new(k, ks),
@@ -337,7 +379,7 @@ pub(crate) fn build(
                             });
                         }
                         None => out.push(ArgDecl {
-                            key: w,
+                            key: Word::new(p.text, span),
                             value: None,
                         }),
                     }
@@ -346,13 +388,14 @@ pub(crate) fn build(
             }
         }
         Kind::List if node.lower == "from" => {
-            let f = b.flags(node, upper, FROM_FLAGS);
-            let name = if words.len() == 3 && words[1].text.eq_ignore_ascii_case("as") {
-                let raw = &words[2];
+            let f = b.flags(&flags_out, upper, FROM_FLAGS);
+            let name = if args.len() == 3 && args[1].text.eq_ignore_ascii_case("as") {
+                let raw = &args[2];
+                let raw_span = (b.span_of)(raw.start, raw.end);
                 let lower = raw.text.to_lowercase();
                 if !valid_stage_name(&lower) {
                     let d = Diagnostic::error(
-                        raw.span,
+                        raw_span,
                         format!(
                             "invalid name for build stage: {}, name can't start with a number or contain symbols",
                             gofmt::quote(&raw.text)
@@ -361,76 +404,81 @@ pub(crate) fn build(
                     .with_hint("stage names match [a-z][a-z0-9-_.]*");
                     b.push(d);
                 }
-                Some(Word::new(lower, raw.span))
+                Some(Word::new(lower, raw_span))
             } else {
-                if words.len() != 1 {
-                    let d =
-                        Diagnostic::error(args_span, "FROM requires either one or three arguments")
-                            .with_hint("write FROM <image> [AS <name>]");
+                if args.len() != 1 {
+                    let d = Diagnostic::error(
+                        b.args_span(node),
+                        "FROM requires either one or three arguments",
+                    )
+                    .with_hint("write FROM <image> [AS <name>]");
                     b.push(d);
                 }
                 None
             };
-            words.first().cloned().map(|image| Command::From {
-                image,
+            args.into_iter().next().map(|image| Command::From {
+                image: b.word(image),
                 name,
                 platform: f.string("platform"),
             })
         }
         Kind::List => {
-            b.flags(node, upper, &[]);
-            if words.is_empty() {
+            b.flags(&flags_out, upper, &[]);
+            if args.is_empty() {
                 missing(b, "at least one argument", "EXPOSE 80/tcp");
                 None
             } else {
-                let mut ports = words;
+                let mut ports: Vec<Word> = args.into_iter().map(|p| b.word(p)).collect();
                 ports.sort_by(|a, b| a.text.cmp(&b.text));
                 Some(Command::Expose { ports })
             }
         }
         Kind::JsonOrList => {
             if node.lower == "volume" {
-                b.flags(node, upper, &[]);
-                if words.is_empty() {
+                b.flags(&flags_out, upper, &[]);
+                if args.is_empty() {
                     missing(b, "at least one argument", "VOLUME /data");
                     None
                 } else {
-                    let mut paths = Vec::with_capacity(words.len());
-                    for w in &words {
-                        let t = w.text.trim();
+                    let mut paths = Vec::with_capacity(args.len());
+                    for p in args {
+                        let span = (b.span_of)(p.start, p.end);
+                        let t = p.text.trim();
                         if t.is_empty() {
                             let d = Diagnostic::error(
-                                w.span,
+                                span,
                                 "VOLUME specified can not be an empty string",
                             )
                             .with_hint("name a path, e.g. VOLUME /data");
                             b.push(d);
                         } else {
-                            paths.push(Word::new(t, w.span));
+                            paths.push(Word::new(t, span));
                         }
                     }
                     Some(Command::Volume { paths })
                 }
             } else {
-                copy_like(b, node, upper, &words, &heredocs, args_span)
+                copy_like(b, node, upper, &flags_out, args, heredocs)
             }
         }
         Kind::JsonOrText => {
             let is_run = node.lower == "run";
             let (f, run_flags) = if is_run {
-                (b.flags(node, upper, RUN_FLAGS), true)
+                (b.flags(&flags_out, upper, RUN_FLAGS), true)
             } else {
-                (b.flags(node, upper, &[]), false)
+                (b.flags(&flags_out, upper, &[]), false)
             };
             let is_shell = node.lower == "shell";
+            // Commands keep only their text (no spans). Shell form has at most the whole
+            // text; exec form (JSON) has its strings in `args`.
+            let arg_count = args.len() + usize::from(whole.is_some());
+            let mut texts: Vec<String> = args.into_iter().map(|p| p.text.into_owned()).collect();
             let cmd = if is_shell {
                 CmdLine::Exec(Vec::new())
             } else if node.json {
                 CmdLine::Exec(std::mem::take(&mut texts))
-            } else if texts.len() == 1 {
-                CmdLine::Shell(texts.pop().unwrap_or_default())
             } else {
-                CmdLine::Shell(texts.join(" "))
+                CmdLine::Shell(whole.map(|p| p.text.into_owned()).unwrap_or_default())
             };
             match node.lower {
                 "run" if run_flags => {
@@ -480,7 +528,7 @@ pub(crate) fn build(
                         None
                     } else if !node.json {
                         let d = Diagnostic::error(
-                            args_span,
+                            b.args_span(node),
                             "SHELL requires the arguments to be in JSON form",
                         )
                         .with_hint("write SHELL [\"executable\", \"parameters\"]");
@@ -492,9 +540,12 @@ pub(crate) fn build(
                 }
             }
         }
-        Kind::Health => healthcheck(b, node, upper, &words, args_span),
+        Kind::Health => {
+            let words = args.into_iter().map(|p| b.word(p)).collect();
+            healthcheck(b, node, upper, &flags_out, words)
+        }
         Kind::Sub => {
-            b.flags(node, upper, &[]);
+            b.flags(&flags_out, upper, &[]);
             match &node.sub {
                 None => {
                     missing(b, "at least one argument", "ONBUILD RUN make");
@@ -518,8 +569,8 @@ pub(crate) fn build(
                         b.push(d);
                         None
                     } else {
-                        let mut expression = strip_onbuild(&text).to_string();
-                        for h in &heredocs {
+                        let mut expression = strip_onbuild(text).to_string();
+                        for h in heredocs {
                             expression.push('\n');
                             expression.push_str(&h.content);
                             expression.push_str(&h.name);
@@ -536,15 +587,10 @@ pub(crate) fn build(
     if b.diags.iter().filter(|d| d.is_error()).count() > before {
         return None;
     }
-    Some(Instruction {
+    Some(Built {
         keyword,
-        lines,
-        span,
         flags: flags_out,
         command,
-        heredocs,
-        original: text,
-        comments,
     })
 }
 
@@ -566,27 +612,27 @@ pub(crate) fn valid_stage_name(name: &str) -> bool {
 
 fn copy_like(
     b: &mut Builder<'_>,
-    node: &Node,
+    node: &Node<'_>,
     upper: &str,
-    words: &[Word],
+    flags: &[Flag],
+    mut args: Vec<Piece<'_>>,
     heredocs: &[Heredoc],
-    args_span: Span,
 ) -> Option<Command> {
     let is_add = node.lower == "add";
-    if words.len() < 2 {
+    if args.len() < 2 {
         let d = Diagnostic::error(
-            args_span,
+            b.args_span(node),
             format!(
                 "{upper} requires at least two arguments, but only one was provided. Destination could not be determined"
             ),
         )
         .with_hint(format!("write {upper} <src>... <dest>"));
         b.push(d);
-        b.flags(node, upper, if is_add { ADD_FLAGS } else { COPY_FLAGS });
+        b.flags(flags, upper, if is_add { ADD_FLAGS } else { COPY_FLAGS });
         return None;
     }
-    let f = b.flags(node, upper, if is_add { ADD_FLAGS } else { COPY_FLAGS });
-    let (dest, srcs) = words.split_last()?;
+    let f = b.flags(flags, upper, if is_add { ADD_FLAGS } else { COPY_FLAGS });
+    let dest = b.word(args.pop()?);
     if let Ok(Some(_)) = heredoc::parse_marker(&dest.text) {
         let d = Diagnostic::error(
             dest.span,
@@ -596,9 +642,9 @@ fn copy_like(
         b.push(d);
         return None;
     }
-    let mut sources = Vec::new();
+    let mut sources = Vec::with_capacity(args.len());
     let mut inline = Vec::new();
-    for s in srcs {
+    for s in args {
         match heredoc::parse_marker(&s.text) {
             Ok(Some(m)) => {
                 let content = heredocs
@@ -616,13 +662,13 @@ fn copy_like(
                     expand: m.expand,
                 });
             }
-            _ => sources.push(s.clone()),
+            _ => sources.push(b.word(s)),
         }
     }
     let spec = CopySpec {
         sources,
         inline,
-        dest: dest.clone(),
+        dest,
         json: node.json,
         from: f.string("from"),
         chown: f.string("chown"),
@@ -643,11 +689,12 @@ fn copy_like(
 
 fn healthcheck(
     b: &mut Builder<'_>,
-    node: &Node,
+    node: &Node<'_>,
     upper: &str,
-    words: &[Word],
-    args_span: Span,
+    flags: &[Flag],
+    words: Vec<Word>,
 ) -> Option<Command> {
+    let args_span = b.args_span(node);
     let Some((typ, rest)) = words.split_first() else {
         let d = Diagnostic::error(args_span, "HEALTHCHECK requires at least one argument")
             .with_hint("write HEALTHCHECK NONE or HEALTHCHECK [options] CMD command");
@@ -665,7 +712,7 @@ fn healthcheck(
         }
         return Some(Command::Healthcheck(HealthSpec::None));
     }
-    let f = b.flags(node, upper, HEALTH_FLAGS);
+    let f = b.flags(flags, upper, HEALTH_FLAGS);
     if t != "CMD" {
         let d = Diagnostic::error(
             typ.span,

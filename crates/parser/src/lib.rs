@@ -107,11 +107,12 @@ pub fn parse_syntax(src: &str) -> Parsed {
 fn parse_with(src: &str, run_checks: bool) -> Parsed {
     let mut scanner = lines::Scanner::new(src);
     let mut diagnostics = Vec::new();
-    // About one instruction per 48 bytes in real Dockerfiles: reserving avoids regrowing.
-    let guess = src.len() / 48 + 1;
+    // Every instruction starts on its own line, so there are at most as many instructions as
+    // lines: reserving that many never regrows (an instruction is a few hundred bytes to move).
+    let guess = count_newlines(src) + 1;
     let mut instructions = Vec::with_capacity(guess);
     let mut empty_continuations = Vec::new();
-    let mut keywords: Vec<(node::Kind, bool, Span)> = Vec::with_capacity(guess);
+    let mut stages = Structure::default();
     while let Some(line) = scanner.next_logical() {
         let lines::LogicalLine {
             text,
@@ -136,7 +137,7 @@ fn parse_with(src: &str, run_checks: bool) -> Parsed {
                 continue;
             }
         };
-        keywords.push((node.kind, node.lower == "from", line_span));
+        stages.see(node.kind, node.lower == "from", line_span);
         let target = node.sub.as_deref().unwrap_or(&node);
         let mut heredocs = Vec::new();
         if matches!(target.lower, "add" | "copy" | "run") && !target.json && text.contains("<<") {
@@ -179,14 +180,21 @@ fn parse_with(src: &str, run_checks: bool) -> Parsed {
             diags: &mut diagnostics,
             span_of: &span_of,
         };
-        if let Some(i) =
-            instruction::build(&mut b, node, text, lines, line_span, heredocs, comments)
-        {
-            instructions.push(i);
+        if let Some(built) = instruction::build(&mut b, node, &text, &heredocs) {
+            instructions.push(Instruction {
+                keyword: built.keyword,
+                lines,
+                span: line_span,
+                flags: built.flags,
+                command: built.command,
+                heredocs,
+                original: text,
+                comments,
+            });
         }
     }
     diagnostics.append(&mut scanner.diags);
-    let directives = scanner.directives.clone();
+    let directives = std::mem::take(&mut scanner.directives);
     if src.is_empty() {
         diagnostics.push(
             Diagnostic::error(Span::at(src, src.len()), "the Dockerfile cannot be empty")
@@ -198,7 +206,7 @@ fn parse_with(src: &str, run_checks: bool) -> Parsed {
                 .with_hint("start it with FROM <image>"),
         );
     }
-    structure(&keywords, &mut diagnostics);
+    stages.report(&mut diagnostics);
     let mut checks = CheckConfig::default();
     for (key, span) in &scanner.directive_spans {
         match key.as_str() {
@@ -262,27 +270,72 @@ fn scanner_check_span(_df: &Dockerfile, warnings: &[Diagnostic]) -> Span {
     warnings.first().map(|w| w.span).unwrap_or_default()
 }
 
+/// The number of `\n` in `s`. Counts per chunk of 255 bytes in a byte-sized counter, which
+/// the compiler turns into wide vector adds.
+fn count_newlines(s: &str) -> usize {
+    s.as_bytes()
+        .chunks(255)
+        .map(|chunk| {
+            let n = chunk
+                .iter()
+                .fold(0u8, |n, &c| n.wrapping_add(u8::from(c == b'\n')));
+            usize::from(n)
+        })
+        .sum()
+}
+
 /// BuildKit's `instructions.Parse` structure rules: only ARG may come before the first FROM,
-/// and there must be a FROM. `keywords` are every instruction's lowercase keyword (including
-/// instructions that had errors, so one bad FROM does not cascade).
-fn structure(keywords: &[(node::Kind, bool, Span)], diags: &mut Vec<Diagnostic>) {
-    let mut has_from = false;
-    for (kind, is_from, span) in keywords {
-        if *is_from {
-            has_from = true;
-        } else if !has_from && !matches!(kind, node::Kind::Words | node::Kind::Unknown) {
+/// and there must be a FROM. Every instruction is seen in order (including instructions that
+/// had errors, so one bad FROM does not cascade).
+#[derive(Default)]
+struct Structure {
+    has_from: bool,
+    /// The first instruction other than ARG before any FROM.
+    before_from: Option<Span>,
+    /// The last instruction seen.
+    last: Option<Span>,
+}
+
+impl Structure {
+    /// Notes the next instruction: its kind, whether it is FROM and its span.
+    fn see(&mut self, kind: node::Kind, is_from: bool, span: Span) {
+        if self.before_from.is_some() {
+            return;
+        }
+        if is_from {
+            self.has_from = true;
+        } else if !self.has_from && !matches!(kind, node::Kind::Words | node::Kind::Unknown) {
+            self.before_from = Some(span);
+        }
+        self.last = Some(span);
+    }
+
+    /// The structure error, if any (at most one).
+    fn report(&self, diags: &mut Vec<Diagnostic>) {
+        if let Some(span) = self.before_from {
             diags.push(
-                Diagnostic::error(*span, "no build stage in current context").with_hint(
+                Diagnostic::error(span, "no build stage in current context").with_hint(
                     "only ARG can come before the first FROM; move this instruction below a FROM line",
                 ),
             );
-            return;
+        } else if !self.has_from
+            && let Some(span) = self.last
+        {
+            diags.push(
+                Diagnostic::error(span, "dockerfile contains no stages to build")
+                    .with_hint("add a FROM <image> line after the global ARGs"),
+            );
         }
     }
-    if !has_from && let Some((_, _, span)) = keywords.last() {
-        diags.push(
-            Diagnostic::error(*span, "dockerfile contains no stages to build")
-                .with_hint("add a FROM <image> line after the global ARGs"),
-        );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_newlines_across_chunks() {
+        for n in [0, 1, 254, 255, 256, 600] {
+            let s = "x\n".repeat(n) + &"\n".repeat(n);
+            assert_eq!(super::count_newlines(&s), 2 * n);
+        }
     }
 }

@@ -117,6 +117,23 @@ pub(crate) struct Scanner<'a> {
     pub diags: Vec<Diagnostic>,
 }
 
+/// The index of the first `\n` in `bytes`. Tests 16 bytes at a time (a test the compiler
+/// turns into one vector compare) before looking for the exact byte.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for chunk in bytes.chunks_exact(16) {
+        if chunk.iter().fold(false, |any, &b| any | (b == b'\n')) {
+            break;
+        }
+        at += 16;
+    }
+    bytes
+        .get(at..)?
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| at + i)
+}
+
 fn is_comment(line: &str) -> bool {
     line.trim_start().starts_with('#')
 }
@@ -161,11 +178,17 @@ impl<'a> Scanner<'a> {
             return None;
         }
         let rest = &self.src[self.pos..];
-        let raw = match rest.find('\n') {
+        let raw = match find_newline(rest.as_bytes()) {
             Some(i) => &rest[..=i],
             None => rest,
         };
-        let body = raw.trim_end_matches(['\r', '\n']);
+        let body_len = raw.len()
+            - raw
+                .bytes()
+                .rev()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+        let body = &raw[..body_len];
         let at = self.pos;
         self.pos += raw.len();
         self.line += 1;
@@ -192,8 +215,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// BuildKit's `processLine`: strips the line break (and leading whitespace when asked),
-    /// reads a directive while directives are still allowed, and blanks out comments.
-    fn process_line(&mut self, p: Physical<'a>, strip_left: bool) -> (&'a str, usize, bool) {
+    /// reads a directive while directives are still allowed, and blanks out comments
+    /// (`comment`: the line is one, as [`is_comment`] says).
+    fn process_line(
+        &mut self,
+        p: Physical<'a>,
+        strip_left: bool,
+        comment: bool,
+    ) -> (&'a str, usize, bool) {
         let t = if strip_left {
             p.body.trim_start()
         } else {
@@ -244,7 +273,7 @@ impl<'a> Scanner<'a> {
                 _ => self.directives_done = true,
             }
         }
-        let out = if is_comment(t) { "" } else { t };
+        let out = if comment { "" } else { t };
         (out, p.at + lead, directive)
     }
 
@@ -252,7 +281,8 @@ impl<'a> Scanner<'a> {
     pub fn next_logical(&mut self) -> Option<LogicalLine> {
         loop {
             let p = self.next_physical()?;
-            if is_comment(p.body) {
+            let comment = is_comment(p.body);
+            if comment {
                 let comment = p.raw.get(1..).unwrap_or_default().trim();
                 if comment.is_empty() {
                     self.comments.clear();
@@ -260,7 +290,7 @@ impl<'a> Scanner<'a> {
                     self.comments.push(comment.to_string());
                 }
             }
-            let (processed, src_at, directive) = self.process_line(p, true);
+            let (processed, src_at, directive) = self.process_line(p, true, comment);
             if directive {
                 self.comments.pop();
             }
@@ -287,9 +317,10 @@ impl<'a> Scanner<'a> {
             let mut end = end;
             while !end {
                 let Some(p) = self.next_physical() else { break };
-                let (processed, src_at, _) = self.process_line(p, false);
+                let comment = is_comment(p.body);
+                let (processed, src_at, _) = self.process_line(p, false, comment);
                 line.end_line = p.line;
-                if is_comment(p.body) {
+                if comment {
                     continue;
                 }
                 if processed.trim_start().is_empty() {
@@ -359,6 +390,18 @@ mod tests {
         let s = ls[1].map.span_of(src, 11, 13);
         assert_eq!((s.line, s.col), (5, 3));
         assert_eq!(&src[s.offset..s.end()], "hi");
+    }
+
+    #[test]
+    fn finds_newlines_in_and_after_whole_chunks() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut s = vec![b'a'; len];
+                s[at] = b'\n';
+                assert_eq!(find_newline(&s), Some(at), "{len} {at}");
+            }
+            assert_eq!(find_newline(&vec![b'a'; len]), None);
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! BuildKit's parser layer: an instruction line to a node (keyword, raw flags, arguments split
 //! the way that instruction splits them). The typed layer in `instruction` builds on it.
 
+use std::borrow::Cow;
+
 use crate::gofmt;
 use crate::words::{self, Json, Piece};
 
@@ -27,104 +29,66 @@ pub(crate) enum Kind {
     Unknown,
 }
 
-/// The kind for a lowercase keyword.
-pub(crate) fn kind_of(keyword: &str) -> Kind {
-    match keyword {
-        "add" | "copy" | "volume" => Kind::JsonOrList,
-        "arg" => Kind::Words,
-        "cmd" | "entrypoint" | "run" | "shell" => Kind::JsonOrText,
-        "env" | "label" => Kind::NameValue,
-        "expose" | "from" => Kind::List,
-        "healthcheck" => Kind::Health,
-        "maintainer" | "stopsignal" | "user" | "workdir" => Kind::Text,
-        "onbuild" => Kind::Sub,
-        _ => Kind::Unknown,
-    }
-}
-
-/// The lowercase keyword for `kw` (any case), or `""` when it is not an instruction.
-pub(crate) fn lower_keyword(kw: &str) -> &'static str {
-    const LOWER: &[&str] = &[
-        "add",
-        "arg",
-        "cmd",
-        "copy",
-        "entrypoint",
-        "env",
-        "expose",
-        "from",
-        "healthcheck",
-        "label",
-        "maintainer",
-        "onbuild",
-        "run",
-        "shell",
-        "stopsignal",
-        "user",
-        "volume",
-        "workdir",
-    ];
-    LOWER
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(kw))
-        .copied()
-        .unwrap_or("")
-}
-
-/// The uppercase name of a lowercase keyword.
-pub(crate) fn upper_keyword(lower: &str) -> &'static str {
-    KEYWORDS
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(lower))
-        .copied()
-        .unwrap_or("")
-}
-
-/// Every instruction keyword, upper case.
-pub(crate) const KEYWORDS: &[&str] = &[
-    "ADD",
-    "ARG",
-    "CMD",
-    "COPY",
-    "ENTRYPOINT",
-    "ENV",
-    "EXPOSE",
-    "FROM",
-    "HEALTHCHECK",
-    "LABEL",
-    "MAINTAINER",
-    "ONBUILD",
-    "RUN",
-    "SHELL",
-    "STOPSIGNAL",
-    "USER",
-    "VOLUME",
-    "WORKDIR",
+/// Every instruction: its keyword in lower and upper case, and how its arguments split.
+pub(crate) const INSTRUCTIONS: &[(&str, &str, Kind)] = &[
+    ("add", "ADD", Kind::JsonOrList),
+    ("arg", "ARG", Kind::Words),
+    ("cmd", "CMD", Kind::JsonOrText),
+    ("copy", "COPY", Kind::JsonOrList),
+    ("entrypoint", "ENTRYPOINT", Kind::JsonOrText),
+    ("env", "ENV", Kind::NameValue),
+    ("expose", "EXPOSE", Kind::List),
+    ("from", "FROM", Kind::List),
+    ("healthcheck", "HEALTHCHECK", Kind::Health),
+    ("label", "LABEL", Kind::NameValue),
+    ("maintainer", "MAINTAINER", Kind::Text),
+    ("onbuild", "ONBUILD", Kind::Sub),
+    ("run", "RUN", Kind::JsonOrText),
+    ("shell", "SHELL", Kind::JsonOrText),
+    ("stopsignal", "STOPSIGNAL", Kind::Text),
+    ("user", "USER", Kind::Text),
+    ("volume", "VOLUME", Kind::JsonOrList),
+    ("workdir", "WORKDIR", Kind::Text),
 ];
+
+/// The instruction `kw` (any case) names: its lowercase and uppercase keyword and its kind;
+/// `("", "", Kind::Unknown)` when it is not an instruction.
+pub(crate) fn instruction_of(kw: &str) -> (&'static str, &'static str, Kind) {
+    INSTRUCTIONS
+        .iter()
+        .find(|(lower, _, _)| lower.eq_ignore_ascii_case(kw))
+        .copied()
+        .unwrap_or(("", "", Kind::Unknown))
+}
 
 /// A `k=v` (or legacy `k v`) pair with its pieces.
 #[derive(Clone, Debug)]
-pub(crate) struct Pair {
-    pub key: Piece,
-    pub value: Piece,
+pub(crate) struct Pair<'a> {
+    pub key: Piece<'a>,
+    pub value: Piece<'a>,
     pub legacy: bool,
 }
 
-/// A parsed node.
+/// A parsed node; its pieces borrow from the line it was parsed from.
 #[derive(Clone, Debug)]
-pub(crate) struct Node {
-    pub keyword: Piece,
+pub(crate) struct Node<'a> {
+    pub keyword: Piece<'a>,
     /// The keyword in lower case (`""` when it is not an instruction).
     pub lower: &'static str,
+    /// The keyword in upper case (`""` when it is not an instruction).
+    pub upper: &'static str,
     pub kind: Kind,
-    pub flags: Vec<Piece>,
+    pub flags: Vec<Piece<'a>>,
     /// The arguments (for JSON arrays each piece spans the whole array).
-    pub args: Vec<Piece>,
-    pub pairs: Vec<Pair>,
+    pub args: Vec<Piece<'a>>,
+    /// The argument of kinds that take the whole text as one (shell-form commands, `Text`
+    /// kinds), kept out of `args` (which stays empty) to spare a list for one piece.
+    pub whole: Option<Piece<'a>>,
+    pub pairs: Vec<Pair<'a>>,
     /// The arguments were a JSON array.
     pub json: bool,
     /// ONBUILD's instruction.
-    pub sub: Option<Box<Node>>,
+    pub sub: Option<Box<Node<'a>>>,
     /// The arguments' text range (after flags).
     pub args_start: usize,
     pub args_end: usize,
@@ -142,15 +106,15 @@ pub(crate) struct NodeError {
 const NOT_STRINGS: &str = "when using JSON array syntax, arrays must be comprised of strings only";
 
 /// BuildKit's `newNodeFromLine` on `text[start..end]` (offsets stay relative to `text`).
-pub(crate) fn parse_node(
-    text: &str,
+pub(crate) fn parse_node<'a>(
+    text: &'a str,
     start: usize,
     end: usize,
     escape: char,
-) -> Result<Node, NodeError> {
+) -> Result<Node<'a>, NodeError> {
     let line = &text[start..end];
     let split = words::split_command(line, escape);
-    let shift = |mut p: Piece| {
+    let shift = |mut p: Piece<'a>| {
         p.start += start;
         p.end += start;
         p
@@ -160,25 +124,22 @@ pub(crate) fn parse_node(
     let a0 = start + split.args_start;
     let a1 = start + split.args_end;
     let rest = &text[a0..a1];
-    let lower = lower_keyword(&keyword.text);
-    let kind = kind_of(lower);
+    let (lower, upper, kind) = instruction_of(&keyword.text);
     let mut node = Node {
         keyword,
         lower,
+        upper,
         kind,
         flags,
         args: Vec::new(),
+        whole: None,
         pairs: Vec::new(),
         json: false,
         sub: None,
         args_start: a0,
         args_end: a1,
     };
-    let whole = |r: &str| Piece {
-        text: r.to_string(),
-        start: a0,
-        end: a1,
-    };
+    let whole = |r| Piece::borrowed(r, a0, a1);
     let not_strings = || NodeError {
         message: NOT_STRINGS.into(),
         hint: Some("quote every element, e.g. [\"sh\", \"-c\", \"echo 1\"]".into()),
@@ -195,7 +156,7 @@ pub(crate) fn parse_node(
                         node.args = items.into_iter().map(|s| whole_str(s, a0, a1)).collect();
                     }
                     Json::NotStrings => return Err(not_strings()),
-                    Json::No => node.args.push(whole(rest)),
+                    Json::No => node.whole = Some(whole(rest)),
                 }
             }
         }
@@ -210,7 +171,7 @@ pub(crate) fn parse_node(
         Kind::List => node.args = words::split_whitespace(rest, a0),
         Kind::Text => {
             if !rest.is_empty() {
-                node.args.push(whole(rest));
+                node.whole = Some(whole(rest));
             }
         }
         Kind::Words => node.args = words::parse_words(rest, a0, escape),
@@ -218,11 +179,7 @@ pub(crate) fn parse_node(
         Kind::Health => {
             let sep = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
             if sep > 0 {
-                node.args.push(Piece {
-                    text: rest[..sep].to_string(),
-                    start: a0,
-                    end: a0 + sep,
-                });
+                node.args.push(Piece::borrowed(&rest[..sep], a0, a0 + sep));
                 let after = rest[sep..].trim_start();
                 let at = a1 - after.len();
                 if !after.is_empty() {
@@ -238,11 +195,7 @@ pub(crate) fn parse_node(
                                 ..not_strings()
                             });
                         }
-                        Json::No => node.args.push(Piece {
-                            text: after.to_string(),
-                            start: at,
-                            end: a1,
-                        }),
+                        Json::No => node.args.push(Piece::borrowed(after, at, a1)),
                     }
                 }
             }
@@ -258,32 +211,33 @@ pub(crate) fn parse_node(
     Ok(node)
 }
 
-fn whole_str(s: String, start: usize, end: usize) -> Piece {
+fn whole_str(s: String, start: usize, end: usize) -> Piece<'static> {
     Piece {
-        text: s,
+        text: Cow::Owned(s),
         start,
         end,
     }
 }
 
 /// BuildKit's `parseNameVal`.
-fn name_values(
+fn name_values<'a>(
     keyword: &str,
-    rest: &str,
+    rest: &'a str,
     base: usize,
     escape: char,
-) -> Result<Vec<Pair>, NodeError> {
-    let upper = keyword.to_ascii_uppercase();
+) -> Result<Vec<Pair<'a>>, NodeError> {
+    let upper = || keyword.to_ascii_uppercase();
     let ws = words::parse_words(rest, base, escape);
     let Some(first) = ws.first() else {
         return Ok(Vec::new());
     };
     if !first.text.contains('=') {
-        let parts = words::split_whitespace(rest, base);
-        let Some(key) = parts.first().cloned() else {
+        let mut parts = words::split_whitespace(rest, base).into_iter();
+        let Some(key) = parts.next() else {
             return Ok(Vec::new());
         };
-        let Some(second) = parts.get(1) else {
+        let Some(second) = parts.next() else {
+            let upper = upper();
             return Err(NodeError {
                 message: format!("{upper} must have two arguments"),
                 hint: Some(format!("write {upper} {}=value", key.text)),
@@ -291,11 +245,11 @@ fn name_values(
                 end: key.end,
             });
         };
-        let value = Piece {
-            text: rest[second.start - base..].to_string(),
-            start: second.start,
-            end: base + rest.len(),
-        };
+        let value = Piece::borrowed(
+            &rest[second.start - base..],
+            second.start,
+            base + rest.len(),
+        );
         return Ok(vec![Pair {
             key,
             value,
@@ -304,7 +258,8 @@ fn name_values(
     }
     let mut out = Vec::with_capacity(ws.len());
     for w in ws {
-        let Some((k, v)) = w.text.split_once('=') else {
+        let Some((k, v)) = w.split_once('=') else {
+            let upper = upper();
             return Err(NodeError {
                 message: format!(
                     "Syntax error - can't find = in {}. Must be of the form: name=value",
@@ -320,12 +275,12 @@ fn name_values(
         let key_end = w.start + raw_len_of_prefix(&w, k.len());
         out.push(Pair {
             key: Piece {
-                text: k.to_string(),
+                text: k,
                 start: w.start,
                 end: key_end,
             },
             value: Piece {
-                text: v.to_string(),
+                text: v,
                 start: (key_end + 1).min(w.end),
                 end: w.end,
             },
@@ -348,7 +303,7 @@ pub(crate) fn dump(node: &Node) -> String {
         node.lower.to_string()
     };
     if !node.flags.is_empty() {
-        let f: Vec<String> = node.flags.iter().map(|p| p.text.clone()).collect();
+        let f: Vec<String> = node.flags.iter().map(|p| p.text.to_string()).collect();
         s.push(' ');
         s.push_str(&gofmt::quote_list(&f));
     }
@@ -358,7 +313,7 @@ pub(crate) fn dump(node: &Node) -> String {
         s.push(')');
         return s;
     }
-    for a in &node.args {
+    for a in node.whole.iter().chain(&node.args) {
         s.push(' ');
         s.push_str(&gofmt::quote(&a.text));
     }

@@ -3,20 +3,54 @@
 //!
 //! Every piece comes with its byte range in the logical line so errors can point at it.
 
+use std::borrow::Cow;
+
 use nom::bytes::complete::take_till1;
 use nom::{IResult, Parser};
 
 /// A piece of the logical line: its (processed) text and the byte range it came from.
+///
+/// The text borrows from the line whenever it is a plain slice of it (almost always); it is
+/// owned only when quotes or escapes had to be removed (flags) or JSON was decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Piece {
-    pub text: String,
+pub(crate) struct Piece<'a> {
+    pub text: Cow<'a, str>,
     pub start: usize,
     pub end: usize,
+}
+
+impl<'a> Piece<'a> {
+    /// A piece whose text is `text` as written.
+    pub fn borrowed(text: &'a str, start: usize, end: usize) -> Self {
+        Piece {
+            text: Cow::Borrowed(text),
+            start,
+            end,
+        }
+    }
+
+    /// The text before and after the first `c`, or `None` when there is no `c`. Borrowed text
+    /// stays borrowed.
+    pub fn split_once(&self, c: char) -> Option<(Cow<'a, str>, Cow<'a, str>)> {
+        match &self.text {
+            Cow::Borrowed(t) => t
+                .split_once(c)
+                .map(|(a, b)| (Cow::Borrowed(a), Cow::Borrowed(b))),
+            Cow::Owned(t) => t
+                .split_once(c)
+                .map(|(a, b)| (Cow::Owned(a.to_string()), Cow::Owned(b.to_string()))),
+        }
+    }
 }
 
 /// BuildKit's `reWhitespace`: `[\t\v\f\r ]`.
 pub(crate) fn is_re_space(c: char) -> bool {
     matches!(c, '\t' | '\x0b' | '\x0c' | '\r' | ' ')
+}
+
+/// [`is_re_space`] on a byte (every such character is ASCII).
+fn is_re_space_byte(b: u8) -> bool {
+    matches!(b, b'\t' | 0x0b | 0x0c | b'\r' | b' ')
 }
 
 fn keyword(i: &str) -> IResult<&str, &str> {
@@ -25,25 +59,21 @@ fn keyword(i: &str) -> IResult<&str, &str> {
 
 /// The parts of an instruction line.
 #[derive(Debug)]
-pub(crate) struct Split {
-    pub keyword: Piece,
-    pub flags: Vec<Piece>,
+pub(crate) struct Split<'a> {
+    pub keyword: Piece<'a>,
+    pub flags: Vec<Piece<'a>>,
     /// The arguments after the flags, trimmed (byte range in the line).
     pub args_start: usize,
     pub args_end: usize,
 }
 
 /// BuildKit's `splitCommand` + `extractBuilderFlags`.
-pub(crate) fn split_command(line: &str, escape: char) -> Split {
+pub(crate) fn split_command(line: &str, escape: char) -> Split<'_> {
     let trimmed_start = line.len() - line.trim_start().len();
     let t = line.trim();
     let end = trimmed_start + t.len();
     let (rest, kw) = keyword(t).unwrap_or((t, ""));
-    let kw_piece = Piece {
-        text: kw.to_string(),
-        start: trimmed_start,
-        end: trimmed_start + kw.len(),
-    };
+    let kw_piece = Piece::borrowed(kw, trimmed_start, trimmed_start + kw.len());
     let after_kw = trimmed_start + kw.len();
     let rest_trimmed = rest.trim_start_matches(is_re_space);
     let rest_at = after_kw + (rest.len() - rest_trimmed.len());
@@ -70,19 +100,42 @@ pub(crate) fn split_command(line: &str, escape: char) -> Split {
 
 /// Reads `--flag` words from the start of `s`; returns where the arguments start and the flags
 /// (quotes removed, escapes applied). A bare `--` ends the flags.
-fn extract_flags(s: &str, base: usize, escape: char) -> (usize, Vec<Piece>) {
+fn extract_flags(s: &str, base: usize, escape: char) -> (usize, Vec<Piece<'_>>) {
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
         Word,
         Quote(char),
     }
+    // The word being read is `s[word_start..pos]` while `plain`; once a quote or an escape
+    // is met it is built in `buf` instead.
+    fn text<'a>(
+        s: &'a str,
+        word_start: usize,
+        end: usize,
+        plain: bool,
+        buf: &mut String,
+    ) -> Cow<'a, str> {
+        if plain {
+            Cow::Borrowed(&s[word_start..end])
+        } else {
+            Cow::Owned(std::mem::take(buf))
+        }
+    }
     let mut words = Vec::new();
+    // Most instructions have no flags: answer those without walking the line.
+    if let Some(c) = s.chars().next()
+        && !c.is_whitespace()
+        && !s.starts_with("--")
+    {
+        return (base, words);
+    }
     let mut phase = Phase::Spaces;
     let mut buf = String::new();
+    let mut plain = true;
     let mut blank_ok = false;
     let mut word_start = 0;
-    let mut it = s.char_indices().peekable();
+    let mut it = s.char_indices();
     while let Some((pos, c)) = it.next() {
         match phase {
             Phase::Spaces => {
@@ -94,17 +147,18 @@ fn extract_flags(s: &str, base: usize, escape: char) -> (usize, Vec<Piece>) {
                 }
                 phase = Phase::Word;
                 word_start = pos;
-                buf.push(c);
+                plain = true;
             }
             Phase::Word => {
                 if c.is_whitespace() {
                     phase = Phase::Spaces;
-                    if buf == "--" {
+                    let t = text(s, word_start, pos, plain, &mut buf);
+                    if t == "--" {
                         return (base + pos, words);
                     }
-                    if blank_ok || !buf.is_empty() {
+                    if blank_ok || !t.is_empty() {
                         words.push(Piece {
-                            text: std::mem::take(&mut buf),
+                            text: t,
                             start: base + word_start,
                             end: base + pos,
                         });
@@ -112,6 +166,10 @@ fn extract_flags(s: &str, base: usize, escape: char) -> (usize, Vec<Piece>) {
                     buf.clear();
                     blank_ok = false;
                     continue;
+                }
+                if plain && (c == '\'' || c == '"' || c == escape) {
+                    plain = false;
+                    buf.push_str(&s[word_start..pos]);
                 }
                 if c == '\'' || c == '"' {
                     phase = Phase::Quote(c);
@@ -125,7 +183,9 @@ fn extract_flags(s: &str, base: usize, escape: char) -> (usize, Vec<Piece>) {
                     }
                     continue;
                 }
-                buf.push(c);
+                if !plain {
+                    buf.push(c);
+                }
             }
             Phase::Quote(q) => {
                 if c == q {
@@ -146,25 +206,32 @@ fn extract_flags(s: &str, base: usize, escape: char) -> (usize, Vec<Piece>) {
             }
         }
     }
-    if phase != Phase::Spaces && buf != "--" && (blank_ok || !buf.is_empty()) {
-        words.push(Piece {
-            text: buf,
-            start: base + word_start,
-            end: base + s.len(),
-        });
+    if phase != Phase::Spaces {
+        let t = text(s, word_start, s.len(), plain, &mut buf);
+        if t != "--" && (blank_ok || !t.is_empty()) {
+            words.push(Piece {
+                text: t,
+                start: base + word_start,
+                end: base + s.len(),
+            });
+        }
     }
     (base + s.len(), words)
 }
 
 /// BuildKit's `parseWords`: splits on whitespace outside quotes, keeping quotes and escapes.
-pub(crate) fn parse_words(rest: &str, base: usize, escape: char) -> Vec<Piece> {
+///
+/// Quotes and escapes are kept, so each word is a slice of `rest`; the only character ever
+/// left out is an escape that ends `rest` (it escapes nothing).
+pub(crate) fn parse_words(rest: &str, base: usize, escape: char) -> Vec<Piece<'_>> {
     let mut words = Vec::new();
-    let mut buf = String::new();
     let mut quote: Option<char> = None;
     let mut in_word = false;
     let mut blank_ok = false;
     let mut start = 0;
-    let mut it = rest.char_indices().peekable();
+    // Set when the last character was an escape with nothing after it.
+    let mut dropped_escape = false;
+    let mut it = rest.char_indices();
     while let Some((pos, c)) = it.next() {
         if !in_word {
             if c.is_whitespace() {
@@ -176,12 +243,8 @@ pub(crate) fn parse_words(rest: &str, base: usize, escape: char) -> Vec<Piece> {
         match quote {
             None => {
                 if c.is_whitespace() {
-                    if blank_ok || !buf.is_empty() {
-                        words.push(Piece {
-                            text: std::mem::take(&mut buf),
-                            start: base + start,
-                            end: base + pos,
-                        });
+                    if blank_ok || pos > start {
+                        words.push(Piece::borrowed(&rest[start..pos], base + start, base + pos));
                     }
                     in_word = false;
                     blank_ok = false;
@@ -191,72 +254,51 @@ pub(crate) fn parse_words(rest: &str, base: usize, escape: char) -> Vec<Piece> {
                     quote = Some(c);
                     blank_ok = true;
                 }
-                if c == escape {
-                    match it.next() {
-                        None => continue,
-                        Some((_, n)) => {
-                            buf.push(c);
-                            buf.push(n);
-                        }
-                    }
-                    continue;
+                if c == escape && it.next().is_none() {
+                    dropped_escape = true;
                 }
-                buf.push(c);
             }
             Some(q) => {
                 if c == q {
                     quote = None;
                 }
-                if c == escape && q != '\'' {
-                    match it.next() {
-                        None => {
-                            quote = None;
-                            continue;
-                        }
-                        Some((_, n)) => {
-                            buf.push(c);
-                            buf.push(n);
-                        }
-                    }
-                    continue;
+                if c == escape && q != '\'' && it.next().is_none() {
+                    dropped_escape = true;
                 }
-                buf.push(c);
             }
         }
     }
-    if in_word && (blank_ok || !buf.is_empty()) {
-        words.push(Piece {
-            text: buf,
-            start: base + start,
-            end: base + rest.len(),
-        });
+    let end = if dropped_escape {
+        rest.len() - escape.len_utf8()
+    } else {
+        rest.len()
+    };
+    if in_word && (blank_ok || end > start) {
+        words.push(Piece::borrowed(
+            &rest[start..end],
+            base + start,
+            base + rest.len(),
+        ));
     }
     words
 }
 
 /// BuildKit's `parseStringsWhitespaceDelimited`: splits on `[\t\v\f\r ]+`, no quoting.
-pub(crate) fn split_whitespace(rest: &str, base: usize) -> Vec<Piece> {
+pub(crate) fn split_whitespace(rest: &str, base: usize) -> Vec<Piece<'_>> {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
-    for (i, c) in rest.char_indices() {
-        if is_re_space(c) {
+    // The separators are ASCII, so splitting on bytes keeps every piece on char boundaries.
+    for (i, &b) in rest.as_bytes().iter().enumerate() {
+        if is_re_space_byte(b) {
             if let Some(s) = start.take() {
-                out.push(Piece {
-                    text: rest[s..i].to_string(),
-                    start: base + s,
-                    end: base + i,
-                });
+                out.push(Piece::borrowed(&rest[s..i], base + s, base + i));
             }
         } else if start.is_none() {
             start = Some(i);
         }
     }
     if let Some(s) = start {
-        out.push(Piece {
-            text: rest[s..].to_string(),
-            start: base + s,
-            end: base + rest.len(),
-        });
+        out.push(Piece::borrowed(&rest[s..], base + s, base + rest.len()));
     }
     out
 }
@@ -335,8 +377,8 @@ fn balanced(t: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn texts(p: &[Piece]) -> Vec<&str> {
-        p.iter().map(|p| p.text.as_str()).collect()
+    fn texts<'a>(p: &'a [Piece<'_>]) -> Vec<&'a str> {
+        p.iter().map(|p| p.text.as_ref()).collect()
     }
 
     #[test]
