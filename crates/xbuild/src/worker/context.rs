@@ -107,13 +107,7 @@ fn walk(
                 .to_string();
             m.entries.push(entry);
         } else if ft.is_file() {
-            let stamp = Stamp {
-                dev: md.dev(),
-                ino: md.ino(),
-                size: md.size(),
-                mtime_ns: entry.mtime_ns,
-                ctime_ns: md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec(),
-            };
+            let stamp = stamp_of(&md);
             let digest = match cache.get(&stamp) {
                 Some(h) => h,
                 None => {
@@ -314,25 +308,34 @@ fn fingerprint(entries: &[Entry]) -> String {
     h.finalize().to_hex().to_string()
 }
 
+/// True when `dir` was laid out from exactly `entries` by [`materialize`] (and marks it used,
+/// for [`collect_garbage`]): only the worker writes `dir`, builds only read it, so the same
+/// manifest again needs nothing done.
+pub fn laid_out(dir: &Path, entries: &[Entry]) -> bool {
+    let index_path = dir.with_extension("index");
+    let same = dir.is_dir()
+        && index_path.is_file()
+        && std::fs::read(dir.with_extension("manifest"))
+            .is_ok_and(|p| p == fingerprint(entries).as_bytes());
+    same && filetime::set_file_mtime(&index_path, filetime::FileTime::now()).is_ok()
+}
+
 /// Makes `dir` hold exactly `entries` (contents from `store`): entries whose type, size, mode
 /// and mtime already match are left alone, everything else is replaced and what the manifest
 /// does not list is removed. Returns how many files were written. What each file holds is
 /// recorded beside `dir` (`DIR.index`), so a file changed without changing its size or
-/// mtime is still replaced; and a digest of the whole manifest (`DIR.manifest`), so the same
-/// manifest again touches nothing (only the worker writes `dir`; builds only read it).
-pub fn materialize(dir: &Path, entries: &[Entry], store: &FileStore) -> Result<usize, Error> {
+/// mtime is still replaced; and a digest of the whole manifest (`DIR.manifest`, see
+/// [`laid_out`]). Each file's content hash goes into `hashes` (the stat cache builds read), so
+/// hashing the context again reads no file.
+pub fn materialize(
+    dir: &Path,
+    entries: &[Entry],
+    store: &FileStore,
+    hashes: &StatCache,
+) -> Result<usize, Error> {
     let index_path = dir.with_extension("index");
     let manifest_path = dir.with_extension("manifest");
     let print = fingerprint(entries);
-    if dir.is_dir()
-        && index_path.is_file()
-        && std::fs::read(&manifest_path).is_ok_and(|p| p == print.as_bytes())
-    {
-        // Marks the layout as used, for garbage collection.
-        let now = filetime::FileTime::now();
-        filetime::set_file_mtime(&index_path, now).map_err(io(&index_path))?;
-        return Ok(0);
-    }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let old: HashMap<String, String> = std::fs::read(&index_path)
         .ok()
@@ -379,17 +382,21 @@ pub fn materialize(dir: &Path, entries: &[Entry], store: &FileStore) -> Result<u
                                 == e.mtime_ns
                     });
                 index.insert(e.path.clone(), hex);
-                if same {
-                    continue;
-                }
                 let digest = <[u8; 32]>::try_from(e.digest.as_slice()).map_err(|_| {
                     Error::Protocol(format!("context entry {:?}: bad digest", e.path))
                 })?;
-                remove_any(&dest)?;
-                let src = store.path(&digest);
-                std::fs::copy(&src, &dest).map_err(io(&src))?;
-                set_meta(&dest, e)?;
-                written += 1;
+                let md = match have {
+                    Some(m) if same => m,
+                    _ => {
+                        remove_any(&dest)?;
+                        let src = store.path(&digest);
+                        std::fs::copy(&src, &dest).map_err(io(&src))?;
+                        set_meta(&dest, e)?;
+                        written += 1;
+                        std::fs::symlink_metadata(&dest).map_err(io(&dest))?
+                    }
+                };
+                hashes.put_settled(stamp_of(&md), digest);
             }
         }
     }
@@ -476,6 +483,16 @@ pub fn collect_garbage(
         }
     }
     Ok(out)
+}
+
+fn stamp_of(md: &std::fs::Metadata) -> Stamp {
+    Stamp {
+        dev: md.dev(),
+        ino: md.ino(),
+        size: md.size(),
+        mtime_ns: md.mtime().saturating_mul(1_000_000_000) + md.mtime_nsec(),
+        ctime_ns: md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec(),
+    }
 }
 
 fn set_meta(path: &Path, e: &Entry) -> Result<(), Error> {
@@ -565,17 +582,20 @@ mod tests {
         assert!(store.missing(&m.entries).is_empty());
         let out = t.path().join("out");
         std::fs::create_dir_all(out.join("stale")).unwrap();
-        assert_eq!(materialize(&out, &m.entries, &store).unwrap(), 2);
+        assert!(!laid_out(&out, &m.entries));
+        assert_eq!(materialize(&out, &m.entries, &store, &cache).unwrap(), 2);
+        assert!(laid_out(&out, &m.entries));
         assert_eq!(std::fs::read_to_string(out.join("src/a.txt")).unwrap(), "a");
         assert!(!out.join("stale").exists());
         assert!(!out.join("src/ignored").exists());
         // Unchanged entries are not written again.
-        assert_eq!(materialize(&out, &m.entries, &store).unwrap(), 0);
+        assert_eq!(materialize(&out, &m.entries, &store, &cache).unwrap(), 0);
         // A changed manifest is laid out again, even a change only in mode.
         let mut changed = m.entries.clone();
         let a = changed.iter_mut().find(|e| e.path == "src/a.txt").unwrap();
         a.mode = 0o600;
-        materialize(&out, &changed, &store).unwrap();
+        assert!(!laid_out(&out, &changed));
+        materialize(&out, &changed, &store, &cache).unwrap();
         let mode = std::fs::metadata(out.join("src/a.txt")).unwrap().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
@@ -599,8 +619,9 @@ mod tests {
             e
         };
         let (a, b, old) = (put(b"a"), put(b"b"), put(b"o"));
-        materialize(&contexts.join("one"), &[file("a", a)], &store).unwrap();
-        materialize(&contexts.join("stale"), &[file("o", old)], &store).unwrap();
+        let cache = StatCache::disabled(t.path());
+        materialize(&contexts.join("one"), &[file("a", a)], &store, &cache).unwrap();
+        materialize(&contexts.join("stale"), &[file("o", old)], &store, &cache).unwrap();
         let long_ago = filetime::FileTime::from_unix_time(0, 0);
         filetime::set_file_mtime(contexts.join("stale.index"), long_ago).unwrap();
         let day = std::time::Duration::from_secs(86400);

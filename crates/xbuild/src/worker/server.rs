@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
+use xbuild_cache::statcache::StatCache;
 use xbuild_solver::{Event, ProgressSink};
 
 use super::context::{self, FileStore};
@@ -399,11 +400,19 @@ async fn session(
     let dir = state.contexts.join(&key);
     {
         let (dir, entries, files) = (dir.clone(), entries, state.files.clone());
-        let written =
-            tokio::task::spawn_blocking(move || context::materialize(&dir, &entries, &files))
-                .await
-                .map_err(|e| format!("laying out the context: {e}"))?
-                .map_err(|e| format!("laying out the context: {e}"))?;
+        let root = state.builder.root().to_path_buf();
+        let written = tokio::task::spawn_blocking(move || -> Result<usize, Error> {
+            if context::laid_out(&dir, &entries) {
+                return Ok(0);
+            }
+            let hashes = StatCache::load(&root)?;
+            let written = context::materialize(&dir, &entries, &files, &hashes)?;
+            hashes.save()?;
+            Ok(written)
+        })
+        .await
+        .map_err(|e| format!("laying out the context: {e}"))?
+        .map_err(|e| format!("laying out the context: {e}"))?;
         progress.layout_changed = written > 0 || progress.outcome.files_received > 0;
     }
     drop(layouts);
