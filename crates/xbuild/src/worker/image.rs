@@ -31,8 +31,6 @@ pub(crate) struct Receiver {
     current: Option<BlobWriter>,
     /// The layers received.
     received: BTreeSet<Digest>,
-    /// Their bytes.
-    pub(crate) bytes: u64,
 }
 
 /// An image received into the client's store, held against `prune` until dropped.
@@ -113,7 +111,6 @@ impl Receiver {
                 wanted,
                 current: None,
                 received: BTreeSet::new(),
-                bytes: 0,
             },
             wants,
         ))
@@ -144,7 +141,6 @@ impl Receiver {
             path: self.store.root().join("tmp"),
             source,
         })?;
-        self.bytes += data.chunk.len() as u64;
         if w.size() > want.size || (data.last && w.size() != want.size) {
             return Err(bad(format!(
                 "sent {} bytes for layer {}, whose descriptor says {}; nothing was stored",
