@@ -100,6 +100,35 @@ fn files_received(run: &Run) -> usize {
     after.split(' ').next().unwrap().parse().unwrap()
 }
 
+/// `N layer(s), B byte(s) came back, P were here already` of a remote run: (N, P).
+fn layers_back(run: &Run) -> (usize, usize) {
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("came back"))
+        .unwrap_or_else(|| panic!("no layer note in:\n{}", run.stderr));
+    let number = |after: &str| -> usize {
+        let tail = line.rsplit(after).next().unwrap();
+        tail.split(' ')
+            .find(|w| !w.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (number("; "), number("came back, "))
+}
+
+/// The contents the worker's context file store holds.
+fn stored_files(w: &Worker) -> usize {
+    let store = w.root().root().join("worker/files");
+    std::fs::read_dir(store)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() != "tmp")
+        .map(|e| std::fs::read_dir(e.path()).unwrap().count())
+        .sum()
+}
+
 fn remote_build(client: &TestRoot, ctx: &Path, remote: &str, extra: &[&str]) -> Run {
     let mut args = vec!["--remote", remote];
     args.extend_from_slice(extra);
@@ -137,6 +166,17 @@ fn a_remote_build_sends_only_the_context_files_the_worker_lacks() {
     let second = remote_build(&client, &ctx, &w.addr, &["-t", "remote:2"]).ok();
     assert_eq!(files_received(&second), 1, "{}", second.stderr);
     assert_eq!(client.export("remote:2").text("out"), "alpha\nBETA\n");
+    // The worker drops the old content, which no context lists any more (after the build).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stored_files(&w) != 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker keeps {} contents:\n{}",
+            stored_files(&w),
+            w.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // Nothing changed: nothing is sent and nothing runs; an OCI layout comes back.
     let oci = client.path("oci");
@@ -466,6 +506,103 @@ fn concurrent_builds_on_one_worker_run_a_shared_step_once() {
     assert_eq!(
         clients[0].export("shared:1").text("stamp"),
         clients[1].export("shared:1").text("stamp")
+    );
+    for c in clients {
+        c.finish();
+    }
+    w.finish();
+}
+
+#[test]
+fn an_image_comes_back_with_only_the_layers_the_client_lacks_and_archives_match() {
+    let w = Worker::start(&[]);
+    let client = TestRoot::new();
+    let ctx = client.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:local\nCOPY a /a\nRUN echo x > /x\n",
+            ),
+            ("a", "a\n"),
+        ],
+    );
+    let first = remote_build(&client, &ctx, &w.addr, &["-t", "blobs:1"]).ok();
+    let (got, had) = layers_back(&first);
+    assert!(got >= 2 && had == 0, "{}", first.stderr);
+    // Nothing changed: no layer comes back, the image is tagged from the client's store.
+    let again = remote_build(&client, &ctx, &w.addr, &["-t", "blobs:2"]).ok();
+    assert_eq!(layers_back(&again), (0, got), "{}", again.stderr);
+    assert_eq!(client.export("blobs:2").text("x"), "x\n");
+    // Archives the client writes from its store are, byte for byte, what the worker writes.
+    for kind in ["oci", "docker"] {
+        let remote = client.path(&format!("remote-{kind}.tar"));
+        let local = w.root().path(&format!("local-{kind}.tar"));
+        let output = |dest: &Path| format!("type={kind},dest={}", dest.display());
+        let args = ["--build-arg", "SOURCE_DATE_EPOCH=0", "-t", "blobs:1"];
+        let (ro, lo) = (output(&remote), output(&local));
+        let mut remote_args = args.to_vec();
+        remote_args.extend(["--output", &ro]);
+        remote_build(&client, &ctx, &w.addr, &remote_args).ok();
+        let mut local_args = args.to_vec();
+        local_args.extend(["--output", &lo]);
+        w.root().build(&ctx, &local_args).ok();
+        assert!(
+            std::fs::read(&remote).unwrap() == std::fs::read(&local).unwrap(),
+            "type={kind}: the archives differ"
+        );
+    }
+    let st = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!(
+            "oci-archive:{}",
+            client.path("remote-oci.tar").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    client.finish();
+    w.finish();
+}
+
+#[test]
+fn max_parallel_one_runs_the_steps_of_concurrent_builds_one_after_the_other() {
+    let w = Worker::start(&["--max-parallel", "1"]);
+    let clients = [TestRoot::new(), TestRoot::new()];
+    std::thread::scope(|s| {
+        let handles: Vec<_> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let dockerfile = format!(
+                    "FROM busybox:local\nRUN cut -d' ' -f1 /proc/uptime > /start && sleep 1 && cut -d' ' -f1 /proc/uptime > /end && echo {i} > /who\n"
+                );
+                let ctx = c.context("ctx", &[("Dockerfile", &dockerfile)]);
+                let addr = w.addr.clone();
+                s.spawn(move || remote_build(c, &ctx, &addr, &["-t", "par:1"]))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().ok();
+        }
+    });
+    // The host's uptime (seconds, to 10 ms) as each step began and ended.
+    let mut spans: Vec<(f64, f64)> = clients
+        .iter()
+        .map(|c| {
+            let t = c.export("par:1");
+            let n = |f: &str| t.text(f).trim().parse::<f64>().unwrap();
+            (n("start"), n("end"))
+        })
+        .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(
+        spans[0].1 <= spans[1].0,
+        "the RUN steps overlapped under --max-parallel 1: {spans:?}"
     );
     for c in clients {
         c.finish();

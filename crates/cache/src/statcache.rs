@@ -97,6 +97,8 @@ pub struct StatCache {
     index: HashMap<(u64, u64), u32, InodeHash>,
     used: Vec<AtomicBool>,
     added: Mutex<HashMap<(u64, u64), Rec>>,
+    /// Keys of added entries persisted even when racy (see [`StatCache::put_settled`]).
+    settled: Mutex<std::collections::HashSet<(u64, u64)>>,
     /// Entries whose ctime is at or after this are not persisted.
     racy_after_ns: i64,
 }
@@ -189,6 +191,7 @@ impl StatCache {
             index,
             used,
             added: Mutex::new(HashMap::new()),
+            settled: Mutex::default(),
             racy_after_ns: now_ns() - RACY_WINDOW_NS,
         })
     }
@@ -201,6 +204,7 @@ impl StatCache {
             index: HashMap::default(),
             used: Vec::new(),
             added: Mutex::new(HashMap::new()),
+            settled: Mutex::default(),
             racy_after_ns: i64::MIN,
         }
     }
@@ -244,13 +248,28 @@ impl StatCache {
         }
     }
 
+    /// Records the content hash of a file the caller itself wrote with content it verified, in
+    /// a directory nothing else writes (a remote worker's copy of a client's context): it is
+    /// persisted even when its change is recent, since no later write can hide behind a coarse
+    /// timestamp.
+    pub fn put_settled(&self, stamp: Stamp, hash: [u8; 32]) {
+        if let Ok(mut settled) = self.settled.lock() {
+            settled.insert((stamp.dev, stamp.ino));
+        }
+        self.put(stamp, hash);
+    }
+
     /// Writes what this build learned, merged with what is on disk now; does nothing when it
     /// learned nothing that may be persisted. Returns how many entries were added.
     pub fn save(&self) -> Result<usize, Error> {
+        let settled = match self.settled.lock() {
+            Ok(s) => s.clone(),
+            Err(_) => return Ok(0),
+        };
         let added: Vec<Rec> = match self.added.lock() {
             Ok(a) => a
                 .values()
-                .filter(|r| r.stamp.ctime_ns < self.racy_after_ns)
+                .filter(|r| r.stamp.ctime_ns < self.racy_after_ns || settled.contains(&r.key()))
                 .copied()
                 .collect(),
             Err(_) => return Ok(0),
@@ -341,6 +360,11 @@ mod tests {
         assert_eq!(c.save().unwrap(), 1);
         let d = StatCache::load(dir.path()).unwrap();
         assert_eq!(d.len(), 1);
+        // A settled entry is persisted however recent.
+        d.put_settled(stamp(3, now_ns()), [3; 32]);
+        assert_eq!(d.save().unwrap(), 1);
+        let e = StatCache::load(dir.path()).unwrap();
+        assert_eq!(e.len(), 2);
     }
 
     #[test]

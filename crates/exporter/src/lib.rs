@@ -48,7 +48,7 @@ pub use layout::{
     ANNOTATION_CREATED, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ArchiveFormat, ArchiveImage,
     partial, write_archive, write_archive_file, write_oci_dir,
 };
-pub use load::{LoadedImage, load_archive, load_oci_dir};
+pub use load::{LoadedImage, load_archive, load_oci_dir, verify_layers_where};
 
 use std::path::{Path, PathBuf};
 

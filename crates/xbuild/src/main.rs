@@ -693,8 +693,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     let r = xbuild::worker::client::build(&builder, &opts, &remote).await?;
                     printer.note(&format!(
-                        "xbuild: built on worker {}: it received {} context file(s), {} byte(s), of {} entries",
-                        r.worker, r.files_sent, r.bytes_sent, r.context_entries
+                        "xbuild: built on worker {}: it received {} context file(s), {} byte(s), of {} entries; {} layer(s), {} byte(s) came back, {} were here already",
+                        r.worker,
+                        r.files_sent,
+                        r.bytes_sent,
+                        r.context_entries,
+                        r.layers_received,
+                        r.layer_bytes_received,
+                        r.layers_present
                     ));
                     Ok(r.result)
                 };

@@ -1,7 +1,9 @@
 //! `xbuild build --remote`: sends a build to a worker and brings its output back.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,9 +17,10 @@ use xbuild_llb::Digest;
 use xbuild_solver::{Event, ProgressSink};
 
 use super::context::{self, Manifest};
+use super::image::{Received, Receiver};
 use super::proto::{
-    self, BuildRequest, ClientMessage, FileData, ManifestChunk, Outcome, client_message, output,
-    worker_client::WorkerClient, worker_message,
+    self, BlobWants, BuildRequest, ClientMessage, FileData, ManifestChunk, Outcome, client_message,
+    output, worker_client::WorkerClient, worker_message,
 };
 use super::{Error, install_crypto, read_flag_file, read_token};
 use crate::{BuildOptions, BuildResult, Builder, OutputSpec, Timings};
@@ -61,6 +64,12 @@ pub struct RemoteResult {
     pub bytes_sent: u64,
     /// Entries the context manifest listed.
     pub context_entries: u64,
+    /// Image layers that came back from the worker (0 when the output came as an archive).
+    pub layers_received: u64,
+    /// Their bytes.
+    pub layer_bytes_received: u64,
+    /// Image layers the local content store already had, which did not come back.
+    pub layers_present: u64,
 }
 
 /// Where the output archive goes once it is back.
@@ -124,18 +133,25 @@ pub async fn build(
     let mut last = None;
     for (i, addr) in remote.addrs.iter().enumerate() {
         let attempt = tokio::select! {
-            r = build_on(addr, remote, &req, &manifest, opts, &tmp) => r,
+            r = build_on(builder, addr, remote, &req, &manifest, opts, &tmp) => r,
             _ = opts.cancel.cancelled() => return Err(crate::Error::Cancelled),
         };
         match attempt {
-            Ok(outcome) => {
-                let result = finish(builder, opts, &place, &tmp, &outcome, started).await?;
+            Ok((outcome, image)) => {
+                let layers = image
+                    .as_ref()
+                    .map_or((0, 0), |i| (i.layers_received, i.layers_present));
+                let result =
+                    finish(builder, opts, &req, &place, &tmp, &outcome, image, started).await?;
                 return Ok(RemoteResult {
                     result,
                     worker: addr.clone(),
                     files_sent: outcome.files_received,
                     bytes_sent: outcome.bytes_received,
                     context_entries: outcome.context_entries,
+                    layers_received: layers.0 as u64,
+                    layer_bytes_received: outcome.blob_bytes_sent,
+                    layers_present: layers.1 as u64,
                 });
             }
             Err(e) if e.retryable() && i + 1 < remote.addrs.len() => {
@@ -239,6 +255,7 @@ fn request(opts: &BuildOptions) -> Result<(BuildRequest, Place), crate::Error> {
         context_key: format!("{}:{}", hostname(), context.display()),
         context_entries: 0,
         context_bytes: 0,
+        image_by_blobs: true,
     };
     Ok((req, place))
 }
@@ -320,15 +337,17 @@ fn status_error(addr: &str, s: &Status) -> Error {
     }
 }
 
-/// Runs the build on one worker; the output archive lands in `tmp`.
+/// Runs the build on one worker; an output archive lands in `tmp`, an image that comes back
+/// by blobs in the local store.
 async fn build_on(
+    builder: &Builder,
     addr: &str,
     remote: &Remote,
     req: &BuildRequest,
     manifest: &Manifest,
     opts: &BuildOptions,
     tmp: &Path,
-) -> Result<Outcome, Error> {
+) -> Result<(Outcome, Option<Received>), Error> {
     let channel = connect(addr, remote).await?;
     let token = match &remote.token_file {
         Some(f) => {
@@ -388,6 +407,7 @@ async fn build_on(
         })
     });
     let mut out: Option<tokio::fs::File> = None;
+    let mut image: Option<Receiver> = None;
     let lost = |message: &str| Error::Lost {
         addr: addr.to_string(),
         message: message.to_string(),
@@ -440,6 +460,29 @@ async fn build_on(
                     })?;
                 }
             }
+            Some(worker_message::Msg::Offer(offer)) => {
+                if image.is_some() || out.is_some() {
+                    return Err(Error::Protocol(format!(
+                        "worker {addr} offered a second output"
+                    )));
+                }
+                let store = Arc::new(builder.store().map_err(|e| Error::Config(e.to_string()))?);
+                let (receiver, wants) = Receiver::new(addr, store, offer)?;
+                image = Some(receiver);
+                let wants = ClientMessage {
+                    msg: Some(client_message::Msg::Wants(BlobWants { digests: wants })),
+                };
+                // A failed send means the worker ended the stream; its reason comes next.
+                let _ = tx.send(wants).await;
+            }
+            Some(worker_message::Msg::Blob(data)) => {
+                let Some(receiver) = image.as_mut() else {
+                    return Err(Error::Protocol(format!(
+                        "worker {addr} sent a blob before offering an image"
+                    )));
+                };
+                receiver.chunk(data)?;
+            }
             Some(worker_message::Msg::Outcome(o)) => {
                 if let Some(mut f) = out.take() {
                     f.flush().await.map_err(|source| Error::Io {
@@ -453,7 +496,23 @@ async fn build_on(
                         message: o.error,
                     });
                 }
-                return Ok(o);
+                let received = match image.take() {
+                    Some(r) => {
+                        if r.manifest_digest().as_str() != o.manifest {
+                            return Err(Error::Protocol(format!(
+                                "worker {addr} offered image {} but reported {:?}",
+                                r.manifest_digest(),
+                                o.manifest
+                            )));
+                        }
+                        let done = tokio::task::spawn_blocking(move || r.finish())
+                            .await
+                            .map_err(|e| Error::Protocol(format!("receiving the image: {e}")))??;
+                        Some(done)
+                    }
+                    None => None,
+                };
+                return Ok((o, received));
             }
             None => return Err(Error::Protocol("the worker sent an empty message".into())),
         }
@@ -531,21 +590,35 @@ fn from_proto(e: proto::Event) -> Option<Event> {
     })
 }
 
-/// Puts the output archive where the build's output goes and makes the result.
+/// Puts the output where the build's output goes and makes the result: an image received by
+/// blobs is tagged in the local store, or written as the archive the worker would have sent
+/// (into `tmp`, then placed as that archive would be); an archive in `tmp` is placed.
+#[allow(clippy::too_many_arguments)]
 async fn finish(
     builder: &Builder,
     opts: &BuildOptions,
+    req: &BuildRequest,
     place: &Place,
     tmp: &Path,
     o: &Outcome,
+    image: Option<Received>,
     started: Instant,
 ) -> Result<BuildResult, crate::Error> {
     let place = place.clone();
     let b = builder.clone();
     let src = tmp.to_path_buf();
-    tokio::task::spawn_blocking(move || place_output(&b, &place, &src))
-        .await
-        .map_err(|e| Error::Config(format!("writing the output: {e}")))??;
+    let out = req.output.clone().unwrap_or_default();
+    let epoch = opts.source_date_epoch;
+    let (config, descriptor) = match &image {
+        Some(i) => (Some(i.config.clone()), Some(i.manifest.clone())),
+        None => (None, None),
+    };
+    tokio::task::spawn_blocking(move || match image {
+        Some(image) => place_image(&b, &image, &out, epoch, &place, &src),
+        None => place_output(&b, &place, &src),
+    })
+    .await
+    .map_err(|e| Error::Config(format!("writing the output: {e}")))??;
     let digest = |s: &str| Digest::from_str(s).ok();
     let mut pushed = Vec::new();
     for p in &o.pushed {
@@ -570,12 +643,52 @@ async fn finish(
         pushed,
         executed: o.executed as usize,
         cached: o.cached as usize,
+        config,
+        manifest_descriptor: descriptor,
         timings: Timings {
             total: started.elapsed(),
             ..Timings::default()
         },
         ..BuildResult::default()
     })
+}
+
+/// Puts an image received into the local store where the output goes: tags it with the
+/// output's names, or writes the archive the output's kind names (with the names and
+/// creation time the worker would have given it) to `tmp` and places that.
+fn place_image(
+    builder: &Builder,
+    image: &Received,
+    out: &proto::Output,
+    epoch: Option<i64>,
+    place: &Place,
+    tmp: &Path,
+) -> Result<(), crate::Error> {
+    let store = &image.store;
+    if let Place::Load = place {
+        crate::store::record_image(store, &image.manifest.digest)?;
+        for n in &out.names {
+            crate::store::tag(store, n, &image.manifest.digest)?;
+        }
+        return Ok(());
+    }
+    let format = match out.kind() {
+        output::Kind::Docker => xbuild_exporter::ArchiveFormat::Docker,
+        _ => xbuild_exporter::ArchiveFormat::Oci,
+    };
+    let created = epoch
+        .map(xbuild_exporter::rfc3339)
+        .unwrap_or_else(crate::now_rfc3339);
+    let archive = [xbuild_exporter::ArchiveImage {
+        manifest: image.manifest.clone(),
+        names: out.names.clone(),
+    }];
+    let f = std::fs::File::create(tmp).map_err(crate::io(tmp))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    xbuild_exporter::write_archive(store, &archive, format, Some(&created), &mut w)?;
+    w.flush().map_err(crate::io(tmp))?;
+    drop(w);
+    place_output(builder, place, tmp)
 }
 
 fn place_output(builder: &Builder, place: &Place, src: &Path) -> Result<(), crate::Error> {

@@ -107,13 +107,7 @@ fn walk(
                 .to_string();
             m.entries.push(entry);
         } else if ft.is_file() {
-            let stamp = Stamp {
-                dev: md.dev(),
-                ino: md.ino(),
-                size: md.size(),
-                mtime_ns: entry.mtime_ns,
-                ctime_ns: md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec(),
-            };
+            let stamp = stamp_of(&md);
             let digest = match cache.get(&stamp) {
                 Some(h) => h,
                 None => {
@@ -296,19 +290,59 @@ impl Drop for Incoming {
     }
 }
 
+/// A digest of everything [`materialize`] lays out from `entries`.
+fn fingerprint(entries: &[Entry]) -> String {
+    let mut h = blake3::Hasher::new();
+    for e in entries {
+        h.update(&(e.path.len() as u64).to_le_bytes());
+        h.update(e.path.as_bytes());
+        h.update(&e.kind.to_le_bytes());
+        h.update(&e.mode.to_le_bytes());
+        h.update(&e.size.to_le_bytes());
+        h.update(&e.mtime_ns.to_le_bytes());
+        h.update(&(e.digest.len() as u64).to_le_bytes());
+        h.update(&e.digest);
+        h.update(&(e.target.len() as u64).to_le_bytes());
+        h.update(e.target.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// True when `dir` was laid out from exactly `entries` by [`materialize`] (and marks it used,
+/// for [`collect_garbage`]): only the worker writes `dir`, builds only read it, so the same
+/// manifest again needs nothing done.
+pub fn laid_out(dir: &Path, entries: &[Entry]) -> bool {
+    let index_path = dir.with_extension("index");
+    let same = dir.is_dir()
+        && index_path.is_file()
+        && std::fs::read(dir.with_extension("manifest"))
+            .is_ok_and(|p| p == fingerprint(entries).as_bytes());
+    same && filetime::set_file_mtime(&index_path, filetime::FileTime::now()).is_ok()
+}
+
 /// Makes `dir` hold exactly `entries` (contents from `store`): entries whose type, size, mode
 /// and mtime already match are left alone, everything else is replaced and what the manifest
 /// does not list is removed. Returns how many files were written. What each file holds is
 /// recorded beside `dir` (`DIR.index`), so a file changed without changing its size or
-/// mtime is still replaced.
-pub fn materialize(dir: &Path, entries: &[Entry], store: &FileStore) -> Result<usize, Error> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+/// mtime is still replaced; and a digest of the whole manifest (`DIR.manifest`, see
+/// [`laid_out`]). Each file's content hash goes into `hashes` (the stat cache builds read), so
+/// hashing the context again reads no file.
+pub fn materialize(
+    dir: &Path,
+    entries: &[Entry],
+    store: &FileStore,
+    hashes: &StatCache,
+) -> Result<usize, Error> {
     let index_path = dir.with_extension("index");
+    let manifest_path = dir.with_extension("manifest");
+    let print = fingerprint(entries);
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let old: HashMap<String, String> = std::fs::read(&index_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    // Written again only once the directory matches it.
+    // Written again only once the directory matches them.
+    let _ = std::fs::remove_file(&manifest_path);
     let _ = std::fs::remove_file(&index_path);
     let mut index = HashMap::new();
     let listed: BTreeSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
@@ -348,17 +382,21 @@ pub fn materialize(dir: &Path, entries: &[Entry], store: &FileStore) -> Result<u
                                 == e.mtime_ns
                     });
                 index.insert(e.path.clone(), hex);
-                if same {
-                    continue;
-                }
                 let digest = <[u8; 32]>::try_from(e.digest.as_slice()).map_err(|_| {
                     Error::Protocol(format!("context entry {:?}: bad digest", e.path))
                 })?;
-                remove_any(&dest)?;
-                let src = store.path(&digest);
-                std::fs::copy(&src, &dest).map_err(io(&src))?;
-                set_meta(&dest, e)?;
-                written += 1;
+                let md = match have {
+                    Some(m) if same => m,
+                    _ => {
+                        remove_any(&dest)?;
+                        let src = store.path(&digest);
+                        std::fs::copy(&src, &dest).map_err(io(&src))?;
+                        set_meta(&dest, e)?;
+                        written += 1;
+                        std::fs::symlink_metadata(&dest).map_err(io(&dest))?
+                    }
+                };
+                hashes.put_settled(stamp_of(&md), digest);
             }
         }
     }
@@ -369,7 +407,92 @@ pub fn materialize(dir: &Path, entries: &[Entry], store: &FileStore) -> Result<u
     let json = serde_json::to_vec(&index)
         .map_err(|e| Error::Protocol(format!("recording the context index: {e}")))?;
     std::fs::write(&index_path, json).map_err(io(&index_path))?;
+    std::fs::write(&manifest_path, print).map_err(io(&manifest_path))?;
     Ok(written)
+}
+
+/// What [`collect_garbage`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// Contents removed from the file store.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Context layouts removed.
+    pub contexts: usize,
+}
+
+/// Bounds what a worker keeps between builds: removes the context layouts under `contexts`
+/// not used for `retention` (each `DIR` with its `DIR.index`), then every content of `store`
+/// that no remaining layout's index lists — what the client of that context would be asked
+/// for again. Must not run while a build is between asking for contents and laying its
+/// context out.
+pub fn collect_garbage(
+    store: &FileStore,
+    contexts: &Path,
+    retention: std::time::Duration,
+) -> Result<Collected, Error> {
+    let mut out = Collected::default();
+    let now = std::time::SystemTime::now();
+    let mut keep: BTreeSet<String> = BTreeSet::new();
+    for e in std::fs::read_dir(contexts).map_err(io(contexts))? {
+        let e = e.map_err(io(contexts))?;
+        // Layouts are directories; their records (`DIR.index`, `DIR.manifest`) go with them.
+        if !e.file_type().map_err(io(contexts))?.is_dir() {
+            continue;
+        }
+        let path = e.path();
+        let index = path.with_extension("index");
+        let used = std::fs::metadata(&index)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok());
+        // A layout without an index is being laid out, or was cut off: it is left alone
+        // (laying it out again replaces it).
+        if used.is_some_and(|age| age > retention) {
+            remove_any(&path)?;
+            let _ = std::fs::remove_file(&index);
+            let _ = std::fs::remove_file(path.with_extension("manifest"));
+            out.contexts += 1;
+            continue;
+        }
+        let listed: HashMap<String, String> = std::fs::read(&index)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        keep.extend(listed.into_values());
+    }
+    for shard in std::fs::read_dir(&store.dir).map_err(io(&store.dir))? {
+        let shard = shard.map_err(io(&store.dir))?;
+        let name = shard.file_name();
+        if name == "tmp" || !shard.file_type().map_err(io(&store.dir))?.is_dir() {
+            continue;
+        }
+        let dir = shard.path();
+        for f in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let f = f.map_err(io(&dir))?;
+            let hex = f.file_name().to_string_lossy().into_owned();
+            if keep.contains(&hex) {
+                continue;
+            }
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let path = f.path();
+            std::fs::remove_file(&path).map_err(io(&path))?;
+            out.files += 1;
+            out.bytes += size;
+        }
+    }
+    Ok(out)
+}
+
+fn stamp_of(md: &std::fs::Metadata) -> Stamp {
+    Stamp {
+        dev: md.dev(),
+        ino: md.ino(),
+        size: md.size(),
+        mtime_ns: md.mtime().saturating_mul(1_000_000_000) + md.mtime_nsec(),
+        ctime_ns: md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec(),
+    }
 }
 
 fn set_meta(path: &Path, e: &Entry) -> Result<(), Error> {
@@ -459,12 +582,65 @@ mod tests {
         assert!(store.missing(&m.entries).is_empty());
         let out = t.path().join("out");
         std::fs::create_dir_all(out.join("stale")).unwrap();
-        assert_eq!(materialize(&out, &m.entries, &store).unwrap(), 2);
+        assert!(!laid_out(&out, &m.entries));
+        assert_eq!(materialize(&out, &m.entries, &store, &cache).unwrap(), 2);
+        assert!(laid_out(&out, &m.entries));
         assert_eq!(std::fs::read_to_string(out.join("src/a.txt")).unwrap(), "a");
         assert!(!out.join("stale").exists());
         assert!(!out.join("src/ignored").exists());
         // Unchanged entries are not written again.
-        assert_eq!(materialize(&out, &m.entries, &store).unwrap(), 0);
+        assert_eq!(materialize(&out, &m.entries, &store, &cache).unwrap(), 0);
+        // A changed manifest is laid out again, even a change only in mode.
+        let mut changed = m.entries.clone();
+        let a = changed.iter_mut().find(|e| e.path == "src/a.txt").unwrap();
+        a.mode = 0o600;
+        assert!(!laid_out(&out, &changed));
+        materialize(&out, &changed, &store, &cache).unwrap();
+        let mode = std::fs::metadata(out.join("src/a.txt")).unwrap().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn garbage_collection_keeps_what_a_layout_lists_and_drops_stale_layouts() {
+        let t = tempfile::tempdir().unwrap();
+        let store = FileStore::open(t.path().join("store")).unwrap();
+        let contexts = t.path().join("contexts");
+        let put = |content: &[u8]| {
+            let d = *blake3::hash(content).as_bytes();
+            let mut inc = store.begin(d).unwrap();
+            inc.write(content).unwrap();
+            inc.commit().unwrap();
+            d
+        };
+        let file = |path: &str, d: [u8; 32]| {
+            let mut e = entry(path, Kind::File);
+            e.digest = d.to_vec();
+            e.size = 1;
+            e
+        };
+        let (a, b, old) = (put(b"a"), put(b"b"), put(b"o"));
+        let cache = StatCache::disabled(t.path());
+        materialize(&contexts.join("one"), &[file("a", a)], &store, &cache).unwrap();
+        materialize(&contexts.join("stale"), &[file("o", old)], &store, &cache).unwrap();
+        let long_ago = filetime::FileTime::from_unix_time(0, 0);
+        filetime::set_file_mtime(contexts.join("stale.index"), long_ago).unwrap();
+        let day = std::time::Duration::from_secs(86400);
+        let got = collect_garbage(&store, &contexts, day).unwrap();
+        assert_eq!(
+            got,
+            Collected {
+                files: 2,
+                bytes: 2,
+                contexts: 1
+            }
+        );
+        assert!(store.path(&a).exists(), "listed by a layout in use");
+        assert!(!store.path(&b).exists(), "listed by no layout");
+        assert!(!store.path(&old).exists(), "listed only by a stale layout");
+        assert!(!contexts.join("stale").exists());
+        assert!(!contexts.join("stale.index").exists());
+        assert!(!contexts.join("stale.manifest").exists());
+        assert!(contexts.join("one/a").exists());
     }
 
     #[test]

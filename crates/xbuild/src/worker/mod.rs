@@ -5,7 +5,10 @@
 //! `.dockerignore` selects, with each file named by the blake3 hash of its content; the worker
 //! asks only for the contents its file store lacks, lays the context out, builds it with its
 //! [`Builder`](crate::Builder) (streaming progress and logs back live), and sends the output
-//! back as an archive, or pushes it.
+//! back, or pushes it. An image comes back by blobs: the worker offers the manifest and
+//! config, the client asks for the layers its content store lacks, and writes the image (or
+//! the OCI layout or docker-archive asked for) from its own store; a filesystem output comes
+//! back as a tar.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xbuild::Error> {
@@ -21,6 +24,7 @@
 
 pub mod client;
 pub mod context;
+mod image;
 pub mod server;
 
 /// The generated protocol types and gRPC stubs.
@@ -66,6 +70,9 @@ pub enum Error {
         /// The worker's error.
         message: String,
     },
+    /// The local content store failed while an image came back.
+    #[error(transparent)]
+    Store(#[from] xbuild_cache::Error),
     /// A peer sent something the protocol does not allow.
     #[error("protocol error: {0}")]
     Protocol(String),

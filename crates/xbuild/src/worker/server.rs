@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
+use xbuild_cache::statcache::StatCache;
 use xbuild_solver::{Event, ProgressSink};
 
 use super::context::{self, FileStore};
@@ -117,6 +118,7 @@ pub async fn serve(
         max_context_size: opts.max_context_size,
         locks: std::sync::Mutex::new(HashMap::new()),
         builds: AtomicU64::new(0),
+        layouts: tokio::sync::RwLock::new(()),
     });
     for d in [&state.contexts, &state.out] {
         std::fs::create_dir_all(d).map_err(|source| Error::Io {
@@ -176,6 +178,21 @@ struct State {
     /// One lock per client context directory: builds of the same context take turns.
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     builds: AtomicU64,
+    /// Held shared by each build from asking for contents until its context is laid out, and
+    /// exclusively by the file store's garbage collection.
+    layouts: tokio::sync::RwLock<()>,
+}
+
+/// Context layouts unused for this long are removed, with the contents only they listed.
+const CONTEXT_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
+
+/// What a build did that its outcome does not carry.
+#[derive(Default)]
+struct Metrics {
+    /// The transfer figures of the outcome.
+    outcome: Outcome,
+    /// The context layout changed: contents may have lost their last reference.
+    layout_changed: bool,
 }
 
 struct Service(Arc<State>);
@@ -203,7 +220,7 @@ impl worker_server::Worker for Service {
                     cancel.cancel();
                 })
             };
-            let mut metrics = Outcome::default();
+            let mut metrics = Metrics::default();
             let run: std::pin::Pin<Box<dyn Future<Output = Result<Outcome, String>> + Send>> =
                 Box::pin(session(
                     &state,
@@ -219,9 +236,9 @@ impl worker_server::Worker for Service {
                     ..Outcome::default()
                 },
             };
-            outcome.files_received = metrics.files_received;
-            outcome.bytes_received = metrics.bytes_received;
-            outcome.context_entries = metrics.context_entries;
+            outcome.files_received = metrics.outcome.files_received;
+            outcome.bytes_received = metrics.outcome.bytes_received;
+            outcome.context_entries = metrics.outcome.context_entries;
             outcome.seconds = started.elapsed().as_secs_f64();
             tracing::info!(
                 build = n,
@@ -234,8 +251,34 @@ impl worker_server::Worker for Service {
                 .send(Ok(msg(worker_message::Msg::Outcome(outcome))))
                 .await;
             watch.abort();
+            if metrics.layout_changed {
+                collect_garbage(&state).await;
+            }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Removes stale context layouts and the contents no layout lists; skipped (left to the next
+/// build) while another build is receiving or laying out its context.
+async fn collect_garbage(state: &Arc<State>) {
+    let Ok(_held) = state.layouts.try_write() else {
+        return;
+    };
+    let (files, contexts) = (state.files.clone(), state.contexts.clone());
+    match tokio::task::spawn_blocking(move || {
+        context::collect_garbage(&files, &contexts, CONTEXT_RETENTION)
+    })
+    .await
+    {
+        Ok(Ok(c)) => tracing::info!(
+            files = c.files,
+            bytes = c.bytes,
+            contexts = c.contexts,
+            "removed context files no layout lists"
+        ),
+        Ok(Err(e)) => tracing::warn!("cleaning the context file store: {e}"),
+        Err(e) => tracing::warn!("cleaning the context file store: {e}"),
     }
 }
 
@@ -258,8 +301,9 @@ async fn session(
     mut inbound: Streaming<ClientMessage>,
     tx: &mpsc::Sender<Reply>,
     cancel: &CancellationToken,
-    metrics: &mut Outcome,
+    progress: &mut Metrics,
 ) -> Result<Outcome, String> {
+    let metrics = &mut progress.outcome;
     let client_message::Msg::Request(req) = next(&mut inbound).await? else {
         return Err("the client must send its BuildRequest first".into());
     };
@@ -295,6 +339,8 @@ async fn session(
         return Err(too_big(bytes));
     }
     context::validate(&entries)?;
+    // Until the context is laid out, its contents must stay in the store.
+    let layouts = state.layouts.read().await;
     let sizes: HashMap<Vec<u8>, u64> = entries.iter().map(|e| (e.digest.clone(), e.size)).collect();
     let missing = state.files.missing(&entries);
     let need = Need {
@@ -354,11 +400,22 @@ async fn session(
     let dir = state.contexts.join(&key);
     {
         let (dir, entries, files) = (dir.clone(), entries, state.files.clone());
-        tokio::task::spawn_blocking(move || context::materialize(&dir, &entries, &files))
-            .await
-            .map_err(|e| format!("laying out the context: {e}"))?
-            .map_err(|e| format!("laying out the context: {e}"))?;
+        let root = state.builder.root().to_path_buf();
+        let written = tokio::task::spawn_blocking(move || -> Result<usize, Error> {
+            if context::laid_out(&dir, &entries) {
+                return Ok(0);
+            }
+            let hashes = StatCache::load(&root)?;
+            let written = context::materialize(&dir, &entries, &files, &hashes)?;
+            hashes.save()?;
+            Ok(written)
+        })
+        .await
+        .map_err(|e| format!("laying out the context: {e}"))?
+        .map_err(|e| format!("laying out the context: {e}"))?;
+        progress.layout_changed = written > 0 || progress.outcome.files_received > 0;
     }
+    drop(layouts);
     let out = state
         .out
         .join(format!("{key}.{}.out", rand::random::<u64>()));
@@ -379,10 +436,14 @@ async fn session(
     let _ = wait.await;
     pump.abort();
     let result = result.map_err(|e| render_error(&e))?;
-    if output::Kind::try_from(req.output.as_ref().map_or(0, |o| o.kind))
-        .unwrap_or(output::Kind::None)
-        != output::Kind::None
-    {
+    let mut outcome = Outcome::default();
+    if by_blobs(&req) {
+        let manifest = result.manifest_descriptor.as_ref().ok_or_else(|| {
+            "the build made no image to send (internal: an image output without a manifest)"
+                .to_string()
+        })?;
+        send_image(state, manifest, &mut inbound, tx, &mut outcome).await?;
+    } else if output_kind(&req) != output::Kind::None {
         send_file(&out, tx).await?;
     }
     Ok(Outcome {
@@ -407,8 +468,81 @@ async fn session(
                 present: p.present as u64,
             })
             .collect(),
-        ..Outcome::default()
+        ..outcome
     })
+}
+
+/// The kind of output the request asks for.
+fn output_kind(req: &proto::BuildRequest) -> output::Kind {
+    output::Kind::try_from(req.output.as_ref().map_or(0, |o| o.kind)).unwrap_or(output::Kind::None)
+}
+
+/// True when the image goes back by blobs (ImageOffer, BlobWants, BlobData) rather than as an
+/// archive: the client asked for it and the output is an image.
+fn by_blobs(req: &proto::BuildRequest) -> bool {
+    req.image_by_blobs && matches!(output_kind(req), output::Kind::Oci | output::Kind::Docker)
+}
+
+/// Offers the built image to the client and sends the layer blobs it lacks, checking that it
+/// asks only for the image's layers; counts what went in `outcome`.
+async fn send_image(
+    state: &State,
+    manifest: &xbuild_cache::oci::Descriptor,
+    inbound: &mut Streaming<ClientMessage>,
+    tx: &mpsc::Sender<Reply>,
+    outcome: &mut Outcome,
+) -> Result<(), String> {
+    let store = state.builder.store().map_err(|e| e.to_string())?;
+    // Held until the blobs are sent: `prune` leaves them alone meanwhile.
+    let _lease = store.lease().map_err(|e| e.to_string())?;
+    let manifest_bytes = store
+        .read_blob(&manifest.digest)
+        .map_err(|e| e.to_string())?;
+    let doc: xbuild_cache::oci::Manifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| format!("manifest {}: {e}", manifest.digest))?;
+    let config = store
+        .read_blob(&doc.config.digest)
+        .map_err(|e| e.to_string())?;
+    let offer = proto::ImageOffer {
+        manifest_digest: manifest.digest.as_str().to_string(),
+        manifest_media_type: manifest.media_type.clone(),
+        manifest: manifest_bytes,
+        config,
+    };
+    tx.send(Ok(msg(worker_message::Msg::Offer(offer))))
+        .await
+        .map_err(|_| "the client went away".to_string())?;
+    let client_message::Msg::Wants(wants) = next(inbound).await? else {
+        return Err("expected the blobs the client wants after the image offer".into());
+    };
+    let layers: HashMap<&str, &xbuild_cache::oci::Descriptor> =
+        doc.layers.iter().map(|l| (l.digest.as_str(), l)).collect();
+    let mut asked = std::collections::BTreeSet::new();
+    for d in &wants.digests {
+        if !layers.contains_key(d.as_str()) {
+            return Err(format!(
+                "the client asked for blob {d:?}, which is not a layer of image {}",
+                manifest.digest
+            ));
+        }
+        if !asked.insert(d.as_str()) {
+            return Err(format!("the client asked for blob {d} twice"));
+        }
+    }
+    outcome.blobs_present = (layers.len() - asked.len()) as u64;
+    for d in &wants.digests {
+        let path = store.blob_path(&layers[d.as_str()].digest);
+        outcome.blob_bytes_sent += send_chunks(&path, tx, |chunk, last| {
+            worker_message::Msg::Blob(proto::BlobData {
+                digest: d.clone(),
+                chunk,
+                last,
+            })
+        })
+        .await?;
+        outcome.blobs_sent += 1;
+    }
+    Ok(())
 }
 
 /// An error as the client shows it: Dockerfile diagnostics rendered with their lines.
@@ -460,7 +594,13 @@ fn build_options(
         Some(Compression::parse(&o.compression).map_err(|e| e.to_string())?)
     };
     let dest = out.to_path_buf();
-    let spec = match output::Kind::try_from(o.kind).unwrap_or(output::Kind::None) {
+    let kind = if by_blobs(req) {
+        // The image goes back by blobs: it only needs to be in the worker's store.
+        output::Kind::None
+    } else {
+        output_kind(req)
+    };
+    let spec = match kind {
         output::Kind::None => OutputSpec::Image {
             names: Vec::new(),
             compression,
@@ -485,24 +625,44 @@ fn build_options(
 
 /// Streams the output archive to the client.
 async fn send_file(path: &Path, tx: &mpsc::Sender<Reply>) -> Result<(), String> {
+    send_chunks(path, tx, |chunk, _| {
+        worker_message::Msg::Output(OutputData { chunk })
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Streams the file `path` to the client in chunks of up to 1 MiB, each made a message by
+/// `wrap` (which learns whether it is the last; an empty file is one empty last chunk).
+/// Returns the bytes sent.
+async fn send_chunks(
+    path: &Path,
+    tx: &mpsc::Sender<Reply>,
+    wrap: impl Fn(Vec<u8>, bool) -> worker_message::Msg,
+) -> Result<u64, String> {
     let mut f = tokio::fs::File::open(path)
         .await
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = f
+        .metadata()
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    let mut sent = 0u64;
     loop {
-        let mut buf = vec![0u8; 1 << 20];
-        let n = f
-            .read(&mut buf)
+        let want = (len - sent).min(1 << 20) as usize;
+        let mut buf = vec![0u8; want];
+        f.read_exact(&mut buf)
             .await
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        if n == 0 {
-            return Ok(());
+        sent += want as u64;
+        let last = sent == len;
+        tx.send(Ok(msg(wrap(buf, last))))
+            .await
+            .map_err(|_| "the client went away".to_string())?;
+        if last {
+            return Ok(sent);
         }
-        buf.truncate(n);
-        tx.send(Ok(msg(worker_message::Msg::Output(OutputData {
-            chunk: buf,
-        }))))
-        .await
-        .map_err(|_| "the client went away".to_string())?;
     }
 }
 
