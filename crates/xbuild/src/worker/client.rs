@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -466,7 +465,7 @@ async fn build_on(
                         "worker {addr} offered a second output"
                     )));
                 }
-                let store = Arc::new(builder.store().map_err(|e| Error::Config(e.to_string()))?);
+                let store = builder.store().map_err(|e| Error::Config(e.to_string()))?;
                 let (receiver, wants) = Receiver::new(addr, store, offer)?;
                 image = Some(receiver);
                 let wants = ClientMessage {
