@@ -185,6 +185,97 @@ fn cache_follows_exactly_what_each_copy_reads() {
     t.finish();
 }
 
+/// The COPY layers' diff_ids of `image` (the config's `rootfs.diff_ids`).
+fn diff_ids(t: &TestRoot, image: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&t.xbuild(&["inspect", image]).ok().stdout)
+        .expect("inspect prints JSON");
+    v["Config"]["rootfs"]["diff_ids"]
+        .as_array()
+        .expect("diff_ids")
+        .iter()
+        .map(|d| d.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// (inode, link count) of every `name` file below `<root>/snapshots/*/fs/`.
+fn snapshot_inodes(t: &TestRoot, rel: &str) -> Vec<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(t.root().join("snapshots"))
+        .unwrap()
+        .flatten()
+    {
+        if let Ok(m) = std::fs::symlink_metadata(e.path().join("fs").join(rel)) {
+            out.push((m.ino(), m.nlink()));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_rerun_copy_links_the_files_that_did_not_change_and_writes_the_same_layer() {
+    let t = TestRoot::with_busybox();
+    let mut files: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("d/f{i:02}"), format!("file {i}\n")))
+        .collect();
+    files.push(("d/sub/deep".into(), "deep\n".into()));
+    files.push((
+        "Dockerfile".into(),
+        "FROM busybox:local\nCOPY d /src\nCOPY --chmod=640 d /modes\nRUN cat /src/f03 /modes/f04\n"
+            .into(),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let ctx = t.context("ctx", &refs);
+    std::os::unix::fs::symlink("f01", ctx.join("d/link")).unwrap();
+    // A source is only trusted unchanged by its stamp once its last change is old enough.
+    std::thread::sleep(Duration::from_millis(2100));
+    t.build(&ctx, &["-t", "reuse:1"]).ok();
+
+    std::fs::write(ctx.join("d/f03"), "changed\n").unwrap();
+    filetime::set_file_mtime(
+        ctx.join("d/f05"),
+        filetime::FileTime::from_unix_time(1_000, 7),
+    )
+    .unwrap();
+    std::fs::remove_file(ctx.join("d/f07")).unwrap();
+    std::fs::write(ctx.join("d/new"), "new\n").unwrap();
+    let r = t.build(&ctx, &["-t", "reuse:2"]).ok();
+    let ran = names(&r, "started");
+    assert!(
+        has(&ran, "COPY d /src") && has(&ran, "COPY --chmod=640 d /modes"),
+        "{ran:?}"
+    );
+    assert!(has(&logs(&r), "changed"), "{}", r.stderr);
+
+    // Unchanged files are shared by the two runs of each copy; what changed is not.
+    for rel in ["src/f01", "src/sub/deep", "modes/f01"] {
+        let seen = snapshot_inodes(&t, rel);
+        assert_eq!(seen.len(), 2, "{rel}: {seen:?}");
+        assert_eq!(seen[0].0, seen[1].0, "{rel} is linked: {seen:?}");
+    }
+    for rel in ["src/f03", "src/f05", "modes/f03"] {
+        let seen = snapshot_inodes(&t, rel);
+        assert_eq!(seen.len(), 2, "{rel}: {seen:?}");
+        assert_ne!(seen[0].0, seen[1].0, "{rel} changed, so copied: {seen:?}");
+    }
+
+    // The image is the one a build from nothing makes, layer for layer.
+    let fresh = TestRoot::with_busybox();
+    fresh.build(&ctx, &["-t", "reuse:2"]).ok();
+    assert_eq!(diff_ids(&t, "reuse:2"), diff_ids(&fresh, "reuse:2"));
+    let fs = t.export("reuse:2");
+    assert_eq!(fs.text("src/f03"), "changed\n");
+    assert_eq!(fs.text("src/new"), "new\n");
+    assert!(!fs.has("src/f07") && !fs.has("modes/f07"));
+    assert_eq!(fs.get("modes/f01").mode & 0o777, 0o640);
+    assert_eq!(fs.get("src/link").link.as_deref(), Some("f01"));
+    fresh.finish();
+    t.finish();
+}
+
 #[test]
 fn changed_file_in_one_stage_reruns_only_that_stage_and_its_users() {
     let t = TestRoot::with_busybox();

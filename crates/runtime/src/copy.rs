@@ -11,6 +11,7 @@ use crate::Error;
 use crate::dockerignore::{Filter, FilterState, Verdict};
 use crate::fsops::{Copier, CopyMeta, Root, list_dir, open_dir_at, rel, stat_at};
 use crate::glob;
+use crate::reuse::{DirSlot, Reuse};
 
 /// A tree to copy from, with the patterns that decide what exists in it (a build context's
 /// `.dockerignore`); paths are checked relative to the tree's root.
@@ -208,6 +209,27 @@ fn resolve_dest(dest_root: &Root, dest: &str, owner: Option<(u32, u32)>) -> Resu
 
 /// Copies what `req.src` selects in `src` into the tree `dest_root`.
 pub fn copy(src: &SourceTree<'_>, dest_root: &Root, req: &CopyRequest<'_>) -> Result<(), Error> {
+    copy_with(src, dest_root, req, None)
+}
+
+/// Like [`copy`], linking what `reuse` finds unchanged since an earlier run of the same copy
+/// instead of copying it (`dest_root` is the mounted snapshot `reuse` was made for; the links
+/// are made by [`Reuse::finish`] once it is unmounted).
+pub fn copy_reusing(
+    src: &SourceTree<'_>,
+    dest_root: &Root,
+    req: &CopyRequest<'_>,
+    reuse: &mut Reuse,
+) -> Result<(), Error> {
+    copy_with(src, dest_root, req, Some(reuse))
+}
+
+fn copy_with(
+    src: &SourceTree<'_>,
+    dest_root: &Root,
+    req: &CopyRequest<'_>,
+    reuse: Option<&mut Reuse>,
+) -> Result<(), Error> {
     for p in req.required_paths {
         if !visible(src, &rel(p).to_string_lossy(), true)? {
             return Err(Error::SourceNotFound {
@@ -257,6 +279,7 @@ pub fn copy(src: &SourceTree<'_>, dest_root: &Root, req: &CopyRequest<'_>) -> Re
         ctx: src.filter,
         action: action.as_ref(),
         stack: Vec::new(),
+        reuse,
     };
     for m in &matches {
         let fd =
@@ -332,6 +355,7 @@ pub fn copy(src: &SourceTree<'_>, dest_root: &Root, req: &CopyRequest<'_>) -> Re
                 src: None,
                 st,
                 name: OsString::new(),
+                slot: DirSlot::default(),
             });
             let r = walk.children(dir.as_fd(), m, "", &cstate, &FilterState::default());
             walk.stack.clear();
@@ -355,6 +379,9 @@ pub fn copy(src: &SourceTree<'_>, dest_root: &Root, req: &CopyRequest<'_>) -> Re
             )));
         }
         let (parent_fd, src_name) = parent_of(src, m)?;
+        if let Some(r) = walk.reuse.as_deref_mut() {
+            r.wrote(&mut DirSlot::default(), &dir, &name);
+        }
         match ft {
             FileType::RegularFile => {
                 let opened = Root::reopen(&fd, false).map_err(ioerr)?;
@@ -385,6 +412,8 @@ struct Level {
     src: Option<OwnedFd>,
     st: Stat,
     name: OsString,
+    /// What the reuse knows of the destination directory.
+    slot: DirSlot,
 }
 
 struct Walk<'a> {
@@ -392,6 +421,7 @@ struct Walk<'a> {
     ctx: Option<&'a Filter>,
     action: Option<&'a Filter>,
     stack: Vec<Level>,
+    reuse: Option<&'a mut Reuse>,
 }
 
 impl Walk<'_> {
@@ -480,7 +510,17 @@ impl Walk<'_> {
                         "cannot replace directory {cp} with a file"
                     )));
                 }
+                let (Some(reuse), Some(lvl)) = (self.reuse.as_deref_mut(), self.stack.last_mut())
+                else {
+                    self.copier.copy_entry(src, &name, &st, &dst, &name)?;
+                    continue;
+                };
+                if reuse.link_later(&mut lvl.slot, &dst, &name, &st, self.copier.meta())? {
+                    continue;
+                }
                 self.copier.copy_entry(src, &name, &st, &dst, &name)?;
+                let after = stat_at(src, &name)?;
+                reuse.copied(&mut lvl.slot, &dst, &name, &st, after.as_ref());
                 continue;
             }
             let descend = keep
@@ -495,6 +535,7 @@ impl Walk<'_> {
                 src: Some(rustix::io::dup(&sub)?),
                 st,
                 name: name.clone(),
+                slot: DirSlot::default(),
             });
             if keep {
                 self.make_all()?;

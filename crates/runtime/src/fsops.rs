@@ -252,7 +252,8 @@ pub struct CopyMeta {
 }
 
 impl CopyMeta {
-    fn owner(&self, st: &Stat) -> (u32, u32) {
+    /// The owner an entry with the source stat `st` gets.
+    pub fn owner(&self, st: &Stat) -> (u32, u32) {
         match self.chown {
             Some(o) => o,
             None if self.keep_owner => (st.st_uid, st.st_gid),

@@ -48,6 +48,7 @@ mod mount;
 pub mod mounts;
 mod native;
 pub mod recover;
+pub mod reuse;
 mod snapshot;
 mod spec;
 pub mod unpack;

@@ -91,6 +91,22 @@ pub trait Snapshotter: Send + Sync + std::fmt::Debug {
     /// made.
     fn kind(&self) -> SnapshotterKind;
 
+    /// The directory holding committed snapshot `id`'s own changes (overlay upperdir format),
+    /// where the implementation keeps one: its files may be hard-linked into another snapshot,
+    /// never changed. `None` by default.
+    fn changes_dir(&self, id: &str) -> Option<PathBuf> {
+        let _ = id;
+        None
+    }
+
+    /// A file beside snapshot `id` (active or committed) for facts about its changes that are
+    /// not part of them, named `note` (lowercase letters and `-`); removed with the snapshot.
+    /// `None` by default and for other names.
+    fn note_path(&self, id: &str, note: &str) -> Option<PathBuf> {
+        let _ = (id, note);
+        None
+    }
+
     /// A fresh path (not created) for something a step mounts for a while (scratch copies,
     /// secrets), where what a dead build left is found and cleaned up.
     fn scratch_path(&self, what: &str) -> PathBuf;
@@ -211,6 +227,15 @@ impl View {
             View::Mounted(m) => m.path(),
         }
     }
+}
+
+/// True for a snapshot id that names a directory under the snapshots (no separators, no
+/// dots).
+fn plain_name(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn new_id() -> String {
@@ -539,6 +564,17 @@ impl Snapshotter for LayerSnapshotter {
         } else {
             SnapshotterKind::Native
         }
+    }
+
+    /// `<root>/snapshots/<id>/fs` when `id` is committed.
+    fn changes_dir(&self, id: &str) -> Option<PathBuf> {
+        (plain_name(id) && self.exists(id)).then(|| self.upper(id))
+    }
+
+    /// `<root>/snapshots/<id>/note-<note>`.
+    fn note_path(&self, id: &str, note: &str) -> Option<PathBuf> {
+        let word = !note.is_empty() && note.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+        (plain_name(id) && word).then(|| self.dir.join(id).join(format!("note-{note}")))
     }
 
     /// A fresh path under `<root>/mounts/` for something mounted for a while (a step's

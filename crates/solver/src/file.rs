@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use xbuild_llb::{Chmod, Definition, FileAction, FileOp, Vertex};
+use xbuild_runtime::SnapshotterKind;
 use xbuild_runtime::chmod::ModeSet;
 use xbuild_runtime::copy::{CopyRequest, SourceTree, resolve_sources};
 use xbuild_runtime::dockerignore::Filter;
 use xbuild_runtime::fsops::{CopyMeta, ModeSpec, Root};
+use xbuild_runtime::reuse::Reuse;
 use xbuild_runtime::user::resolve_chown;
 
 use crate::{Error, Solved, Solver, blocking};
@@ -74,15 +76,78 @@ impl Solver {
         self.hold(active.id())?;
         let mount = self.snapshots.mount(&active)?;
         let target = mount.path().to_path_buf();
+        let note = self.snapshots.note_path(active.id(), REUSE_NOTE);
+        let mut reuse = match (&note, self.reusable(f, &inputs)) {
+            (Some(_), true) => {
+                let previous = self.previous_copy(v)?;
+                let prev = previous.as_ref().map(|(d, n)| (d.as_path(), n.as_path()));
+                Some(Reuse::new(&active.upper(), &target, prev)?)
+            }
+            _ => None,
+        };
         let actions = f.actions.clone();
-        let applied = blocking(move || apply_file_actions(&target, &actions, &inputs)).await;
+        let (applied, reuse) = blocking(move || {
+            let r = apply_file_actions(&target, &actions, &inputs, reuse.as_mut());
+            Ok((r, reuse))
+        })
+        .await?;
         drop(views);
         let unmounted = mount.unmount();
         applied?;
         unmounted?;
-        Ok(Some(self.snapshots.commit(active)?))
+        let linked = match (reuse, &note) {
+            (Some(r), Some(note)) => Some(r.finish(note)?),
+            _ => None,
+        };
+        let id = self.snapshots.commit(active)?;
+        if let Some(linked) = linked {
+            tracing::debug!(vertex = %v.digest(), linked, "copy linked unchanged files");
+            crate::copies::remember(&self.opts.root, v.digest(), &id);
+        }
+        Ok(Some(id))
+    }
+
+    /// Whether file vertex `v` is a copy from the build context that can link what an earlier
+    /// run of it wrote: overlay snapshots, nothing but copies (no archive unpacking) to one
+    /// destination, every one from a local source.
+    fn reusable(&self, f: &FileOp, inputs: &[Input]) -> bool {
+        let dest = match f.actions.first() {
+            Some(FileAction::Copy(c)) => &c.dest,
+            _ => return false,
+        };
+        self.snapshots.kind() == SnapshotterKind::Overlay
+            && f.actions.iter().all(|a| match a {
+                FileAction::Copy(c) => {
+                    &c.dest == dest
+                        && !c.attempt_unpack
+                        && inputs
+                            .get(c.input)
+                            .is_some_and(|i| c.input > 0 && !i.keep_owner)
+                }
+                _ => false,
+            })
+    }
+
+    /// The directory of changes and the reuse note of the snapshot the copy `v` made last,
+    /// held for this build, when it is still there.
+    fn previous_copy(&self, v: &Vertex) -> Result<Option<(PathBuf, PathBuf)>, Error> {
+        let Some(id) = crate::copies::last(&self.opts.root, v.digest()) else {
+            return Ok(None);
+        };
+        let Some(note) = self.snapshots.note_path(&id, REUSE_NOTE) else {
+            return Ok(None);
+        };
+        if self.snapshots.changes_dir(&id).is_none() {
+            return Ok(None);
+        }
+        self.hold(&id)?;
+        // Held now, so a prune cannot take it any more; it may have before.
+        Ok(self.snapshots.changes_dir(&id).map(|dir| (dir, note)))
     }
 }
+
+/// The note in which a copy's snapshot records what its files were copied from.
+const REUSE_NOTE: &str = "copied";
 
 fn mode_spec(m: &Option<Chmod>) -> Result<Option<ModeSpec>, Error> {
     Ok(match m {
@@ -94,11 +159,12 @@ fn mode_spec(m: &Option<Chmod>) -> Result<Option<ModeSpec>, Error> {
     })
 }
 
-/// Applies a file op's actions on the mounted `target`.
+/// Applies a file op's actions on the mounted `target`, copies through `reuse` when given.
 fn apply_file_actions(
     target: &Path,
     actions: &[FileAction],
     inputs: &[Input],
+    mut reuse: Option<&mut Reuse>,
 ) -> Result<(), Error> {
     let dest = Root::open(target)?;
     for a in actions {
@@ -119,28 +185,28 @@ fn apply_file_actions(
                     },
                 };
                 let chown = c.chown.as_ref().map(|ch| resolve_chown(&dest, ch));
-                xbuild_runtime::copy::copy(
-                    &tree,
-                    &dest,
-                    &CopyRequest {
-                        src: &c.src,
-                        dest: &c.dest,
-                        follow_symlinks: c.follow_symlinks,
-                        dir_copy_contents: c.dir_copy_contents,
-                        allow_wildcard: c.allow_wildcard,
-                        allow_empty_wildcard: c.allow_empty_wildcard,
-                        create_dest_path: c.create_dest_path,
-                        include_patterns: &c.include_patterns,
-                        exclude_patterns: &c.exclude_patterns,
-                        required_paths: &c.required_paths,
-                        attempt_unpack: c.attempt_unpack,
-                        meta: CopyMeta {
-                            chown,
-                            keep_owner: input.keep_owner,
-                            mode: mode_spec(&c.mode)?,
-                        },
+                let req = CopyRequest {
+                    src: &c.src,
+                    dest: &c.dest,
+                    follow_symlinks: c.follow_symlinks,
+                    dir_copy_contents: c.dir_copy_contents,
+                    allow_wildcard: c.allow_wildcard,
+                    allow_empty_wildcard: c.allow_empty_wildcard,
+                    create_dest_path: c.create_dest_path,
+                    include_patterns: &c.include_patterns,
+                    exclude_patterns: &c.exclude_patterns,
+                    required_paths: &c.required_paths,
+                    attempt_unpack: c.attempt_unpack,
+                    meta: CopyMeta {
+                        chown,
+                        keep_owner: input.keep_owner,
+                        mode: mode_spec(&c.mode)?,
                     },
-                )?;
+                };
+                match reuse.as_deref_mut() {
+                    Some(r) => xbuild_runtime::copy::copy_reusing(&tree, &dest, &req, r)?,
+                    None => xbuild_runtime::copy::copy(&tree, &dest, &req)?,
+                }
             }
             FileAction::Mkdir(m) => {
                 let owner = m.chown.as_ref().map(|ch| resolve_chown(&dest, ch));

@@ -197,6 +197,7 @@ pub fn prune(
     for id in &plan.delete {
         snaps.remove(id)?;
     }
+    crate::copies::forget_unless(&root, |id| committed.contains(id) && !forget.contains(id));
     report.snapshots = plan.delete.len();
     report.reclaimed = plan.reclaimed;
     if opts.all && opts.keep_storage.is_none() {

@@ -39,6 +39,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod copies;
 mod exec;
 pub mod explain;
 mod file;
