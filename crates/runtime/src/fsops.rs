@@ -277,7 +277,8 @@ pub struct Copier {
     links: HashMap<(u64, u64), (Arc<OwnedFd>, OsString)>,
 }
 
-fn times(st: &Stat) -> Timestamps {
+/// The access and modification times of a stat, as `futimens` takes them.
+pub(crate) fn times(st: &Stat) -> Timestamps {
     Timestamps {
         last_access: Timespec {
             tv_sec: st.st_atime,

@@ -45,11 +45,11 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
 use crate::Error;
 use crate::context::FileStamp;
-use crate::fsops::{CopyMeta, open_dir_at, stat_at};
+use crate::fsops::{CopyMeta, open_dir_at, stat_at, times};
 
 /// How recent a source's last change may be for its stamp to be trusted: a write within the
 /// timestamp granularity of the last one could leave the stamp unchanged.
@@ -296,7 +296,7 @@ impl Reuse {
             let Some((prev, upper)) = dirs else {
                 return Err(missing(&pending[i]));
             };
-            let times = rustix::fs::fstat(&upper)
+            let stat = rustix::fs::fstat(&upper)
                 .map_err(|e| Error::io(&self.mount.join(&*rel), e.into()))?;
             let mut touched = false;
             while i < pending.len() && pending[i].dir == rel {
@@ -316,25 +316,12 @@ impl Reuse {
                 }
             }
             if touched {
-                rustix::fs::futimens(&upper, &dir_times(&times))
+                rustix::fs::futimens(&upper, &times(&stat))
                     .map_err(|e| Error::io(&self.mount.join(&*rel), e.into()))?;
             }
         }
         write_record(record, &self.stamps)?;
         Ok(linked)
-    }
-}
-
-fn dir_times(st: &Stat) -> Timestamps {
-    Timestamps {
-        last_access: Timespec {
-            tv_sec: st.st_atime,
-            tv_nsec: st.st_atime_nsec as _,
-        },
-        last_modification: Timespec {
-            tv_sec: st.st_mtime,
-            tv_nsec: st.st_mtime_nsec as _,
-        },
     }
 }
 
