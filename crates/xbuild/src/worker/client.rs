@@ -69,6 +69,9 @@ pub struct RemoteResult {
     pub layer_bytes_received: u64,
     /// Image layers the local content store already had, which did not come back.
     pub layers_present: u64,
+    /// The context manifest was sent; `false` when the worker held a layout of exactly this
+    /// context already (it answered the manifest's digest).
+    pub manifest_sent: bool,
 }
 
 /// Where the output archive goes once it is back.
@@ -125,6 +128,7 @@ pub async fn build(
     let mut req = req;
     req.context_entries = manifest.entries.len() as u64;
     req.context_bytes = manifest.bytes;
+    req.manifest_digest = manifest.digest.to_vec();
     let tmp = builder.root().join("remote-output");
     std::fs::create_dir_all(&tmp).map_err(crate::io(&tmp))?;
     let tmp = tmp.join(format!("{}.part", rand::random::<u64>()));
@@ -136,7 +140,7 @@ pub async fn build(
             _ = opts.cancel.cancelled() => return Err(crate::Error::Cancelled),
         };
         match attempt {
-            Ok((outcome, image)) => {
+            Ok((outcome, image, manifest_sent)) => {
                 let layers = image
                     .as_ref()
                     .map_or((0, 0), |i| (i.layers_received, i.layers_present));
@@ -151,6 +155,7 @@ pub async fn build(
                     layers_received: layers.0 as u64,
                     layer_bytes_received: outcome.blob_bytes_sent,
                     layers_present: layers.1 as u64,
+                    manifest_sent,
                 });
             }
             Err(e) if e.retryable() && i + 1 < remote.addrs.len() => {
@@ -255,6 +260,7 @@ fn request(opts: &BuildOptions) -> Result<(BuildRequest, Place), crate::Error> {
         context_entries: 0,
         context_bytes: 0,
         image_by_blobs: true,
+        manifest_digest: Vec::new(),
     };
     Ok((req, place))
 }
@@ -337,7 +343,7 @@ fn status_error(addr: &str, s: &Status) -> Error {
 }
 
 /// Runs the build on one worker; an output archive lands in `tmp`, an image that comes back
-/// by blobs in the local store.
+/// by blobs in the local store. Also says whether the manifest was sent.
 async fn build_on(
     builder: &Builder,
     addr: &str,
@@ -346,7 +352,7 @@ async fn build_on(
     manifest: &Manifest,
     opts: &BuildOptions,
     tmp: &Path,
-) -> Result<(Outcome, Option<Received>), Error> {
+) -> Result<(Outcome, Option<Received>, bool), Error> {
     let channel = connect(addr, remote).await?;
     let token = match &remote.token_file {
         Some(f) => {
@@ -366,45 +372,35 @@ async fn build_on(
     })
     .max_decoding_message_size(16 << 20);
     let (tx, rx) = mpsc::channel::<ClientMessage>(16);
-    let mut inbound = client
+    let response = client
         .build(ReceiverStream::new(rx))
         .await
-        .map_err(|s| status_error(addr, &s))?
-        .into_inner();
-    // The request and manifest go out while the worker answers; a failed send means the
-    // worker ended the stream, and its reason comes on `inbound`.
-    let mut sender = Some({
-        let tx = tx.clone();
-        let req = req.clone();
-        let entries = manifest.entries.clone();
-        tokio::spawn(async move {
-            let send = |m| {
-                let tx = &tx;
-                async move {
-                    tx.send(ClientMessage { msg: Some(m) })
-                        .await
-                        .map_err(|_| ())
-                }
-            };
-            send(client_message::Msg::Request(req)).await?;
-            let mut chunks = entries.chunks(2000).peekable();
-            if chunks.peek().is_none() {
-                return send(client_message::Msg::Manifest(ManifestChunk {
-                    entries: Vec::new(),
-                    last: true,
-                }))
-                .await;
-            }
-            while let Some(c) = chunks.next() {
-                send(client_message::Msg::Manifest(ManifestChunk {
-                    entries: c.to_vec(),
-                    last: chunks.peek().is_none(),
-                }))
-                .await?;
-            }
-            Ok::<(), ()>(())
-        })
-    });
+        .map_err(|s| status_error(addr, &s))?;
+    // A worker that takes the manifest's digest first says so in the response header.
+    let by_digest = response
+        .metadata()
+        .get(FEATURES_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|f| f.trim() == MANIFEST_DIGEST_FEATURE));
+    let mut inbound = response.into_inner();
+    // The manifest goes out while the worker answers; a failed send means the worker ended
+    // the stream, and its reason comes on `inbound`. A worker that takes the digest first
+    // gets the manifest only when it asks (ContextStatus without laid_out).
+    let mut manifest_sent = !by_digest;
+    let mut sender = if by_digest {
+        if tx
+            .send(ClientMessage {
+                msg: Some(client_message::Msg::Request(req.clone())),
+            })
+            .await
+            .is_err()
+        {
+            tracing::debug!("the worker ended the stream before the request");
+        }
+        None
+    } else {
+        Some(send_manifest(&tx, Some(req.clone()), manifest))
+    };
     let mut out: Option<tokio::fs::File> = None;
     let mut image: Option<Receiver> = None;
     let lost = |message: &str| Error::Lost {
@@ -418,6 +414,17 @@ async fn build_on(
             Err(s) => return Err(status_error(addr, &s)),
         };
         match m.msg {
+            Some(worker_message::Msg::Status(status)) => {
+                if !by_digest || sender.is_some() {
+                    return Err(Error::Protocol(format!(
+                        "worker {addr} sent a context status it was not asked for"
+                    )));
+                }
+                if !status.laid_out {
+                    sender = Some(send_manifest(&tx, None, manifest));
+                    manifest_sent = true;
+                }
+            }
             Some(worker_message::Msg::Need(need)) => {
                 if let Some(s) = sender.take() {
                     let _ = s.await;
@@ -426,13 +433,13 @@ async fn build_on(
                     let digest = <[u8; 32]>::try_from(d.as_slice()).map_err(|_| {
                         Error::Protocol("the worker asked for a digest that is not 32 bytes".into())
                     })?;
-                    let path = manifest.files.get(&digest).ok_or_else(|| {
+                    let path = manifest.file(&digest).ok_or_else(|| {
                         Error::Protocol(format!(
                             "the worker asked for {} which the context does not hold",
                             hex::encode(digest)
                         ))
                     })?;
-                    if send_file(&tx, digest, path).await.is_err() {
+                    if send_file(&tx, digest, &path).await.is_err() {
                         break;
                     }
                 }
@@ -511,12 +518,58 @@ async fn build_on(
                     }
                     None => None,
                 };
-                return Ok((o, received));
+                return Ok((o, received, manifest_sent));
             }
             None => return Err(Error::Protocol("the worker sent an empty message".into())),
         }
     }
 }
+
+/// The response header in which a worker lists the protocol features it has.
+pub(crate) const FEATURES_HEADER: &str = "xbuild-features";
+/// The feature of a worker that takes the manifest's digest first (see `proto/worker.proto`).
+pub(crate) const MANIFEST_DIGEST_FEATURE: &str = "manifest-digest";
+
+/// Starts sending `req` (when given) and then the context manifest, in chunks; the task ends
+/// early (`Err`) when the worker ended the stream.
+fn send_manifest(
+    tx: &mpsc::Sender<ClientMessage>,
+    req: Option<BuildRequest>,
+    manifest: &Manifest,
+) -> tokio::task::JoinHandle<Result<(), ()>> {
+    let tx = tx.clone();
+    let chunks: Vec<Vec<proto::Entry>> = manifest
+        .entries
+        .chunks(MANIFEST_CHUNK)
+        .map(<[proto::Entry]>::to_vec)
+        .collect();
+    tokio::spawn(async move {
+        let send = |m| {
+            let tx = &tx;
+            async move {
+                tx.send(ClientMessage { msg: Some(m) })
+                    .await
+                    .map_err(|_| ())
+            }
+        };
+        if let Some(req) = req {
+            send(client_message::Msg::Request(req)).await?;
+        }
+        let n = chunks.len().max(1);
+        let mut chunks = chunks.into_iter();
+        for i in 0..n {
+            send(client_message::Msg::Manifest(ManifestChunk {
+                entries: chunks.next().unwrap_or_default(),
+                last: i + 1 == n,
+            }))
+            .await?;
+        }
+        Ok(())
+    })
+}
+
+/// Entries per manifest message.
+const MANIFEST_CHUNK: usize = 2000;
 
 /// Sends one context file's content in chunks.
 async fn send_file(
