@@ -14,7 +14,7 @@ use xbuild_cache::statcache::{Stamp, StatCache};
 use xbuild_runtime::dockerignore::{Filter, FilterState, Verdict};
 
 use super::Error;
-use super::proto::{Entry, entry::Kind};
+use super::proto::{Entry, ManifestChunk, entry::Kind};
 
 /// A context as the client sends it.
 #[derive(Debug, Default)]
@@ -478,20 +478,51 @@ fn read_record(dir: &Path) -> Option<LaidOut> {
     })
 }
 
-/// When `dir` holds a layout of exactly the manifest with digest `digest` and nothing in it
-/// changed since the worker wrote it (every entry, the directory itself included, still has
-/// the device, inode, type, mode, size, mtime and ctime recorded then: a write, a chmod, a
-/// replaced or added entry all change one of them), marks it used (for [`collect_garbage`])
-/// and returns its record. Anything else — no layout, another manifest, a change made outside
-/// the worker — is `None`, and the layout is laid out again from the manifest.
+/// When `dir` holds a layout of exactly the manifest with digest `digest`, marks it used
+/// (for [`collect_garbage`]) and returns its record. The layout is not checked here: a build
+/// reads it only after [`repair`] checked it (context checksums of a manifest depend only on
+/// what the manifest lists).
 pub fn laid_out(dir: &Path, digest: &[u8; 32]) -> Option<LaidOut> {
     let record = read_record(dir).filter(|r| &r.digest == digest)?;
     let index_path = dir.with_extension("index");
-    if !index_path.is_file() || !intact(dir) {
+    if !dir.is_dir() || !index_path.is_file() || !dir.with_extension("entries").is_file() {
         return None;
     }
     filetime::set_file_mtime(&index_path, filetime::FileTime::now()).ok()?;
     Some(record)
+}
+
+/// Checks that nothing in the layout `dir` changed since the worker wrote it: every entry,
+/// the directory itself included, still has the device, inode, type, mode, size, mtime and
+/// ctime recorded then (a write, a chmod, a replaced, added or removed entry all change one of
+/// them). When something did, lays it out again from the manifest it was laid out from
+/// (`DIR.entries`, which must still have the recorded digest) and the verified contents of
+/// `store`. Returns whether it had to.
+pub fn repair(dir: &Path, store: &FileStore, hashes: &StatCache) -> Result<bool, Error> {
+    if intact(dir) {
+        return Ok(false);
+    }
+    let bad = |what: &str| {
+        Error::Protocol(format!(
+            "the context layout {} was changed outside the worker and {what}; build again to send the context",
+            dir.display()
+        ))
+    };
+    let record = read_record(dir).ok_or_else(|| bad("its record is gone"))?;
+    let path = dir.with_extension("entries");
+    let bytes = std::fs::read(&path).map_err(io(&path))?;
+    let entries = <ManifestChunk as prost::Message>::decode(bytes.as_slice())
+        .map_err(|_| bad("its manifest is damaged"))?
+        .entries;
+    if manifest_digest(&entries) != record.digest {
+        return Err(bad("its manifest is not the one recorded"));
+    }
+    validate(&entries).map_err(|e| bad(&e))?;
+    if !store.missing(&entries).is_empty() {
+        return Err(bad("the worker lacks some of its contents"));
+    }
+    materialize(dir, &entries, store, hashes)?;
+    Ok(true)
 }
 
 /// What a layout entry's status was when the worker wrote it.
@@ -597,8 +628,8 @@ fn intact(dir: &Path) -> bool {
 /// nobody changed since (see [`laid_out`]) are left alone when type, size, mode and mtime
 /// match, everything else is replaced and what the manifest does not list is removed.
 /// Returns how many files were written. Records beside `dir` what each file holds
-/// (`DIR.index`), the status of every entry (`DIR.status`) and the manifest's digest, entry
-/// count and bytes (`DIR.manifest`). Each file's content hash goes into `hashes` (the stat
+/// (`DIR.index`), the status of every entry (`DIR.status`, see [`repair`]), the manifest
+/// (`DIR.entries`) and its digest, entry count and bytes (`DIR.manifest`). Each file's content hash goes into `hashes` (the stat
 /// cache builds read), so hashing the context again reads no file.
 pub fn materialize(
     dir: &Path,
@@ -619,6 +650,7 @@ pub fn materialize(
     // Written again only once the directory matches them.
     let _ = std::fs::remove_file(&manifest_path);
     let _ = std::fs::remove_file(&status_path);
+    let _ = std::fs::remove_file(dir.with_extension("entries"));
     let _ = std::fs::remove_file(&index_path);
     let mut index = HashMap::new();
     let listed: BTreeSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
@@ -697,6 +729,12 @@ pub fn materialize(
         hex::encode(manifest_digest(entries)),
         entries.len()
     );
+    let entries_path = dir.with_extension("entries");
+    let list = prost::Message::encode_to_vec(&ManifestChunk {
+        entries: entries.to_vec(),
+        last: true,
+    });
+    std::fs::write(&entries_path, list).map_err(io(&entries_path))?;
     std::fs::write(&manifest_path, record).map_err(io(&manifest_path))?;
     Ok(written)
 }
@@ -744,6 +782,7 @@ pub fn collect_garbage(
             let _ = std::fs::remove_file(&index);
             let _ = std::fs::remove_file(path.with_extension("manifest"));
             let _ = std::fs::remove_file(path.with_extension("status"));
+            let _ = std::fs::remove_file(path.with_extension("entries"));
             out.contexts += 1;
             continue;
         }
@@ -922,29 +961,49 @@ mod tests {
         let out = t.path().join("out");
         materialize(&out, &m.entries, &store, &cache).unwrap();
         assert!(laid_out(&out, &m.digest).is_some());
+        assert!(!repair(&out, &store, &cache).unwrap(), "nothing changed");
 
-        // Same size, same mtime, other content: the ctime tells.
+        // Same size, same mtime, other content: the ctime tells, and exactly that file is
+        // laid out again.
         tamper(&out.join("d/a"), b"ALPHA");
-        assert!(laid_out(&out, &m.digest).is_none());
-        // Laying it out again replaces exactly that file.
-        assert_eq!(materialize(&out, &m.entries, &store, &cache).unwrap(), 1);
+        let index = std::fs::read(out.with_extension("index")).unwrap();
+        assert!(repair(&out, &store, &cache).unwrap());
         assert_eq!(std::fs::read_to_string(out.join("d/a")).unwrap(), "alpha");
+        assert_eq!(
+            std::fs::read(out.with_extension("index")).unwrap().len(),
+            index.len()
+        );
+        assert!(!repair(&out, &store, &cache).unwrap());
         assert!(laid_out(&out, &m.digest).is_some());
 
-        // A file added, a mode changed, the record damaged: each is noticed.
+        // A file added, a mode changed: each is noticed and undone.
         std::fs::write(out.join("d/extra"), "x").unwrap();
-        assert!(laid_out(&out, &m.digest).is_none());
-        materialize(&out, &m.entries, &store, &cache).unwrap();
+        assert!(repair(&out, &store, &cache).unwrap());
         assert!(!out.join("d/extra").exists());
-        assert!(laid_out(&out, &m.digest).is_some());
         std::fs::set_permissions(out.join("b"), std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(laid_out(&out, &m.digest).is_none());
-        materialize(&out, &m.entries, &store, &cache).unwrap();
+        assert!(repair(&out, &store, &cache).unwrap());
+        assert_eq!(
+            std::fs::metadata(out.join("b")).unwrap().mode() & 0o777,
+            0o644
+        );
+
+        // A damaged status record makes everything suspect: laid out again.
         let status = out.with_extension("status");
         let mut bytes = std::fs::read(&status).unwrap();
         bytes[20] ^= 1;
         std::fs::write(&status, bytes).unwrap();
-        assert!(laid_out(&out, &m.digest).is_none());
+        assert!(repair(&out, &store, &cache).unwrap());
+        // A manifest that is not the recorded one is not laid out: an error.
+        tamper(&out.join("b"), b"BETA");
+        let mut other = m.entries.clone();
+        other[0].mode = 0o600;
+        let list = prost::Message::encode_to_vec(&ManifestChunk {
+            entries: other,
+            last: true,
+        });
+        std::fs::write(out.with_extension("entries"), list).unwrap();
+        let err = repair(&out, &store, &cache).unwrap_err().to_string();
+        assert!(err.contains("changed outside the worker"), "{err}");
     }
 
     #[test]

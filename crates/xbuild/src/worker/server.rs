@@ -221,15 +221,67 @@ impl Sums {
     }
 }
 
-/// A context laid out by this worker and checked unchanged (or just laid out) for this
-/// build: a context checksum is computed by walking it, exactly as a local build walks its
-/// context, once per manifest and selection; a build of the same manifest again takes it
-/// from `sums`, since it depends only on what the manifest lists (and the worker checked every
-/// file it lists against its blake3 hash on receipt).
+/// A context laid out by this worker. A context checksum is computed by walking it, exactly
+/// as a local build walks its context, once per manifest and selection; a build of the same
+/// manifest again takes it from `sums`, since it depends only on what the manifest lists
+/// (and the worker checked every content it lists against its blake3 hash on receipt). The
+/// layout itself is read (walked, copied from, mounted) only once [`context::repair`] checked
+/// it unchanged since the worker wrote it, or laid it out again.
 #[derive(Debug)]
 struct LaidOutContext {
     dir: PathBuf,
     sums: Arc<Sums>,
+    files: FileStore,
+    /// The root whose stat cache a repair seeds.
+    root: PathBuf,
+    /// The outcome of checking the layout, once this build needed it; set from the start
+    /// when this build laid it out.
+    checked: std::sync::Mutex<Option<Result<(), String>>>,
+    /// Where a layout that could not be repaired points copies (it does not exist).
+    unusable: PathBuf,
+}
+
+impl LaidOutContext {
+    fn new(state: &State, dir: PathBuf, sums: Arc<Sums>, fresh: bool) -> Self {
+        LaidOutContext {
+            unusable: dir.with_extension("changed-outside-the-worker"),
+            dir,
+            sums,
+            files: state.files.clone(),
+            root: state.builder.root().to_path_buf(),
+            checked: std::sync::Mutex::new(fresh.then_some(Ok(()))),
+        }
+    }
+
+    /// Checks the layout (and repairs it) the first time this build reads it.
+    fn check(&self) -> Result<(), String> {
+        let mut checked = self
+            .checked
+            .lock()
+            .map_err(|_| "the context layout check is poisoned".to_string())?;
+        if let Some(r) = checked.as_ref() {
+            return r.clone();
+        }
+        let r = StatCache::load(&self.root)
+            .map_err(|e| e.to_string())
+            .and_then(|hashes| {
+                let repaired =
+                    context::repair(&self.dir, &self.files, &hashes).map_err(|e| e.to_string())?;
+                if repaired {
+                    tracing::warn!(
+                        layout = %self.dir.display(),
+                        "the context layout was changed outside the worker; laid it out again"
+                    );
+                    hashes.save().map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            });
+        if let Err(e) = &r {
+            tracing::error!(layout = %self.dir.display(), "{e}");
+        }
+        *checked = Some(r.clone());
+        r
+    }
 }
 
 /// What identifies a selection of a context: the context's filter (its `Debug` form names
@@ -254,7 +306,10 @@ fn selection_key(filter: Option<&Filter>, sel: &Selection<'_>) -> [u8; 32] {
 
 impl Source for LaidOutContext {
     fn dir(&self) -> &Path {
-        &self.dir
+        match self.check() {
+            Ok(()) => &self.dir,
+            Err(_) => &self.unusable,
+        }
     }
 
     fn checksum(
@@ -278,6 +333,10 @@ impl Source for LaidOutContext {
                 paths: Vec::new(),
             });
         }
+        self.check().map_err(|e| xbuild_runtime::Error::Io {
+            path: self.dir.clone(),
+            source: std::io::Error::other(e),
+        })?;
         let c = checksum_with(&self.dir, filter, sel, hashes, paths)?;
         if let Ok(mut m) = self.sums.by_selection.lock() {
             m.insert(key, c.total);
@@ -461,13 +520,13 @@ async fn session(
             .await
             .map_err(|_| "the client went away".to_string())?;
     }
-    let (layout, _turn) = match (layout, turn) {
-        (Some(d), Some(t)) => (d, t),
+    let (layout, fresh, _turn) = match (layout, turn) {
+        (Some(d), Some(t)) => (d, false, t),
         _ => {
             let received = receive_context(state, &req, &mut inbound, tx, progress, &dir, &lock);
-            let (d, changed, turn) = received.await?;
-            progress.layout_changed = changed;
-            (d, turn)
+            let (d, fresh, turn) = received.await?;
+            progress.layout_changed = fresh || progress.outcome.files_received > 0;
+            (d, fresh, turn)
         }
     };
     let sums = state.sums(&key, layout);
@@ -476,7 +535,7 @@ async fn session(
         .join(format!("{key}.{}.out", rand::random::<u64>()));
     let _cleanup = RemoveOnDrop(out.clone());
     let mut opts = build_options(state, &req, dir.clone(), &out)?;
-    opts.context_source = Some(Arc::new(LaidOutContext { dir, sums }));
+    opts.context_source = Some(Arc::new(LaidOutContext::new(state, dir, sums, fresh)));
     opts.cancel = cancel.clone();
     let (etx, erx) = mpsc::unbounded_channel();
     opts.progress = SharedSink::new(Forward(etx.clone()));
@@ -529,8 +588,9 @@ async fn session(
 }
 
 /// Receives the context manifest and the contents the worker lacks, and lays the context
-/// out in `dir`, taking its turn over it (`lock`); returns the manifest's digest, whether the
-/// layout changed, and the turn, which the build holds until it is done.
+/// out in `dir`, taking its turn over it (`lock`); returns the manifest's digest, whether it
+/// laid the context out (rather than finding it laid out), and the turn, which the build
+/// holds until it is done.
 async fn receive_context(
     state: &State,
     req: &proto::BuildRequest,
@@ -616,25 +676,24 @@ async fn receive_context(
             metrics.files_received += 1;
         }
     }
-    let received = metrics.files_received;
     let turn = take_turn(lock).await;
     let (dir, files) = (dir.to_path_buf(), state.files.clone());
     let root = state.builder.root().to_path_buf();
-    let laid = tokio::task::spawn_blocking(move || -> Result<([u8; 32], usize), Error> {
+    let laid = tokio::task::spawn_blocking(move || -> Result<([u8; 32], bool), Error> {
         let digest = context::manifest_digest(&entries);
         if context::laid_out(&dir, &digest).is_some() {
-            return Ok((digest, 0));
+            return Ok((digest, false));
         }
         let hashes = StatCache::load(&root)?;
-        let written = context::materialize(&dir, &entries, &files, &hashes)?;
+        context::materialize(&dir, &entries, &files, &hashes)?;
         hashes.save()?;
-        Ok((digest, written))
+        Ok((digest, true))
     })
     .await
     .map_err(|e| format!("laying out the context: {e}"))?
     .map_err(|e| format!("laying out the context: {e}"))?;
     drop(layouts);
-    Ok((laid.0, laid.1 > 0 || received > 0, turn))
+    Ok((laid.0, laid.1, turn))
 }
 
 /// Waits for a build's turn over a context directory.
@@ -936,6 +995,10 @@ mod tests {
         let ctx = LaidOutContext {
             dir: dir.clone(),
             sums: Arc::new(Sums::new([7; 32])),
+            files: FileStore::open(t.path().join("files")).unwrap(),
+            root: t.path().to_path_buf(),
+            checked: std::sync::Mutex::new(Some(Ok(()))),
+            unusable: t.path().join("unusable"),
         };
         let filter = Filter::new(&[], &["a/g".to_string()]).unwrap();
         let exclude = ["b".to_string()];
