@@ -111,6 +111,16 @@ pub async fn build(
         .into());
     }
     let (req, place) = request(opts)?;
+    // The first worker's connection and the local content store (where an image comes back)
+    // are opened while the context is scanned.
+    let first = {
+        let (addr, remote) = (remote.addrs[0].clone(), remote.clone());
+        tokio::spawn(async move { connect(&addr, &remote).await })
+    };
+    let store = {
+        let b = builder.clone();
+        tokio::task::spawn_blocking(move || b.store().map(|_| ()))
+    };
     let manifest = {
         let root = builder.root().to_path_buf();
         let context = opts.context.clone();
@@ -125,6 +135,10 @@ pub async fn build(
         .await
         .map_err(|e| Error::Config(format!("scanning the context: {e}")))??
     };
+    // A store that does not open says so when the image comes back.
+    if let Ok(Err(e)) = store.await {
+        tracing::debug!("opening the content store: {e}");
+    }
     let mut req = req;
     req.context_entries = manifest.entries.len() as u64;
     req.context_bytes = manifest.bytes;
@@ -134,9 +148,11 @@ pub async fn build(
     let tmp = tmp.join(format!("{}.part", rand::random::<u64>()));
     let _cleanup = RemoveOnDrop(tmp.clone());
     let mut last = None;
+    let mut first = Some(first);
     for (i, addr) in remote.addrs.iter().enumerate() {
+        let connected = first.take();
         let attempt = tokio::select! {
-            r = build_on(builder, addr, remote, &req, &manifest, opts, &tmp) => r,
+            r = build_on(builder, addr, remote, connected, &req, &manifest, opts, &tmp) => r,
             _ = opts.cancel.cancelled() => return Err(crate::Error::Cancelled),
         };
         match attempt {
@@ -342,18 +358,27 @@ fn status_error(addr: &str, s: &Status) -> Error {
     }
 }
 
-/// Runs the build on one worker; an output archive lands in `tmp`, an image that comes back
-/// by blobs in the local store. Also says whether the manifest was sent.
+/// Runs the build on one worker (over `connected`, when its connection is being made
+/// already); an output archive lands in `tmp`, an image that comes back by blobs in the local
+/// store. Also says whether the manifest was sent.
+#[allow(clippy::too_many_arguments)]
 async fn build_on(
     builder: &Builder,
     addr: &str,
     remote: &Remote,
+    connected: Option<tokio::task::JoinHandle<Result<Channel, Error>>>,
     req: &BuildRequest,
     manifest: &Manifest,
     opts: &BuildOptions,
     tmp: &Path,
 ) -> Result<(Outcome, Option<Received>, bool), Error> {
-    let channel = connect(addr, remote).await?;
+    let channel = match connected {
+        Some(c) => c.await.map_err(|e| Error::Connect {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })??,
+        None => connect(addr, remote).await?,
+    };
     let token = match &remote.token_file {
         Some(f) => {
             let t = read_token("--remote-token-file", f)?;
@@ -429,17 +454,18 @@ async fn build_on(
                 if let Some(s) = sender.take() {
                     let _ = s.await;
                 }
+                let contents = manifest.contents();
                 for d in need.files {
                     let digest = <[u8; 32]>::try_from(d.as_slice()).map_err(|_| {
                         Error::Protocol("the worker asked for a digest that is not 32 bytes".into())
                     })?;
-                    let path = manifest.file(&digest).ok_or_else(|| {
+                    let path = contents.get(&digest).ok_or_else(|| {
                         Error::Protocol(format!(
                             "the worker asked for {} which the context does not hold",
                             hex::encode(digest)
                         ))
                     })?;
-                    if send_file(&tx, digest, &path).await.is_err() {
+                    if send_file(&tx, digest, path).await.is_err() {
                         break;
                     }
                 }

@@ -23,8 +23,6 @@ pub struct Manifest {
     pub dir: PathBuf,
     /// Every selected entry, parents before children.
     pub entries: Vec<Entry>,
-    /// For each content, an entry (its index in `entries`) that holds it.
-    pub files: HashMap<[u8; 32], usize>,
     /// The file bytes the entries hold.
     pub bytes: u64,
     /// The [`manifest_digest`] of `entries`.
@@ -32,12 +30,17 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Where content `digest` is on the client.
-    pub fn file(&self, digest: &[u8; 32]) -> Option<PathBuf> {
-        self.files
-            .get(digest)
-            .and_then(|&i| self.entries.get(i))
-            .map(|e| self.dir.join(&e.path))
+    /// Where each content is on the client (a file holding it), by blake3 hash.
+    pub fn contents(&self) -> HashMap<[u8; 32], PathBuf> {
+        let mut out = HashMap::new();
+        for e in &self.entries {
+            if e.kind() == Kind::File
+                && let Ok(d) = <[u8; 32]>::try_from(e.digest.as_slice())
+            {
+                out.entry(d).or_insert_with(|| self.dir.join(&e.path));
+            }
+        }
+        out
     }
 }
 
@@ -59,21 +62,16 @@ pub fn scan(dir: &Path, ignore: &[String], cache: &StatCache) -> Result<Manifest
         cache,
     };
     let entries = scanner.dir(root.as_fd(), "", &FilterState::default())?;
-    let mut m = Manifest {
+    Ok(Manifest {
         dir: dir.to_path_buf(),
         digest: manifest_digest(&entries),
-        ..Manifest::default()
-    };
-    for (i, e) in entries.iter().enumerate() {
-        if e.kind() == Kind::File
-            && let Ok(d) = <[u8; 32]>::try_from(e.digest.as_slice())
-        {
-            m.bytes += e.size;
-            m.files.entry(d).or_insert(i);
-        }
-    }
-    m.entries = entries;
-    Ok(m)
+        bytes: entries
+            .iter()
+            .filter(|e| e.kind() == Kind::File)
+            .map(|e| e.size)
+            .sum(),
+        entries,
+    })
 }
 
 struct Scanner<'a> {
@@ -82,16 +80,14 @@ struct Scanner<'a> {
     cache: &'a StatCache,
 }
 
-/// One name of a directory being scanned, and what to do with it.
-enum Item {
-    /// A file or symlink to list.
-    Leaf(Entry, rustix::fs::Stat),
-    /// A directory to descend into (listed itself when `keep`).
-    Dir {
-        entry: Entry,
-        keep: bool,
-        state: FilterState,
-    },
+/// One place in a directory's part of the manifest.
+enum Slot {
+    /// An entry, complete.
+    Done(Entry),
+    /// A file whose content the stat cache does not know: hashed before it is done.
+    Hash(Entry),
+    /// Everything below the subdirectory with this index.
+    Below(usize),
 }
 
 fn ns(sec: i64, nsec: u64) -> i64 {
@@ -110,6 +106,8 @@ fn stamp_of_stat(st: &rustix::fs::Stat) -> Stamp {
 
 impl Scanner<'_> {
     /// The entries below the directory `fd` (at `rel`), in name order, parents first.
+    /// Subdirectories are scanned in parallel, and so are the files of this one that must be
+    /// hashed.
     fn dir(
         &self,
         fd: BorrowedFd<'_>,
@@ -128,7 +126,9 @@ impl Scanner<'_> {
             }
         }
         names.sort();
-        let mut items = Vec::with_capacity(names.len());
+        let mut slots = Vec::with_capacity(names.len());
+        let mut subdirs: Vec<(String, FilterState)> = Vec::new();
+        let mut to_hash = false;
         for name in names {
             let Ok(name) = String::from_utf8(name) else {
                 return Err(Error::Config(format!(
@@ -157,118 +157,127 @@ impl Scanner<'_> {
             if !is_dir && !verdict.keep {
                 continue;
             }
-            let descend =
-                is_dir && (verdict.keep || self.filter.is_some_and(|f| f.descend(&path, verdict)));
-            if is_dir && !descend {
+            if is_dir && !(verdict.keep || self.filter.is_some_and(|f| f.descend(&path, verdict))) {
                 continue;
             }
-            let entry = Entry {
-                path,
+            let mut entry = Entry {
                 mode: st.st_mode & 0o7777,
                 size: 0,
                 mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
                 ..Entry::default()
             };
-            items.push(if is_dir {
-                Item::Dir {
-                    entry,
-                    keep: verdict.keep,
-                    state,
-                }
-            } else {
-                Item::Leaf(entry, st)
-            });
-        }
-        let parts: Vec<Result<Vec<Entry>, Error>> = items
-            .into_par_iter()
-            .map(|item| match item {
-                Item::Leaf(e, st) => self.leaf(fd, e, &st).map(|e| vec![e]),
-                Item::Dir {
-                    mut entry,
-                    keep,
-                    state,
-                } => {
-                    let abs = self.dir.join(&entry.path);
-                    let sub = rustix::fs::openat(
-                        fd,
-                        base_name(&entry.path),
-                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(|e| io(&abs)(e.into()))?;
-                    let below = self.dir(sub.as_fd(), &entry.path, &state)?;
-                    if !keep {
-                        return Ok(below);
-                    }
+            if is_dir {
+                if verdict.keep {
+                    entry.path = path.clone();
                     entry.set_kind(Kind::Dir);
-                    let mut out = Vec::with_capacity(below.len() + 1);
-                    out.push(entry);
-                    out.extend(below);
-                    Ok(out)
+                    slots.push(Slot::Done(entry));
                 }
+                slots.push(Slot::Below(subdirs.len()));
+                subdirs.push((path, state));
+                continue;
+            }
+            entry.path = path;
+            slots.push(self.leaf(fd, entry, &st, &mut to_hash)?);
+        }
+        if to_hash {
+            slots.par_iter_mut().try_for_each(|slot| {
+                if let Slot::Hash(e) = slot {
+                    *slot = Slot::Done(self.hash(fd, std::mem::take(e))?);
+                }
+                Ok::<(), Error>(())
+            })?;
+        }
+        let mut below: Vec<Vec<Entry>> = subdirs
+            .par_iter()
+            .map(|(path, state)| {
+                let sub = rustix::fs::openat(
+                    fd,
+                    base_name(path),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io(&self.dir.join(path))(e.into()))?;
+                self.dir(sub.as_fd(), path, state)
             })
-            .collect();
-        let mut out = Vec::new();
-        for p in parts {
-            out.extend(p?);
+            .collect::<Result<_, Error>>()?;
+        let mut out = Vec::with_capacity(slots.len() + below.iter().map(Vec::len).sum::<usize>());
+        for slot in slots {
+            match slot {
+                Slot::Done(e) | Slot::Hash(e) => out.push(e),
+                Slot::Below(i) => out.append(&mut below[i]),
+            }
         }
         Ok(out)
     }
 
-    /// A file or symlink of the directory `fd`, with its content hash or link target.
+    /// A file or symlink of the directory `fd`: done, with its link target or the content
+    /// hash the stat cache knows, or to be hashed (`to_hash` is set then).
     fn leaf(
         &self,
         fd: BorrowedFd<'_>,
         mut e: Entry,
         st: &rustix::fs::Stat,
-    ) -> Result<Entry, Error> {
-        let abs = self.dir.join(&e.path);
+        to_hash: &mut bool,
+    ) -> Result<Slot, Error> {
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Symlink => {
+                let abs = self.dir.join(&e.path);
                 let target = rustix::fs::readlinkat(fd, base_name(&e.path), Vec::new())
                     .map_err(|err| io(&abs)(err.into()))?;
                 e.set_kind(Kind::Symlink);
                 e.target = target.into_string().map_err(|_| {
                     Error::Config(format!("{}: the link target is not UTF-8", abs.display()))
                 })?;
+                Ok(Slot::Done(e))
             }
             FileType::RegularFile => {
-                let digest = match self.cache.get(&stamp_of_stat(st)) {
-                    Some(h) => h,
-                    None => {
-                        let f: OwnedFd = rustix::fs::openat(
-                            fd,
-                            base_name(&e.path),
-                            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                            Mode::empty(),
-                        )
-                        .map_err(|err| io(&abs)(err.into()))?;
-                        // What is hashed is what this descriptor reads: its own stamp goes
-                        // into the cache and the entry.
-                        let fst = rustix::fs::fstat(&f).map_err(|err| io(&abs)(err.into()))?;
-                        let mut h = blake3::Hasher::new();
-                        h.update_reader(std::fs::File::from(f)).map_err(io(&abs))?;
-                        let h = *h.finalize().as_bytes();
-                        self.cache.put(stamp_of_stat(&fst), h);
-                        e.mode = fst.st_mode & 0o7777;
-                        e.mtime_ns = ns(fst.st_mtime, fst.st_mtime_nsec);
-                        e.set_kind(Kind::File);
-                        e.size = fst.st_size as u64;
-                        e.digest = h.to_vec();
-                        return Ok(e);
-                    }
-                };
                 e.set_kind(Kind::File);
                 e.size = st.st_size as u64;
-                e.digest = digest.to_vec();
+                match self.cache.get(&stamp_of_stat(st)) {
+                    Some(h) => {
+                        e.digest = h.to_vec();
+                        Ok(Slot::Done(e))
+                    }
+                    None => {
+                        *to_hash = true;
+                        Ok(Slot::Hash(e))
+                    }
+                }
             }
-            _ => {
-                return Err(Error::Config(format!(
-                    "{}: sockets, devices and pipes cannot be sent as build context; list it in .dockerignore",
-                    abs.display()
-                )));
-            }
+            _ => Err(Error::Config(format!(
+                "{}: sockets, devices and pipes cannot be sent as build context; list it in .dockerignore",
+                self.dir.join(&e.path).display()
+            ))),
         }
+    }
+
+    /// Hashes the file `e` of the directory `fd`, recording its hash in the stat cache.
+    fn hash(&self, fd: BorrowedFd<'_>, mut e: Entry) -> Result<Entry, Error> {
+        let abs = self.dir.join(&e.path);
+        let f: OwnedFd = rustix::fs::openat(
+            fd,
+            base_name(&e.path),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|err| io(&abs)(err.into()))?;
+        // What is hashed is what this descriptor reads: its own stamp goes into the cache and
+        // the entry.
+        let st = rustix::fs::fstat(&f).map_err(|err| io(&abs)(err.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::Config(format!(
+                "{}: changed while the context was scanned; build again",
+                abs.display()
+            )));
+        }
+        let mut h = blake3::Hasher::new();
+        h.update_reader(std::fs::File::from(f)).map_err(io(&abs))?;
+        let h = *h.finalize().as_bytes();
+        self.cache.put(stamp_of_stat(&st), h);
+        e.mode = st.st_mode & 0o7777;
+        e.mtime_ns = ns(st.st_mtime, st.st_mtime_nsec);
+        e.size = st.st_size as u64;
+        e.digest = h.to_vec();
         Ok(e)
     }
 }
@@ -906,7 +915,7 @@ mod tests {
         assert_eq!(missing.len(), 2);
         for d in missing {
             let mut inc = store.begin(d).unwrap();
-            inc.write(&std::fs::read(m.file(&d).unwrap()).unwrap())
+            inc.write(&std::fs::read(&m.contents()[&d]).unwrap())
                 .unwrap();
             inc.commit().unwrap();
         }
@@ -954,7 +963,7 @@ mod tests {
         let store = FileStore::open(t.path().join("store")).unwrap();
         for d in store.missing(&m.entries) {
             let mut inc = store.begin(d).unwrap();
-            inc.write(&std::fs::read(m.file(&d).unwrap()).unwrap())
+            inc.write(&std::fs::read(&m.contents()[&d]).unwrap())
                 .unwrap();
             inc.commit().unwrap();
         }

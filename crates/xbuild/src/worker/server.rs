@@ -319,20 +319,13 @@ impl Source for LaidOutContext {
         hashes: &dyn ContentHashes,
         paths: bool,
     ) -> Result<Checksum, xbuild_runtime::Error> {
-        let key = selection_key(filter, sel);
-        if !paths
-            && let Some(total) = self
-                .sums
-                .by_selection
-                .lock()
-                .ok()
-                .and_then(|m| m.get(&key).copied())
-        {
+        if !paths && let Some(total) = self.known_checksum(filter, sel) {
             return Ok(Checksum {
                 total,
                 paths: Vec::new(),
             });
         }
+        let key = selection_key(filter, sel);
         self.check().map_err(|e| xbuild_runtime::Error::Io {
             path: self.dir.clone(),
             source: std::io::Error::other(e),
@@ -342,6 +335,15 @@ impl Source for LaidOutContext {
             m.insert(key, c.total);
         }
         Ok(c)
+    }
+
+    fn known_checksum(&self, filter: Option<&Filter>, sel: &Selection<'_>) -> Option<[u8; 32]> {
+        let key = selection_key(filter, sel);
+        self.sums
+            .by_selection
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).copied())
     }
 }
 
@@ -1021,8 +1023,10 @@ mod tests {
         for f in [None, filter.as_ref()] {
             for sel in &selections {
                 let local = checksum_with(&dir, f, sel, &NoContentHashes, false).unwrap();
+                assert_eq!(ctx.known_checksum(f, sel), None);
                 let walked = ctx.checksum(f, sel, &NoContentHashes, false).unwrap();
                 assert_eq!(walked, local);
+                assert_eq!(ctx.known_checksum(f, sel), Some(local.total));
                 // Known now: the same checksum, with no walk (the directory is gone).
                 std::fs::rename(&dir, t.path().join("away")).unwrap();
                 let known = ctx.checksum(f, sel, &NoContentHashes, false).unwrap();
