@@ -6,7 +6,10 @@
 # client's store, as the local one writes it there. A remote no-op is one round trip: the client
 # scans its context (through its stat cache) and names it by its manifest's digest; the worker
 # holds that layout and the context checksums of the cold build, so it sends nothing back but
-# the image offer (no manifest, no file, no walk of its copy). Needs root and busybox-static.
+# the image offer (no manifest, no file, no walk of its copy). The first local no-op is slower
+# than the next (it reads again files whose stat cache entries were too recent to keep, the
+# generator having just written them); `again` compares settled no-ops. Needs root and
+# busybox-static.
 # XB picks the binary (default: a debug build of this tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
