@@ -17,7 +17,11 @@ gen=${GEN_CONTEXT:-../shared/bench/gen-context}
 work=$(mktemp -d /tmp/xbuild-bench-XXXXXX)
 worker_pid=
 cleanup() {
-  [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null
+  # (`wait` on the killed worker fails; under `set -e` that must not skip the removal.)
+  if [ -n "$worker_pid" ]; then
+    kill "$worker_pid" 2>/dev/null || true
+    wait "$worker_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
