@@ -198,6 +198,80 @@ fn a_remote_build_sends_only_the_context_files_the_worker_lacks() {
     w.finish();
 }
 
+/// The client sent no manifest: the worker held this context (by its manifest digest).
+fn context_held(run: &Run) -> bool {
+    run.stderr.contains("no manifest was sent")
+}
+
+/// The worker's one context layout.
+fn layout_dir(w: &Worker) -> PathBuf {
+    let contexts = w.root().root().join("worker/contexts");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(contexts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
+}
+
+#[test]
+fn an_unchanged_context_goes_by_its_digest_a_changed_file_alone_is_sent_a_tampered_layout_is_redone()
+ {
+    let w = Worker::start(&[]);
+    let client = TestRoot::new();
+    let ctx = client.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:local\nCOPY . /src\nRUN cat /src/a.txt /src/b.txt > /out\n",
+            ),
+            ("a.txt", "alpha\n"),
+            ("b.txt", "beta\n"),
+        ],
+    );
+    let first = remote_build(&client, &ctx, &w.addr, &["-t", "d:1"]).ok();
+    assert!(!context_held(&first), "{}", first.stderr);
+    assert_eq!(files_received(&first), 3);
+
+    // Unchanged: the worker holds it, nothing is sent, nothing runs.
+    let second = remote_build(&client, &ctx, &w.addr, &["-t", "d:2"]).ok();
+    assert!(context_held(&second), "{}", second.stderr);
+    assert_eq!(files_received(&second), 0);
+    assert_eq!(executed(&second), 0, "{}", second.stderr);
+    assert_eq!(client.export("d:2").text("out"), "alpha\nbeta\n");
+
+    // One file changed: the manifest goes, and only that file.
+    std::fs::write(ctx.join("b.txt"), "BETA\n").unwrap();
+    let third = remote_build(&client, &ctx, &w.addr, &["-t", "d:3"]).ok();
+    assert!(!context_held(&third), "{}", third.stderr);
+    assert_eq!(files_received(&third), 1);
+    assert_eq!(client.export("d:3").text("out"), "alpha\nBETA\n");
+    let fourth = remote_build(&client, &ctx, &w.addr, &["-t", "d:4"]).ok();
+    assert!(context_held(&fourth), "{}", fourth.stderr);
+
+    // The layout changed on the worker behind its back (same size, same mtime): it is not
+    // trusted. A build that reads it (here every step runs) finds the change, lays the file
+    // out again from the content the worker verified, and sees the client's content.
+    let a = layout_dir(&w).join("a.txt");
+    let mtime = filetime::FileTime::from_last_modification_time(&std::fs::metadata(&a).unwrap());
+    std::fs::write(&a, "ALPHA\n").unwrap();
+    filetime::set_file_times(&a, mtime, mtime).unwrap();
+    let fifth = remote_build(&client, &ctx, &w.addr, &["-t", "d:5", "--no-cache"]).ok();
+    assert_eq!(files_received(&fifth), 0);
+    assert_eq!(executed(&fifth), 2, "{}", fifth.stderr);
+    assert_eq!(std::fs::read_to_string(&a).unwrap(), "alpha\n");
+    assert_eq!(client.export("d:5").text("out"), "alpha\nBETA\n");
+    assert!(
+        w.log().contains("changed outside the worker"),
+        "{}",
+        w.log()
+    );
+    client.finish();
+    w.finish();
+}
+
 #[test]
 fn a_worker_refuses_a_context_over_its_size_limit() {
     let w = Worker::start(&["--max-context-size", "1K"]);

@@ -121,6 +121,13 @@ pub trait Source: Send + Sync + std::fmt::Debug {
         hashes: &dyn ContentHashes,
         paths: bool,
     ) -> Result<Checksum, Error>;
+
+    /// The total [`checksum`](Self::checksum) of what `sel` selects, when the source knows
+    /// it without reading anything (a remote worker's context, checksummed for the same
+    /// manifest before); `None` by default.
+    fn known_checksum(&self, _filter: Option<&Filter>, _sel: &Selection<'_>) -> Option<[u8; 32]> {
+        None
+    }
 }
 
 /// A build context that is a directory on this machine.

@@ -138,8 +138,29 @@ impl Solver {
             return Ok(None);
         };
         let c = c.clone();
-        let cache = self.stat_cache();
         let history = History::new(&self.opts.root);
+        // A source that knows the checksum needs no walk, and no stat cache loaded (unless
+        // `explain` lacks the file list of that checksum).
+        let sel = Selection {
+            src: &c.src,
+            allow_wildcard: c.allow_wildcard,
+            follow: c.follow_symlinks,
+            include: &c.include_patterns,
+            exclude: &c.exclude_patterns,
+        };
+        if let Some(total) = source.known_checksum(filter.as_deref(), &sel) {
+            let hex = hex::encode(total);
+            if history.has_files(&hex) {
+                return Ok(Some(Box::new(move || {
+                    Ok(ContentRecord {
+                        action: n,
+                        src: c.src.clone(),
+                        checksum: hex,
+                    })
+                })));
+            }
+        }
+        let cache = self.stat_cache();
         Ok(Some(Box::new(move || {
             let sel = Selection {
                 src: &c.src,

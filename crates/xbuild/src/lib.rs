@@ -350,6 +350,10 @@ pub struct BuildOptions {
     /// The `security.insecure` entitlement (`--allow security.insecure`), which
     /// `RUN --security=insecure` needs.
     pub allow_insecure: bool,
+    /// Reads the build context through this source rather than as the directory `context`
+    /// (a remote worker's laid-out context, whose checksums it already knows); its
+    /// [`dir`](xbuild_runtime::context::Source::dir) must be `context`.
+    pub context_source: Option<Arc<dyn xbuild_runtime::context::Source>>,
 }
 
 impl BuildOptions {
@@ -378,6 +382,7 @@ impl BuildOptions {
             cancel: CancellationToken::new(),
             dockerfile_text: None,
             ignore_patterns: None,
+            context_source: None,
         }
     }
 
@@ -748,9 +753,11 @@ impl Builder {
                     context.display()
                 )));
             }
-            sopts
-                .contexts
-                .insert(CONTEXT_NAME.into(), Arc::new(LocalContext::new(context)));
+            let source: Arc<dyn xbuild_runtime::context::Source> = match &opts.context_source {
+                Some(s) => s.clone(),
+                None => Arc::new(LocalContext::new(context)),
+            };
+            sopts.contexts.insert(CONTEXT_NAME.into(), source);
         }
         sopts.no_cache = opts.no_cache;
         sopts.runtime = self.runtime.clone();

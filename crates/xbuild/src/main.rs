@@ -693,14 +693,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     let r = xbuild::worker::client::build(&builder, &opts, &remote).await?;
                     printer.note(&format!(
-                        "xbuild: built on worker {}: it received {} context file(s), {} byte(s), of {} entries; {} layer(s), {} byte(s) came back, {} were here already",
+                        "xbuild: built on worker {}: it received {} context file(s), {} byte(s), of {} entries; {} layer(s), {} byte(s) came back, {} were here already{}",
                         r.worker,
                         r.files_sent,
                         r.bytes_sent,
                         r.context_entries,
                         r.layers_received,
                         r.layer_bytes_received,
-                        r.layers_present
+                        r.layers_present,
+                        if r.manifest_sent {
+                            ""
+                        } else {
+                            " (it held this context already: no manifest was sent)"
+                        }
                     ));
                     Ok(r.result)
                 };

@@ -69,6 +69,9 @@ pub struct RemoteResult {
     pub layer_bytes_received: u64,
     /// Image layers the local content store already had, which did not come back.
     pub layers_present: u64,
+    /// The context manifest was sent; `false` when the worker held a layout of exactly this
+    /// context already (it answered the manifest's digest).
+    pub manifest_sent: bool,
 }
 
 /// Where the output archive goes once it is back.
@@ -108,6 +111,16 @@ pub async fn build(
         .into());
     }
     let (req, place) = request(opts)?;
+    // The first worker's connection and the local content store (where an image comes back)
+    // are opened while the context is scanned.
+    let first = {
+        let (addr, remote) = (remote.addrs[0].clone(), remote.clone());
+        tokio::spawn(async move { connect(&addr, &remote).await })
+    };
+    let store = {
+        let b = builder.clone();
+        tokio::task::spawn_blocking(move || b.store().map(|_| ()))
+    };
     let manifest = {
         let root = builder.root().to_path_buf();
         let context = opts.context.clone();
@@ -122,21 +135,28 @@ pub async fn build(
         .await
         .map_err(|e| Error::Config(format!("scanning the context: {e}")))??
     };
+    // A store that does not open says so when the image comes back.
+    if let Ok(Err(e)) = store.await {
+        tracing::debug!("opening the content store: {e}");
+    }
     let mut req = req;
     req.context_entries = manifest.entries.len() as u64;
     req.context_bytes = manifest.bytes;
+    req.manifest_digest = manifest.digest.to_vec();
     let tmp = builder.root().join("remote-output");
     std::fs::create_dir_all(&tmp).map_err(crate::io(&tmp))?;
     let tmp = tmp.join(format!("{}.part", rand::random::<u64>()));
     let _cleanup = RemoveOnDrop(tmp.clone());
     let mut last = None;
+    let mut first = Some(first);
     for (i, addr) in remote.addrs.iter().enumerate() {
+        let connected = first.take();
         let attempt = tokio::select! {
-            r = build_on(builder, addr, remote, &req, &manifest, opts, &tmp) => r,
+            r = build_on(builder, addr, remote, connected, &req, &manifest, opts, &tmp) => r,
             _ = opts.cancel.cancelled() => return Err(crate::Error::Cancelled),
         };
         match attempt {
-            Ok((outcome, image)) => {
+            Ok((outcome, image, manifest_sent)) => {
                 let layers = image
                     .as_ref()
                     .map_or((0, 0), |i| (i.layers_received, i.layers_present));
@@ -151,6 +171,7 @@ pub async fn build(
                     layers_received: layers.0 as u64,
                     layer_bytes_received: outcome.blob_bytes_sent,
                     layers_present: layers.1 as u64,
+                    manifest_sent,
                 });
             }
             Err(e) if e.retryable() && i + 1 < remote.addrs.len() => {
@@ -255,6 +276,7 @@ fn request(opts: &BuildOptions) -> Result<(BuildRequest, Place), crate::Error> {
         context_entries: 0,
         context_bytes: 0,
         image_by_blobs: true,
+        manifest_digest: Vec::new(),
     };
     Ok((req, place))
 }
@@ -336,18 +358,27 @@ fn status_error(addr: &str, s: &Status) -> Error {
     }
 }
 
-/// Runs the build on one worker; an output archive lands in `tmp`, an image that comes back
-/// by blobs in the local store.
+/// Runs the build on one worker (over `connected`, when its connection is being made
+/// already); an output archive lands in `tmp`, an image that comes back by blobs in the local
+/// store. Also says whether the manifest was sent.
+#[allow(clippy::too_many_arguments)]
 async fn build_on(
     builder: &Builder,
     addr: &str,
     remote: &Remote,
+    connected: Option<tokio::task::JoinHandle<Result<Channel, Error>>>,
     req: &BuildRequest,
     manifest: &Manifest,
     opts: &BuildOptions,
     tmp: &Path,
-) -> Result<(Outcome, Option<Received>), Error> {
-    let channel = connect(addr, remote).await?;
+) -> Result<(Outcome, Option<Received>, bool), Error> {
+    let channel = match connected {
+        Some(c) => c.await.map_err(|e| Error::Connect {
+            addr: addr.to_string(),
+            message: e.to_string(),
+        })??,
+        None => connect(addr, remote).await?,
+    };
     let token = match &remote.token_file {
         Some(f) => {
             let t = read_token("--remote-token-file", f)?;
@@ -366,45 +397,35 @@ async fn build_on(
     })
     .max_decoding_message_size(16 << 20);
     let (tx, rx) = mpsc::channel::<ClientMessage>(16);
-    let mut inbound = client
+    let response = client
         .build(ReceiverStream::new(rx))
         .await
-        .map_err(|s| status_error(addr, &s))?
-        .into_inner();
-    // The request and manifest go out while the worker answers; a failed send means the
-    // worker ended the stream, and its reason comes on `inbound`.
-    let mut sender = Some({
-        let tx = tx.clone();
-        let req = req.clone();
-        let entries = manifest.entries.clone();
-        tokio::spawn(async move {
-            let send = |m| {
-                let tx = &tx;
-                async move {
-                    tx.send(ClientMessage { msg: Some(m) })
-                        .await
-                        .map_err(|_| ())
-                }
-            };
-            send(client_message::Msg::Request(req)).await?;
-            let mut chunks = entries.chunks(2000).peekable();
-            if chunks.peek().is_none() {
-                return send(client_message::Msg::Manifest(ManifestChunk {
-                    entries: Vec::new(),
-                    last: true,
-                }))
-                .await;
-            }
-            while let Some(c) = chunks.next() {
-                send(client_message::Msg::Manifest(ManifestChunk {
-                    entries: c.to_vec(),
-                    last: chunks.peek().is_none(),
-                }))
-                .await?;
-            }
-            Ok::<(), ()>(())
-        })
-    });
+        .map_err(|s| status_error(addr, &s))?;
+    // A worker that takes the manifest's digest first says so in the response header.
+    let by_digest = response
+        .metadata()
+        .get(FEATURES_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|f| f.trim() == MANIFEST_DIGEST_FEATURE));
+    let mut inbound = response.into_inner();
+    // The manifest goes out while the worker answers; a failed send means the worker ended
+    // the stream, and its reason comes on `inbound`. A worker that takes the digest first
+    // gets the manifest only when it asks (ContextStatus without laid_out).
+    let mut manifest_sent = !by_digest;
+    let mut sender = if by_digest {
+        if tx
+            .send(ClientMessage {
+                msg: Some(client_message::Msg::Request(req.clone())),
+            })
+            .await
+            .is_err()
+        {
+            tracing::debug!("the worker ended the stream before the request");
+        }
+        None
+    } else {
+        Some(send_manifest(&tx, Some(req.clone()), manifest))
+    };
     let mut out: Option<tokio::fs::File> = None;
     let mut image: Option<Receiver> = None;
     let lost = |message: &str| Error::Lost {
@@ -418,15 +439,27 @@ async fn build_on(
             Err(s) => return Err(status_error(addr, &s)),
         };
         match m.msg {
+            Some(worker_message::Msg::Status(status)) => {
+                if !by_digest || sender.is_some() {
+                    return Err(Error::Protocol(format!(
+                        "worker {addr} sent a context status it was not asked for"
+                    )));
+                }
+                if !status.laid_out {
+                    sender = Some(send_manifest(&tx, None, manifest));
+                    manifest_sent = true;
+                }
+            }
             Some(worker_message::Msg::Need(need)) => {
                 if let Some(s) = sender.take() {
                     let _ = s.await;
                 }
+                let contents = manifest.contents();
                 for d in need.files {
                     let digest = <[u8; 32]>::try_from(d.as_slice()).map_err(|_| {
                         Error::Protocol("the worker asked for a digest that is not 32 bytes".into())
                     })?;
-                    let path = manifest.files.get(&digest).ok_or_else(|| {
+                    let path = contents.get(&digest).ok_or_else(|| {
                         Error::Protocol(format!(
                             "the worker asked for {} which the context does not hold",
                             hex::encode(digest)
@@ -511,12 +544,58 @@ async fn build_on(
                     }
                     None => None,
                 };
-                return Ok((o, received));
+                return Ok((o, received, manifest_sent));
             }
             None => return Err(Error::Protocol("the worker sent an empty message".into())),
         }
     }
 }
+
+/// The response header in which a worker lists the protocol features it has.
+pub(crate) const FEATURES_HEADER: &str = "xbuild-features";
+/// The feature of a worker that takes the manifest's digest first (see `proto/worker.proto`).
+pub(crate) const MANIFEST_DIGEST_FEATURE: &str = "manifest-digest";
+
+/// Starts sending `req` (when given) and then the context manifest, in chunks; the task ends
+/// early (`Err`) when the worker ended the stream.
+fn send_manifest(
+    tx: &mpsc::Sender<ClientMessage>,
+    req: Option<BuildRequest>,
+    manifest: &Manifest,
+) -> tokio::task::JoinHandle<Result<(), ()>> {
+    let tx = tx.clone();
+    let chunks: Vec<Vec<proto::Entry>> = manifest
+        .entries
+        .chunks(MANIFEST_CHUNK)
+        .map(<[proto::Entry]>::to_vec)
+        .collect();
+    tokio::spawn(async move {
+        let send = |m| {
+            let tx = &tx;
+            async move {
+                tx.send(ClientMessage { msg: Some(m) })
+                    .await
+                    .map_err(|_| ())
+            }
+        };
+        if let Some(req) = req {
+            send(client_message::Msg::Request(req)).await?;
+        }
+        let n = chunks.len().max(1);
+        let mut chunks = chunks.into_iter();
+        for i in 0..n {
+            send(client_message::Msg::Manifest(ManifestChunk {
+                entries: chunks.next().unwrap_or_default(),
+                last: i + 1 == n,
+            }))
+            .await?;
+        }
+        Ok(())
+    })
+}
+
+/// Entries per manifest message.
+const MANIFEST_CHUNK: usize = 2000;
 
 /// Sends one context file's content in chunks.
 async fn send_file(

@@ -4,135 +4,309 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use xbuild_cache::statcache::{Stamp, StatCache};
-use xbuild_runtime::dockerignore::{Filter, FilterState};
+use xbuild_runtime::dockerignore::{Filter, FilterState, Verdict};
 
 use super::Error;
-use super::proto::{Entry, entry::Kind};
+use super::proto::{Entry, ManifestChunk, entry::Kind};
 
 /// A context as the client sends it.
 #[derive(Debug, Default)]
 pub struct Manifest {
+    /// The context directory.
+    pub dir: PathBuf,
     /// Every selected entry, parents before children.
     pub entries: Vec<Entry>,
-    /// Where each content is on the client.
-    pub files: HashMap<[u8; 32], PathBuf>,
     /// The file bytes the entries hold.
     pub bytes: u64,
+    /// The [`manifest_digest`] of `entries`.
+    pub digest: [u8; 32],
 }
 
-/// Lists the context `dir` as `ignore` (`.dockerignore` patterns) selects it, hashing files the
-/// stat cache `cache` does not know.
+impl Manifest {
+    /// Where each content is on the client (a file holding it), by blake3 hash.
+    pub fn contents(&self) -> HashMap<[u8; 32], PathBuf> {
+        let mut out = HashMap::new();
+        for e in &self.entries {
+            if e.kind() == Kind::File
+                && let Ok(d) = <[u8; 32]>::try_from(e.digest.as_slice())
+            {
+                out.entry(d).or_insert_with(|| self.dir.join(&e.path));
+            }
+        }
+        out
+    }
+}
+
+/// Lists the context `dir` as `ignore` (`.dockerignore`) patterns select it, hashing files the
+/// stat cache `cache` does not know. Directories are read in parallel, each through its own
+/// descriptor (one-name lookups).
 pub fn scan(dir: &Path, ignore: &[String], cache: &StatCache) -> Result<Manifest, Error> {
     let filter = Filter::new(&[], ignore)
         .map_err(|e| Error::Config(format!("{}/.dockerignore: {e}", dir.display())))?;
-    let mut m = Manifest::default();
-    walk(
+    let root = rustix::fs::open(
         dir,
-        "",
-        filter.as_ref(),
-        &FilterState::default(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(dir)(e.into()))?;
+    let scanner = Scanner {
+        dir,
+        filter: filter.as_ref(),
         cache,
-        &mut m,
-    )?;
-    Ok(m)
+    };
+    let entries = scanner.dir(root.as_fd(), "", &FilterState::default())?;
+    Ok(Manifest {
+        dir: dir.to_path_buf(),
+        digest: manifest_digest(&entries),
+        bytes: entries
+            .iter()
+            .filter(|e| e.kind() == Kind::File)
+            .map(|e| e.size)
+            .sum(),
+        entries,
+    })
 }
 
-fn walk(
-    dir: &Path,
-    rel: &str,
-    filter: Option<&Filter>,
-    parent: &FilterState,
-    cache: &StatCache,
-    m: &mut Manifest,
-) -> Result<(), Error> {
-    let mut names = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(io(dir))? {
-        names.push(e.map_err(io(dir))?.file_name());
+struct Scanner<'a> {
+    dir: &'a Path,
+    filter: Option<&'a Filter>,
+    cache: &'a StatCache,
+}
+
+/// One place in a directory's part of the manifest.
+enum Slot {
+    /// An entry, complete.
+    Done(Entry),
+    /// A file whose content the stat cache does not know: hashed before it is done.
+    Hash(Entry),
+    /// Everything below the subdirectory with this index.
+    Below(usize),
+}
+
+fn ns(sec: i64, nsec: u64) -> i64 {
+    sec.saturating_mul(1_000_000_000) + nsec as i64
+}
+
+fn stamp_of_stat(st: &rustix::fs::Stat) -> Stamp {
+    Stamp {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size: st.st_size as u64,
+        mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+        ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
     }
-    names.sort();
-    for name in names {
-        let abs = dir.join(&name);
-        let name = name.to_str().ok_or_else(|| {
-            Error::Config(format!(
-                "{}: the file name is not UTF-8; rename it or list it in .dockerignore",
-                abs.display()
-            ))
-        })?;
-        let path = if rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let (verdict, state) = match filter {
-            Some(f) => f.check(&path, parent),
-            None => (
-                xbuild_runtime::dockerignore::Verdict {
-                    keep: true,
-                    excluded: false,
-                },
-                FilterState::default(),
-            ),
-        };
-        let md = std::fs::symlink_metadata(&abs).map_err(io(&abs))?;
-        let ft = md.file_type();
-        let mut entry = Entry {
-            path: path.clone(),
-            mode: md.mode() & 0o7777,
-            size: 0,
-            mtime_ns: md.mtime().saturating_mul(1_000_000_000) + md.mtime_nsec(),
-            ..Entry::default()
-        };
-        if ft.is_dir() {
-            if verdict.keep {
-                entry.set_kind(Kind::Dir);
-                m.entries.push(entry);
+}
+
+impl Scanner<'_> {
+    /// The entries below the directory `fd` (at `rel`), in name order, parents first.
+    /// Subdirectories are scanned in parallel, and so are the files of this one that must be
+    /// hashed.
+    fn dir(
+        &self,
+        fd: BorrowedFd<'_>,
+        rel: &str,
+        parent: &FilterState,
+    ) -> Result<Vec<Entry>, Error> {
+        let here = self.dir.join(rel);
+        let mut names = Vec::new();
+        let dup = rustix::io::dup(fd).map_err(|e| io(&here)(e.into()))?;
+        let mut d = rustix::fs::Dir::read_from(&dup).map_err(|e| io(&here)(e.into()))?;
+        while let Some(ent) = d.read() {
+            let ent = ent.map_err(|e| io(&here)(e.into()))?;
+            let name = ent.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(name.to_vec());
             }
-            if verdict.keep || filter.is_some_and(|f| f.descend(&path, verdict)) {
-                walk(&abs, &path, filter, &state, cache, m)?;
-            }
-        } else if !verdict.keep {
-            continue;
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(&abs).map_err(io(&abs))?;
-            entry.set_kind(Kind::Symlink);
-            entry.target = target
-                .to_str()
-                .ok_or_else(|| {
-                    Error::Config(format!("{}: the link target is not UTF-8", abs.display()))
-                })?
-                .to_string();
-            m.entries.push(entry);
-        } else if ft.is_file() {
-            let stamp = stamp_of(&md);
-            let digest = match cache.get(&stamp) {
-                Some(h) => h,
-                None => {
-                    let mut h = blake3::Hasher::new();
-                    let f = std::fs::File::open(&abs).map_err(io(&abs))?;
-                    h.update_reader(f).map_err(io(&abs))?;
-                    let h = *h.finalize().as_bytes();
-                    cache.put(stamp, h);
-                    h
-                }
+        }
+        names.sort();
+        let mut slots = Vec::with_capacity(names.len());
+        let mut subdirs: Vec<(String, FilterState)> = Vec::new();
+        let mut to_hash = false;
+        for name in names {
+            let Ok(name) = String::from_utf8(name) else {
+                return Err(Error::Config(format!(
+                    "{}: a file name in it is not UTF-8; rename it or list it in .dockerignore",
+                    here.display()
+                )));
             };
-            entry.set_kind(Kind::File);
-            entry.size = md.size();
-            entry.digest = digest.to_vec();
-            m.bytes += md.size();
-            m.files.entry(digest).or_insert(abs);
-            m.entries.push(entry);
-        } else {
-            return Err(Error::Config(format!(
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let (verdict, state) = match self.filter {
+                Some(f) => f.check(&path, parent),
+                None => (
+                    Verdict {
+                        keep: true,
+                        excluded: false,
+                    },
+                    FilterState::default(),
+                ),
+            };
+            let st = rustix::fs::statat(fd, base_name(&path), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| io(&self.dir.join(&path))(e.into()))?;
+            let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+            if !is_dir && !verdict.keep {
+                continue;
+            }
+            if is_dir && !(verdict.keep || self.filter.is_some_and(|f| f.descend(&path, verdict))) {
+                continue;
+            }
+            let mut entry = Entry {
+                mode: st.st_mode & 0o7777,
+                size: 0,
+                mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+                ..Entry::default()
+            };
+            if is_dir {
+                if verdict.keep {
+                    entry.path = path.clone();
+                    entry.set_kind(Kind::Dir);
+                    slots.push(Slot::Done(entry));
+                }
+                slots.push(Slot::Below(subdirs.len()));
+                subdirs.push((path, state));
+                continue;
+            }
+            entry.path = path;
+            slots.push(self.leaf(fd, entry, &st, &mut to_hash)?);
+        }
+        if to_hash {
+            slots.par_iter_mut().try_for_each(|slot| {
+                if let Slot::Hash(e) = slot {
+                    *slot = Slot::Done(self.hash(fd, std::mem::take(e))?);
+                }
+                Ok::<(), Error>(())
+            })?;
+        }
+        let mut below: Vec<Vec<Entry>> = subdirs
+            .par_iter()
+            .map(|(path, state)| {
+                let sub = rustix::fs::openat(
+                    fd,
+                    base_name(path),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io(&self.dir.join(path))(e.into()))?;
+                self.dir(sub.as_fd(), path, state)
+            })
+            .collect::<Result<_, Error>>()?;
+        let mut out = Vec::with_capacity(slots.len() + below.iter().map(Vec::len).sum::<usize>());
+        for slot in slots {
+            match slot {
+                Slot::Done(e) | Slot::Hash(e) => out.push(e),
+                Slot::Below(i) => out.append(&mut below[i]),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A file or symlink of the directory `fd`: done, with its link target or the content
+    /// hash the stat cache knows, or to be hashed (`to_hash` is set then).
+    fn leaf(
+        &self,
+        fd: BorrowedFd<'_>,
+        mut e: Entry,
+        st: &rustix::fs::Stat,
+        to_hash: &mut bool,
+    ) -> Result<Slot, Error> {
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Symlink => {
+                let abs = self.dir.join(&e.path);
+                let target = rustix::fs::readlinkat(fd, base_name(&e.path), Vec::new())
+                    .map_err(|err| io(&abs)(err.into()))?;
+                e.set_kind(Kind::Symlink);
+                e.target = target.into_string().map_err(|_| {
+                    Error::Config(format!("{}: the link target is not UTF-8", abs.display()))
+                })?;
+                Ok(Slot::Done(e))
+            }
+            FileType::RegularFile => {
+                e.set_kind(Kind::File);
+                e.size = st.st_size as u64;
+                match self.cache.get(&stamp_of_stat(st)) {
+                    Some(h) => {
+                        e.digest = h.to_vec();
+                        Ok(Slot::Done(e))
+                    }
+                    None => {
+                        *to_hash = true;
+                        Ok(Slot::Hash(e))
+                    }
+                }
+            }
+            _ => Err(Error::Config(format!(
                 "{}: sockets, devices and pipes cannot be sent as build context; list it in .dockerignore",
+                self.dir.join(&e.path).display()
+            ))),
+        }
+    }
+
+    /// Hashes the file `e` of the directory `fd`, recording its hash in the stat cache.
+    fn hash(&self, fd: BorrowedFd<'_>, mut e: Entry) -> Result<Entry, Error> {
+        let abs = self.dir.join(&e.path);
+        let f: OwnedFd = rustix::fs::openat(
+            fd,
+            base_name(&e.path),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|err| io(&abs)(err.into()))?;
+        // What is hashed is what this descriptor reads: its own stamp goes into the cache and
+        // the entry.
+        let st = rustix::fs::fstat(&f).map_err(|err| io(&abs)(err.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::Config(format!(
+                "{}: changed while the context was scanned; build again",
                 abs.display()
             )));
         }
+        let mut h = blake3::Hasher::new();
+        h.update_reader(std::fs::File::from(f)).map_err(io(&abs))?;
+        let h = *h.finalize().as_bytes();
+        self.cache.put(stamp_of_stat(&st), h);
+        e.mode = st.st_mode & 0o7777;
+        e.mtime_ns = ns(st.st_mtime, st.st_mtime_nsec);
+        e.size = st.st_size as u64;
+        e.digest = h.to_vec();
+        Ok(e)
     }
-    Ok(())
+}
+
+/// The last component of a relative path.
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The blake3 digest of a manifest's canonical form: every field of every entry, in order,
+/// each length-prefixed. Client and worker compute it alike; a worker holding a layout of
+/// the manifest with this digest needs nothing sent.
+pub fn manifest_digest(entries: &[Entry]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"xbuild-context-manifest-v1");
+    h.update(&(entries.len() as u64).to_le_bytes());
+    for e in entries {
+        h.update(&(e.path.len() as u64).to_le_bytes());
+        h.update(e.path.as_bytes());
+        h.update(&e.kind.to_le_bytes());
+        h.update(&e.mode.to_le_bytes());
+        h.update(&e.size.to_le_bytes());
+        h.update(&e.mtime_ns.to_le_bytes());
+        h.update(&(e.digest.len() as u64).to_le_bytes());
+        h.update(&e.digest);
+        h.update(&(e.target.len() as u64).to_le_bytes());
+        h.update(e.target.as_bytes());
+    }
+    *h.finalize().as_bytes()
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -290,43 +464,182 @@ impl Drop for Incoming {
     }
 }
 
-/// A digest of everything [`materialize`] lays out from `entries`.
-fn fingerprint(entries: &[Entry]) -> String {
-    let mut h = blake3::Hasher::new();
-    for e in entries {
-        h.update(&(e.path.len() as u64).to_le_bytes());
-        h.update(e.path.as_bytes());
-        h.update(&e.kind.to_le_bytes());
-        h.update(&e.mode.to_le_bytes());
-        h.update(&e.size.to_le_bytes());
-        h.update(&e.mtime_ns.to_le_bytes());
-        h.update(&(e.digest.len() as u64).to_le_bytes());
-        h.update(&e.digest);
-        h.update(&(e.target.len() as u64).to_le_bytes());
-        h.update(e.target.as_bytes());
-    }
-    h.finalize().to_hex().to_string()
+/// What a layout recorded of the manifest it was laid out from (`DIR.manifest`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaidOut {
+    /// The manifest's [`manifest_digest`].
+    pub digest: [u8; 32],
+    /// Its entries.
+    pub entries: u64,
+    /// Its file bytes.
+    pub bytes: u64,
 }
 
-/// True when `dir` was laid out from exactly `entries` by [`materialize`] (and marks it used,
-/// for [`collect_garbage`]): only the worker writes `dir`, builds only read it, so the same
-/// manifest again needs nothing done.
-pub fn laid_out(dir: &Path, entries: &[Entry]) -> bool {
+/// The record of a layout (`DIR.manifest`), if it has one.
+fn read_record(dir: &Path) -> Option<LaidOut> {
+    let text = std::fs::read_to_string(dir.with_extension("manifest")).ok()?;
+    let mut words = text.split_whitespace();
+    let digest = <[u8; 32]>::try_from(hex::decode(words.next()?).ok()?.as_slice()).ok()?;
+    Some(LaidOut {
+        digest,
+        entries: words.next()?.parse().ok()?,
+        bytes: words.next()?.parse().ok()?,
+    })
+}
+
+/// When `dir` holds a layout of exactly the manifest with digest `digest`, marks it used
+/// (for [`collect_garbage`]) and returns its record. The layout is not checked here: a build
+/// reads it only after [`repair`] checked it (context checksums of a manifest depend only on
+/// what the manifest lists).
+pub fn laid_out(dir: &Path, digest: &[u8; 32]) -> Option<LaidOut> {
+    let record = read_record(dir).filter(|r| &r.digest == digest)?;
     let index_path = dir.with_extension("index");
-    let same = dir.is_dir()
-        && index_path.is_file()
-        && std::fs::read(dir.with_extension("manifest"))
-            .is_ok_and(|p| p == fingerprint(entries).as_bytes());
-    same && filetime::set_file_mtime(&index_path, filetime::FileTime::now()).is_ok()
+    if !dir.is_dir() || !index_path.is_file() || !dir.with_extension("entries").is_file() {
+        return None;
+    }
+    filetime::set_file_mtime(&index_path, filetime::FileTime::now()).ok()?;
+    Some(record)
 }
 
-/// Makes `dir` hold exactly `entries` (contents from `store`): entries whose type, size, mode
-/// and mtime already match are left alone, everything else is replaced and what the manifest
-/// does not list is removed. Returns how many files were written. What each file holds is
-/// recorded beside `dir` (`DIR.index`), so a file changed without changing its size or
-/// mtime is still replaced; and a digest of the whole manifest (`DIR.manifest`, see
-/// [`laid_out`]). Each file's content hash goes into `hashes` (the stat cache builds read), so
-/// hashing the context again reads no file.
+/// Checks that nothing in the layout `dir` changed since the worker wrote it: every entry,
+/// the directory itself included, still has the device, inode, type, mode, size, mtime and
+/// ctime recorded then (a write, a chmod, a replaced, added or removed entry all change one of
+/// them). When something did, lays it out again from the manifest it was laid out from
+/// (`DIR.entries`, which must still have the recorded digest) and the verified contents of
+/// `store`. Returns whether it had to.
+pub fn repair(dir: &Path, store: &FileStore, hashes: &StatCache) -> Result<bool, Error> {
+    if intact(dir) {
+        return Ok(false);
+    }
+    let bad = |what: &str| {
+        Error::Protocol(format!(
+            "the context layout {} was changed outside the worker and {what}; build again to send the context",
+            dir.display()
+        ))
+    };
+    let record = read_record(dir).ok_or_else(|| bad("its record is gone"))?;
+    let path = dir.with_extension("entries");
+    let bytes = std::fs::read(&path).map_err(io(&path))?;
+    let entries = <ManifestChunk as prost::Message>::decode(bytes.as_slice())
+        .map_err(|_| bad("its manifest is damaged"))?
+        .entries;
+    if manifest_digest(&entries) != record.digest {
+        return Err(bad("its manifest is not the one recorded"));
+    }
+    validate(&entries).map_err(|e| bad(&e))?;
+    if !store.missing(&entries).is_empty() {
+        return Err(bad("the worker lacks some of its contents"));
+    }
+    materialize(dir, &entries, store, hashes)?;
+    Ok(true)
+}
+
+/// What a layout entry's status was when the worker wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Status {
+    mode: u32,
+    stamp: Stamp,
+}
+
+impl Status {
+    fn of(md: &std::fs::Metadata) -> Self {
+        Status {
+            mode: md.mode(),
+            stamp: stamp_of(md),
+        }
+    }
+}
+
+const STATUS_MAGIC: &[u8; 8] = b"XBLAYST1";
+
+/// Writes the status of every entry of the layout `dir` (and of `dir` itself) to
+/// `DIR.status`: what [`intact`] checks.
+fn record_status(dir: &Path, entries: &[Entry]) -> Result<HashMap<String, Status>, Error> {
+    let mut paths: Vec<&str> = vec![""];
+    paths.extend(entries.iter().map(|e| e.path.as_str()));
+    let statuses: Vec<Result<Status, Error>> = paths
+        .par_iter()
+        .map(|p| {
+            let abs = dir.join(p);
+            std::fs::symlink_metadata(&abs)
+                .map(|m| Status::of(&m))
+                .map_err(io(&abs))
+        })
+        .collect();
+    let mut body = Vec::with_capacity(16 + paths.len() * 72);
+    body.extend_from_slice(STATUS_MAGIC);
+    body.extend_from_slice(&(paths.len() as u64).to_le_bytes());
+    let mut out = HashMap::with_capacity(paths.len());
+    for (p, st) in paths.iter().zip(statuses) {
+        let st = st?;
+        body.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        body.extend_from_slice(p.as_bytes());
+        body.extend_from_slice(&st.mode.to_le_bytes());
+        let s = st.stamp;
+        for v in [s.dev, s.ino, s.size, s.mtime_ns as u64, s.ctime_ns as u64] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        out.insert((*p).to_string(), st);
+    }
+    let sum = blake3::hash(&body);
+    body.extend_from_slice(sum.as_bytes());
+    let path = dir.with_extension("status");
+    std::fs::write(&path, body).map_err(io(&path))?;
+    Ok(out)
+}
+
+/// The statuses `DIR.status` records; `None` when there is none or it is damaged.
+fn read_status(dir: &Path) -> Option<Vec<(String, Status)>> {
+    let bytes = std::fs::read(dir.with_extension("status")).ok()?;
+    let (body, sum) = bytes.split_at(bytes.len().checked_sub(32)?);
+    if blake3::hash(body).as_bytes() != sum || body.get(..8)? != STATUS_MAGIC {
+        return None;
+    }
+    let count = u64::from_le_bytes(body.get(8..16)?.try_into().ok()?) as usize;
+    let mut at = 16;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = body.get(at..at + n)?;
+        at += n;
+        Some(s)
+    };
+    let mut out = Vec::with_capacity(count.min(1 << 20));
+    for _ in 0..count {
+        let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let path = std::str::from_utf8(take(len)?).ok()?.to_string();
+        let mode = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        let mut v = [0u64; 5];
+        for x in &mut v {
+            *x = u64::from_le_bytes(take(8)?.try_into().ok()?);
+        }
+        let stamp = Stamp {
+            dev: v[0],
+            ino: v[1],
+            size: v[2],
+            mtime_ns: v[3] as i64,
+            ctime_ns: v[4] as i64,
+        };
+        out.push((path, Status { mode, stamp }));
+    }
+    (at == body.len()).then_some(out)
+}
+
+/// True when every entry `DIR.status` records (`dir` itself included) still has that status.
+fn intact(dir: &Path) -> bool {
+    let Some(statuses) = read_status(dir) else {
+        return false;
+    };
+    statuses.par_iter().all(|(p, want)| {
+        std::fs::symlink_metadata(dir.join(p)).is_ok_and(|m| Status::of(&m) == *want)
+    })
+}
+
+/// Makes `dir` hold exactly `entries` (contents from `store`): entries the worker wrote and
+/// nobody changed since (see [`laid_out`]) are left alone when type, size, mode and mtime
+/// match, everything else is replaced and what the manifest does not list is removed.
+/// Returns how many files were written. Records beside `dir` what each file holds
+/// (`DIR.index`), the status of every entry (`DIR.status`, see [`repair`]), the manifest
+/// (`DIR.entries`) and its digest, entry count and bytes (`DIR.manifest`). Each file's content hash goes into `hashes` (the stat
+/// cache builds read), so hashing the context again reads no file.
 pub fn materialize(
     dir: &Path,
     entries: &[Entry],
@@ -335,20 +648,25 @@ pub fn materialize(
 ) -> Result<usize, Error> {
     let index_path = dir.with_extension("index");
     let manifest_path = dir.with_extension("manifest");
-    let print = fingerprint(entries);
+    let status_path = dir.with_extension("status");
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let old: HashMap<String, String> = std::fs::read(&index_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
+    let old_status: HashMap<String, Status> =
+        read_status(dir).unwrap_or_default().into_iter().collect();
     // Written again only once the directory matches them.
     let _ = std::fs::remove_file(&manifest_path);
+    let _ = std::fs::remove_file(&status_path);
+    let _ = std::fs::remove_file(dir.with_extension("entries"));
     let _ = std::fs::remove_file(&index_path);
     let mut index = HashMap::new();
     let listed: BTreeSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
     remove_unlisted(dir, "", &listed)?;
     let mut written = 0;
     let mut dirs = Vec::new();
+    let mut files = Vec::new();
     for e in entries {
         let dest = dir.join(&e.path);
         if let Some(parent) = dest.parent() {
@@ -375,7 +693,8 @@ pub fn materialize(
                 let hex = hex::encode(&e.digest);
                 let same = old.get(&e.path) == Some(&hex)
                     && have.as_ref().is_some_and(|m| {
-                        m.is_file()
+                        old_status.get(&e.path) == Some(&Status::of(m))
+                            && m.is_file()
                             && m.size() == e.size
                             && m.mode() & 0o7777 == e.mode
                             && m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec()
@@ -385,18 +704,14 @@ pub fn materialize(
                 let digest = <[u8; 32]>::try_from(e.digest.as_slice()).map_err(|_| {
                     Error::Protocol(format!("context entry {:?}: bad digest", e.path))
                 })?;
-                let md = match have {
-                    Some(m) if same => m,
-                    _ => {
-                        remove_any(&dest)?;
-                        let src = store.path(&digest);
-                        std::fs::copy(&src, &dest).map_err(io(&src))?;
-                        set_meta(&dest, e)?;
-                        written += 1;
-                        std::fs::symlink_metadata(&dest).map_err(io(&dest))?
-                    }
-                };
-                hashes.put_settled(stamp_of(&md), digest);
+                if !same {
+                    remove_any(&dest)?;
+                    let src = store.path(&digest);
+                    std::fs::copy(&src, &dest).map_err(io(&src))?;
+                    set_meta(&dest, e)?;
+                    written += 1;
+                }
+                files.push((e.path.as_str(), digest));
             }
         }
     }
@@ -404,10 +719,32 @@ pub fn materialize(
     for e in dirs.iter().rev() {
         set_meta(&dir.join(&e.path), e)?;
     }
+    let status = record_status(dir, entries)?;
+    for (path, digest) in files {
+        if let Some(st) = status.get(path) {
+            hashes.put_settled(st.stamp, digest);
+        }
+    }
     let json = serde_json::to_vec(&index)
         .map_err(|e| Error::Protocol(format!("recording the context index: {e}")))?;
     std::fs::write(&index_path, json).map_err(io(&index_path))?;
-    std::fs::write(&manifest_path, print).map_err(io(&manifest_path))?;
+    let bytes: u64 = entries
+        .iter()
+        .filter(|e| e.kind() == Kind::File)
+        .map(|e| e.size)
+        .sum();
+    let record = format!(
+        "{} {} {bytes}\n",
+        hex::encode(manifest_digest(entries)),
+        entries.len()
+    );
+    let entries_path = dir.with_extension("entries");
+    let list = prost::Message::encode_to_vec(&ManifestChunk {
+        entries: entries.to_vec(),
+        last: true,
+    });
+    std::fs::write(&entries_path, list).map_err(io(&entries_path))?;
+    std::fs::write(&manifest_path, record).map_err(io(&manifest_path))?;
     Ok(written)
 }
 
@@ -453,6 +790,8 @@ pub fn collect_garbage(
             remove_any(&path)?;
             let _ = std::fs::remove_file(&index);
             let _ = std::fs::remove_file(path.with_extension("manifest"));
+            let _ = std::fs::remove_file(path.with_extension("status"));
+            let _ = std::fs::remove_file(path.with_extension("entries"));
             out.contexts += 1;
             continue;
         }
@@ -576,15 +915,17 @@ mod tests {
         assert_eq!(missing.len(), 2);
         for d in missing {
             let mut inc = store.begin(d).unwrap();
-            inc.write(&std::fs::read(&m.files[&d]).unwrap()).unwrap();
+            inc.write(&std::fs::read(&m.contents()[&d]).unwrap())
+                .unwrap();
             inc.commit().unwrap();
         }
         assert!(store.missing(&m.entries).is_empty());
         let out = t.path().join("out");
         std::fs::create_dir_all(out.join("stale")).unwrap();
-        assert!(!laid_out(&out, &m.entries));
+        assert!(laid_out(&out, &m.digest).is_none());
         assert_eq!(materialize(&out, &m.entries, &store, &cache).unwrap(), 2);
-        assert!(laid_out(&out, &m.entries));
+        let record = laid_out(&out, &m.digest).unwrap();
+        assert_eq!((record.entries, record.bytes), (4, m.bytes));
         assert_eq!(std::fs::read_to_string(out.join("src/a.txt")).unwrap(), "a");
         assert!(!out.join("stale").exists());
         assert!(!out.join("src/ignored").exists());
@@ -594,10 +935,114 @@ mod tests {
         let mut changed = m.entries.clone();
         let a = changed.iter_mut().find(|e| e.path == "src/a.txt").unwrap();
         a.mode = 0o600;
-        assert!(!laid_out(&out, &changed));
+        assert!(laid_out(&out, &manifest_digest(&changed)).is_none());
         materialize(&out, &changed, &store, &cache).unwrap();
         let mode = std::fs::metadata(out.join("src/a.txt")).unwrap().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    /// Writes `content` over `path` keeping its size and times, as a change made behind the
+    /// worker's back might.
+    fn tamper(path: &Path, content: &[u8]) {
+        let md = std::fs::metadata(path).unwrap();
+        assert_eq!(md.len(), content.len() as u64);
+        std::fs::write(path, content).unwrap();
+        let t = filetime::FileTime::from_last_modification_time(&md);
+        filetime::set_file_times(path, t, t).unwrap();
+    }
+
+    #[test]
+    fn a_layout_changed_outside_the_worker_is_not_trusted_and_is_laid_out_again() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        std::fs::create_dir_all(ctx.join("d")).unwrap();
+        std::fs::write(ctx.join("d/a"), "alpha").unwrap();
+        std::fs::write(ctx.join("b"), "beta").unwrap();
+        let cache = StatCache::disabled(t.path());
+        let m = scan(&ctx, &[], &cache).unwrap();
+        let store = FileStore::open(t.path().join("store")).unwrap();
+        for d in store.missing(&m.entries) {
+            let mut inc = store.begin(d).unwrap();
+            inc.write(&std::fs::read(&m.contents()[&d]).unwrap())
+                .unwrap();
+            inc.commit().unwrap();
+        }
+        let out = t.path().join("out");
+        materialize(&out, &m.entries, &store, &cache).unwrap();
+        assert!(laid_out(&out, &m.digest).is_some());
+        assert!(!repair(&out, &store, &cache).unwrap(), "nothing changed");
+
+        // Same size, same mtime, other content: the ctime tells, and exactly that file is
+        // laid out again.
+        tamper(&out.join("d/a"), b"ALPHA");
+        let index = std::fs::read(out.with_extension("index")).unwrap();
+        assert!(repair(&out, &store, &cache).unwrap());
+        assert_eq!(std::fs::read_to_string(out.join("d/a")).unwrap(), "alpha");
+        assert_eq!(
+            std::fs::read(out.with_extension("index")).unwrap().len(),
+            index.len()
+        );
+        assert!(!repair(&out, &store, &cache).unwrap());
+        assert!(laid_out(&out, &m.digest).is_some());
+
+        // A file added, a mode changed: each is noticed and undone.
+        std::fs::write(out.join("d/extra"), "x").unwrap();
+        assert!(repair(&out, &store, &cache).unwrap());
+        assert!(!out.join("d/extra").exists());
+        std::fs::set_permissions(out.join("b"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(repair(&out, &store, &cache).unwrap());
+        assert_eq!(
+            std::fs::metadata(out.join("b")).unwrap().mode() & 0o777,
+            0o644
+        );
+
+        // A damaged status record makes everything suspect: laid out again.
+        let status = out.with_extension("status");
+        let mut bytes = std::fs::read(&status).unwrap();
+        bytes[20] ^= 1;
+        std::fs::write(&status, bytes).unwrap();
+        assert!(repair(&out, &store, &cache).unwrap());
+        // A manifest that is not the recorded one is not laid out: an error.
+        tamper(&out.join("b"), b"BETA");
+        let mut other = m.entries.clone();
+        other[0].mode = 0o600;
+        let list = prost::Message::encode_to_vec(&ManifestChunk {
+            entries: other,
+            last: true,
+        });
+        std::fs::write(out.with_extension("entries"), list).unwrap();
+        let err = repair(&out, &store, &cache).unwrap_err().to_string();
+        assert!(err.contains("changed outside the worker"), "{err}");
+    }
+
+    #[test]
+    fn the_manifest_digest_names_every_field_of_every_entry() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("a"), "alpha").unwrap();
+        std::os::unix::fs::symlink("a", ctx.join("l")).unwrap();
+        let cache = StatCache::disabled(t.path());
+        let m = scan(&ctx, &[], &cache).unwrap();
+        assert_eq!(m.digest, manifest_digest(&m.entries));
+        let base = manifest_digest(&m.entries);
+        let changes: [fn(&mut Entry); 6] = [
+            |e| e.path.push('x'),
+            |e| e.mode ^= 1,
+            |e| e.size += 1,
+            |e| e.mtime_ns += 1,
+            |e| e.digest[0] ^= 1,
+            |e| e.set_kind(Kind::Dir),
+        ];
+        for change in changes {
+            let mut changed = m.entries.clone();
+            change(&mut changed[0]);
+            assert_ne!(manifest_digest(&changed), base);
+        }
+        let mut changed = m.entries.clone();
+        changed[1].target.push('x');
+        assert_ne!(manifest_digest(&changed), base);
+        assert_ne!(manifest_digest(&m.entries[..1]), base);
     }
 
     #[test]

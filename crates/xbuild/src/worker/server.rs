@@ -13,6 +13,8 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use xbuild_cache::statcache::StatCache;
+use xbuild_runtime::context::{Checksum, ContentHashes, Selection, Source, checksum_with};
+use xbuild_runtime::dockerignore::Filter;
 use xbuild_solver::{Event, ProgressSink};
 
 use super::context::{self, FileStore};
@@ -119,6 +121,7 @@ pub async fn serve(
         locks: std::sync::Mutex::new(HashMap::new()),
         builds: AtomicU64::new(0),
         layouts: tokio::sync::RwLock::new(()),
+        sums: std::sync::Mutex::default(),
     });
     for d in [&state.contexts, &state.out] {
         std::fs::create_dir_all(d).map_err(|source| Error::Io {
@@ -181,6 +184,167 @@ struct State {
     /// Held shared by each build from asking for contents until its context is laid out, and
     /// exclusively by the file store's garbage collection.
     layouts: tokio::sync::RwLock<()>,
+    /// The context checksums known of each layout (by context key), for the manifest it holds.
+    sums: std::sync::Mutex<HashMap<String, Arc<Sums>>>,
+}
+
+/// Context checksums of one manifest, by selection (see [`LaidOutContext`]).
+#[derive(Debug)]
+struct Sums {
+    /// The manifest's digest.
+    digest: [u8; 32],
+    by_selection: std::sync::Mutex<HashMap<[u8; 32], [u8; 32]>>,
+}
+
+impl State {
+    /// The checksums known of the layout `key`, which holds the manifest `digest`.
+    fn sums(&self, key: &str, digest: [u8; 32]) -> Arc<Sums> {
+        let Ok(mut all) = self.sums.lock() else {
+            return Arc::new(Sums::new(digest));
+        };
+        let s = all
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::new(Sums::new(digest)));
+        if s.digest != digest {
+            *s = Arc::new(Sums::new(digest));
+        }
+        s.clone()
+    }
+}
+
+impl Sums {
+    fn new(digest: [u8; 32]) -> Self {
+        Sums {
+            digest,
+            by_selection: std::sync::Mutex::default(),
+        }
+    }
+}
+
+/// A context laid out by this worker. A context checksum is computed by walking it, exactly
+/// as a local build walks its context, once per manifest and selection; a build of the same
+/// manifest again takes it from `sums`, since it depends only on what the manifest lists
+/// (and the worker checked every content it lists against its blake3 hash on receipt). The
+/// layout itself is read (walked, copied from, mounted) only once [`context::repair`] checked
+/// it unchanged since the worker wrote it, or laid it out again.
+#[derive(Debug)]
+struct LaidOutContext {
+    dir: PathBuf,
+    sums: Arc<Sums>,
+    files: FileStore,
+    /// The root whose stat cache a repair seeds.
+    root: PathBuf,
+    /// The outcome of checking the layout, once this build needed it; set from the start
+    /// when this build laid it out.
+    checked: std::sync::Mutex<Option<Result<(), String>>>,
+    /// Where a layout that could not be repaired points copies (it does not exist).
+    unusable: PathBuf,
+}
+
+impl LaidOutContext {
+    fn new(state: &State, dir: PathBuf, sums: Arc<Sums>, fresh: bool) -> Self {
+        LaidOutContext {
+            unusable: dir.with_extension("changed-outside-the-worker"),
+            dir,
+            sums,
+            files: state.files.clone(),
+            root: state.builder.root().to_path_buf(),
+            checked: std::sync::Mutex::new(fresh.then_some(Ok(()))),
+        }
+    }
+
+    /// Checks the layout (and repairs it) the first time this build reads it.
+    fn check(&self) -> Result<(), String> {
+        let mut checked = self
+            .checked
+            .lock()
+            .map_err(|_| "the context layout check is poisoned".to_string())?;
+        if let Some(r) = checked.as_ref() {
+            return r.clone();
+        }
+        let r = StatCache::load(&self.root)
+            .map_err(|e| e.to_string())
+            .and_then(|hashes| {
+                let repaired =
+                    context::repair(&self.dir, &self.files, &hashes).map_err(|e| e.to_string())?;
+                if repaired {
+                    tracing::warn!(
+                        layout = %self.dir.display(),
+                        "the context layout was changed outside the worker; laid it out again"
+                    );
+                    hashes.save().map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            });
+        if let Err(e) = &r {
+            tracing::error!(layout = %self.dir.display(), "{e}");
+        }
+        *checked = Some(r.clone());
+        r
+    }
+}
+
+/// What identifies a selection of a context: the context's filter (its `Debug` form names
+/// each compiled pattern) and everything of the selection.
+fn selection_key(filter: Option<&Filter>, sel: &Selection<'_>) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    let mut part = |b: &[u8]| {
+        h.update(&(b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    part(format!("{filter:?}").as_bytes());
+    part(sel.src.as_bytes());
+    part(&[u8::from(sel.allow_wildcard), u8::from(sel.follow)]);
+    for list in [sel.include, sel.exclude] {
+        part(&(list.len() as u64).to_le_bytes());
+        for p in list {
+            part(p.as_bytes());
+        }
+    }
+    *h.finalize().as_bytes()
+}
+
+impl Source for LaidOutContext {
+    fn dir(&self) -> &Path {
+        match self.check() {
+            Ok(()) => &self.dir,
+            Err(_) => &self.unusable,
+        }
+    }
+
+    fn checksum(
+        &self,
+        filter: Option<&Filter>,
+        sel: &Selection<'_>,
+        hashes: &dyn ContentHashes,
+        paths: bool,
+    ) -> Result<Checksum, xbuild_runtime::Error> {
+        if !paths && let Some(total) = self.known_checksum(filter, sel) {
+            return Ok(Checksum {
+                total,
+                paths: Vec::new(),
+            });
+        }
+        let key = selection_key(filter, sel);
+        self.check().map_err(|e| xbuild_runtime::Error::Io {
+            path: self.dir.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let c = checksum_with(&self.dir, filter, sel, hashes, paths)?;
+        if let Ok(mut m) = self.sums.by_selection.lock() {
+            m.insert(key, c.total);
+        }
+        Ok(c)
+    }
+
+    fn known_checksum(&self, filter: Option<&Filter>, sel: &Selection<'_>) -> Option<[u8; 32]> {
+        let key = selection_key(filter, sel);
+        self.sums
+            .by_selection
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).copied())
+    }
 }
 
 /// Context layouts unused for this long are removed, with the contents only they listed.
@@ -255,7 +419,12 @@ impl worker_server::Worker for Service {
                 collect_garbage(&state).await;
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let mut response = Response::new(ReceiverStream::new(rx));
+        response.metadata_mut().insert(
+            super::client::FEATURES_HEADER,
+            tonic::metadata::MetadataValue::from_static(super::client::MANIFEST_DIGEST_FEATURE),
+        );
+        Ok(response)
     }
 }
 
@@ -303,7 +472,6 @@ async fn session(
     cancel: &CancellationToken,
     progress: &mut Metrics,
 ) -> Result<Outcome, String> {
-    let metrics = &mut progress.outcome;
     let client_message::Msg::Request(req) = next(&mut inbound).await? else {
         return Err("the client must send its BuildRequest first".into());
     };
@@ -316,77 +484,9 @@ async fn session(
     if req.context_bytes > state.max_context_size {
         return Err(too_big(req.context_bytes));
     }
-    let mut entries = Vec::new();
-    loop {
-        let client_message::Msg::Manifest(chunk) = next(&mut inbound).await? else {
-            return Err("expected the context manifest after the request".into());
-        };
-        entries.extend(chunk.entries);
-        if entries.len() as u64 > req.context_entries {
-            return Err("the context manifest lists more entries than announced".into());
-        }
-        if chunk.last {
-            break;
-        }
-    }
-    metrics.context_entries = entries.len() as u64;
-    let bytes: u64 = entries
-        .iter()
-        .filter(|e| e.kind() == proto::entry::Kind::File)
-        .map(|e| e.size)
-        .sum();
-    if bytes > state.max_context_size {
-        return Err(too_big(bytes));
-    }
-    context::validate(&entries)?;
-    // Until the context is laid out, its contents must stay in the store.
-    let layouts = state.layouts.read().await;
-    let sizes: HashMap<Vec<u8>, u64> = entries.iter().map(|e| (e.digest.clone(), e.size)).collect();
-    let missing = state.files.missing(&entries);
-    let need = Need {
-        files: missing.iter().map(|d| d.to_vec()).collect(),
-    };
-    tx.send(Ok(msg(worker_message::Msg::Need(need))))
-        .await
-        .map_err(|_| "the client went away".to_string())?;
-    let mut pending: std::collections::BTreeSet<[u8; 32]> = missing.into_iter().collect();
-    let mut current: Option<context::Incoming> = None;
-    while !pending.is_empty() {
-        let client_message::Msg::Data(data) = next(&mut inbound).await? else {
-            return Err("expected the context files the worker asked for".into());
-        };
-        let digest = <[u8; 32]>::try_from(data.digest.as_slice())
-            .map_err(|_| "a file's digest is not 32 bytes".to_string())?;
-        if current.as_ref().is_none_or(|c| c.digest() != digest) {
-            if !pending.contains(&digest) {
-                return Err(format!(
-                    "the client sent {} which the worker did not ask for",
-                    hex::encode(digest)
-                ));
-            }
-            current = Some(state.files.begin(digest).map_err(|e| e.to_string())?);
-        }
-        let Some(inc) = current.as_mut() else {
-            return Err("no file is being received".into());
-        };
-        inc.write(&data.chunk).map_err(|e| e.to_string())?;
-        metrics.bytes_received += data.chunk.len() as u64;
-        if inc.bytes > sizes.get(digest.as_slice()).copied().unwrap_or(0) {
-            return Err(format!(
-                "the client sent more bytes for {} than the manifest lists",
-                hex::encode(digest)
-            ));
-        }
-        if data.last {
-            if let Some(inc) = current.take() {
-                inc.commit()?;
-            }
-            pending.remove(&digest);
-            metrics.files_received += 1;
-        }
-    }
     // Builds of the same client context take turns over its directory.
     let key = blake3::hash(req.context_key.as_bytes()).to_hex()[..32].to_string();
+    let dir = state.contexts.join(&key);
     let lock = state
         .locks
         .lock()
@@ -394,33 +494,50 @@ async fn session(
         .entry(key.clone())
         .or_default()
         .clone();
-    let locked: std::pin::Pin<Box<dyn Future<Output = tokio::sync::MutexGuard<'_, ()>> + Send>> =
-        Box::pin(lock.lock());
-    let _held = locked.await;
-    let dir = state.contexts.join(&key);
-    {
-        let (dir, entries, files) = (dir.clone(), entries, state.files.clone());
-        let root = state.builder.root().to_path_buf();
-        let written = tokio::task::spawn_blocking(move || -> Result<usize, Error> {
-            if context::laid_out(&dir, &entries) {
-                return Ok(0);
+    let mut turn = None;
+    let mut layout = None;
+    if !req.manifest_digest.is_empty() {
+        let digest = <[u8; 32]>::try_from(req.manifest_digest.as_slice())
+            .map_err(|_| "the manifest digest is not 32 bytes".to_string())?;
+        let held = take_turn(&lock).await;
+        let found = {
+            let _layouts = state.layouts.read().await;
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || context::laid_out(&dir, &digest))
+                .await
+                .map_err(|e| format!("checking the context layout: {e}"))?
+        };
+        if let Some(r) = found {
+            if r.bytes > state.max_context_size {
+                return Err(too_big(r.bytes));
             }
-            let hashes = StatCache::load(&root)?;
-            let written = context::materialize(&dir, &entries, &files, &hashes)?;
-            hashes.save()?;
-            Ok(written)
-        })
-        .await
-        .map_err(|e| format!("laying out the context: {e}"))?
-        .map_err(|e| format!("laying out the context: {e}"))?;
-        progress.layout_changed = written > 0 || progress.outcome.files_received > 0;
+            progress.outcome.context_entries = r.entries;
+            turn = Some(held);
+            layout = Some(r.digest);
+        }
+        let status = proto::ContextStatus {
+            laid_out: layout.is_some(),
+        };
+        tx.send(Ok(msg(worker_message::Msg::Status(status))))
+            .await
+            .map_err(|_| "the client went away".to_string())?;
     }
-    drop(layouts);
+    let (layout, fresh, _turn) = match (layout, turn) {
+        (Some(d), Some(t)) => (d, false, t),
+        _ => {
+            let received = receive_context(state, &req, &mut inbound, tx, progress, &dir, &lock);
+            let (d, fresh, turn) = received.await?;
+            progress.layout_changed = fresh || progress.outcome.files_received > 0;
+            (d, fresh, turn)
+        }
+    };
+    let sums = state.sums(&key, layout);
     let out = state
         .out
         .join(format!("{key}.{}.out", rand::random::<u64>()));
     let _cleanup = RemoveOnDrop(out.clone());
-    let mut opts = build_options(state, &req, dir, &out)?;
+    let mut opts = build_options(state, &req, dir.clone(), &out)?;
+    opts.context_source = Some(Arc::new(LaidOutContext::new(state, dir, sums, fresh)));
     opts.cancel = cancel.clone();
     let (etx, erx) = mpsc::unbounded_channel();
     opts.progress = SharedSink::new(Forward(etx.clone()));
@@ -470,6 +587,122 @@ async fn session(
             .collect(),
         ..outcome
     })
+}
+
+/// Receives the context manifest and the contents the worker lacks, and lays the context
+/// out in `dir`, taking its turn over it (`lock`); returns the manifest's digest, whether it
+/// laid the context out (rather than finding it laid out), and the turn, which the build
+/// holds until it is done.
+async fn receive_context(
+    state: &State,
+    req: &proto::BuildRequest,
+    inbound: &mut Streaming<ClientMessage>,
+    tx: &mpsc::Sender<Reply>,
+    progress: &mut Metrics,
+    dir: &Path,
+    lock: &Arc<tokio::sync::Mutex<()>>,
+) -> Result<([u8; 32], bool, tokio::sync::OwnedMutexGuard<()>), String> {
+    let metrics = &mut progress.outcome;
+    let too_big = |bytes: u64| {
+        format!(
+            "the build context holds {bytes} bytes of files, over this worker's --max-context-size of {} bytes; leave files out with a .dockerignore",
+            state.max_context_size
+        )
+    };
+    let mut entries = Vec::new();
+    loop {
+        let client_message::Msg::Manifest(chunk) = next(inbound).await? else {
+            return Err("expected the context manifest after the request".into());
+        };
+        entries.extend(chunk.entries);
+        if entries.len() as u64 > req.context_entries {
+            return Err("the context manifest lists more entries than announced".into());
+        }
+        if chunk.last {
+            break;
+        }
+    }
+    metrics.context_entries = entries.len() as u64;
+    let bytes: u64 = entries
+        .iter()
+        .filter(|e| e.kind() == proto::entry::Kind::File)
+        .map(|e| e.size)
+        .sum();
+    if bytes > state.max_context_size {
+        return Err(too_big(bytes));
+    }
+    context::validate(&entries)?;
+    // Until the context is laid out, its contents must stay in the store.
+    let layouts = state.layouts.read().await;
+    let sizes: HashMap<Vec<u8>, u64> = entries.iter().map(|e| (e.digest.clone(), e.size)).collect();
+    let missing = state.files.missing(&entries);
+    let need = Need {
+        files: missing.iter().map(|d| d.to_vec()).collect(),
+    };
+    tx.send(Ok(msg(worker_message::Msg::Need(need))))
+        .await
+        .map_err(|_| "the client went away".to_string())?;
+    let mut pending: std::collections::BTreeSet<[u8; 32]> = missing.into_iter().collect();
+    let mut current: Option<context::Incoming> = None;
+    while !pending.is_empty() {
+        let client_message::Msg::Data(data) = next(inbound).await? else {
+            return Err("expected the context files the worker asked for".into());
+        };
+        let digest = <[u8; 32]>::try_from(data.digest.as_slice())
+            .map_err(|_| "a file's digest is not 32 bytes".to_string())?;
+        if current.as_ref().is_none_or(|c| c.digest() != digest) {
+            if !pending.contains(&digest) {
+                return Err(format!(
+                    "the client sent {} which the worker did not ask for",
+                    hex::encode(digest)
+                ));
+            }
+            current = Some(state.files.begin(digest).map_err(|e| e.to_string())?);
+        }
+        let Some(inc) = current.as_mut() else {
+            return Err("no file is being received".into());
+        };
+        inc.write(&data.chunk).map_err(|e| e.to_string())?;
+        metrics.bytes_received += data.chunk.len() as u64;
+        if inc.bytes > sizes.get(digest.as_slice()).copied().unwrap_or(0) {
+            return Err(format!(
+                "the client sent more bytes for {} than the manifest lists",
+                hex::encode(digest)
+            ));
+        }
+        if data.last {
+            if let Some(inc) = current.take() {
+                inc.commit()?;
+            }
+            pending.remove(&digest);
+            metrics.files_received += 1;
+        }
+    }
+    let turn = take_turn(lock).await;
+    let (dir, files) = (dir.to_path_buf(), state.files.clone());
+    let root = state.builder.root().to_path_buf();
+    let laid = tokio::task::spawn_blocking(move || -> Result<([u8; 32], bool), Error> {
+        let digest = context::manifest_digest(&entries);
+        if context::laid_out(&dir, &digest).is_some() {
+            return Ok((digest, false));
+        }
+        let hashes = StatCache::load(&root)?;
+        context::materialize(&dir, &entries, &files, &hashes)?;
+        hashes.save()?;
+        Ok((digest, true))
+    })
+    .await
+    .map_err(|e| format!("laying out the context: {e}"))?
+    .map_err(|e| format!("laying out the context: {e}"))?;
+    drop(layouts);
+    Ok((laid.0, laid.1, turn))
+}
+
+/// Waits for a build's turn over a context directory.
+fn take_turn(
+    lock: &Arc<tokio::sync::Mutex<()>>,
+) -> std::pin::Pin<Box<dyn Future<Output = tokio::sync::OwnedMutexGuard<()>> + Send>> {
+    Box::pin(lock.clone().lock_owned())
 }
 
 /// The kind of output the request asks for.
@@ -746,4 +979,65 @@ pub(crate) fn to_proto(e: Event) -> proto::Event {
     p.vertex = vertex.as_str().to_string();
     p.set_kind(kind);
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xbuild_runtime::context::NoContentHashes;
+
+    #[test]
+    fn a_laid_out_context_gives_the_checksums_a_local_build_computes() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("ctx");
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        std::fs::write(dir.join("a/b/f"), "f").unwrap();
+        std::fs::write(dir.join("a/g"), "g").unwrap();
+        std::fs::write(dir.join("h"), "h").unwrap();
+        let ctx = LaidOutContext {
+            dir: dir.clone(),
+            sums: Arc::new(Sums::new([7; 32])),
+            files: FileStore::open(t.path().join("files")).unwrap(),
+            root: t.path().to_path_buf(),
+            checked: std::sync::Mutex::new(Some(Ok(()))),
+            unusable: t.path().join("unusable"),
+        };
+        let filter = Filter::new(&[], &["a/g".to_string()]).unwrap();
+        let exclude = ["b".to_string()];
+        let selections = [
+            Selection {
+                src: "a",
+                ..Selection::default()
+            },
+            Selection {
+                src: "a",
+                exclude: &exclude,
+                ..Selection::default()
+            },
+            Selection {
+                src: "*",
+                allow_wildcard: true,
+                ..Selection::default()
+            },
+        ];
+        for f in [None, filter.as_ref()] {
+            for sel in &selections {
+                let local = checksum_with(&dir, f, sel, &NoContentHashes, false).unwrap();
+                assert_eq!(ctx.known_checksum(f, sel), None);
+                let walked = ctx.checksum(f, sel, &NoContentHashes, false).unwrap();
+                assert_eq!(walked, local);
+                assert_eq!(ctx.known_checksum(f, sel), Some(local.total));
+                // Known now: the same checksum, with no walk (the directory is gone).
+                std::fs::rename(&dir, t.path().join("away")).unwrap();
+                let known = ctx.checksum(f, sel, &NoContentHashes, false).unwrap();
+                assert_eq!(known.total, local.total);
+                std::fs::rename(t.path().join("away"), &dir).unwrap();
+            }
+        }
+        let keys: std::collections::BTreeSet<[u8; 32]> = [None, filter.as_ref()]
+            .iter()
+            .flat_map(|f| selections.iter().map(|s| selection_key(*f, s)))
+            .collect();
+        assert_eq!(keys.len(), 6, "each filter and selection has its own key");
+    }
 }
