@@ -1,0 +1,1 @@
+//! RUN confinement: seccomp, capability sets, the isolated default network and its entitlement.

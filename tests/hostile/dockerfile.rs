@@ -1,0 +1,1 @@
+//! Dockerfiles: deep nesting, exponential expansion, quadratic instruction counts, bad encodings.

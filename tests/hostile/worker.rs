@@ -1,0 +1,1 @@
+//! Remote workers: hostile manifests and requests from an authenticated client, listener policy.
