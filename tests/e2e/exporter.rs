@@ -728,3 +728,56 @@ fn image_commands_behave_like_dockers() {
     assert_eq!(blobs, 0, "prune -a leaves no blob behind");
     t.finish();
 }
+
+/// Issue 16 #9: `COPY --link` made history entries that did not match the layers (the base
+/// image was lost under the merge, its layers counted as this build's).
+#[test]
+fn copy_link_history_matches_the_layers() {
+    let t = TestRoot::with_busybox();
+    let ctx = t.context(
+        "link",
+        &[
+            ("a", "hi\n"),
+            (
+                "Dockerfile",
+                "FROM busybox:local\nRUN echo 1 > /one\nCOPY --link a /a\nRUN echo 2 > /two\nCOPY --link a /b\n",
+            ),
+        ],
+    );
+    let run = t.build(&ctx, &["-t", "link:1"]).ok();
+    assert!(
+        !run.stderr.contains("do not match"),
+        "history and layers disagree:\n{}",
+        run.stderr
+    );
+    let inspect = t.xbuild(&["inspect", "link:1"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    let config = &v["Config"];
+    let history = config["history"].as_array().unwrap();
+    let with_layer: Vec<&str> = history
+        .iter()
+        .filter(|h| h["empty_layer"] != true)
+        .map(|h| h["created_by"].as_str().unwrap_or(""))
+        .collect();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    assert_eq!(with_layer.len(), diff_ids.len(), "{history:#?}");
+    // The base image's entry comes first, then one entry a step, as without --link.
+    assert_eq!(
+        &with_layer[with_layer.len() - 4..],
+        [
+            "RUN /bin/sh -c echo 1 > /one # buildkit",
+            "COPY a /a # buildkit",
+            "RUN /bin/sh -c echo 2 > /two # buildkit",
+            "COPY a /b # buildkit",
+        ]
+    );
+    assert!(
+        !with_layer.iter().any(|c| c.contains("created by xbuild")),
+        "{with_layer:?}"
+    );
+    // `history` gives each step its own layer's size: the copies wrote "hi\n".
+    let h = t.xbuild(&["history", "link:1"]).ok();
+    let copy_b = h.stdout.lines().find(|l| l.contains("COPY a /b")).unwrap();
+    assert!(copy_b.contains(" 3B "), "{}", h.stdout);
+    t.finish();
+}

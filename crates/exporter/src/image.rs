@@ -114,7 +114,8 @@ pub struct BaseImage {
 }
 
 /// Finds the base image under `vertex`: following each op's first input (its root filesystem)
-/// down to a source. `None` for `FROM scratch`.
+/// down to a source. A merge (`COPY --link`) stands on its first input too: the solver stacks
+/// the other inputs' layers on top of that input's chain. `None` for `FROM scratch`.
 pub fn base_image(def: &Definition, vertex: &Digest) -> Option<BaseImage> {
     let mut cur = def.vertex(vertex)?;
     for _ in 0..def.len() {
@@ -125,8 +126,8 @@ pub fn base_image(def: &Definition, vertex: &Digest) -> Option<BaseImage> {
                     manifest: digest.clone(),
                 });
             }
-            Op::Source(_) | Op::Merge(_) => return None,
-            Op::Exec(_) | Op::File(_) => cur = def.vertex(cur.inputs().first()?)?,
+            Op::Source(_) => return None,
+            Op::Exec(_) | Op::File(_) | Op::Merge(_) => cur = def.vertex(cur.inputs().first()?)?,
         }
     }
     None
