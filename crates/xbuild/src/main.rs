@@ -267,6 +267,14 @@ struct WorkerArgs {
     /// Allow plain TCP on an address other than loopback.
     #[arg(long)]
     insecure: bool,
+    /// Serve clients with neither a certificate (--tls-client-ca) nor a token (--token-file)
+    /// on an address other than loopback: anyone who reaches it runs builds as root.
+    #[arg(long)]
+    allow_unauthenticated: bool,
+    /// Let clients be granted this entitlement (`security.insecure`, `network.host`) when
+    /// they ask for it with `--allow`; repeatable.
+    #[arg(long = "allow-insecure-entitlement", value_name = "NAME")]
+    allow_insecure_entitlement: Vec<String>,
 }
 
 #[derive(Args)]
@@ -1170,6 +1178,8 @@ fn worker(builder: Builder, a: WorkerArgs, rt: tokio::runtime::Runtime) -> Resul
         tls_client_ca: a.tls_client_ca,
         token_file: a.token_file,
         insecure: a.insecure,
+        allow_unauthenticated: a.allow_unauthenticated,
+        entitlements: a.allow_insecure_entitlement,
     };
     rt.block_on(xbuild::worker::server::serve(
         builder,

@@ -277,6 +277,11 @@ fn request(opts: &BuildOptions) -> Result<(BuildRequest, Place), crate::Error> {
         context_bytes: 0,
         image_by_blobs: true,
         manifest_digest: Vec::new(),
+        entitlements: opts
+            .allow_insecure
+            .then(|| "security.insecure".to_string())
+            .into_iter()
+            .collect(),
     };
     Ok((req, place))
 }

@@ -5,7 +5,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -316,49 +317,183 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Checks that every entry's path is relative and stays inside the context (no `..`, no empty
-/// or `.` components, no path through a symlink the manifest lists), and that file digests
-/// are 32 bytes.
-pub fn validate(entries: &[Entry]) -> Result<(), String> {
-    let mut links = BTreeSet::new();
-    let mut seen = BTreeSet::new();
-    for e in entries {
-        let p = e.path.as_str();
-        if p.is_empty()
-            || p.starts_with('/')
-            || p.split('/').any(|c| c.is_empty() || c == "." || c == "..")
-            || p.contains('\0')
-        {
-            return Err(format!(
-                "context entry {p:?}: not a clean relative path inside the context"
-            ));
+/// The longest entry path a manifest may list, in bytes (Linux's `PATH_MAX`).
+pub const MAX_PATH: usize = 4096;
+/// The longest name of one path component, in bytes (Linux's `NAME_MAX`).
+pub const MAX_NAME: usize = 255;
+/// The most components an entry path may have (laying a context out holds one open
+/// directory per level).
+pub const MAX_DEPTH: usize = 256;
+/// The longest symlink target, in bytes.
+pub const MAX_TARGET: usize = 4095;
+/// The most entries a manifest may list.
+pub const MAX_ENTRIES: u64 = 1 << 22;
+
+/// What is wrong with a manifest entry (see [`validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestProblem {
+    /// The path is empty, absolute, or has an empty, `.` or `..` component.
+    #[error(
+        "not a clean relative path inside the context (no leading `/`, no empty, `.` or `..` component)"
+    )]
+    NotRelative,
+    /// The path holds a NUL byte.
+    #[error("the path holds a NUL byte")]
+    Nul,
+    /// The path is longer than [`MAX_PATH`].
+    #[error("the path is longer than {MAX_PATH} bytes")]
+    PathTooLong,
+    /// A component is longer than [`MAX_NAME`].
+    #[error("a path component is longer than {MAX_NAME} bytes")]
+    NameTooLong,
+    /// The path has more than [`MAX_DEPTH`] components.
+    #[error("the path is more than {MAX_DEPTH} levels deep")]
+    TooDeep,
+    /// The entry does not come after the one before it: listed twice, or out of order.
+    #[error(
+        "it comes after {previous:?}: a manifest lists each entry once, parents before children, siblings in name order"
+    )]
+    OutOfOrder {
+        /// The entry before it (cut short when long).
+        previous: String,
+    },
+    /// The entry lies below one the manifest lists as a file or a symlink.
+    #[error("it lies below {parent:?}, which the manifest lists as a {kind}, not a directory")]
+    UnderNonDirectory {
+        /// That entry.
+        parent: String,
+        /// What it is (`file`, `symlink`).
+        kind: &'static str,
+    },
+    /// The entry's kind is none the protocol defines.
+    #[error("unknown entry kind {0}")]
+    UnknownKind(i32),
+    /// The mode has bits other than permissions, setuid, setgid and sticky.
+    #[error(
+        "mode {0:#o} has bits other than permissions, setuid, setgid and sticky (a device, pipe or socket cannot be sent)"
+    )]
+    Mode(u32),
+    /// A file's content digest is not 32 bytes.
+    #[error("the file's content digest is {0} bytes, not 32")]
+    Digest(usize),
+    /// A symlink's target is empty, too long or holds a NUL byte.
+    #[error("the symlink target is empty, longer than {MAX_TARGET} bytes or holds a NUL byte")]
+    Target,
+}
+
+/// `s` cut to at most 200 bytes (on a character boundary), for an error message.
+fn shown(s: &str) -> String {
+    if s.len() <= 200 {
+        return s.to_string();
+    }
+    let mut end = 200;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// What is wrong with the path `p`, if anything.
+fn check_path(p: &str) -> Result<(), ManifestProblem> {
+    if p.len() > MAX_PATH {
+        return Err(ManifestProblem::PathTooLong);
+    }
+    if p.contains('\0') {
+        return Err(ManifestProblem::Nul);
+    }
+    let mut depth = 0;
+    for c in p.split('/') {
+        if c.is_empty() || c == "." || c == ".." {
+            return Err(ManifestProblem::NotRelative);
         }
-        if !seen.insert(p) {
-            return Err(format!("context entry {p:?} is listed twice"));
+        if c.len() > MAX_NAME {
+            return Err(ManifestProblem::NameTooLong);
         }
-        let mut prefix = String::new();
-        for c in p.split('/') {
-            if !prefix.is_empty() && links.contains(prefix.as_str()) {
-                return Err(format!(
-                    "context entry {p:?} lies below the symlink {prefix:?}"
-                ));
-            }
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
-            prefix.push_str(c);
-        }
-        match e.kind() {
-            Kind::Symlink => {
-                links.insert(p);
-            }
-            Kind::File if e.digest.len() != 32 => {
-                return Err(format!("context entry {p:?}: the digest is not 32 bytes"));
-            }
-            _ => {}
-        }
+        depth += 1;
+    }
+    if depth > MAX_DEPTH {
+        return Err(ManifestProblem::TooDeep);
     }
     Ok(())
+}
+
+/// The order a scan lists a context in: component by component, each by its bytes (parents
+/// before children, siblings by name).
+fn path_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('/').cmp(b.split('/'))
+}
+
+/// Checks a manifest from a client as a whole tree, before anything touches the disk: every
+/// path is a clean relative path (no leading `/`, no empty, `.` or `..` component, no NUL,
+/// within [`MAX_PATH`], [`MAX_NAME`] and [`MAX_DEPTH`]); entries come in the order a scan
+/// lists them, each once (parents before children, siblings by name); nothing lies below an
+/// entry that is not a directory (a directory a scan leaves out of the manifest, because
+/// `.dockerignore` excludes it but not everything in it, is laid out as a plain directory);
+/// kinds are known; modes are permission bits with setuid, setgid and sticky (what a local
+/// build keeps of its context; no file type bits); files have 32-byte digests and symlinks a
+/// target.
+pub fn validate(entries: &[Entry]) -> Result<(), Error> {
+    if entries.len() as u64 > MAX_ENTRIES {
+        return Err(Error::TooManyEntries { limit: MAX_ENTRIES });
+    }
+    let mut non_dirs: HashMap<&str, &'static str> = HashMap::new();
+    let mut previous: Option<&str> = None;
+    for (index, e) in entries.iter().enumerate() {
+        let p = e.path.as_str();
+        let bad = |problem| Error::Manifest {
+            index,
+            path: shown(p),
+            problem,
+        };
+        check_path(p).map_err(bad)?;
+        if let Some(q) = previous
+            && path_order(q, p) != std::cmp::Ordering::Less
+        {
+            return Err(bad(ManifestProblem::OutOfOrder { previous: shown(q) }));
+        }
+        for (i, _) in p.match_indices('/') {
+            let parent = &p[..i];
+            if let Some(kind) = non_dirs.get(parent) {
+                return Err(bad(ManifestProblem::UnderNonDirectory {
+                    parent: shown(parent),
+                    kind,
+                }));
+            }
+        }
+        let kind = Kind::try_from(e.kind).map_err(|_| bad(ManifestProblem::UnknownKind(e.kind)))?;
+        if e.mode & !0o7777 != 0 {
+            return Err(bad(ManifestProblem::Mode(e.mode)));
+        }
+        match kind {
+            Kind::File if e.digest.len() != 32 => {
+                return Err(bad(ManifestProblem::Digest(e.digest.len())));
+            }
+            Kind::File => {
+                non_dirs.insert(p, "file");
+            }
+            Kind::Symlink => {
+                if e.target.is_empty() || e.target.len() > MAX_TARGET || e.target.contains('\0') {
+                    return Err(bad(ManifestProblem::Target));
+                }
+                non_dirs.insert(p, "symlink");
+            }
+            Kind::Dir => {}
+        }
+        previous = Some(p);
+    }
+    Ok(())
+}
+
+/// Creates the directory `dir` and any missing parent open to root alone (`0o700`), and
+/// makes `dir` itself so when it exists: the worker's copies of clients' files are not for
+/// other local users to read.
+pub fn private_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))
 }
 
 /// A worker's content-addressed store of context files: `DIR/ab/abcd…` by blake3 hash.
@@ -368,9 +503,12 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// The store in `dir` (created when missing).
+    /// The store in `dir` (created when missing). It holds copies of clients' files: the
+    /// store and its directories are open to root alone (`0o700`), whatever they were.
     pub fn open(dir: PathBuf) -> Result<Self, Error> {
-        std::fs::create_dir_all(dir.join("tmp")).map_err(io(&dir))?;
+        let tmp = dir.join("tmp");
+        private_dir(&tmp)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
         Ok(FileStore { dir })
     }
 
@@ -402,7 +540,12 @@ impl FileStore {
             self.dir
                 .join("tmp")
                 .join(format!("{}.{}", hex::encode(digest), rand::random::<u64>()));
-        let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
         Ok(Incoming {
             digest,
             tmp,
@@ -452,7 +595,7 @@ impl Incoming {
             ));
         }
         if let Some(parent) = self.dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            private_dir(parent).map_err(|e| e.to_string())?;
         }
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| format!("{}: {e}", self.dest.display()))
     }
@@ -526,7 +669,7 @@ pub fn repair(dir: &Path, store: &FileStore, hashes: &StatCache) -> Result<bool,
     if manifest_digest(&entries) != record.digest {
         return Err(bad("its manifest is not the one recorded"));
     }
-    validate(&entries).map_err(|e| bad(&e))?;
+    validate(&entries).map_err(|e| bad(&e.to_string()))?;
     if !store.missing(&entries).is_empty() {
         return Err(bad("the worker lacks some of its contents"));
     }
@@ -546,6 +689,13 @@ impl Status {
         Status {
             mode: md.mode(),
             stamp: stamp_of(md),
+        }
+    }
+
+    fn of_stat(st: &rustix::fs::Stat) -> Self {
+        Status {
+            mode: st.st_mode,
+            stamp: stamp_of_stat(st),
         }
     }
 }
@@ -633,23 +783,38 @@ fn intact(dir: &Path) -> bool {
     })
 }
 
-/// Makes `dir` hold exactly `entries` (contents from `store`): entries the worker wrote and
-/// nobody changed since (see [`laid_out`]) are left alone when type, size, mode and mtime
-/// match, everything else is replaced and what the manifest does not list is removed.
-/// Returns how many files were written. Records beside `dir` what each file holds
-/// (`DIR.index`), the status of every entry (`DIR.status`, see [`repair`]), the manifest
-/// (`DIR.entries`) and its digest, entry count and bytes (`DIR.manifest`). Each file's content hash goes into `hashes` (the stat
-/// cache builds read), so hashing the context again reads no file.
+/// Makes `dir` hold exactly `entries` (contents from `store`), after checking them with
+/// [`validate`]: entries the worker wrote and nobody changed since (see [`laid_out`]) are left
+/// alone when type, size, mode and mtime match, everything else is replaced and what the
+/// manifest does not list is removed. Returns how many files were written. Records beside
+/// `dir` what each file holds (`DIR.index`), the status of every entry (`DIR.status`, see
+/// [`repair`]), the manifest (`DIR.entries`) and its digest, entry count and bytes
+/// (`DIR.manifest`); until it succeeds the records are absent, so a layout that failed is
+/// never taken as laid out, and the next one checks every entry again. Each file's content
+/// hash goes into `hashes` (the stat cache builds read), so hashing the context again reads
+/// no file.
+///
+/// Nothing is looked up by path below `dir`: every step opens one name relative to its
+/// directory's descriptor without following a symlink, so nothing already in `dir` (a
+/// symlink left by an earlier manifest, a change made behind the worker's back) can send a
+/// write, a mode change or a removal outside it.
 pub fn materialize(
     dir: &Path,
     entries: &[Entry],
     store: &FileStore,
     hashes: &StatCache,
 ) -> Result<usize, Error> {
+    validate(entries)?;
     let index_path = dir.with_extension("index");
     let manifest_path = dir.with_extension("manifest");
     let status_path = dir.with_extension("status");
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let root = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(dir)(e.into()))?;
     let old: HashMap<String, String> = std::fs::read(&index_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -662,77 +827,93 @@ pub fn materialize(
     let _ = std::fs::remove_file(dir.with_extension("entries"));
     let _ = std::fs::remove_file(&index_path);
     let mut index = HashMap::new();
-    let listed: BTreeSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
-    remove_unlisted(dir, "", &listed)?;
-    let mut written = 0;
-    let mut dirs = Vec::new();
-    let mut files = Vec::new();
+    // Directories a scan left out (`.dockerignore` excludes them, not all they hold) are kept
+    // as plain directories.
+    let mut kept: BTreeSet<&str> = BTreeSet::new();
     for e in entries {
-        let dest = dir.join(&e.path);
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        kept.insert(e.path.as_str());
+        for (i, _) in e.path.match_indices('/') {
+            kept.insert(&e.path[..i]);
         }
-        let have = std::fs::symlink_metadata(&dest).ok();
+    }
+    remove_unlisted(dir, root.as_fd(), "", &kept)?;
+    let mut layout = Layout {
+        dir,
+        root,
+        open: Vec::new(),
+    };
+    let mut written = 0;
+    let mut files = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let (parent, name) = match e.path.rfind('/') {
+            Some(i) => (&e.path[..i], &e.path[i + 1..]),
+            None => ("", e.path.as_str()),
+        };
+        let at = layout.enter(parent)?;
+        let abs = dir.join(&e.path);
+        let have = lstat_at(at, name).map_err(io(&abs))?;
         match e.kind() {
             Kind::Dir => {
-                if !have.as_ref().is_some_and(|m| m.is_dir()) {
-                    remove_any(&dest)?;
-                    std::fs::create_dir(&dest).map_err(io(&dest))?;
-                }
-                dirs.push(e);
+                let fd = dir_at(at, name, have.as_ref()).map_err(io(&abs))?;
+                layout.open.push((e.path.clone(), fd, Some(e)));
             }
             Kind::Symlink => {
-                let same = have.as_ref().is_some_and(|m| m.file_type().is_symlink())
-                    && std::fs::read_link(&dest).ok().as_deref() == Some(Path::new(&e.target));
+                let same = have
+                    .as_ref()
+                    .is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+                    && rustix::fs::readlinkat(at, name, Vec::new())
+                        .is_ok_and(|t| t.as_bytes() == e.target.as_bytes());
                 if !same {
-                    remove_any(&dest)?;
-                    std::os::unix::fs::symlink(&e.target, &dest).map_err(io(&dest))?;
+                    remove_at(at, name, have.as_ref()).map_err(io(&abs))?;
+                    rustix::fs::symlinkat(e.target.as_str(), at, name)
+                        .map_err(|err| io(&abs)(err.into()))?;
                 }
             }
             Kind::File => {
                 let hex = hex::encode(&e.digest);
                 let same = old.get(&e.path) == Some(&hex)
-                    && have.as_ref().is_some_and(|m| {
-                        old_status.get(&e.path) == Some(&Status::of(m))
-                            && m.is_file()
-                            && m.size() == e.size
-                            && m.mode() & 0o7777 == e.mode
-                            && m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec()
-                                == e.mtime_ns
+                    && have.as_ref().is_some_and(|st| {
+                        old_status.get(&e.path) == Some(&Status::of_stat(st))
+                            && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                            && st.st_size as u64 == e.size
+                            && st.st_mode & 0o7777 == e.mode
+                            && ns(st.st_mtime, st.st_mtime_nsec) == e.mtime_ns
                     });
                 index.insert(e.path.clone(), hex);
-                let digest = <[u8; 32]>::try_from(e.digest.as_slice()).map_err(|_| {
-                    Error::Protocol(format!("context entry {:?}: bad digest", e.path))
-                })?;
+                let digest =
+                    <[u8; 32]>::try_from(e.digest.as_slice()).map_err(|_| Error::Manifest {
+                        index: i,
+                        path: shown(&e.path),
+                        problem: ManifestProblem::Digest(e.digest.len()),
+                    })?;
                 if !same {
-                    remove_any(&dest)?;
-                    let src = store.path(&digest);
-                    std::fs::copy(&src, &dest).map_err(io(&src))?;
-                    set_meta(&dest, e)?;
+                    remove_at(at, name, have.as_ref()).map_err(io(&abs))?;
+                    write_file_at(at, name, &store.path(&digest), e).map_err(io(&abs))?;
                     written += 1;
                 }
                 files.push((e.path.as_str(), digest));
             }
         }
     }
-    // Directories last, deepest first: writing into them changed their mtimes.
-    for e in dirs.iter().rev() {
-        set_meta(&dir.join(&e.path), e)?;
-    }
+    // The directories still open get their modes and times, deepest first: writing into
+    // them changed their mtimes.
+    layout.enter("")?;
+    drop(layout);
     let status = record_status(dir, entries)?;
     for (path, digest) in files {
         if let Some(st) = status.get(path) {
             hashes.put_settled(st.stamp, digest);
         }
     }
-    let json = serde_json::to_vec(&index)
-        .map_err(|e| Error::Protocol(format!("recording the context index: {e}")))?;
+    let json = serde_json::to_vec(&index).map_err(|e| Error::Io {
+        path: index_path.clone(),
+        source: e.into(),
+    })?;
     std::fs::write(&index_path, json).map_err(io(&index_path))?;
     let bytes: u64 = entries
         .iter()
         .filter(|e| e.kind() == Kind::File)
-        .map(|e| e.size)
-        .sum();
+        .fold(0u64, |sum, e| sum.saturating_add(e.size));
     let record = format!(
         "{} {} {bytes}\n",
         hex::encode(manifest_digest(entries)),
@@ -746,6 +927,142 @@ pub fn materialize(
     std::fs::write(&entries_path, list).map_err(io(&entries_path))?;
     std::fs::write(&manifest_path, record).map_err(io(&manifest_path))?;
     Ok(written)
+}
+
+/// The directories of a layout open along the path being written: each entry's parent is
+/// reached from the one before it, one name at a time, never through a symlink.
+struct Layout<'a> {
+    dir: &'a Path,
+    root: OwnedFd,
+    /// Open directories below the root, each inside the one before it, with the manifest
+    /// entry whose mode and times it gets once everything in it is written.
+    open: Vec<(String, OwnedFd, Option<&'a Entry>)>,
+}
+
+impl Layout<'_> {
+    /// The directory `parent` (relative to the root, `""` for the root), opened: the open
+    /// directories that are not above it are closed (and get their modes and times), the
+    /// missing ones below opened, created (`0o755`) or made directories.
+    fn enter(&mut self, parent: &str) -> Result<BorrowedFd<'_>, Error> {
+        while let Some((p, _, _)) = self.open.last() {
+            let above = parent == p
+                || (parent.starts_with(p.as_str())
+                    && parent.as_bytes().get(p.len()) == Some(&b'/'));
+            if above {
+                break;
+            }
+            if let Some((p, fd, Some(e))) = self.open.pop() {
+                set_dir_meta(&fd, e).map_err(io(&self.dir.join(&p)))?;
+            }
+        }
+        let done = self.open.last().map_or(0, |(p, _, _)| p.len());
+        if parent.len() > done {
+            let rest = parent[done..].trim_start_matches('/');
+            let mut at = done;
+            for name in rest.split('/') {
+                at = if at == 0 {
+                    name.len()
+                } else {
+                    at + 1 + name.len()
+                };
+                let here = &parent[..at];
+                let abs = self.dir.join(here);
+                let base = self
+                    .open
+                    .last()
+                    .map_or(self.root.as_fd(), |(_, fd, _)| fd.as_fd());
+                let have = lstat_at(base, name).map_err(io(&abs))?;
+                let fd = dir_at(base, name, have.as_ref()).map_err(io(&abs))?;
+                self.open.push((here.to_string(), fd, None));
+            }
+        }
+        Ok(self
+            .open
+            .last()
+            .map_or(self.root.as_fd(), |(_, fd, _)| fd.as_fd()))
+    }
+}
+
+/// The status of `name` in `dir`, not following a symlink; `None` when there is none.
+fn lstat_at(dir: BorrowedFd<'_>, name: &str) -> std::io::Result<Option<rustix::fs::Stat>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Makes `name` in `dir` (whose status is `have`) a directory, replacing anything else there
+/// (a symlink is removed, never followed), and opens it.
+fn dir_at(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    have: Option<&rustix::fs::Stat>,
+) -> std::io::Result<OwnedFd> {
+    let is_dir = have.is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
+    if !is_dir {
+        remove_at(dir, name, have)?;
+        rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755))?;
+    }
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Removes `name` from `dir` (whose status is `have`; nothing when `None`), a directory with
+/// everything in it, never following a symlink.
+fn remove_at(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    have: Option<&rustix::fs::Stat>,
+) -> std::io::Result<()> {
+    match have {
+        None => Ok(()),
+        Some(st) => xbuild_runtime::fsops::remove_at(
+            dir,
+            std::ffi::OsStr::new(name),
+            FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+        ),
+    }
+}
+
+/// Creates the file `name` in `dir` (which must not exist) with the content of `src` (in the
+/// worker's file store) and the mode and mtime of `e`.
+fn write_file_at(dir: BorrowedFd<'_>, name: &str, src: &Path, e: &Entry) -> std::io::Result<()> {
+    let mut from = std::fs::File::open(src)?;
+    let to = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    let mut to = std::fs::File::from(to);
+    std::io::copy(&mut from, &mut to)?;
+    rustix::fs::fchmod(&to, Mode::from_raw_mode(e.mode))?;
+    rustix::fs::futimens(&to, &entry_times(e))?;
+    Ok(())
+}
+
+/// Gives the open directory `fd` the mode and mtime of `e`.
+fn set_dir_meta(fd: &OwnedFd, e: &Entry) -> std::io::Result<()> {
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(e.mode))?;
+    rustix::fs::futimens(fd, &entry_times(e))?;
+    Ok(())
+}
+
+/// An entry's mtime as access and modification times.
+fn entry_times(e: &Entry) -> rustix::fs::Timestamps {
+    let t = rustix::fs::Timespec {
+        tv_sec: e.mtime_ns.div_euclid(1_000_000_000),
+        tv_nsec: e.mtime_ns.rem_euclid(1_000_000_000) as _,
+    };
+    rustix::fs::Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
 }
 
 /// What [`collect_garbage`] removed.
@@ -834,15 +1151,6 @@ fn stamp_of(md: &std::fs::Metadata) -> Stamp {
     }
 }
 
-fn set_meta(path: &Path, e: &Entry) -> Result<(), Error> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(e.mode)).map_err(io(path))?;
-    let t = filetime::FileTime::from_unix_time(
-        e.mtime_ns.div_euclid(1_000_000_000),
-        e.mtime_ns.rem_euclid(1_000_000_000) as u32,
-    );
-    filetime::set_symlink_file_times(path, t, t).map_err(io(path))
-}
-
 fn remove_any(path: &Path) -> Result<(), Error> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(io(path)),
@@ -851,20 +1159,53 @@ fn remove_any(path: &Path) -> Result<(), Error> {
     }
 }
 
-fn remove_unlisted(dir: &Path, rel: &str, listed: &BTreeSet<&str>) -> Result<(), Error> {
-    for e in std::fs::read_dir(dir).map_err(io(dir))? {
-        let e = e.map_err(io(dir))?;
-        let name = e.file_name();
-        let path = match name.to_str() {
-            Some(n) if rel.is_empty() => n.to_string(),
-            Some(n) => format!("{rel}/{n}"),
-            None => String::new(),
+/// Removes from the directory `fd` (at `rel` in the layout `dir`) everything whose path is
+/// not in `kept`, and from its subdirectories in turn; never follows a symlink.
+fn remove_unlisted(
+    dir: &Path,
+    fd: BorrowedFd<'_>,
+    rel: &str,
+    kept: &BTreeSet<&str>,
+) -> Result<(), Error> {
+    let here = dir.join(rel);
+    let dup = rustix::io::dup(fd).map_err(|e| io(&here)(e.into()))?;
+    let mut d = rustix::fs::Dir::read_from(&dup).map_err(|e| io(&here)(e.into()))?;
+    let mut names = Vec::new();
+    while let Some(ent) = d.read() {
+        let ent = ent.map_err(|e| io(&here)(e.into()))?;
+        let name = ent.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+    for name in names {
+        let name = std::ffi::OsString::from_vec(name);
+        let st = match rustix::fs::statat(fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(io(&here.join(&name))(e.into())),
         };
-        let abs = e.path();
-        if path.is_empty() || !listed.contains(path.as_str()) {
-            remove_any(&abs)?;
-        } else if e.file_type().map_err(io(&abs))?.is_dir() {
-            remove_unlisted(&abs, &path, listed)?;
+        let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+        let path = match name.to_str() {
+            Some(n) if rel.is_empty() => Some(n.to_string()),
+            Some(n) => Some(format!("{rel}/{n}")),
+            None => None,
+        };
+        match path {
+            Some(path) if kept.contains(path.as_str()) => {
+                if is_dir {
+                    let sub = rustix::fs::openat(
+                        fd,
+                        name.as_os_str(),
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| io(&here.join(&name))(e.into()))?;
+                    remove_unlisted(dir, sub.as_fd(), &path, kept)?;
+                }
+            }
+            _ => xbuild_runtime::fsops::remove_at(fd, &name, is_dir)
+                .map_err(io(&here.join(&name)))?,
         }
     }
     Ok(())
@@ -893,6 +1234,155 @@ mod tests {
         let through_link = [entry("l", Kind::Symlink), entry("l/passwd", Kind::File)];
         assert!(validate(&through_link).is_err());
         assert!(validate(&[entry("a", Kind::Dir), entry("a/b", Kind::File)]).is_ok());
+    }
+
+    fn problem(entries: &[Entry]) -> ManifestProblem {
+        match validate(entries) {
+            Err(Error::Manifest { problem, .. }) => problem,
+            other => panic!("expected a manifest problem, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_manifest_is_checked_as_a_whole_tree() {
+        // A file listed before the symlink it lies below: out of order, whatever comes next.
+        let before_link = [entry("a/x", Kind::File), entry("a", Kind::Symlink)];
+        assert!(matches!(
+            problem(&before_link),
+            ManifestProblem::OutOfOrder { .. }
+        ));
+        let mut link = entry("a", Kind::Symlink);
+        link.target = "/".into();
+        assert!(matches!(
+            problem(&[link.clone(), entry("a/x", Kind::File)]),
+            ManifestProblem::UnderNonDirectory {
+                kind: "symlink",
+                ..
+            }
+        ));
+        assert!(matches!(
+            problem(&[entry("a", Kind::File), entry("a/b/c", Kind::Dir)]),
+            ManifestProblem::UnderNonDirectory { kind: "file", .. }
+        ));
+        assert!(matches!(
+            problem(&[entry("a", Kind::File), entry("a", Kind::Dir)]),
+            ManifestProblem::OutOfOrder { .. }
+        ));
+        let mut unknown = entry("k", Kind::File);
+        unknown.kind = 9;
+        assert_eq!(problem(&[unknown]), ManifestProblem::UnknownKind(9));
+        let mut fifo = entry("p", Kind::File);
+        fifo.mode = 0o010644;
+        assert_eq!(problem(&[fifo]), ManifestProblem::Mode(0o010644));
+        assert!(problem(&[link.clone(), link]).to_string().contains("once"));
+        // What a scan makes passes: directories a .dockerignore leaves out but not all they
+        // hold, setuid files, siblings whose names sort around `/`.
+        let mut setuid = entry("d/e/su", Kind::File);
+        setuid.mode = 0o4755;
+        let ok = [
+            entry("a", Kind::Dir),
+            entry("a/b", Kind::File),
+            entry("a-c", Kind::File),
+            setuid,
+            entry("d/f", Kind::File),
+        ];
+        validate(&ok).unwrap();
+    }
+
+    /// Stores `content` in `store`; returns its digest.
+    fn put(store: &FileStore, content: &[u8]) -> [u8; 32] {
+        let d = *blake3::hash(content).as_bytes();
+        let mut inc = store.begin(d).unwrap();
+        inc.write(content).unwrap();
+        inc.commit().unwrap();
+        d
+    }
+
+    fn file_entry(path: &str, content: &[u8]) -> Entry {
+        let mut e = entry(path, Kind::File);
+        e.digest = blake3::hash(content).as_bytes().to_vec();
+        e.size = content.len() as u64;
+        e
+    }
+
+    #[test]
+    fn a_layout_that_failed_is_not_taken_as_laid_out_and_is_checked_again() {
+        let t = tempfile::tempdir().unwrap();
+        let store = FileStore::open(t.path().join("store")).unwrap();
+        let cache = StatCache::disabled(t.path());
+        put(&store, b"a");
+        let entries = [file_entry("a", b"a"), file_entry("b", b"b")];
+        let out = t.path().join("out");
+        // `b` is not in the store: the layout fails after writing `a`.
+        assert!(materialize(&out, &entries, &store, &cache).is_err());
+        assert!(out.join("a").exists());
+        assert!(laid_out(&out, &manifest_digest(&entries)).is_none());
+        for ext in ["index", "manifest", "status", "entries"] {
+            assert!(!out.with_extension(ext).exists(), "{ext}");
+        }
+        put(&store, b"b");
+        assert_eq!(materialize(&out, &entries, &store, &cache).unwrap(), 2);
+        assert!(laid_out(&out, &manifest_digest(&entries)).is_some());
+    }
+
+    #[test]
+    fn laying_out_never_follows_a_symlink_found_in_the_layout() {
+        let t = tempfile::tempdir().unwrap();
+        let store = FileStore::open(t.path().join("store")).unwrap();
+        let cache = StatCache::disabled(t.path());
+        put(&store, b"evil");
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("victim"), "original").unwrap();
+        std::fs::set_permissions(
+            outside.join("victim"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let out = t.path().join("out");
+        std::fs::create_dir_all(out.join("e")).unwrap();
+        // Planted where the manifest has an unlisted parent, a file and a directory.
+        for link in ["d", "e/victim", "g"] {
+            let target = if link == "e/victim" {
+                outside.join("victim")
+            } else {
+                outside.clone()
+            };
+            std::os::unix::fs::symlink(target, out.join(link)).unwrap();
+        }
+        let mut setuid = file_entry("e/victim", b"evil");
+        setuid.mode = 0o4755;
+        let mut g = entry("g", Kind::Dir);
+        g.mode = 0o700;
+        let entries = [
+            file_entry("d/victim", b"evil"),
+            entry("e", Kind::Dir),
+            setuid,
+            g,
+            file_entry("g/victim", b"evil"),
+        ];
+        materialize(&out, &entries, &store, &cache).unwrap();
+        let names: Vec<_> = std::fs::read_dir(&outside).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(outside.join("victim")).unwrap(),
+            "original"
+        );
+        let md = std::fs::symlink_metadata(outside.join("victim")).unwrap();
+        assert_eq!(md.mode() & 0o7777, 0o644);
+        for p in ["d", "e", "g"] {
+            assert!(
+                std::fs::symlink_metadata(out.join(p)).unwrap().is_dir(),
+                "{p}"
+            );
+        }
+        let md = std::fs::symlink_metadata(out.join("e/victim")).unwrap();
+        assert!(md.is_file());
+        assert_eq!(md.mode() & 0o7777, 0o4755);
+        assert_eq!(
+            std::fs::metadata(out.join("g")).unwrap().mode() & 0o7777,
+            0o700
+        );
     }
 
     #[test]

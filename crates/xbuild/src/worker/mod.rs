@@ -27,12 +27,14 @@ pub mod context;
 mod image;
 pub mod server;
 
-/// The generated protocol types and gRPC stubs.
+/// The generated protocol types and gRPC stubs (`proto/worker.proto`): what a client sends a
+/// worker and what it answers.
 #[allow(missing_docs, dead_code, clippy::all, clippy::unwrap_used)]
-pub(crate) mod proto {
+pub mod proto {
     tonic::include_proto!("xbuild.worker.v1");
 }
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// What can go wrong sending a build to a worker or serving one.
@@ -79,6 +81,46 @@ pub enum Error {
     /// Bad settings (certificates, addresses, options a remote build cannot carry).
     #[error("{0}")]
     Config(String),
+    /// A context manifest entry the worker refuses: no scan of a directory lists it so.
+    #[error("context manifest entry {index} ({path:?}): {problem}")]
+    Manifest {
+        /// The entry's position in the manifest.
+        index: usize,
+        /// Its path (cut short when long).
+        path: String,
+        /// What is wrong with it.
+        problem: context::ManifestProblem,
+    },
+    /// The context manifest lists more entries than a worker takes.
+    #[error(
+        "the context manifest lists more than {limit} entries, this worker's limit; leave files out with a .dockerignore"
+    )]
+    TooManyEntries {
+        /// The limit.
+        limit: u64,
+    },
+    /// The client asked for an entitlement this worker was not started with.
+    #[error(
+        "granting entitlement {name} is not allowed by this worker's configuration: start the worker with --allow-insecure-entitlement {name}, or build without --allow {name}"
+    )]
+    EntitlementNotAllowed {
+        /// The entitlement (`security.insecure`, `network.host`).
+        name: String,
+    },
+    /// An entitlement name neither side knows.
+    #[error("unknown entitlement {name:?}: expected security.insecure or network.host")]
+    UnknownEntitlement {
+        /// The name given.
+        name: String,
+    },
+    /// TLS without client authentication on an address others can reach.
+    #[error(
+        "--listen {addr}: TLS without --tls-client-ca or --token-file lets anyone who reaches {addr} run builds as root on this machine; require client certificates (--tls-client-ca CA.pem) or a token (--token-file FILE), or pass --allow-unauthenticated to serve anyone"
+    )]
+    Unauthenticated {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

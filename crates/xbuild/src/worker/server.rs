@@ -45,6 +45,12 @@ pub struct WorkerOptions {
     pub token_file: Option<PathBuf>,
     /// Allow plain TCP on an address other than loopback.
     pub insecure: bool,
+    /// Serve clients that present no certificate and no token on an address other than
+    /// loopback (anyone who reaches it runs builds as root).
+    pub allow_unauthenticated: bool,
+    /// The entitlements clients may be granted (`--allow-insecure-entitlement`):
+    /// `security.insecure`, `network.host`.
+    pub entitlements: Vec<String>,
 }
 
 impl WorkerOptions {
@@ -59,6 +65,8 @@ impl WorkerOptions {
             tls_client_ca: None,
             token_file: None,
             insecure: false,
+            allow_unauthenticated: false,
+            entitlements: Vec::new(),
         }
     }
 }
@@ -71,6 +79,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     install_crypto();
+    for name in &opts.entitlements {
+        if !ENTITLEMENTS.contains(&name.as_str()) {
+            return Err(Error::UnknownEntitlement { name: name.clone() });
+        }
+    }
+    check_listen(&opts)?;
     let mut server = Server::builder();
     match (&opts.tls_cert, &opts.tls_key) {
         (Some(cert), Some(key)) => {
@@ -110,7 +124,9 @@ pub async fn serve(
         Some(f) => Some(read_token("--token-file", f)?),
         None => None,
     };
+    // Clients' files and outputs: open to root alone.
     let root = builder.root().join("worker");
+    context::private_dir(&root)?;
     let state = Arc::new(State {
         files: FileStore::open(root.join("files"))?,
         contexts: root.join("contexts"),
@@ -118,16 +134,14 @@ pub async fn serve(
         builder,
         cache_registry: opts.cache_registry.clone(),
         max_context_size: opts.max_context_size,
+        entitlements: opts.entitlements.clone(),
         locks: std::sync::Mutex::new(HashMap::new()),
         builds: AtomicU64::new(0),
         layouts: tokio::sync::RwLock::new(()),
         sums: std::sync::Mutex::default(),
     });
     for d in [&state.contexts, &state.out] {
-        std::fs::create_dir_all(d).map_err(|source| Error::Io {
-            path: d.clone(),
-            source,
-        })?;
+        context::private_dir(d)?;
     }
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -145,6 +159,54 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .map_err(|e| Error::Config(format!("serving on {addr}: {e}")))
+}
+
+/// The entitlements a worker can grant (BuildKit's names).
+const ENTITLEMENTS: [&str; 2] = ["security.insecure", "network.host"];
+
+/// Refuses to serve clients that authenticate with neither a certificate nor a token on an
+/// address other than loopback, unless `--allow-unauthenticated` says to (then warns): such a
+/// worker runs anyone's builds as root.
+fn check_listen(opts: &WorkerOptions) -> Result<(), Error> {
+    let authenticated = opts.tls_client_ca.is_some() || opts.token_file.is_some();
+    if authenticated || opts.listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if !opts.allow_unauthenticated {
+        return Err(Error::Unauthenticated { addr: opts.listen });
+    }
+    tracing::warn!(
+        listen = %opts.listen,
+        "serving builds without client authentication (--allow-unauthenticated): anyone who reaches this address runs builds as root on this machine"
+    );
+    Ok(())
+}
+
+/// The entitlements `req` asks for, each granted only when the worker was started with it
+/// (`granted`); the first one that is not is an error naming the worker flag.
+fn entitlements(req: &proto::BuildRequest, granted: &[String]) -> Result<Entitlements, Error> {
+    let mut out = Entitlements::default();
+    for name in &req.entitlements {
+        if !ENTITLEMENTS.contains(&name.as_str()) {
+            return Err(Error::UnknownEntitlement { name: name.clone() });
+        }
+        if !granted.contains(name) {
+            return Err(Error::EntitlementNotAllowed { name: name.clone() });
+        }
+        // `network.host` is granted but carried nowhere yet: the build options gain it with
+        // local builds' `--allow network.host`.
+        if name == "security.insecure" {
+            out.insecure = true;
+        }
+    }
+    Ok(out)
+}
+
+/// The entitlements a build was granted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Entitlements {
+    /// `security.insecure`: `RUN --security=insecure`.
+    insecure: bool,
 }
 
 /// Refuses a request without the bearer token (when one is required).
@@ -178,6 +240,8 @@ struct State {
     out: PathBuf,
     cache_registry: Option<String>,
     max_context_size: u64,
+    /// The entitlements clients may be granted.
+    entitlements: Vec<String>,
     /// One lock per client context directory: builds of the same context take turns.
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     builds: AtomicU64,
@@ -484,6 +548,7 @@ async fn session(
     if req.context_bytes > state.max_context_size {
         return Err(too_big(req.context_bytes));
     }
+    let granted = entitlements(&req, &state.entitlements).map_err(|e| e.to_string())?;
     // Builds of the same client context take turns over its directory.
     let key = blake3::hash(req.context_key.as_bytes()).to_hex()[..32].to_string();
     let dir = state.contexts.join(&key);
@@ -537,6 +602,7 @@ async fn session(
         .join(format!("{key}.{}.out", rand::random::<u64>()));
     let _cleanup = RemoveOnDrop(out.clone());
     let mut opts = build_options(state, &req, dir.clone(), &out)?;
+    opts.allow_insecure = granted.insecure;
     opts.context_source = Some(Arc::new(LaidOutContext::new(state, dir, sums, fresh)));
     opts.cancel = cancel.clone();
     let (etx, erx) = mpsc::unbounded_channel();
@@ -615,6 +681,12 @@ async fn receive_context(
             return Err("expected the context manifest after the request".into());
         };
         entries.extend(chunk.entries);
+        if entries.len() as u64 > context::MAX_ENTRIES {
+            return Err(Error::TooManyEntries {
+                limit: context::MAX_ENTRIES,
+            }
+            .to_string());
+        }
         if entries.len() as u64 > req.context_entries {
             return Err("the context manifest lists more entries than announced".into());
         }
@@ -626,12 +698,12 @@ async fn receive_context(
     let bytes: u64 = entries
         .iter()
         .filter(|e| e.kind() == proto::entry::Kind::File)
-        .map(|e| e.size)
-        .sum();
+        .fold(0u64, |sum, e| sum.saturating_add(e.size));
     if bytes > state.max_context_size {
         return Err(too_big(bytes));
     }
-    context::validate(&entries)?;
+    // The whole manifest, before anything touches the disk.
+    context::validate(&entries).map_err(|e| e.to_string())?;
     // Until the context is laid out, its contents must stay in the store.
     let layouts = state.layouts.read().await;
     let sizes: HashMap<Vec<u8>, u64> = entries.iter().map(|e| (e.digest.clone(), e.size)).collect();
