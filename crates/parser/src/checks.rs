@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 
 use crate::ast::{Command, Dockerfile, Instruction};
 use crate::directives::CheckConfig;
+use crate::env::Env;
 use crate::platform::{Platform, predefined_args};
 use crate::reference;
-use crate::shell::Lexer;
+use crate::shell::{Budget, Lexer, ShellError};
 use crate::span::{Diagnostic, Span};
 use crate::suggest;
 
@@ -107,23 +108,23 @@ pub fn looks_secret(key: &str) -> bool {
     has(DENY) && !has(ALLOW)
 }
 
-/// Global ARGs (before the first FROM) evaluated with their defaults and `overrides`.
-pub(crate) fn meta_args(
-    df: &Dockerfile,
+/// Global ARGs (before the first FROM) evaluated with their defaults and `overrides`, their
+/// expansions charged to `budget`. A default that does not expand leaves its ARG empty, except
+/// that crossing an expansion limit is an error (the first one is returned with the ARG's
+/// value word).
+pub(crate) fn meta_args<'a>(
+    df: &'a Dockerfile,
     overrides: Option<&std::collections::BTreeMap<String, String>>,
     predefined: &[(String, String)],
-) -> (Vec<(String, String)>, BTreeSet<String>) {
+    budget: &mut Budget,
+) -> MetaArgs<'a> {
     let lexer = Lexer::new(df.directives.escape);
-    let mut env: Vec<(String, String)> = predefined
-        .iter()
-        .map(|(k, v)| {
-            let v = overrides
-                .and_then(|o| o.get(k))
-                .cloned()
-                .unwrap_or_else(|| v.clone());
-            (k.clone(), v)
-        })
-        .collect();
+    let mut env = Env::default();
+    for (k, v) in predefined {
+        let v = overrides.and_then(|o| o.get(k)).unwrap_or(v);
+        env.set(k, v);
+    }
+    let mut limit = None;
     let mut keys: BTreeSet<String> = predefined.iter().map(|(k, _)| k.clone()).collect();
     for ins in &df.instructions {
         let Command::Arg { args } = &ins.command else {
@@ -136,20 +137,36 @@ pub(crate) fn meta_args(
             keys.insert(a.key.text.clone());
             let value = match overrides.and_then(|o| o.get(&a.key.text)) {
                 Some(v) => Some(v.clone()),
-                None => a.value.as_ref().map(|v| {
-                    lexer
-                        .expand(&v.text, &env)
-                        .map(|e| e.value)
-                        .unwrap_or_default()
-                }),
+                None => {
+                    a.value
+                        .as_ref()
+                        .map(|v| match lexer.expand_within(&v.text, &env, budget) {
+                            Ok(e) => e.value,
+                            Err(e) => {
+                                if e.limit.is_some() && limit.is_none() {
+                                    limit = Some((v, e));
+                                }
+                                String::new()
+                            }
+                        })
+                }
             };
             if let Some(v) = value {
-                env.retain(|(k, _)| k != &a.key.text);
-                env.push((a.key.text.clone(), v));
+                env.set(&a.key.text, &v);
             }
         }
     }
-    (env, keys)
+    MetaArgs { env, keys, limit }
+}
+
+/// What [`meta_args`] found.
+pub(crate) struct MetaArgs<'a> {
+    /// The global ARGs' values (and the predefined ones).
+    pub env: Env,
+    /// Every global ARG's name (and the predefined ones).
+    pub keys: BTreeSet<String>,
+    /// The first expansion that crossed a limit, and the word it was expanding.
+    pub limit: Option<(&'a crate::ast::Word, ShellError)>,
 }
 
 /// Runs the syntax-level checks over `df`.
@@ -221,11 +238,13 @@ pub(crate) fn run(
         } => image.text.contains('$') || platform.as_ref().is_some_and(|p| p.text.contains('$')),
         _ => false,
     });
+    let mut budget = Budget::default();
     let (defaults, declared) = if needs_args {
         let host = Platform::host();
-        meta_args(df, None, &predefined_args(&host, &host))
+        let m = meta_args(df, None, &predefined_args(&host, &host), &mut budget);
+        (m.env, m.keys)
     } else {
-        (Vec::new(), BTreeSet::new())
+        (Env::default(), BTreeSet::new())
     };
     let lexer = Lexer::new(df.directives.escape);
 
@@ -265,7 +284,9 @@ pub(crate) fn run(
                 }
                 from_checks(&mut l, i, src, name.as_ref(), &mut names);
                 // UndefinedArgInFrom and InvalidDefaultArgInFrom.
-                if needs_args && let Ok(e) = lexer.expand(&image.text, &defaults) {
+                if needs_args
+                    && let Ok(e) = lexer.expand_within(&image.text, &defaults, &mut budget)
+                {
                     for var in &e.unset {
                         if declared.contains(var) {
                             continue;
@@ -297,7 +318,15 @@ pub(crate) fn run(
                     }
                 }
                 if let Some(p) = platform {
-                    platform_checks(&mut l, i, p, name.as_ref(), &lexer, &defaults, &declared);
+                    platform_checks(
+                        &mut l,
+                        i,
+                        p,
+                        name.as_ref(),
+                        (&lexer, &mut budget),
+                        &defaults,
+                        &declared,
+                    );
                 }
                 cur.name = name.as_ref().map(|n| n.text.clone());
             }
@@ -517,11 +546,11 @@ fn platform_checks(
     i: &Instruction,
     p: &crate::ast::Word,
     name: Option<&crate::ast::Word>,
-    lexer: &Lexer,
-    env: &[(String, String)],
+    (lexer, budget): (&Lexer, &mut Budget),
+    env: &Env,
     declared: &BTreeSet<String>,
 ) {
-    let Ok(e) = lexer.expand(&p.text, env) else {
+    let Ok(e) = lexer.expand_within(&p.text, env, budget) else {
         return;
     };
     for var in &e.unset {
@@ -535,11 +564,7 @@ fn platform_checks(
         }
     }
     if e.matched.len() == 1 && e.unset.is_empty() && e.matched.contains("TARGETPLATFORM") {
-        let tp = env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "TARGETPLATFORM")
-            .map(|(_, v)| v.as_str());
+        let tp = env.get("TARGETPLATFORM");
         if tp == Some(e.value.as_str()) {
             l.warn(
                 Some(i),

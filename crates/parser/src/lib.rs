@@ -26,6 +26,7 @@
 pub mod ast;
 pub mod checks;
 mod directives;
+mod env;
 pub mod gofmt;
 mod heredoc;
 mod instruction;
@@ -89,6 +90,38 @@ impl Dockerfile {
             }
         }
         out
+    }
+}
+
+/// Dockerfile bytes that are not UTF-8.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("line {}, column {}: {}", .diagnostic.span.line, .diagnostic.span.col, .diagnostic.message)]
+pub struct NotUtf8 {
+    /// The text with each invalid sequence replaced by U+FFFD, to show the line.
+    pub text: String,
+    /// The error, at the first invalid byte.
+    pub diagnostic: Diagnostic,
+}
+
+/// Dockerfile bytes as text; invalid UTF-8 is an error at the line and column of the first
+/// invalid byte.
+pub fn decode(bytes: Vec<u8>) -> Result<String, NotUtf8> {
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let bad = bytes.get(at).copied().unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let mut span = Span::at(&text, at);
+            span.len = '\u{fffd}'.len_utf8();
+            let diagnostic = Diagnostic::error(
+                span,
+                format!("the Dockerfile is not valid UTF-8: byte 0x{bad:02x} cannot start or continue a character"),
+            )
+            .with_hint("save the Dockerfile as UTF-8");
+            Err(NotUtf8 { text, diagnostic })
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! stays pure. Image config and history follow Docker 20.10's BuildKit byte for byte (the
 //! engine the conformance corpus is built with).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use xbuild_llb::{
     CacheSharing, Chmod, Chown, CopyAction, Definition, Digest, ExecOp, FileAction, FileOp,
@@ -15,11 +15,12 @@ use xbuild_llb::{
 
 use crate::ast::{CmdLine, Command, CopySpec, Dockerfile, HealthSpec, Instruction, RunSpec, Word};
 use crate::checks::meta_args;
+use crate::env::{ConfigEnvIndex, Env};
 use crate::gofmt;
 use crate::mount::{self, MountType};
 use crate::platform::{Platform, predefined_args};
 use crate::reference;
-use crate::shell::Lexer;
+use crate::shell::{Budget, Lexer, ShellError};
 use crate::span::{Diagnostic, Span};
 use crate::suggest;
 
@@ -151,9 +152,13 @@ struct StageOut {
     history: Vec<HistoryEntry>,
     platform: Platform,
     /// The llb state's environment: image Env plus ARG values.
-    env: Vec<(String, String)>,
-    /// ARGs declared so far (key, value), for RUN's history and UndefinedVar.
+    env: Env,
+    /// The index of `config.env`.
+    config_env: ConfigEnvIndex,
+    /// ARGs declared so far (key, value), for RUN's history.
     args: Vec<(String, Option<String>)>,
+    /// The keys of `args`, for UndefinedVar.
+    arg_keys: HashSet<String>,
     workdir_set: bool,
     own_onbuild: Vec<String>,
     /// `MAINTAINER` (the image's `author`); `None` keeps the base image's.
@@ -168,9 +173,16 @@ struct Lowerer<'a> {
     diags: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     stages: Vec<StageDef<'a>>,
-    done: Vec<Option<StageOut>>,
-    in_progress: Vec<bool>,
-    meta: Vec<(String, String)>,
+    /// Where each stage's lowering is.
+    progress: Vec<Progress>,
+    /// How many stages are being lowered, each for an instruction of the one before
+    /// (`COPY --from`, `RUN --mount=from=`).
+    nesting: usize,
+    /// The expansion work left for this Dockerfile.
+    budget: Budget,
+    /// The error of the spent budget is reported (it is reported once).
+    budget_reported: bool,
+    meta: Env,
     meta_keys: BTreeSet<String>,
     used_args: BTreeSet<String>,
     context: Option<Digest>,
@@ -187,7 +199,16 @@ pub fn lower_with_warnings(
 ) -> Result<Lowered, Vec<Diagnostic>> {
     let platform = opts.platform();
     let predefined = predefined_args(&platform, &platform);
-    let (meta, meta_keys) = meta_args(df, Some(&opts.build_args), &predefined);
+    let mut budget = Budget::default();
+    let m = meta_args(df, Some(&opts.build_args), &predefined, &mut budget);
+    if let Some((word, e)) = m.limit {
+        return Err(vec![expansion_error(
+            word,
+            &e,
+            "fix the global ARG's default",
+        )]);
+    }
+    let (meta, meta_keys) = (m.env, m.keys);
     let lexer = Lexer::new(df.directives.escape);
     let mut l = Lowerer {
         df,
@@ -197,8 +218,10 @@ pub fn lower_with_warnings(
         diags: Vec::new(),
         warnings: Vec::new(),
         stages: Vec::new(),
-        done: Vec::new(),
-        in_progress: Vec::new(),
+        progress: Vec::new(),
+        nesting: 0,
+        budget,
+        budget_reported: false,
         meta,
         meta_keys,
         used_args: BTreeSet::new(),
@@ -389,38 +412,40 @@ pub fn parse_chown(user: &str) -> Option<Chown> {
     })
 }
 
-fn env_get<'e>(env: &'e [(String, String)], k: &str) -> Option<&'e str> {
-    env.iter()
-        .rev()
-        .find(|(key, _)| key == k)
-        .map(|(_, v)| v.as_str())
+/// The deepest chain of stages reached through one another's instructions (`COPY --from`,
+/// `RUN --mount=from=`) that lowering follows. A stage built on another (`FROM stage`) does not
+/// count: such chains are lowered in a loop, at any length.
+pub const MAX_STAGE_NESTING: usize = 24;
+
+/// Where a stage's lowering is.
+#[derive(Clone, Debug)]
+enum Progress {
+    /// Not started.
+    Todo,
+    /// Being lowered (seeing it again is a cycle).
+    Running,
+    /// Lowered.
+    Done(Box<StageOut>),
+    /// Lowered with errors (already reported).
+    Failed,
 }
 
-/// llb's `AddOrReplace`: the key moves to the end with its new value.
-fn env_set(env: &mut Vec<(String, String)>, k: &str, v: &str) {
-    env.retain(|(key, _)| key != k);
-    env.push((k.to_string(), v.to_string()));
-}
-
-/// BuildKit's `addEnv` on an image config: replaced in place, or appended.
-fn config_env_set(env: &mut Vec<String>, k: &str, v: &str) {
-    let entry = format!("{k}={v}");
-    match env
-        .iter_mut()
-        .find(|e| e.split_once('=').map_or(e.as_str(), |(key, _)| key) == k)
+/// An expansion error as a diagnostic at the place in `w` where the expansion stopped.
+fn expansion_error(w: &Word, e: &ShellError, hint: &str) -> Diagnostic {
+    let mut span = w.span;
+    // The word's text is its source text when it is one piece of one line: point into it.
+    if span.len == w.text.len()
+        && !w.text.contains('\n')
+        && let Some(before) = w.text.get(..e.offset.min(w.text.len()))
     {
-        Some(slot) => *slot = entry,
-        None => env.push(entry),
+        span.offset += before.len();
+        span.col += before.chars().count() as u32;
+        span.len = w.text.len() - before.len();
     }
-}
-
-fn env_pairs(env: &[String]) -> Vec<(String, String)> {
-    env.iter()
-        .map(|e| match e.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (e.clone(), String::new()),
-        })
-        .collect()
+    Diagnostic::error(span, e.to_string()).with_hint(match e.limit {
+        Some(_) => "the expansion limits stop runaway variables; expand in smaller steps",
+        None => hint,
+    })
 }
 
 fn history(created_by: String, layer: bool) -> HistoryEntry {
@@ -575,13 +600,15 @@ impl<'a> Lowerer<'a> {
                     self.stages.push(s);
                 }
                 let platform = platform.as_ref().and_then(|p| self.platform_flag(p));
-                let expanded = match lexer.expand(&image.text, &self.meta) {
+                let expanded = match lexer.expand_within(&image.text, &self.meta, &mut self.budget)
+                {
                     Ok(e) => e.value,
                     Err(e) => {
-                        self.diags.push(
-                            Diagnostic::error(image.span, e.to_string())
-                                .with_hint("fix the variable reference in the FROM line"),
-                        );
+                        self.error(expansion_error(
+                            image,
+                            &e,
+                            "fix the variable reference in the FROM line",
+                        ));
                         String::new()
                     }
                 };
@@ -655,26 +682,21 @@ impl<'a> Lowerer<'a> {
         if let Some(s) = cur.take() {
             self.stages.push(s);
         }
-        self.done = vec![None; self.stages.len()];
-        self.in_progress = vec![false; self.stages.len()];
+        self.progress = vec![Progress::Todo; self.stages.len()];
     }
 
     /// A `FROM --platform` value expanded with the global ARGs and parsed, as BuildKit does;
     /// `None` (with an error recorded) when it is empty or no platform.
     fn platform_flag(&mut self, flag: &Word) -> Option<Platform> {
-        let expanded = match self.lexer.expand(&flag.text, &self.meta) {
+        let expanded = match self
+            .lexer
+            .expand_within(&flag.text, &self.meta, &mut self.budget)
+        {
             Ok(e) => e.value,
             Err(e) => {
-                self.diags.push(
-                    Diagnostic::error(
-                        flag.span,
-                        format!(
-                            "failed to process arguments for platform {}: {e}",
-                            flag.text
-                        ),
-                    )
-                    .with_hint("fix the variable reference in --platform"),
-                );
+                let mut d = expansion_error(flag, &e, "fix the variable reference in --platform");
+                d.message = format!("failed to process arguments for platform: {}", d.message);
+                self.error(d);
                 return None;
             }
         };
@@ -730,6 +752,18 @@ impl<'a> Lowerer<'a> {
                 None
             }
         }
+    }
+
+    /// Records an error. Once the expansion budget is spent every expansion fails: only the
+    /// first of those errors is kept.
+    fn error(&mut self, d: Diagnostic) {
+        if self.budget.spent() {
+            if self.budget_reported {
+                return;
+            }
+            self.budget_reported = true;
+        }
+        self.diags.push(d);
     }
 
     fn scratch(&mut self) -> Option<Digest> {
@@ -805,27 +839,68 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Lowers stage `i` (and, first, the stages it needs); `from` is the instruction that
-    /// asked for it (for cycle errors).
+    /// asked for it (for cycle and nesting errors). A stage is lowered once: later requests
+    /// get its result, or `None` when it failed (its errors are reported once).
     fn stage(&mut self, i: usize, from: Option<&Instruction>) -> Option<StageOut> {
-        if let Some(s) = &self.done[i] {
-            return Some(s.clone());
+        // The stages `i` is built on, nearest first, lowered bottom-up so that building on a
+        // stage never recurses.
+        let mut chain = Vec::new();
+        let mut j = i;
+        while let Base::Stage(b) = self.stages[j].base {
+            if !matches!(self.progress.get(b), Some(Progress::Todo)) {
+                break;
+            }
+            // Stage `b`, asked for by the FROM line of stage `j`.
+            chain.push((b, self.stages[j].from));
+            j = b;
         }
-        if self.in_progress[i] {
-            let name = self.stage_name(i);
+        for (b, asked_by) in chain.into_iter().rev() {
+            self.stage_once(b, Some(asked_by))?;
+        }
+        self.stage_once(i, from)
+    }
+
+    /// [`Lowerer::stage`] for one stage whose bases are lowered.
+    fn stage_once(&mut self, i: usize, from: Option<&Instruction>) -> Option<StageOut> {
+        match &self.progress[i] {
+            Progress::Done(s) => return Some((**s).clone()),
+            Progress::Failed => return None,
+            Progress::Running => {
+                let name = self.stage_name(i);
+                let span = from.map_or(self.stages[i].from.span, |f| f.span);
+                self.diags.push(
+                    Diagnostic::error(
+                        span,
+                        format!("circular dependency detected on stage: {name}"),
+                    )
+                    .with_hint("a stage cannot copy from or mount itself"),
+                );
+                return None;
+            }
+            Progress::Todo => {}
+        }
+        if self.nesting >= MAX_STAGE_NESTING {
             let span = from.map_or(self.stages[i].from.span, |f| f.span);
             self.diags.push(
                 Diagnostic::error(
                     span,
-                    format!("circular dependency detected on stage: {name}"),
+                    format!(
+                        "stage {} is reached through more than {MAX_STAGE_NESTING} stages that copy from or mount one another (MAX_STAGE_NESTING)",
+                        self.stage_name(i)
+                    ),
                 )
-                .with_hint("a stage cannot copy from or mount itself"),
+                .with_hint("build on the earlier stage with FROM, or copy from fewer levels of stages"),
             );
             return None;
         }
-        self.in_progress[i] = true;
+        self.progress[i] = Progress::Running;
+        self.nesting += 1;
         let out = self.lower_stage(i);
-        self.in_progress[i] = false;
-        self.done[i] = out.clone();
+        self.nesting -= 1;
+        self.progress[i] = match &out {
+            Some(o) => Progress::Done(Box::new(o.clone())),
+            None => Progress::Failed,
+        };
         out
     }
 
@@ -856,8 +931,10 @@ impl<'a> Lowerer<'a> {
                     },
                     history: Vec::new(),
                     platform: self.platform.clone(),
-                    env: Vec::new(),
+                    env: Env::default(),
+                    config_env: ConfigEnvIndex::default(),
                     args: Vec::new(),
+                    arg_keys: HashSet::new(),
                     workdir_set: false,
                     own_onbuild: Vec::new(),
                     author: None,
@@ -906,8 +983,10 @@ impl<'a> Lowerer<'a> {
                         architecture: resolved.architecture,
                         variant: None,
                     },
-                    env: Vec::new(),
+                    env: Env::default(),
+                    config_env: ConfigEnvIndex::default(),
                     args: Vec::new(),
+                    arg_keys: HashSet::new(),
                     workdir_set: false,
                     own_onbuild: Vec::new(),
                     author: None,
@@ -924,7 +1003,8 @@ impl<'a> Lowerer<'a> {
             {
                 out.config.env.push(format!("PATH={DEFAULT_PATH}"));
             }
-            out.env = env_pairs(&out.config.env);
+            out.env = Env::from_config(&out.config.env);
+            out.config_env = ConfigEnvIndex::of(&out.config.env);
         }
         // Parse ONBUILD triggers.
         let mut trigger_ins: Vec<Instruction> = Vec::new();
@@ -972,7 +1052,15 @@ impl<'a> Lowerer<'a> {
             self.def.set_meta(&out.state, m);
         }
         for t in &trigger_ins {
+            let (errors, warnings) = (self.diags.len(), self.warnings.len());
             let _ = self.dispatch(i, &mut out, &mut ctx, t, true);
+            // A trigger's words have spans in the trigger's own text: point at the FROM line.
+            for d in self.diags[errors..]
+                .iter_mut()
+                .chain(&mut self.warnings[warnings..])
+            {
+                d.span = from.span;
+            }
         }
         for c in commands {
             let _ = self.dispatch(i, &mut out, &mut ctx, c, false);
@@ -981,16 +1069,20 @@ impl<'a> Lowerer<'a> {
     }
 
     fn expand(&mut self, out: &StageOut, ins: &Instruction, w: &Word) -> Option<String> {
-        match self.lexer.expand(&w.text, &out.env) {
+        match self
+            .lexer
+            .expand_within(&w.text, &out.env, &mut self.budget)
+        {
             Ok(e) => {
                 self.undefined(out, ins, &e.unset);
                 Some(e.value)
             }
             Err(e) => {
-                self.diags.push(
-                    Diagnostic::error(w.span, e.to_string())
-                        .with_hint("check the quotes and ${…} references"),
-                );
+                self.error(expansion_error(
+                    w,
+                    &e,
+                    "check the quotes and ${…} references",
+                ));
                 None
             }
         }
@@ -998,11 +1090,11 @@ impl<'a> Lowerer<'a> {
 
     fn undefined(&mut self, out: &StageOut, ins: &Instruction, unset: &BTreeSet<String>) {
         for v in unset {
-            if out.args.iter().any(|(k, _)| k == v) {
+            if out.arg_keys.contains(v) {
                 continue;
             }
             let mut msg = format!("Usage of undefined variable '${v}'");
-            if let Some(s) = suggest::closest(v, out.env.iter().map(|(k, _)| k.as_str()), true) {
+            if let Some(s) = suggest::closest(v, out.env.keys(), true) {
                 msg.push_str(&format!(" (did you mean ${s}?)"));
             }
             if self.df.directives.check.is_none()
@@ -1020,14 +1112,14 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    fn describe_text(&self, out: &StageOut, ins: &Instruction, raw: bool) -> String {
+    fn describe_text(&mut self, out: &StageOut, ins: &Instruction, raw: bool) -> String {
         let mut lex = self.lexer;
         if raw {
             lex.raw_quotes = true;
             lex.skip_unset = true;
         }
         let text = lex
-            .expand(&ins.original, &out.env)
+            .expand_within(&ins.original, &out.env, &mut self.budget)
             .map(|e| e.value)
             .unwrap_or_else(|_| ins.original.clone());
         uppercase_cmd(&text)
@@ -1218,8 +1310,8 @@ impl<'a> Lowerer<'a> {
                     let k = self.expand(out, ins, &kv.key)?;
                     let v = self.expand(out, ins, &kv.value)?;
                     msg.push_str(&format!(" {k}={v}"));
-                    env_set(&mut out.env, &k, &v);
-                    config_env_set(&mut out.config.env, &k, &v);
+                    out.env.set(&k, &v);
+                    out.config_env.set(&mut out.config.env, &k, &v);
                 }
                 out.history.push(history(msg, false));
             }
@@ -1248,13 +1340,15 @@ impl<'a> Lowerer<'a> {
                     } else if default.is_some() {
                         default.clone()
                     } else {
-                        env_get(&self.meta, &key)
+                        self.meta
+                            .get(&key)
                             .filter(|_| self.meta_keys.contains(&key))
                             .map(str::to_string)
                     };
                     if let Some(v) = &value {
-                        env_set(&mut out.env, &key, v);
+                        out.env.set(&key, v);
                     }
+                    out.arg_keys.insert(key.clone());
                     out.args.push((key.clone(), value));
                     parts.push(match &default {
                         Some(d) => format!("{key}={d}"),
@@ -1267,10 +1361,13 @@ impl<'a> Lowerer<'a> {
             Command::Expose { ports } => {
                 let mut set = BTreeSet::new();
                 for p in ports {
-                    let words = match self.lexer.expand(&p.text, &out.env) {
+                    let words = match self
+                        .lexer
+                        .expand_within(&p.text, &out.env, &mut self.budget)
+                    {
                         Ok(e) => e.words,
                         Err(e) => {
-                            self.diags.push(Diagnostic::error(p.span, e.to_string()));
+                            self.error(expansion_error(p, &e, "check the ${…} references"));
                             return None;
                         }
                     };
@@ -1446,12 +1543,13 @@ impl<'a> Lowerer<'a> {
         let mut mounts = Vec::new();
         let mut ssh_index = 0;
         for m in &spec.mounts {
-            let env = out.env.clone();
             let lexer = self.lexer;
+            let budget = &mut self.budget;
+            let env = &out.env;
             let mut unset = BTreeSet::new();
             let parsed = mount::parse(&m.text, &mut |s| {
                 lexer
-                    .expand(s, &env)
+                    .expand_within(s, env, budget)
                     .map(|e| {
                         unset.extend(e.unset);
                         e.value
@@ -1462,7 +1560,7 @@ impl<'a> Lowerer<'a> {
             let mut spec_m = match parsed {
                 Ok(x) => x,
                 Err(e) => {
-                    self.diags.push(Diagnostic::error(m.span, e).with_hint(
+                    self.error(Diagnostic::error(m.span, e).with_hint(
                         "write --mount=type=bind|cache|tmpfs|secret|ssh,target=PATH[,…]",
                     ));
                     return None;
@@ -1645,6 +1743,16 @@ impl<'a> Lowerer<'a> {
             _ => Security::Sandbox,
         };
         let mut env: Vec<String> = out.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // Every step carries the whole environment: charge it, so that a large environment
+        // repeated by many steps cannot fill memory either.
+        let env_bytes = env.iter().map(String::len).sum();
+        if let Err(e) = self.budget.charge(env_bytes) {
+            self.error(
+                Diagnostic::error(ins.span, e)
+                    .with_hint("the environment is copied into every RUN step; keep it smaller"),
+            );
+            return None;
+        }
         // As BuildKit's llb: the first ssh mount is the step's agent unless the env names one.
         if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="))
             && let Some(m) = mounts
@@ -1678,7 +1786,9 @@ impl<'a> Lowerer<'a> {
         if !out.args.is_empty() {
             created.push_str(&format!("|{} ", out.args.len()));
             for (k, v) in &out.args {
-                let val = env_get(&out.env, k)
+                let val = out
+                    .env
+                    .get(k)
                     .map(str::to_string)
                     .or_else(|| v.clone())
                     .unwrap_or_default();
@@ -1687,6 +1797,14 @@ impl<'a> Lowerer<'a> {
         }
         created.push_str(&args.join(" "));
         created.push_str(" # buildkit");
+        // The history repeats every ARG: charged like the environment above.
+        if let Err(e) = self.budget.charge(created.len()) {
+            self.error(
+                Diagnostic::error(ins.span, e)
+                    .with_hint("every RUN step's history lists the stage's ARGs; declare fewer"),
+            );
+            return None;
+        }
         let mut h = history(created, true);
         h.vertex = Some(d);
         out.history.push(h);
@@ -1922,10 +2040,10 @@ impl<'a> Lowerer<'a> {
             let data = if inline.expand {
                 let mut lex = Lexer::new('\\');
                 lex.skip_quotes = true;
-                match lex.expand(&inline.content, &out.env) {
+                match lex.expand_within(&inline.content, &out.env, &mut self.budget) {
                     Ok(e) => e.value,
                     Err(e) => {
-                        self.diags.push(Diagnostic::error(ins.span, e.to_string()));
+                        self.error(Diagnostic::error(ins.span, e.to_string()));
                         return None;
                     }
                 }

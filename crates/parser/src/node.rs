@@ -112,6 +112,19 @@ pub(crate) fn parse_node<'a>(
     end: usize,
     escape: char,
 ) -> Result<Node<'a>, NodeError> {
+    parse_node_at(text, start, end, escape, false)
+}
+
+/// [`parse_node`]; `nested` is set for ONBUILD's instruction. Nesting stops there: the
+/// instruction after `ONBUILD ONBUILD` is never parsed (that chaining is an error anyway), so
+/// `ONBUILD ONBUILD …` repeated any number of times recurses once.
+fn parse_node_at<'a>(
+    text: &'a str,
+    start: usize,
+    end: usize,
+    escape: char,
+    nested: bool,
+) -> Result<Node<'a>, NodeError> {
     let line = &text[start..end];
     let split = words::split_command(line, escape);
     let shift = |mut p: Piece<'a>| {
@@ -201,8 +214,8 @@ pub(crate) fn parse_node<'a>(
             }
         }
         Kind::Sub => {
-            if !rest.is_empty() {
-                let sub = parse_node(text, a0, a1, escape)?;
+            if !rest.is_empty() && !nested {
+                let sub = parse_node_at(text, a0, a1, escape, true)?;
                 node.json = sub.json;
                 node.sub = Some(Box::new(sub));
             }

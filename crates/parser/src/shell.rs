@@ -8,6 +8,79 @@
 
 use std::collections::BTreeSet;
 
+/// The deepest nesting of `${…}` substitutions one word may have (`${a:-${b:-…}}` counts one
+/// level per `${`). Real Dockerfiles nest two or three deep; the limit keeps the recursive
+/// lexer far from the end of any thread's stack.
+pub const MAX_EXPANSION_DEPTH: usize = 32;
+
+/// The longest string, in bytes, that one expansion may build (1 MiB): the expanded word and
+/// every intermediate value (a `${v:-word}` default, a replacement result).
+pub const MAX_WORD_LEN: usize = 1 << 20;
+
+/// The total bytes, 64 MiB, that the expansions of one Dockerfile may produce (see [`Budget`]):
+/// what stops `ENV E1=${E0}${E0}` … doubling from filling memory.
+pub const MAX_EXPANSION_TOTAL: usize = 64 << 20;
+
+/// Which expansion limit an expansion crossed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// [`MAX_EXPANSION_DEPTH`].
+    Depth,
+    /// [`MAX_WORD_LEN`].
+    WordLength,
+    /// [`MAX_EXPANSION_TOTAL`].
+    Total,
+}
+
+/// An allowance of expansion work shared by every expansion of one Dockerfile: each byte a
+/// substitution copies into a result is charged to it.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    left: usize,
+    spent: bool,
+}
+
+impl Budget {
+    /// An allowance of `total` bytes.
+    pub fn new(total: usize) -> Self {
+        Budget {
+            left: total,
+            spent: false,
+        }
+    }
+
+    /// True once a charge has failed: every later expansion fails too.
+    pub fn spent(&self) -> bool {
+        self.spent
+    }
+
+    /// Charges `bytes`; the error names the limit crossed.
+    pub(crate) fn charge(&mut self, bytes: usize) -> Result<(), String> {
+        match self.left.checked_sub(bytes) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => {
+                self.left = 0;
+                self.spent = true;
+                Err(format!(
+                    "variable expansion exceeds the limit of {} MiB for the whole Dockerfile \
+                     (MAX_EXPANSION_TOTAL); reduce how often large variables are repeated",
+                    MAX_EXPANSION_TOTAL >> 20
+                ))
+            }
+        }
+    }
+}
+
+impl Default for Budget {
+    /// The allowance of one Dockerfile, [`MAX_EXPANSION_TOTAL`].
+    fn default() -> Self {
+        Budget::new(MAX_EXPANSION_TOTAL)
+    }
+}
+
 /// Looks variables up by name.
 pub trait Vars {
     /// The value of `name`, if set.
@@ -59,12 +132,27 @@ pub struct Expanded {
 
 /// An expansion that cannot be done.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("failed to process {word:?}: {message}")]
+#[error("failed to process {}: {message}", snippet(.word))]
 pub struct ShellError {
     /// The word as written.
     pub word: String,
     /// What is wrong with it.
     pub message: String,
+    /// The byte offset in `word` where the expansion stopped.
+    pub offset: usize,
+    /// The limit crossed, when that is what stopped it.
+    pub limit: Option<Limit>,
+}
+
+/// The longest part of a word an error message quotes, in characters.
+const SNIPPET_CHARS: usize = 80;
+
+/// `word` quoted for an error message, cut after [`SNIPPET_CHARS`] characters.
+fn snippet(word: &str) -> String {
+    match word.char_indices().nth(SNIPPET_CHARS) {
+        Some((cut, _)) => format!("{:?}… ({} bytes in all)", &word[..cut], word.len()),
+        None => format!("{word:?}"),
+    }
 }
 
 /// The lexer, parameterized by the escape character (`\` or a backtick) and BuildKit's modes.
@@ -98,14 +186,29 @@ impl Lexer {
         self.escape
     }
 
-    /// Expands `word` against `vars`.
+    /// Expands `word` against `vars`, with a budget of its own ([`MAX_EXPANSION_TOTAL`]).
     pub fn expand<V: Vars + ?Sized>(&self, word: &str, vars: &V) -> Result<Expanded, ShellError> {
+        self.expand_within(word, vars, &mut Budget::default())
+    }
+
+    /// Expands `word` against `vars`, charging the bytes substitutions produce to `budget`.
+    /// Fails past [`MAX_EXPANSION_DEPTH`] nested `${…}`, past [`MAX_WORD_LEN`] bytes in one
+    /// value, or when the budget runs out.
+    pub fn expand_within<V: Vars + ?Sized>(
+        &self,
+        word: &str,
+        vars: &V,
+        budget: &mut Budget,
+    ) -> Result<Expanded, ShellError> {
         let mut st = State {
             chars: word.chars().collect(),
             pos: 0,
+            depth: 0,
             lex: *self,
             raw_escapes: self.raw_escapes,
             vars,
+            budget,
+            limit: None,
             matched: BTreeSet::new(),
             unset: BTreeSet::new(),
         };
@@ -116,10 +219,18 @@ impl Lexer {
                 matched: st.matched,
                 unset: st.unset,
             }),
-            Err(message) => Err(ShellError {
-                word: word.to_string(),
-                message,
-            }),
+            Err(message) => {
+                let offset = st.chars[..st.pos.min(st.chars.len())]
+                    .iter()
+                    .map(|c| c.len_utf8())
+                    .sum();
+                Err(ShellError {
+                    word: word.to_string(),
+                    message,
+                    offset,
+                    limit: st.limit,
+                })
+            }
         }
     }
 }
@@ -127,9 +238,14 @@ impl Lexer {
 struct State<'a, V: ?Sized> {
     chars: Vec<char>,
     pos: usize,
+    /// How many `${…}` enclose the current position.
+    depth: usize,
     lex: Lexer,
     raw_escapes: bool,
     vars: &'a V,
+    budget: &'a mut Budget,
+    /// The limit that stopped the expansion, if one did.
+    limit: Option<Limit>,
     matched: BTreeSet<String>,
     unset: BTreeSet<String>,
 }
@@ -157,7 +273,19 @@ impl Words {
         self.in_word = true;
     }
     fn add_string(&mut self, s: &str) {
-        s.chars().for_each(|c| self.add_char(c));
+        // Runs without whitespace are copied whole: a long value costs one copy, not one call
+        // per character.
+        let mut rest = s;
+        while let Some((i, c)) = rest.char_indices().find(|(_, c)| c.is_whitespace()) {
+            if i > 0 {
+                self.add_raw_string(&rest[..i]);
+            }
+            self.add_char(c);
+            rest = &rest[i + c.len_utf8()..];
+        }
+        if !rest.is_empty() {
+            self.add_raw_string(rest);
+        }
     }
     fn add_raw_string(&mut self, s: &str) {
         self.buf.push_str(s);
@@ -184,6 +312,21 @@ impl<V: Vars + ?Sized> State<'_, V> {
             self.pos += 1;
         }
         c
+    }
+
+    /// Appends a substitution's result `v` to `out`, charging it to the budget and checking
+    /// the length limit.
+    fn append(&mut self, out: &mut String, v: &str) -> Result<(), String> {
+        if let Err(e) = self.budget.charge(v.len()) {
+            self.limit = Some(Limit::Total);
+            return Err(e);
+        }
+        if let Err(e) = check_len(out.len() + v.len()) {
+            self.limit = Some(Limit::WordLength);
+            return Err(e);
+        }
+        out.push_str(v);
+        Ok(())
     }
 
     fn var(&mut self, name: &str) -> Option<String> {
@@ -223,7 +366,7 @@ impl<V: Vars + ?Sized> State<'_, V> {
             match c {
                 '$' => {
                     let v = self.dollar()?;
-                    result.push_str(&v);
+                    self.append(&mut result, &v)?;
                     words.add_string(&v);
                 }
                 '<' => {
@@ -328,7 +471,7 @@ impl<V: Vars + ?Sized> State<'_, V> {
                 }
                 Some('$') => {
                     let v = self.dollar()?;
-                    out.push_str(&v);
+                    self.append(&mut out, &v)?;
                 }
                 Some(mut c) => {
                     self.next();
@@ -375,6 +518,7 @@ impl<V: Vars + ?Sized> State<'_, V> {
     }
 
     fn dollar(&mut self) -> Result<String, String> {
+        let start = self.pos;
         self.next();
         if self.peek() != Some('{') {
             let name = self.name();
@@ -393,6 +537,23 @@ impl<V: Vars + ?Sized> State<'_, V> {
             Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
             _ => {}
         }
+        if self.depth >= MAX_EXPANSION_DEPTH {
+            self.limit = Some(Limit::Depth);
+            // The error is at the `$` of the `${` one too deep.
+            self.pos = start;
+            return Err(format!(
+                "more than {MAX_EXPANSION_DEPTH} nested ${{…}} substitutions \
+                 (MAX_EXPANSION_DEPTH); flatten the expression into several ARG or ENV steps"
+            ));
+        }
+        self.depth += 1;
+        let r = self.braced();
+        self.depth -= 1;
+        r
+    }
+
+    /// The rest of a `${…}` after the `{`.
+    fn braced(&mut self) -> Result<String, String> {
         let name = self.name();
         let Some(mut c) = self.next() else {
             return Err(MISSING_BRACE.into());
@@ -504,16 +665,32 @@ impl<V: Vars + ?Sized> State<'_, V> {
         };
         let re = pattern_regex(&pattern, true, false)
             .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
-        if all {
-            Ok(re
-                .replace_all(&value, regex::NoExpand(&replacement))
-                .into_owned())
-        } else {
-            Ok(re
-                .replace(&value, regex::NoExpand(&replacement))
-                .into_owned())
+        // Built piece by piece so that a replacement repeated once per match cannot grow past
+        // the limits before they are checked.
+        let mut out = String::new();
+        let mut last = 0;
+        for m in re.find_iter(&value) {
+            self.append(&mut out, &value[last..m.start()])?;
+            self.append(&mut out, &replacement)?;
+            last = m.end();
+            if !all {
+                break;
+            }
         }
+        self.append(&mut out, &value[last..])?;
+        Ok(out)
     }
+}
+
+/// Fails when a value of `len` bytes would be longer than [`MAX_WORD_LEN`].
+fn check_len(len: usize) -> Result<(), String> {
+    if len > MAX_WORD_LEN {
+        return Err(format!(
+            "the expanded value would be longer than the limit of {} MiB (MAX_WORD_LEN)",
+            MAX_WORD_LEN >> 20
+        ));
+    }
+    Ok(())
 }
 
 /// Go's `unicode.IsDigit`: decimal digits of any script.
@@ -828,6 +1005,83 @@ mod tests {
         assert!(e.matched.contains("PWD"));
         let e = Lexer::new('`').expand("a`$b", &env()).unwrap();
         assert_eq!(e.value, "a$b");
+    }
+
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    /// Issue 15 #4: nesting recursed once per `${`, overflowing the stack at 3,000 levels.
+    #[test]
+    fn nesting_past_the_depth_limit_is_an_error_at_the_dollar() {
+        for (open, close) in [("${a:-", "}"), ("\"${a:-", "}\""), ("'q'${a:-", "}")] {
+            for depth in [MAX_EXPANSION_DEPTH + 1, 3_000, 100_000] {
+                let word = open.repeat(depth) + "x" + &close.repeat(depth);
+                let e = on_small_stack(move || Lexer::new('\\').expand(&word, &env())).unwrap_err();
+                assert_eq!(e.limit, Some(Limit::Depth), "{e}");
+                let at = open.len() * MAX_EXPANSION_DEPTH + open.find('$').unwrap();
+                assert_eq!(e.offset, at, "{open}");
+                assert!(e.to_string().len() < 300, "{e}");
+            }
+            let word = open.repeat(MAX_EXPANSION_DEPTH) + "x" + &close.repeat(MAX_EXPANSION_DEPTH);
+            assert!(on_small_stack(move || ex(&word)).is_ok());
+        }
+    }
+
+    /// Issue 15 #5: values doubled without bound.
+    #[test]
+    fn values_longer_than_the_word_limit_are_an_error() {
+        let big: Vec<(String, String)> = vec![("B".into(), "b".repeat(MAX_WORD_LEN / 2))];
+        let lex = Lexer::new('\\');
+        assert_eq!(lex.expand("$B$B", &big).unwrap().value.len(), MAX_WORD_LEN);
+        let e = lex.expand("$B$B$B", &big).unwrap_err();
+        assert_eq!(e.limit, Some(Limit::WordLength));
+        assert!(e.message.contains("1 MiB"), "{e}");
+        // Inside a default, in quotes, and through a replacement repeated per match.
+        assert!(lex.expand("${X:-$B$B$B}", &big).is_err());
+        assert!(lex.expand("\"$B$B-$B\"", &big).is_err());
+        let small: Vec<(String, String)> = vec![
+            ("A".into(), "a".repeat(2_000)),
+            ("R".into(), "r".repeat(1_000)),
+        ];
+        let e = lex.expand("${A//a/$R}", &small).unwrap_err();
+        assert_eq!(e.limit, Some(Limit::WordLength));
+        assert_eq!(lex.expand("${A/a/$R}", &small).unwrap().value.len(), 2_999);
+    }
+
+    #[test]
+    fn a_shared_budget_stops_repeated_expansions() {
+        let vars: Vec<(String, String)> = vec![("V".into(), "v".repeat(1_000))];
+        let lex = Lexer::new('\\');
+        let mut budget = Budget::new(10_000);
+        for _ in 0..10 {
+            lex.expand_within("$V", &vars, &mut budget).unwrap();
+        }
+        assert!(!budget.spent());
+        let e = lex.expand_within("$V", &vars, &mut budget).unwrap_err();
+        assert_eq!(e.limit, Some(Limit::Total));
+        assert!(e.message.contains("64 MiB"), "{e}");
+        assert!(budget.spent());
+        assert!(lex.expand_within("plain", &vars, &mut budget).is_ok());
+    }
+
+    #[test]
+    fn long_words_are_cut_in_error_messages() {
+        let e = ex(&format!("'{}", "w".repeat(10_000))).unwrap_err();
+        let shown = ShellError {
+            word: format!("'{}", "w".repeat(10_000)),
+            message: e,
+            offset: 0,
+            limit: None,
+        }
+        .to_string();
+        assert!(shown.len() < 300, "{shown}");
+        assert!(shown.contains("10001 bytes in all"), "{shown}");
     }
 
     #[test]
