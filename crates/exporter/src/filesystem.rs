@@ -45,8 +45,9 @@ pub fn export_tar(
 
 /// Writes the merged filesystem of snapshot `top` into the directory `dest` (created if
 /// missing), with owners, modes, times, links, devices and xattrs, as `type=local` does. The
-/// tree is streamed through the same safe unpacker image layers go through, so nothing lands
-/// outside `dest`.
+/// tree is streamed through the safe unpacker, so nothing lands outside `dest`, as an archive:
+/// the final filesystem is written as it is, a file named `.wh.x` is a file named `.wh.x` (as
+/// BuildKit's local exporter writes it), never a whiteout of something in `dest`.
 pub fn export_local(
     snapshots: &LayerSnapshotter,
     top: Option<&str>,
@@ -59,13 +60,32 @@ pub fn export_local(
     std::thread::scope(|s| {
         let root = view.path();
         let producer = s.spawn(move || write_tree(root, writer, epoch));
-        let unpacked = xbuild_runtime::unpack::unpack(BufReader::new(reader), dest);
+        let unpacked = std::fs::File::open(dest)
+            .map_err(|e| Error::io(dest, e))
+            .and_then(|d| {
+                xbuild_runtime::unpack::unpack_into(
+                    BufReader::new(reader),
+                    &d.into(),
+                    xbuild_runtime::unpack::TarKind::Archive,
+                    None,
+                )
+                .map(|_| ())
+                .map_err(Error::from)
+            });
         let produced = producer
             .join()
             .map_err(|_| Error::BadInput("the tree writer panicked".into()))?;
-        // A producer error explains a consumer error (a cut stream), so it comes first.
-        produced?;
-        unpacked?;
-        Ok(())
+        match (produced, unpacked) {
+            (Ok(()), unpacked) => unpacked,
+            // The unpacker stopped reading, so the writer's pipe broke: the unpacker's error
+            // is the one that says why.
+            (Err(Error::Io { source, .. }), Err(u))
+                if source.kind() == std::io::ErrorKind::BrokenPipe =>
+            {
+                Err(u)
+            }
+            // Else a producer error explains a consumer error (a cut stream).
+            (Err(p), _) => Err(p),
+        }
     })
 }

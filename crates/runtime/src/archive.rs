@@ -80,14 +80,23 @@ fn first_entry_reads(f: &File) -> bool {
 
 /// Extracts the archive `file` into the open directory `dest`: entries keep the owners, modes
 /// and times the archive records, absolute names are taken relative to `dest`, and a name with
-/// `..` or a path through a symlink is refused (nothing lands outside `dest`).
-pub fn extract(file: OwnedFd, dest: OwnedFd, name: &Path) -> Result<(), Error> {
+/// `..` or a path through a symlink is refused (nothing lands outside `dest`). `.wh.` names are
+/// plain files. With `max_bytes`, files adding up to more fail with
+/// [`Error::ArchiveTooLarge`].
+pub fn extract(
+    file: OwnedFd,
+    dest: OwnedFd,
+    name: &Path,
+    max_bytes: Option<u64>,
+) -> Result<(), Error> {
     let f = File::from(file);
     let r = decompressed(f).map_err(|e| Error::io(name, e))?;
-    crate::unpack::unpack_into(r, &dest, false).map_err(|e| match e {
-        Error::BadArchive(m) => Error::BadArchive(format!("{}: {m}", name.display())),
-        other => other,
-    })?;
+    crate::unpack::unpack_into(r, &dest, crate::unpack::TarKind::Archive, max_bytes).map_err(
+        |e| match e {
+            Error::BadArchive(m) => Error::BadArchive(format!("{}: {m}", name.display())),
+            other => other,
+        },
+    )?;
     Ok(())
 }
 
@@ -166,7 +175,7 @@ mod tests {
             let out = d.path().join(format!("out{i}"));
             std::fs::create_dir(&out).unwrap();
             let dest: OwnedFd = File::open(&out).unwrap().into();
-            extract(f, dest, Path::new("archive")).unwrap();
+            extract(f, dest, Path::new("archive"), None).unwrap();
             assert_eq!(
                 std::fs::read_to_string(out.join("dir/hello.txt")).unwrap(),
                 "hello"
@@ -185,12 +194,24 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         // An absolute name lands inside the destination.
         let abs = fd_of(d.path(), "abs.tar", &tar_bytes(&[("/etc/owned", b"x")]));
-        extract(abs, File::open(&out).unwrap().into(), Path::new("abs.tar")).unwrap();
+        extract(
+            abs,
+            File::open(&out).unwrap().into(),
+            Path::new("abs.tar"),
+            None,
+        )
+        .unwrap();
         assert!(out.join("etc/owned").exists());
         assert!(!d.path().join("etc").exists());
         // `..` is refused with an error naming the member.
         let up = fd_of(d.path(), "up.tar", &tar_bytes(&[("../../escaped", b"x")]));
-        let err = extract(up, File::open(&out).unwrap().into(), Path::new("up.tar")).unwrap_err();
+        let err = extract(
+            up,
+            File::open(&out).unwrap().into(),
+            Path::new("up.tar"),
+            None,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("../../escaped"), "{err}");
         assert!(!d.path().join("escaped").exists());
         // A symlink planted by the archive cannot be written through.
@@ -204,7 +225,15 @@ mod tests {
         h.set_mode(0o644);
         b.append_data(&mut h, "link/pwned", &b"x"[..]).unwrap();
         let f = fd_of(d.path(), "sym.tar", &b.into_inner().unwrap());
-        assert!(extract(f, File::open(&out).unwrap().into(), Path::new("sym.tar")).is_err());
+        assert!(
+            extract(
+                f,
+                File::open(&out).unwrap().into(),
+                Path::new("sym.tar"),
+                None
+            )
+            .is_err()
+        );
         assert!(!d.path().join("pwned").exists());
     }
 }

@@ -21,6 +21,88 @@ use crate::copy::{SourceTree, resolve_sources};
 use crate::dockerignore::{Filter, FilterState, Verdict};
 use crate::fsops::{Root, list_dir, open_nofollow, stat_at};
 
+/// What kind of file a mode is, in words, for errors.
+fn kind_of(ft: FileType) -> &'static str {
+    match ft {
+        FileType::Directory => "directory",
+        FileType::Fifo => "named pipe (FIFO)",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Symlink => "symlink",
+        _ => "special file",
+    }
+}
+
+fn read_fd(fd: OwnedFd, path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let st = rustix::fs::fstat(&fd).map_err(|e| Error::io(path, e.into()))?;
+    let ft = FileType::from_raw_mode(st.st_mode);
+    if ft != FileType::RegularFile {
+        return Err(Error::NotARegularFile {
+            path: path.to_path_buf(),
+            kind: kind_of(ft),
+        });
+    }
+    let mut out = Vec::new();
+    std::fs::File::from(fd)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(out)
+}
+
+/// Reads the build's own small file `path` (its Dockerfile, a `.dockerignore`) without ever
+/// blocking on it; `Ok(None)` when it does not exist. Inside `context`, its symlinks resolve
+/// beneath the context, as BuildKit reads a Dockerfile from its context (a symlink to a file
+/// elsewhere in the context works, one leading out of it finds nothing); elsewhere (`-f` naming
+/// a file outside the context) it is opened as named. Anything but a regular file (a FIFO, a
+/// socket, a device, a directory) is refused with [`Error::NotARegularFile`], before it is
+/// opened for reading.
+pub fn read_build_file(context: &Path, path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    use rustix::fs::{Mode, OFlags};
+    if let Ok(rel) = path.strip_prefix(context) {
+        if !context.is_dir() {
+            return Ok(None);
+        }
+        let root = Root::open(context)?;
+        let Some(found) = root.resolve(&rel.to_string_lossy(), true)? else {
+            return Ok(None);
+        };
+        // The `O_PATH` handle is checked first: a FIFO is never opened for reading.
+        let st = rustix::fs::fstat(&found).map_err(|e| Error::io(path, e.into()))?;
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if ft != FileType::RegularFile {
+            return Err(Error::NotARegularFile {
+                path: path.to_path_buf(),
+                kind: kind_of(ft),
+            });
+        }
+        let fd = Root::reopen(&found, false).map_err(|e| Error::io(path, e))?;
+        return read_fd(fd, path).map(Some);
+    }
+    match rustix::fs::stat(path) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile => {
+            return Err(Error::NotARegularFile {
+                path: path.to_path_buf(),
+                kind: kind_of(FileType::from_raw_mode(st.st_mode)),
+            });
+        }
+        Ok(_) => {}
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(Error::io(path, e.into())),
+    }
+    // Non-blocking: a FIFO swapped in after the check still opens at once (and is refused).
+    match rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => read_fd(fd, path).map(Some),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(Error::io(path, e.into())),
+    }
+}
+
 /// What identifies a file's content without reading it: if none of these changed, the content
 /// did not either (the stat cache's key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -298,7 +298,7 @@ fn copy_with(
             if crate::archive::is_archive(file.as_fd()) {
                 let target = dest_root.ensure_dir(req.dest, 0o755, owner)?;
                 let file = Root::reopen(&fd, false).map_err(ioerr)?;
-                crate::archive::extract(file, target, &host_src)?;
+                crate::archive::extract(file, target, &host_src, None)?;
                 continue;
             }
         }

@@ -167,12 +167,27 @@ pub fn rel(p: &str) -> PathBuf {
 
 /// Creates directory `name` in `dir` (or opens it when it exists) and applies mode and owner to
 /// a new one; returns it opened.
+/// Refuses a name that is not exactly one entry of a directory: empty, `.`, `..`, or with a
+/// `/` (each would address the directory itself, its parent or a path below). Every primitive
+/// here that creates or removes takes one name, so no caller can make it act on a parent.
+pub fn check_name(name: &OsStr) -> std::io::Result<()> {
+    let b = name.as_bytes();
+    if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') || b.contains(&0) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a single directory entry name"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn mkdir_at(
     dir: BorrowedFd<'_>,
     name: &OsStr,
     mode: u32,
     owner: Option<(u32, u32)>,
 ) -> std::io::Result<OwnedFd> {
+    check_name(name)?;
     match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode)) {
         Ok(()) => {
             rustix::fs::chmodat(dir, name, Mode::from_raw_mode(mode), AtFlags::empty())?;
@@ -548,6 +563,7 @@ pub(crate) fn open_nofollow(
 
 /// Removes `name` from `dir` (never following a symlink); a directory with everything in it.
 pub fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> std::io::Result<()> {
+    check_name(name)?;
     if is_dir {
         let sub = rustix::fs::openat(
             dir,
@@ -565,4 +581,25 @@ pub fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> std::io::Re
         rustix::fs::unlinkat(dir, name, AtFlags::empty())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn remove_at_and_mkdir_at_refuse_anything_but_one_entry() {
+        let d = tempfile::tempdir().unwrap();
+        let inner = d.path().join("inner");
+        std::fs::create_dir(&inner).unwrap();
+        std::fs::write(d.path().join("sibling"), "x").unwrap();
+        let fd: OwnedFd = File::open(&inner).unwrap().into();
+        for bad in ["", ".", "..", "a/b", "../sibling"] {
+            let n = OsStr::new(bad);
+            assert!(remove_at(fd.as_fd(), n, true).is_err(), "{bad:?}");
+            assert!(mkdir_at(fd.as_fd(), n, 0o755, None).is_err(), "{bad:?}");
+        }
+        assert!(inner.is_dir());
+        assert!(d.path().join("sibling").exists());
+    }
 }

@@ -124,6 +124,25 @@ pub enum Error {
     /// A tar archive that cannot be unpacked safely.
     #[error("invalid archive: {0}")]
     BadArchive(String),
+    /// A Dockerfile or `.dockerignore` that is not a regular file (a FIFO would block the
+    /// build).
+    #[error("{path} is a {kind}, not a regular file; a Dockerfile or .dockerignore must be one")]
+    NotARegularFile {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// An archive whose files add up to more bytes than the limit it is unpacked under.
+    #[error(
+        "the archive's files add up to more than the limit of {limit} bytes at member {entry:?}"
+    )]
+    ArchiveTooLarge {
+        /// The member that crossed the limit.
+        entry: String,
+        /// The limit, in bytes (holes of sparse files included).
+        limit: u64,
+    },
 }
 
 impl Error {

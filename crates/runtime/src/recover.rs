@@ -102,6 +102,64 @@ fn entries_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     out
 }
 
+/// The name prefix of the scratch directories under `<root>/tmp/` that a process keeps locked
+/// (`flock`) as long as it uses them (contexts from standard input or git).
+pub const SCRATCH_PREFIX: &str = "context-";
+
+/// How long a half-made scratch directory (`.context-….new`, made, then locked, then renamed)
+/// is left alone before it counts as a dead process's.
+const HALF_MADE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the scratch directories under `<root>/tmp/` whose process is gone (their lock is
+/// free); returns how many. Those of live processes are locked and stay.
+pub fn clean_scratch(root: &Path) -> usize {
+    let tmp = root.join("tmp");
+    let Ok(entries) = std::fs::read_dir(&tmp) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let half_made = name.starts_with(&format!(".{SCRATCH_PREFIX}"));
+        if !name.starts_with(SCRATCH_PREFIX) && !half_made {
+            continue;
+        }
+        if half_made
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age < HALF_MADE_GRACE)
+        {
+            continue;
+        }
+        let path = e.path();
+        let Ok(dir) = rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) else {
+            continue;
+        };
+        if rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue; // its process is alive
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {
+                tracing::warn!(dir = %path.display(), "removed the context of a build that died");
+                removed += 1;
+            }
+            Err(e) => {
+                tracing::warn!(dir = %path.display(), error = %e, "could not remove a leftover context")
+            }
+        }
+    }
+    removed
+}
+
 /// Removes what the dead session `owner` left under the xbuild root `root`: containers (through
 /// `runtime`, runc on PATH by default), mounts, bundles, mountpoints and uncommitted snapshots.
 pub fn clean_owner(root: &Path, owner: &str, runtime: Option<&Path>) -> Result<Recovered, Error> {

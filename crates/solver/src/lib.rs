@@ -314,8 +314,9 @@ fn now_rfc3339() -> String {
 }
 
 /// Cleans up what the dead sessions on `root` left behind (containers, mounts, bundles,
-/// uncommitted snapshots); returns how many sessions were cleaned.
+/// uncommitted snapshots, scratch contexts); returns how many sessions were cleaned.
 pub fn recover(root: &Path, runtime: Option<&Path>) -> Result<usize, Error> {
+    xbuild_runtime::recover::clean_scratch(root);
     let mut n = 0;
     for dead in xbuild_cache::lease::dead_sessions(root)? {
         let r = xbuild_runtime::recover::clean_owner(root, dead.id(), runtime)?;

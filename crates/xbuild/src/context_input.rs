@@ -1,8 +1,13 @@
 //! Where a build's context comes from, as `docker build` accepts it: a directory, `-` (a tar
 //! archive, plain or compressed, or a bare Dockerfile on standard input) or a git URL cloned
-//! with the system `git`. Archives and clones land in a temporary directory that lives as long
-//! as the [`PreparedContext`].
+//! with the system `git`. Archives and clones land in a scratch directory under the xbuild
+//! root's `tmp/` that lives as long as the [`PreparedContext`]; it stays locked while its
+//! process lives, so that a process killed mid-build leaves nothing the next one does not
+//! remove (see [`xbuild_runtime::recover::clean_scratch`]). What standard input brings is
+//! limited in size ([`DEFAULT_MAX_CONTEXT_SIZE`] unless told otherwise) and sparse files stay
+//! sparse.
 
+use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
@@ -87,6 +92,10 @@ impl GitUrl {
     }
 }
 
+/// How many bytes a context from standard input may hold by default (16 GiB): its archive as
+/// read, and its files as unpacked (holes of sparse files included).
+pub const DEFAULT_MAX_CONTEXT_SIZE: u64 = 16 << 30;
+
 /// A context ready to build: a directory, and the Dockerfile when the input chose it.
 #[derive(Debug)]
 pub struct PreparedContext {
@@ -94,7 +103,30 @@ pub struct PreparedContext {
     pub context: PathBuf,
     /// The Dockerfile to use (none: the caller's `-f` or `CONTEXT/Dockerfile`).
     pub dockerfile: Option<PathBuf>,
-    _scratch: Vec<tempfile::TempDir>,
+    _scratch: Vec<Scratch>,
+}
+
+/// A scratch directory `<root>/tmp/context-<random>`, locked (`flock`) by its process as long
+/// as it exists and removed when dropped; once its process is gone, whatever killed it, the
+/// lock is free and the next process's recovery removes it.
+#[derive(Debug)]
+struct Scratch {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove a context scratch directory");
+        }
+    }
 }
 
 impl PreparedContext {
@@ -108,14 +140,49 @@ impl PreparedContext {
     }
 }
 
-fn scratch() -> Result<tempfile::TempDir, Error> {
-    tempfile::Builder::new()
-        .prefix("xbuild-context-")
-        .tempdir()
-        .map_err(|e| Error::Io {
-            path: std::env::temp_dir(),
-            source: e,
-        })
+/// A new scratch directory under the root `root`: made and locked under a hidden name, then
+/// renamed, so that recovery never sees it unlocked.
+fn scratch(root: &Path) -> Result<Scratch, Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    let tmp = root.join("tmp");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&tmp)
+        .map_err(io_at(&tmp))?;
+    let name = format!(
+        "{}{:016x}",
+        xbuild_runtime::recover::SCRATCH_PREFIX,
+        rand::random::<u64>()
+    );
+    let hidden = tmp.join(format!(".{name}.new"));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&hidden)
+        .map_err(io_at(&hidden))?;
+    let lock = File::open(&hidden).map_err(io_at(&hidden))?;
+    let locked = rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+    let dir = tmp.join(name);
+    let renamed = locked
+        .map_err(std::io::Error::from)
+        .and_then(|()| std::fs::rename(&hidden, &dir));
+    if let Err(e) = renamed {
+        let _ = std::fs::remove_dir(&hidden);
+        return Err(io_at(&dir)(e));
+    }
+    Ok(Scratch { dir, _lock: lock })
+}
+
+/// Copies at most `limit` bytes of `input` into a new file `dest`; more is
+/// [`Error::ContextTooLarge`].
+fn copy_limited(input: impl Read, dest: &Path, limit: u64) -> Result<(), Error> {
+    let mut f = File::create(dest).map_err(io_at(dest))?;
+    let n = std::io::copy(&mut input.take(limit.saturating_add(1)), &mut f)
+        .map_err(io_at(Path::new("<stdin>")))?;
+    if n > limit {
+        return Err(Error::ContextTooLarge { limit, entry: None });
+    }
+    Ok(())
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -141,16 +208,21 @@ fn dockerfile_inside(context: &Path, file: &Path) -> Result<PathBuf, Error> {
     Ok(context.join(rel))
 }
 
-/// Unpacks standard input `input` into a temporary directory: a tar archive (plain, gzip,
-/// bzip2, xz or zstd, recognised by content) becomes the context; anything else is taken as
-/// the Dockerfile of an empty context, as `docker build -` does. `file` is `-f` (relative to
-/// the archive's top).
-pub fn from_stdin(mut input: impl Read, file: Option<&Path>) -> Result<PreparedContext, Error> {
-    let tmp = scratch()?;
+/// Unpacks standard input `input` into a scratch directory under the xbuild root `root`: a tar
+/// archive (plain, gzip, bzip2, xz or zstd, recognised by content) becomes the context;
+/// anything else is taken as the Dockerfile of an empty context, as `docker build -` does.
+/// `file` is `-f` (relative to the archive's top). The input, and the files it unpacks to,
+/// may hold at most `max_size` bytes each ([`Error::ContextTooLarge`]); a failure leaves
+/// nothing.
+pub fn from_stdin(
+    input: impl Read,
+    file: Option<&Path>,
+    root: &Path,
+    max_size: u64,
+) -> Result<PreparedContext, Error> {
+    let tmp = scratch(root)?;
     let raw = tmp.path().join("stdin");
-    let mut f = std::fs::File::create(&raw).map_err(io_at(&raw))?;
-    std::io::copy(&mut input, &mut f).map_err(io_at(Path::new("<stdin>")))?;
-    drop(f);
+    copy_limited(input, &raw, max_size)?;
     let context = tmp.path().join("context");
     std::fs::create_dir(&context).map_err(io_at(&context))?;
     let fd: OwnedFd = std::fs::File::open(&raw).map_err(io_at(&raw))?.into();
@@ -158,7 +230,15 @@ pub fn from_stdin(mut input: impl Read, file: Option<&Path>) -> Result<PreparedC
         let dest: OwnedFd = std::fs::File::open(&context)
             .map_err(io_at(&context))?
             .into();
-        xbuild_runtime::archive::extract(fd, dest, Path::new("<stdin>"))?;
+        xbuild_runtime::archive::extract(fd, dest, Path::new("<stdin>"), Some(max_size)).map_err(
+            |e| match e {
+                xbuild_runtime::Error::ArchiveTooLarge { entry, limit } => Error::ContextTooLarge {
+                    limit,
+                    entry: Some(entry),
+                },
+                e => e.into(),
+            },
+        )?;
         std::fs::remove_file(&raw).map_err(io_at(&raw))?;
         file.map(|f| dockerfile_inside(&context, f)).transpose()?
     } else {
@@ -180,15 +260,17 @@ pub fn from_stdin(mut input: impl Read, file: Option<&Path>) -> Result<PreparedC
     })
 }
 
-/// Reads a Dockerfile from `input` (`-f -`) into a temporary file.
+/// Reads a Dockerfile from `input` (`-f -`, at most `max_size` bytes) into a scratch file
+/// under the xbuild root `root`.
 pub fn dockerfile_from_stdin(
-    mut input: impl Read,
+    input: impl Read,
     mut context: PreparedContext,
+    root: &Path,
+    max_size: u64,
 ) -> Result<PreparedContext, Error> {
-    let tmp = scratch()?;
+    let tmp = scratch(root)?;
     let df = tmp.path().join("Dockerfile");
-    let mut f = std::fs::File::create(&df).map_err(io_at(&df))?;
-    std::io::copy(&mut input, &mut f).map_err(io_at(Path::new("<stdin>")))?;
+    copy_limited(input, &df, max_size)?;
     context.dockerfile = Some(df);
     context._scratch.push(tmp);
     Ok(context)
@@ -213,12 +295,13 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Clones `url` with the system `git` into a temporary directory (shallow at the ref when the
-/// remote allows it), checks out its ref, and uses its subdirectory as the context; the `.git`
-/// directory is not part of the context. `file` is `-f`, relative to that subdirectory.
-pub fn from_git(url: &GitUrl, file: Option<&Path>) -> Result<PreparedContext, Error> {
+/// Clones `url` with the system `git` into a scratch directory under the xbuild root `root`
+/// (shallow at the ref when the remote allows it), checks out its ref, and uses its
+/// subdirectory as the context; the `.git` directory is not part of the context. `file` is
+/// `-f`, relative to that subdirectory.
+pub fn from_git(url: &GitUrl, file: Option<&Path>, root: &Path) -> Result<PreparedContext, Error> {
     let fail = |m: String| Error::Context(format!("git context {}: {m}", url.remote));
-    let tmp = scratch()?;
+    let tmp = scratch(root)?;
     let repo = tmp.path().join("repo");
     std::fs::create_dir(&repo).map_err(io_at(&repo))?;
     git(&repo, &["init", "-q"]).map_err(fail)?;
@@ -328,7 +411,9 @@ mod tests {
 
     #[test]
     fn stdin_text_is_a_dockerfile_with_an_empty_context() {
-        let p = from_stdin(&b"FROM scratch\n"[..], None).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let p = from_stdin(&b"FROM scratch\n"[..], None, root.path(), 1 << 20).unwrap();
+        assert!(p.context.starts_with(root.path().join("tmp")));
         assert_eq!(std::fs::read_dir(&p.context).unwrap().count(), 0);
         let df = p.dockerfile.clone().unwrap();
         assert_eq!(std::fs::read_to_string(&df).unwrap(), "FROM scratch\n");
@@ -351,9 +436,90 @@ mod tests {
         h.set_mtime(0);
         b.append_data(&mut h, "Dockerfile", &b"FROM "[..]).unwrap();
         let bytes = b.into_inner().unwrap();
-        let err = from_stdin(&bytes[..], Some(Path::new("../x"))).unwrap_err();
+        let root = tempfile::tempdir().unwrap();
+        let err =
+            from_stdin(&bytes[..], Some(Path::new("../x")), root.path(), 1 << 20).unwrap_err();
         assert!(matches!(err, Error::Usage(_)), "{err}");
-        let ok = from_stdin(&bytes[..], Some(Path::new("/Dockerfile"))).unwrap();
+        let ok = from_stdin(
+            &bytes[..],
+            Some(Path::new("/Dockerfile")),
+            root.path(),
+            1 << 20,
+        )
+        .unwrap();
         assert_eq!(ok.dockerfile.unwrap(), ok.context.join("Dockerfile"));
+    }
+
+    /// A tar of one GNU sparse file of `apparent` bytes holding 512 bytes of data at the end.
+    fn sparse_tar(apparent: u64) -> Vec<u8> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::GNUSparse);
+        header.set_path("big.img").unwrap();
+        header.set_mode(0o644);
+        header.set_size(512);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        let g = header.as_gnu_mut().unwrap();
+        g.sparse[0].offset = octal(apparent - 512);
+        g.sparse[0].numbytes = octal(512);
+        g.realsize = octal(apparent);
+        header.set_cksum();
+        let mut out = header.as_bytes().to_vec();
+        out.extend_from_slice(&[b'x'; 512]);
+        out.extend_from_slice(&[0; 1024]);
+        out
+    }
+
+    fn octal(v: u64) -> [u8; 12] {
+        let s = format!("{v:011o}\0");
+        let mut out = [0u8; 12];
+        out.copy_from_slice(s.as_bytes());
+        out
+    }
+
+    #[test]
+    fn a_sparse_stdin_context_stays_sparse_and_under_the_root() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let p = from_stdin(&sparse_tar(1 << 30)[..], None, root.path(), 16 << 30).unwrap();
+        let md = std::fs::metadata(p.context.join("big.img")).unwrap();
+        assert_eq!(md.len(), 1 << 30);
+        assert!(
+            md.blocks() * 512 < 1 << 20,
+            "{} blocks written",
+            md.blocks()
+        );
+    }
+
+    #[test]
+    fn a_stdin_context_over_the_limit_fails_and_leaves_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let err = from_stdin(&sparse_tar(1 << 30)[..], None, root.path(), 1 << 20).unwrap_err();
+        assert!(
+            matches!(&err, Error::ContextTooLarge { limit, entry: Some(e) } if *limit == 1 << 20 && e == "big.img"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--max-context-size"), "{err}");
+        let err = from_stdin(&[b'#'; 4096][..], None, root.path(), 1000).unwrap_err();
+        assert!(
+            matches!(err, Error::ContextTooLarge { entry: None, .. }),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(root.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_scratch_context_of_a_dead_process_is_recovered_and_a_live_one_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let live = from_stdin(&b"FROM scratch\n"[..], None, root.path(), 1 << 20).unwrap();
+        let dead = root.path().join("tmp/context-00000000deadbeef");
+        std::fs::create_dir_all(dead.join("sub")).unwrap();
+        assert_eq!(xbuild_runtime::recover::clean_scratch(root.path()), 1);
+        assert!(!dead.exists());
+        assert!(live.context.exists());
     }
 }

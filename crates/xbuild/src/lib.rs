@@ -128,6 +128,17 @@ pub enum Error {
     /// The build context could not be fetched (a git clone failed).
     #[error("{0}")]
     Context(String),
+    /// A build context from standard input holding more bytes than allowed.
+    #[error(
+        "the build context on standard input holds more than --max-context-size ({limit} bytes){}; pass a larger --max-context-size or send a smaller context",
+        entry.as_ref().map(|e| format!(" at member {e:?}")).unwrap_or_default()
+    )]
+    ContextTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+        /// The archive member that crossed it (none: the input itself is too long).
+        entry: Option<String>,
+    },
 }
 
 impl From<xbuild_runtime::Error> for Error {
@@ -655,7 +666,10 @@ impl Builder {
             return Ok((name, text.clone()));
         }
         let path = PathBuf::from(&name);
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let bytes = xbuild_runtime::context::read_build_file(&opts.context, &path)?
+            .ok_or_else(|| io(&path)(std::io::ErrorKind::NotFound.into()))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| io(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         Ok((name, text))
     }
 
@@ -1127,11 +1141,13 @@ impl Builder {
     /// `.dockerignore`), and how many paths it covers; through the root's stat cache unless
     /// `cold`.
     pub fn context_checksum(&self, dir: &Path, cold: bool) -> Result<(String, usize), Error> {
-        let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
-            Ok(t) => xbuild_runtime::dockerignore::read_ignore_file(&t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io(dir)(e)),
-        };
+        let ignore =
+            match xbuild_runtime::context::read_build_file(dir, &dir.join(".dockerignore"))? {
+                Some(t) => {
+                    xbuild_runtime::dockerignore::read_ignore_file(&String::from_utf8_lossy(&t))
+                }
+                None => Vec::new(),
+            };
         let filter = xbuild_runtime::dockerignore::Filter::new(&[], &ignore)
             .map_err(|e| Error::Usage(format!("{}/.dockerignore: {e}", dir.display())))?;
         let sel = xbuild_runtime::context::Selection {
@@ -1712,17 +1728,15 @@ fn dockerignore(opts: &BuildOptions) -> Result<Vec<String>, Error> {
     }
     candidates.push(opts.context.join(".dockerignore"));
     for c in candidates {
-        match std::fs::read_to_string(&c) {
-            Ok(text) => {
-                return Ok(text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_string)
-                    .collect());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&c)(e)),
+        if let Some(bytes) = xbuild_runtime::context::read_build_file(&opts.context, &c)? {
+            let text = String::from_utf8(bytes)
+                .map_err(|e| io(&c)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+            return Ok(text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect());
         }
     }
     Ok(Vec::new())

@@ -115,6 +115,10 @@ enum Command {
         /// `network.host` (always granted); repeatable.
         #[arg(long = "allow")]
         allow: Vec<String>,
+        /// The most bytes a context (or Dockerfile) on standard input may hold, as sent and as
+        /// unpacked (`500M`, `16G`).
+        #[arg(long, default_value = "16G", value_parser = parse_size)]
+        max_context_size: u64,
         /// The build context: a directory, `-` (a tar archive, maybe compressed, or a
         /// Dockerfile on standard input) or a git URL (`https://HOST/REPO.git#REF:DIR`,
         /// `git@HOST:REPO`, `git://HOST/REPO`).
@@ -600,9 +604,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             platform,
             remote,
             allow,
+            max_context_size,
             context,
         } => {
-            let prepared = prepare_context(&context, file)?;
+            let prepared = prepare_context(&context, file, &root, max_context_size)?;
             let mut opts = BuildOptions::new(&prepared.context);
             opts.dockerfile = prepared.dockerfile.clone();
             opts.target = target;
@@ -1193,8 +1198,14 @@ fn worker(builder: Builder, a: WorkerArgs, rt: tokio::runtime::Runtime) -> Resul
 }
 
 /// The build context the `PATH | - | URL` argument and `-f` name, unpacked or cloned into a
-/// temporary directory when it is not a local directory.
-fn prepare_context(arg: &str, file: Option<PathBuf>) -> Result<PreparedContext> {
+/// scratch directory under the xbuild root `root` when it is not a local directory; what
+/// standard input brings may hold at most `max_size` bytes.
+fn prepare_context(
+    arg: &str,
+    file: Option<PathBuf>,
+    root: &std::path::Path,
+    max_size: u64,
+) -> Result<PreparedContext> {
     let file_stdin = file.as_deref().is_some_and(|f| f.as_os_str() == "-");
     let stdin_tty = std::io::stdin().is_terminal();
     if (file_stdin || arg == "-") && stdin_tty {
@@ -1209,8 +1220,10 @@ fn prepare_context(arg: &str, file: Option<PathBuf>) -> Result<PreparedContext> 
                 "can't use standard input for both the build context and the Dockerfile",
             ));
         }
-        ContextArg::Stdin => context_input::from_stdin(std::io::stdin().lock(), given.as_deref())?,
-        ContextArg::Git(url) => context_input::from_git(&url, given.as_deref())?,
+        ContextArg::Stdin => {
+            context_input::from_stdin(std::io::stdin().lock(), given.as_deref(), root, max_size)?
+        }
+        ContextArg::Git(url) => context_input::from_git(&url, given.as_deref(), root)?,
         ContextArg::Dir(dir) => {
             let mut p = PreparedContext::dir(dir);
             p.dockerfile = given;
@@ -1221,6 +1234,8 @@ fn prepare_context(arg: &str, file: Option<PathBuf>) -> Result<PreparedContext> 
         return Ok(context_input::dockerfile_from_stdin(
             std::io::stdin().lock(),
             prepared,
+            root,
+            max_size,
         )?);
     }
     Ok(prepared)
