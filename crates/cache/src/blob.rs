@@ -1,8 +1,10 @@
-//! Writing blobs: temp file, hash while writing, fsync, rename into place.
+//! Writing blobs (temp file, hash while writing, fsync, rename into place) and reading them
+//! back verified (hash while reading, fail at the end when the content is not its digest's).
 
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use xbuild_llb::Digest;
@@ -24,7 +26,13 @@ impl BlobWriter {
         let tmp = root
             .join("tmp")
             .join(format!("blob-{:016x}", rand::random::<u64>()));
-        let file = File::create(&tmp).map_err(io(&tmp))?;
+        // Not readable by other local users: a layer may hold setuid files and secrets.
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
         Ok(BlobWriter {
             file: Some(file),
             tmp,
@@ -54,12 +62,9 @@ impl BlobWriter {
         if let Some(f) = self.file.take() {
             f.sync_all().map_err(io(&self.tmp))?;
         }
+        // Replacing a blob already there is harmless (same content) and heals a corrupt one.
         let dest = self.blobs.join(digest.hex());
-        if dest.exists() {
-            std::fs::remove_file(&self.tmp).map_err(io(&self.tmp))?;
-        } else {
-            std::fs::rename(&self.tmp, &dest).map_err(io(&dest))?;
-        }
+        std::fs::rename(&self.tmp, &dest).map_err(io(&dest))?;
         self.tmp = PathBuf::new();
         Ok(digest)
     }
@@ -93,10 +98,167 @@ impl Drop for BlobWriter {
     }
 }
 
+/// A stored blob being read: hashes what passes through it and, at the end of the content,
+/// fails with [`Error::CorruptBlob`] (as an [`io::ErrorKind::InvalidData`] error from
+/// [`read`](Read::read)) when the content is not what its digest says. A consumer must not
+/// publish what it made of the content before the end was reached: tar readers stop early,
+/// so call [`finish`](Self::finish) once done.
+pub struct BlobReader {
+    file: File,
+    path: PathBuf,
+    expected: Digest,
+    hasher: Sha256,
+    size: u64,
+    /// What the content hashed to, once its end was reached.
+    actual: Option<Digest>,
+}
+
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("path", &self.path)
+            .field("expected", &self.expected)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl BlobReader {
+    pub(crate) fn open(path: PathBuf, expected: &Digest) -> Result<Self, Error> {
+        let file = File::open(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::MissingBlob(expected.clone())
+            } else {
+                Error::Io {
+                    path: path.clone(),
+                    source: e,
+                }
+            }
+        })?;
+        Ok(BlobReader {
+            file,
+            path,
+            expected: expected.clone(),
+            hasher: Sha256::new(),
+            size: 0,
+            actual: None,
+        })
+    }
+
+    /// The blob's size on disk (what a complete read yields).
+    pub fn size_on_disk(&self) -> Result<u64, Error> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(io(&self.path))
+    }
+
+    /// The digest the content must have.
+    pub fn digest(&self) -> &Digest {
+        &self.expected
+    }
+
+    /// Reads what is left (to nothing) and checks the digest; the blob's size.
+    pub fn finish(mut self) -> Result<u64, Error> {
+        match io::copy(&mut self, &mut io::sink()) {
+            Ok(_) => Ok(self.size),
+            Err(e) => Err(into_store_error(e, &self.path)),
+        }
+    }
+
+    fn check(&mut self) -> Result<(), Error> {
+        let actual = match &self.actual {
+            Some(a) => a.clone(),
+            None => {
+                let a = Digest::from_sha256(std::mem::take(&mut self.hasher).finalize().into());
+                self.actual = Some(a.clone());
+                a
+            }
+        };
+        if actual != self.expected {
+            tracing::error!(digest = %self.expected, %actual, path = %self.path.display(), "corrupt blob");
+            return Err(Error::CorruptBlob {
+                digest: self.expected.clone(),
+                actual,
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.check()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            return Ok(0);
+        }
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// Hashes (sha256) what is read through it: the diff_id of a decompressed layer stream.
+#[derive(Debug)]
+pub struct DigestReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> DigestReader<R> {
+    /// Hashes what is read from `inner`.
+    pub fn new(inner: R) -> Self {
+        DigestReader {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// Reads what is left of the stream (to nothing) and returns the digest of all of it.
+    pub fn finish(mut self) -> io::Result<Digest> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok(Digest::from_sha256(self.hasher.finalize().into()))
+    }
+}
+
+impl<R: Read> Read for DigestReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The store error an I/O error from a [`BlobReader`] carries (a corrupt blob), or the I/O
+/// error itself, on `path`.
+pub fn into_store_error(e: io::Error, path: &Path) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(store)) => *store,
+            Some(Err(other)) => Error::Io {
+                path: path.to_path_buf(),
+                source: io::Error::other(other),
+            },
+            None => Error::Io {
+                path: path.to_path_buf(),
+                source: io::Error::other("blob read failed"),
+            },
+        }
+    } else {
+        Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::Store;
-    use std::io::Write;
+    use crate::{Error, Store};
+    use std::io::{Read, Write};
     use xbuild_llb::Digest;
 
     #[test]
@@ -135,5 +297,41 @@ mod tests {
         let b = store.put_blob(b"x").unwrap();
         assert_eq!(a, b);
         assert_eq!(store.blob_size(&a).unwrap(), 1);
+    }
+
+    #[test]
+    fn flipped_byte_in_a_stored_blob_fails_reads_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = store.put_blob(b"layer content").unwrap();
+        let p = store.blob_path(&d);
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[3] ^= 1;
+        std::fs::write(&p, &bytes).unwrap();
+        let err = store.read_blob(&d).unwrap_err();
+        assert!(matches!(err, Error::CorruptBlob { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(d.as_str()) && msg.contains("xbuild store verify"),
+            "{msg}"
+        );
+        // Streaming: the bytes come through, the end does not.
+        let mut r = store.open_blob(&d).unwrap();
+        let mut out = Vec::new();
+        let e = r.read_to_end(&mut out).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains(d.as_str()), "{e}");
+        let r = store.open_blob(&d).unwrap();
+        assert!(matches!(r.finish(), Err(Error::CorruptBlob { .. })));
+        // A good blob reads through and finishes.
+        let good = store.put_blob(b"fine").unwrap();
+        let mut r = store.open_blob(&good).unwrap();
+        let mut out = [0u8; 2];
+        r.read_exact(&mut out).unwrap();
+        assert_eq!(r.finish().unwrap(), 4);
+        // Writing the right content again heals it.
+        let again = store.put_blob(b"layer content").unwrap();
+        assert_eq!(again, d);
+        assert_eq!(store.read_blob(&d).unwrap(), b"layer content");
     }
 }

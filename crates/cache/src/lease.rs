@@ -7,7 +7,7 @@
 //! uncommitted snapshots, named after the session id) can be cleaned up.
 //!
 //! The session file is also the process's lease: each line names something it uses (`snapshot
-//! <id>`), so that `prune` never deletes what a running build needs. A lease line is written
+//! <id>`, `blob <digest>`), so that `prune` never deletes what a running build needs. A lease line is written
 //! before the thing it names can be seen by a pruner (see the GC lock in [`crate::lock`]).
 
 use std::collections::HashSet;
@@ -23,18 +23,22 @@ use crate::{Error, io};
 pub enum Hold {
     /// A committed snapshot (its ancestors are held with it).
     Snapshot,
+    /// A blob of the content store (by digest).
+    Blob,
 }
 
 impl Hold {
     fn tag(self) -> &'static str {
         match self {
             Hold::Snapshot => "snapshot",
+            Hold::Blob => "blob",
         }
     }
 
     fn parse(tag: &str) -> Option<Self> {
         match tag {
             "snapshot" => Some(Hold::Snapshot),
+            "blob" => Some(Hold::Blob),
             _ => None,
         }
     }
@@ -195,6 +199,8 @@ pub struct LiveLeases {
     pub sessions: Vec<String>,
     /// Every snapshot some live session holds.
     pub snapshots: HashSet<String>,
+    /// Every blob (digest) some live session holds.
+    pub blobs: HashSet<String>,
 }
 
 /// The leases of every live session on `root`.
@@ -232,6 +238,9 @@ pub fn live_leases(root: &Path) -> Result<LiveLeases, Error> {
             match Hold::parse(tag) {
                 Some(Hold::Snapshot) => {
                     out.snapshots.insert(value.to_string());
+                }
+                Some(Hold::Blob) => {
+                    out.blobs.insert(value.to_string());
                 }
                 None => {}
             }

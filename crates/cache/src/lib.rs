@@ -41,8 +41,9 @@ pub mod memo;
 pub mod oci;
 mod prune;
 pub mod statcache;
+pub mod verify;
 
-pub use blob::BlobWriter;
+pub use blob::{BlobReader, BlobWriter, DigestReader, into_store_error};
 pub use index::{CacheRecord, DiffRecord, ImageRecord, LayerRecord, TagRecord};
 pub use prune::{ImageLease, PruneStats};
 
@@ -73,12 +74,52 @@ pub enum Error {
     #[error("blob {0} is not in the content store")]
     MissingBlob(Digest),
     /// Content does not hash to the digest it should have.
-    #[error("blob {expected}: content hashes to {actual}; the store rejected it")]
+    #[error(
+        "blob {expected}: the content received hashes to {actual}, so the store refused it; its source (registry, archive, cache) is corrupt or was tampered with: pull, load or rebuild it from a source you trust"
+    )]
     DigestMismatch {
         /// The digest it should have.
         expected: Digest,
         /// The digest it has.
         actual: Digest,
+    },
+    /// A stored blob's content is not what its digest says: the file was changed on disk.
+    #[error(
+        "blob {digest} ({path}) is corrupt: its content hashes to {actual}; run `xbuild store verify` to remove it, then pull, load or rebuild the images that use it"
+    )]
+    CorruptBlob {
+        /// The digest the blob is stored under.
+        digest: Digest,
+        /// What its content hashes to.
+        actual: Digest,
+        /// Its file.
+        path: PathBuf,
+    },
+    /// A layer does not decompress to the diff_id its image's config gives it.
+    #[error(
+        "layer {layer} decompresses to {actual}, but the image config says its diff_id is {expected}; the image is corrupt or was tampered with: pull, load or rebuild it"
+    )]
+    DiffIdMismatch {
+        /// The layer blob.
+        layer: Digest,
+        /// The diff_id the config gives it.
+        expected: Digest,
+        /// What it decompresses to.
+        actual: Digest,
+    },
+    /// A stored document (manifest, index, config) is not valid JSON of its kind.
+    #[error(
+        "blob {digest} ({path}) is not a valid {kind}: {message}; the image that names it is broken: pull, load or rebuild it"
+    )]
+    BadDocument {
+        /// The blob.
+        digest: Digest,
+        /// Its file.
+        path: PathBuf,
+        /// What it should be.
+        kind: &'static str,
+        /// What the parser said.
+        message: String,
     },
     /// An index record could not be decoded.
     #[error("cache index record {key}: {message}")]
@@ -88,6 +129,36 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Creates `root` (mode 0700) or closes an existing one to everybody but its owner.
+pub fn close_root(root: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .map_err(io(root))?;
+    let meta = std::fs::metadata(root).map_err(io(root))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        tracing::info!(root = %root.display(), "closing the root to other users (mode 0700)");
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).map_err(io(root))?;
+    }
+    Ok(())
+}
+
+/// What a JSON document of type `T` is called in errors.
+fn document_kind<T>() -> &'static str {
+    let name = std::any::type_name::<T>();
+    if name.ends_with("ImageConfigFile") {
+        "image config"
+    } else if name.ends_with("Manifest") {
+        "image manifest"
+    } else if name.ends_with("Index") {
+        "image index"
+    } else {
+        "JSON document"
+    }
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -104,8 +175,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store under `root`.
+    /// Opens (creating if needed) the store under `root`. The root is closed to other local
+    /// users (mode 0700, set again on an existing root that was more open): snapshots hold
+    /// setuid files and secrets that only the builder's user may reach.
     pub fn open(root: &Path) -> Result<Self, Error> {
+        close_root(root)?;
         for d in ["blobs/sha256", "tmp"] {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(io(&p))?;
@@ -144,16 +218,18 @@ impl Store {
         w.commit(None)
     }
 
-    /// Reads a whole blob (for small ones: manifests, configs).
+    /// Reads a whole blob (for small ones: manifests, configs), checking its digest.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error> {
         let p = self.blob_path(digest);
-        std::fs::read(&p).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::MissingBlob(digest.clone())
-            } else {
-                Error::Io { path: p, source: e }
-            }
-        })
+        let mut r = BlobReader::open(p.clone(), digest)?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut out).map_err(|e| into_store_error(e, &p))?;
+        Ok(out)
+    }
+
+    /// Opens a blob to stream it: the reader checks the digest at the end of the content.
+    pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader, Error> {
+        BlobReader::open(self.blob_path(digest), digest)
     }
 
     /// The size in bytes of a stored blob.
@@ -167,9 +243,11 @@ impl Store {
     /// Reads a JSON document (manifest, index, config) from a blob.
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, digest: &Digest) -> Result<T, Error> {
         let bytes = self.read_blob(digest)?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-            key: digest.to_string(),
-            message: format!("not the expected JSON document: {e}"),
+        serde_json::from_slice(&bytes).map_err(|e| Error::BadDocument {
+            digest: digest.clone(),
+            path: self.blob_path(digest),
+            kind: document_kind::<T>(),
+            message: e.to_string(),
         })
     }
 

@@ -2,7 +2,9 @@
 //!
 //! Writers of images (builds, imports, loads) hold a shared lease on the root while they write
 //! blobs and record the image; pruning takes the lease exclusively, so it never removes a blob
-//! that an image being written is about to reference.
+//! that an image being written is about to reference. Builds also lease, in their session,
+//! every blob of the images they read ([`Store::hold_image`]): removing such an image untags it
+//! at once, and its blobs are freed by the first prune after the build is over.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -10,6 +12,7 @@ use std::path::Path;
 
 use xbuild_llb::Digest;
 
+use crate::lease::{Hold, Session, live_leases};
 use crate::oci::{Index, Manifest};
 use crate::{Error, Store, io};
 
@@ -75,13 +78,41 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes every blob that no image record and no tag references, under an exclusive
-    /// lease. Snapshots and the cache-key index are left alone; a layer record whose blob was
-    /// removed is simply written again by the next export that needs it.
-    pub fn prune_blobs(&self) -> Result<PruneStats, Error> {
+    /// Takes the image lock exclusively: no image writer and no other pruner runs while the
+    /// file it returns is open.
+    pub(crate) fn lock_images_exclusive(&self) -> Result<File, Error> {
         let f = lock_file(self.root())?;
         f.lock().map_err(io(self.root()))?;
-        let mut keep = BTreeSet::new();
+        Ok(f)
+    }
+
+    /// Leases, for the session `session`, every blob of the image `top` (a manifest or an
+    /// index: itself, its config and its layers), so that no prune frees them while the session
+    /// lives, even when the image is removed meanwhile. Taken under the shared image lock, so
+    /// a prune sees either the lease or none of the blobs gone. False (nothing held) when
+    /// `top` is not in the store.
+    pub fn hold_image(&self, session: &Session, top: &Digest) -> Result<bool, Error> {
+        let _shared = self.lease()?;
+        if !self.has_blob(top) {
+            return Ok(false);
+        }
+        for d in self.image_blobs(top)? {
+            session.hold(Hold::Blob, d.as_str())?;
+        }
+        Ok(true)
+    }
+
+    /// Removes every blob that no image record, no tag and no live session's lease
+    /// references, under an exclusive lease. Snapshots and the cache-key index are left
+    /// alone; a layer record whose blob was removed is simply written again by the next
+    /// export that needs it.
+    pub fn prune_blobs(&self) -> Result<PruneStats, Error> {
+        let _exclusive = self.lock_images_exclusive()?;
+        let mut keep: BTreeSet<Digest> = live_leases(self.root())?
+            .blobs
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .collect();
         let mut tops: BTreeSet<Digest> = self.images()?.into_iter().map(|(d, _)| d).collect();
         tops.extend(self.tags()?.into_iter().map(|(_, t)| t.manifest));
         for t in &tops {
@@ -163,6 +194,41 @@ mod tests {
         }
         store.delete_image(&manifest.digest).unwrap();
         assert_eq!(store.prune_blobs().unwrap().blobs, 3);
+    }
+
+    #[test]
+    fn removed_image_held_by_a_live_session_is_freed_only_after_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let layer = store.put_blob(b"base layer").unwrap();
+        let config = store
+            .put_json(MEDIA_CONFIG, &serde_json::json!({}))
+            .unwrap();
+        let m = Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_MANIFEST.into()),
+            config: config.clone(),
+            layers: vec![Descriptor {
+                media_type: MEDIA_LAYER_TAR.into(),
+                digest: layer.clone(),
+                size: 10,
+                annotations: None,
+                platform: None,
+            }],
+            annotations: None,
+        };
+        let manifest = store.put_json(MEDIA_MANIFEST, &m).unwrap();
+        let build = crate::lease::Session::start(dir.path()).unwrap();
+        assert!(store.hold_image(&build, &manifest.digest).unwrap());
+        // The image is gone from the store's records (rmi), the build still reads it.
+        assert_eq!(store.prune_blobs().unwrap().blobs, 0);
+        for d in [&layer, &config.digest, &manifest.digest] {
+            assert!(store.has_blob(d), "{d} freed under a live build");
+        }
+        drop(build);
+        assert_eq!(store.prune_blobs().unwrap().blobs, 3);
+        let other = crate::lease::Session::start(dir.path()).unwrap();
+        assert!(!store.hold_image(&other, &manifest.digest).unwrap());
     }
 
     #[test]

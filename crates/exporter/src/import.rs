@@ -88,7 +88,7 @@ pub fn import_rootfs(
 /// Returns the bytes of file content it holds.
 fn validate_tar(store: &Store, digest: &xbuild_llb::Digest, source: &str) -> Result<u64, Error> {
     let path = store.blob_path(digest);
-    let f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let f = store.open_blob(digest)?;
     let r = decompress(BufReader::new(f)).map_err(|e| Error::io(&path, e))?;
     let mut ar = tar::Archive::new(r);
     let bad = |m: String| Error::BadInput(format!("{source}: {m}"));

@@ -161,14 +161,15 @@ pub fn write_archive(
                     .map_err(|e| Error::io(sink, e))?;
             }
             Record::Blob(d) => {
-                let p = store.blob_path(d);
-                let f = File::open(&p).map_err(|e| Error::io(&p, e))?;
-                let len = f.metadata().map_err(|e| Error::io(&p, e))?.len();
+                // Verified as it streams: a corrupt blob fails the archive at its end.
+                let mut r = store.open_blob(d)?;
+                let len = r.size_on_disk()?;
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(0o444);
                 h.set_size(len);
-                b.append_data(&mut h, name, std::io::Read::take(f, len))
-                    .map_err(|e| Error::io(&p, e))?;
+                b.append_data(&mut h, name, std::io::Read::take(&mut r, len))
+                    .map_err(|e| blob_err(store, d, e))?;
+                r.finish()?;
             }
         }
     }
@@ -195,13 +196,39 @@ pub fn write_oci_dir(
                     continue;
                 }
                 // A copy, not a hardlink: editing the output must never corrupt the store.
+                // Verified as it is copied, renamed into place only once the digest matched.
                 let tmp = partial(&p);
-                std::fs::copy(store.blob_path(d), &tmp).map_err(|e| Error::io(&p, e))?;
+                let copied = copy_verified(store, d, &tmp);
+                if let Err(e) = copied {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
                 std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
             }
         }
     }
     Ok(())
+}
+
+/// A store error for a failed read of blob `d` (a corrupt blob's error comes out whole).
+fn blob_err(store: &Store, d: &Digest, e: std::io::Error) -> Error {
+    xbuild_cache::into_store_error(e, &store.blob_path(d)).into()
+}
+
+/// Copies blob `d` to a new file `tmp`, checking its digest on the way.
+fn copy_verified(store: &Store, d: &Digest, tmp: &Path) -> Result<(), Error> {
+    let mut r = store.open_blob(d)?;
+    let mut f = File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = std::io::Read::read(&mut r, &mut buf).map_err(|e| blob_err(store, d, e))?;
+        if n == 0 {
+            break;
+        }
+        f.write_all(&buf[..n]).map_err(|e| Error::io(tmp, e))?;
+    }
+    r.finish()?;
+    f.sync_all().map_err(|e| Error::io(tmp, e))
 }
 
 /// `path` with `.partial` appended to its name: where a file is written before it is renamed.

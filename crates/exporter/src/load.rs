@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use xbuild_cache::Store;
 use xbuild_cache::oci::{
     Descriptor, ImageConfigFile, Index, MEDIA_CONFIG, MEDIA_MANIFEST, Manifest,
 };
+use xbuild_cache::{DigestReader, Store};
 use xbuild_llb::Digest;
 
 use crate::Error;
@@ -278,23 +278,33 @@ pub fn verify_layers_where(
         if !check(l) {
             continue;
         }
+        // The blob's digest is checked as it streams, the decompressed stream's against the
+        // diff_id.
+        let mut blob = store.open_blob(&l.digest)?;
         let p = store.blob_path(&l.digest);
-        let f = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-        let r = decompress(BufReader::new(f)).map_err(|e| Error::io(&p, e))?;
-        let layer_err = |e: std::io::Error| bad(source, format!("layer {}: {e}", l.digest));
-        let mut hashing = HashingReader::new(r);
+        let layer_err = |e: std::io::Error| match xbuild_cache::into_store_error(e, &p) {
+            corrupt @ xbuild_cache::Error::CorruptBlob { .. } => Error::Store(corrupt),
+            other => bad(source, format!("layer {}: {other}", l.digest)),
+        };
         let mut content = 0u64;
-        {
-            let mut ar = tar::Archive::new(&mut hashing);
-            for e in ar.entries().map_err(layer_err)? {
-                let e = e.map_err(layer_err)?;
-                if e.header().entry_type().is_file() {
-                    content += e.size();
+        let got = (|| -> Result<Digest, Error> {
+            let r = decompress(BufReader::new(&mut blob)).map_err(layer_err)?;
+            let mut hashing = DigestReader::new(r);
+            {
+                let mut ar = tar::Archive::new(&mut hashing);
+                for e in ar.entries().map_err(layer_err)? {
+                    let e = e.map_err(layer_err)?;
+                    if e.header().entry_type().is_file() {
+                        content += e.size();
+                    }
                 }
             }
-        }
-        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(layer_err)?;
-        let got = hashing.finish();
+            hashing.finish().map_err(layer_err)
+        })();
+        // A corrupt blob often makes the decompressor fail first: its digest is checked
+        // before any other error is believed.
+        blob.finish()?;
+        let got = got?;
         if &got != diff_id {
             return Err(bad(
                 source,
@@ -312,33 +322,6 @@ pub fn verify_layers_where(
         )?;
     }
     Ok(())
-}
-
-/// Hashes what is read through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: sha2::Sha256,
-}
-
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: <sha2::Sha256 as sha2::Digest>::new(),
-        }
-    }
-
-    fn finish(self) -> Digest {
-        Digest::from_sha256(sha2::Digest::finalize(self.hasher).into())
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        sha2::Digest::update(&mut self.hasher, &buf[..n]);
-        Ok(n)
-    }
 }
 
 fn parse_config(source: &str, bytes: &[u8]) -> Result<ImageConfigFile, Error> {

@@ -952,17 +952,23 @@ impl<'a> Lowerer<'a> {
                             })
                         });
                         let hint = if later {
-                            "a stage with this name is defined later; a stage can only build on earlier stages".to_string()
+                            Some("a stage with this name is defined later; a stage can only build on earlier stages".to_string())
                         } else if e.contains("does not match the specified platform") {
-                            "pull or import an image for that platform, or leave out --platform"
-                                .to_string()
+                            Some(
+                                "pull or import an image for that platform, or leave out --platform"
+                                    .to_string(),
+                            )
+                        } else if e.contains("pull, load or rebuild") {
+                            // A damaged stored image: its error says what to do.
+                            None
                         } else {
-                            "import it first with `xbuild import ROOTFS.tar NAME:TAG`, or use FROM scratch".to_string()
+                            Some("import it first with `xbuild import ROOTFS.tar NAME:TAG`, or use FROM scratch".to_string())
                         };
-                        self.diags.push(
-                            Diagnostic::error(from.span, format!("base image {familiar}: {e}"))
-                                .with_hint(hint),
-                        );
+                        let d = Diagnostic::error(from.span, format!("base image {familiar}: {e}"));
+                        self.diags.push(match hint {
+                            Some(h) => d.with_hint(h),
+                            None => d,
+                        });
                         return None;
                     }
                 };

@@ -218,14 +218,19 @@ impl Registry {
         }
         let path = store.blob_path(&blob.digest);
         let size = store.blob_size(&blob.digest)?;
+        // Set when the store's copy turns out corrupt while it streams: no retry helps then.
+        let corrupt: Arc<std::sync::Mutex<Option<xbuild_cache::Error>>> = Arc::default();
         let upload = |client: oci_client::Client| {
             let path = path.clone();
             let oref = oref.clone();
+            let corrupt = corrupt.clone();
+            let expected = blob.digest.clone();
             async move {
                 let file = tokio::fs::File::open(&path)
                     .await
                     .map_err(|e| Failure::fatal(format!("{}: {e}", path.display())))?;
-                let body = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
+                let chunks = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+                let body = verified(chunks, expected, path, corrupt)
                     .map_err(OciDistributionError::IoError);
                 client
                     .push_blob_stream(&oref, body, digest, Some(size))
@@ -233,17 +238,73 @@ impl Registry {
                     .map_err(Failure::from)
             }
         };
+        let found_corrupt = || corrupt.lock().ok().and_then(|mut c| c.take());
         if size > self.opts.chunked_upload_above {
             match upload(s.client.clone()).await {
                 Ok(_) => return Ok(BlobPush::Uploaded),
                 Err(f) => {
+                    if let Some(e) = found_corrupt() {
+                        return Err(e.into());
+                    }
                     tracing::info!(%digest, error = %f.message, "chunked upload failed; uploading in one request")
                 }
             }
         }
-        with_retries(s.attempts, digest, || upload(s.monolithic.clone()))
-            .await
-            .map_err(|f| s.error(step(), f.message))?;
+        let (upload, corrupt_seen) = (&upload, &corrupt);
+        let uploaded = with_retries(s.attempts, digest, || async move {
+            let r = upload(s.monolithic.clone()).await;
+            if r.is_err() && corrupt_seen.lock().is_ok_and(|c| c.is_some()) {
+                return Err(Failure::fatal("the store's copy of the blob is corrupt"));
+            }
+            r
+        })
+        .await;
+        if let Some(e) = found_corrupt() {
+            return Err(e.into());
+        }
+        uploaded.map_err(|f| s.error(step(), f.message))?;
         Ok(BlobPush::Uploaded)
     }
+}
+
+/// The chunks of a stored blob, hashed as they pass: at the end, content that does not hash to
+/// `expected` ends the stream with an error (and `corrupt` says why), so the upload fails
+/// before the registry sees its last byte.
+fn verified(
+    chunks: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    expected: Digest,
+    path: std::path::PathBuf,
+    corrupt: Arc<std::sync::Mutex<Option<xbuild_cache::Error>>>,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    use sha2::Digest as _;
+    let state = (chunks.boxed(), Some(sha2::Sha256::new()));
+    stream::unfold(state, move |(mut chunks, mut hasher)| {
+        let (expected, path, corrupt) = (expected.clone(), path.clone(), corrupt.clone());
+        async move {
+            let h = hasher.as_mut()?;
+            match chunks.next().await {
+                Some(Ok(b)) => {
+                    h.update(&b);
+                    Some((Ok(b), (chunks, hasher)))
+                }
+                Some(Err(e)) => Some((Err(e), (chunks, None))),
+                None => {
+                    let actual = Digest::from_sha256(hasher.take()?.finalize().into());
+                    if actual == expected {
+                        return None;
+                    }
+                    let e = xbuild_cache::Error::CorruptBlob {
+                        digest: expected,
+                        actual,
+                        path,
+                    };
+                    let io = std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
+                    if let Ok(mut c) = corrupt.lock() {
+                        *c = Some(e);
+                    }
+                    Some((Err(io), (chunks, None)))
+                }
+            }
+        }
+    })
 }

@@ -7,7 +7,7 @@ use std::io::BufReader;
 
 use xbuild_cache::cacheconfig::ChainLayer;
 use xbuild_cache::oci::{Descriptor, ImageConfigFile, Manifest, chain_id};
-use xbuild_cache::{LayerRecord, Store};
+use xbuild_cache::{DigestReader, LayerRecord, Store};
 use xbuild_llb::Digest;
 use xbuild_runtime::Snapshotter;
 
@@ -119,19 +119,31 @@ pub fn unpack_chain(
         let snap = match have {
             Some(s) => s,
             None => {
+                // The blob's digest is checked as it streams and the decompressed stream's
+                // against the diff_id; the snapshot is committed only once both matched.
+                let mut blob = store.open_blob(&l.blob.digest)?;
                 let path = store.blob_path(&l.blob.digest);
-                let f = std::fs::File::open(&path).map_err(|_| {
-                    Error::Store(xbuild_cache::Error::MissingBlob(l.blob.digest.clone()))
-                })?;
-                let reader =
-                    xbuild_runtime::archive::decompressed(BufReader::new(f)).map_err(|e| {
-                        Error::Store(xbuild_cache::Error::Io {
-                            path: path.clone(),
-                            source: e,
-                        })
-                    })?;
+                let read_err = |e: std::io::Error| xbuild_cache::into_store_error(e, &path);
                 let active = snapshots.prepare(top.as_deref())?;
-                xbuild_runtime::unpack::unpack(reader, &active.upper())?;
+                let unpacked = (|| -> Result<Digest, Error> {
+                    let reader = xbuild_runtime::archive::decompressed(BufReader::new(&mut blob))
+                        .map_err(read_err)?;
+                    let mut diff = DigestReader::new(reader);
+                    xbuild_runtime::unpack::unpack(&mut diff, &active.upper())?;
+                    Ok(diff.finish().map_err(read_err)?)
+                })();
+                // A corrupt blob often makes the decompressor or the unpacker fail first: the
+                // blob's digest is checked before any other error is believed.
+                blob.finish()?;
+                let diff_id = unpacked?;
+                if diff_id != l.diff_id {
+                    return Err(xbuild_cache::Error::DiffIdMismatch {
+                        layer: l.blob.digest.clone(),
+                        expected: l.diff_id.clone(),
+                        actual: diff_id,
+                    }
+                    .into());
+                }
                 let id = snapshots.commit(active)?;
                 let rec = LayerRecord {
                     media_type: l.blob.media_type.clone(),

@@ -63,6 +63,13 @@ impl Solver {
                 )),
             });
         }
+        // Every base image's blobs are leased before any step runs: removing the image (rmi,
+        // image prune) meanwhile untags it, and its content stays until this session ends.
+        for v in &order {
+            if let Op::Source(xbuild_llb::SourceOp::Image { digest, .. }) = v.op() {
+                self.store.hold_image(&self.session, digest)?;
+            }
+        }
         let mut waiting: HashMap<&Digest, usize> = HashMap::new();
         let mut users: HashMap<&Digest, Vec<&Vertex>> = HashMap::new();
         for v in &order {

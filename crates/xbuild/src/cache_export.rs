@@ -244,11 +244,9 @@ pub(crate) fn write_local(store: &Store, cache: &ExportedCache, dir: &Path) -> R
         if std::fs::metadata(&dest).is_ok_and(|m| m.len() == d.size) {
             continue;
         }
-        let src = store.blob_path(&d.digest);
-        write_atomic(&dest, |f| {
-            let mut r = std::fs::File::open(&src)?;
-            std::io::copy(&mut r, f).map(|_| ())
-        })?;
+        // Verified as it is copied: a corrupt blob fails before the rename.
+        let mut r = store.open_blob(&d.digest)?;
+        write_atomic(&dest, |f| std::io::copy(&mut r, f).map(|_| ()))?;
     }
     write_atomic(&dir.join("oci-layout"), |f| {
         f.write_all(br#"{"imageLayoutVersion":"1.0.0"}"#)

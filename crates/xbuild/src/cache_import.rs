@@ -163,13 +163,11 @@ async fn seed_mounts(store: &Arc<Store>, read: &Read) -> Result<(), Error> {
                 name: read.name.clone(),
                 message: e.to_string(),
             })?;
-        let (mounts, id, path) = (mounts.clone(), id.clone(), store.blob_path(&b.digest));
+        // Verified as it streams: a corrupt blob fails the import at its end.
+        let blob = store.open_blob(&b.digest)?;
+        let (mounts, id) = (mounts.clone(), id.clone());
         let created = tokio::task::spawn_blocking(move || {
-            let f = std::fs::File::open(&path).map_err(|e| Error::Io {
-                path: path.clone(),
-                source: e,
-            })?;
-            Ok::<_, Error>(mounts.import(&id, std::io::BufReader::new(f))?)
+            Ok::<_, Error>(mounts.import(&id, std::io::BufReader::new(blob))?)
         })
         .await
         .map_err(|e| Error::Usage(format!("internal: cache mount import failed: {e}")))??;

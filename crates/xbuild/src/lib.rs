@@ -49,6 +49,7 @@ pub use remote::PullSummary;
 pub use store::{ImageSummary, NONE, Removed, StoreResolver, default_root};
 pub use tokio_util::sync::CancellationToken;
 pub use xbuild_cache::gc::PruneOptions;
+pub use xbuild_cache::verify::{BrokenImage, CorruptBlob, VerifyReport};
 pub use xbuild_exporter::{ArchiveFormat, Compression, FileChange};
 /// The graph types ([`Definition`], [`llb::Op`], …) for building graphs by hand.
 pub use xbuild_llb as llb;
@@ -1159,7 +1160,7 @@ impl Builder {
         let cache = if cold {
             None
         } else {
-            std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+            xbuild_cache::close_root(&self.root)?;
             Some(xbuild_cache::statcache::StatCache::load(&self.root)?)
         };
         let sum =
@@ -1244,6 +1245,12 @@ impl Builder {
         let out = store::remove(&store, name, force)?;
         store.prune_blobs()?;
         Ok(out)
+    }
+
+    /// Checks the content store (`xbuild store verify`): every blob against its digest (corrupt
+    /// ones are removed) and every image's manifest, config and layers.
+    pub fn verify_store(&self) -> Result<VerifyReport, Error> {
+        Ok(self.store()?.verify()?)
     }
 
     /// Removes untagged images (`all`: every image) and the blobs nothing references; returns

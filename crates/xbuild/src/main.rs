@@ -191,11 +191,23 @@ enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// Check the content store.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Inspect what xbuild makes of a Dockerfile.
     Debug {
         #[command(subcommand)]
         command: DebugCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Check every blob against its digest (removing corrupt ones) and every image's
+    /// manifest, config and layers; exit code 1 when anything was wrong.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -849,6 +861,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ImageCommand::Load(a) => load(&builder, a)?,
             ImageCommand::Import(a) => import(&builder, a)?,
         },
+        Command::Store {
+            command: StoreCommand::Verify,
+        } => return verify_store(&builder),
         Command::Debug { command } => return debug(&builder, command),
     }
     Ok(ExitCode::SUCCESS)
@@ -929,6 +944,42 @@ fn images(builder: &Builder, a: ImagesArgs) -> Result<()> {
     let _ = a.all;
     print!("{}", Format::parse(&spec)?.render(&values, IMAGE_HEADERS));
     Ok(())
+}
+
+fn verify_store(builder: &Builder) -> Result<ExitCode> {
+    let r = builder.verify_store()?;
+    for c in &r.corrupt {
+        println!(
+            "corrupt: blob {} ({}) hashes to {}; removed",
+            c.digest,
+            c.path.display(),
+            c.actual
+        );
+    }
+    for b in &r.broken {
+        let name = b
+            .tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| b.manifest.to_string());
+        println!("broken: image {name} ({})", b.manifest);
+        for p in &b.problems {
+            println!("  {p}");
+        }
+        println!("  pull, load or rebuild it (or remove it with `xbuild rmi {name}`)");
+    }
+    println!(
+        "checked {} blob(s), {}: {} corrupt, {} broken image(s)",
+        r.blobs,
+        human::size(r.bytes, 4),
+        r.corrupt.len(),
+        r.broken.len()
+    );
+    Ok(if r.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn rmi(builder: &Builder, a: RmiArgs) -> Result<ExitCode> {

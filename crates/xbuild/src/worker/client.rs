@@ -126,7 +126,7 @@ pub async fn build(
         let context = opts.context.clone();
         let ignore = req.ignore_patterns.clone();
         tokio::task::spawn_blocking(move || -> Result<Manifest, crate::Error> {
-            std::fs::create_dir_all(&root).map_err(crate::io(&root))?;
+            xbuild_cache::close_root(&root)?;
             let cache = StatCache::load(&root)?;
             let m = context::scan(&context, &ignore, &cache)?;
             cache.save()?;
