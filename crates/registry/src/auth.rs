@@ -11,6 +11,7 @@ use oci_client::secrets::RegistryAuth;
 
 use crate::challenge::{Challenge, parse_challenges};
 use crate::credentials::Credentials;
+use crate::limits::{BodyError, DOCUMENT_TIMEOUT, Document, error_text, read_document};
 use crate::retry::{Failure, registry_message, with_retries};
 use crate::{Error, Step};
 
@@ -52,10 +53,10 @@ pub(crate) async fn negotiate(
     };
     let url = format!("{}://{}/v2/", req.scheme, req.host);
     let (status, challenges, body) = with_retries(req.attempts, &url, || async {
-        let res = http.get(&url).send().await?;
+        let res = http.get(&url).timeout(DOCUMENT_TIMEOUT).send().await?;
         let status = res.status().as_u16();
         if status >= 500 {
-            let body = res.text().await.unwrap_or_default();
+            let body = error_text(res).await;
             return Err(Failure::status(status, &body));
         }
         let challenges: Vec<Challenge> = res
@@ -65,11 +66,14 @@ pub(crate) async fn negotiate(
             .filter_map(|v| v.to_str().ok())
             .flat_map(parse_challenges)
             .collect();
-        let body = res.text().await.unwrap_or_default();
+        let body = error_text(res).await;
         Ok((status, challenges, body))
     })
     .await
     .map_err(|f| {
+        if f.stalled.is_some() {
+            return f.into_error(req.reference, Step::Resolve);
+        }
         let tls_mismatch = [
             "corrupt message",
             "InvalidContentType",
@@ -98,9 +102,7 @@ pub(crate) async fn negotiate(
         }),
         401 => {
             if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
-                let token = fetch_token(http, req, bearer)
-                    .await
-                    .map_err(|m| fail(Step::Auth, m))?;
+                let token = fetch_token(http, req, bearer).await?;
                 return Ok(RegistryAuth::Bearer(token));
             }
             let realm = challenges
@@ -146,11 +148,12 @@ async fn check_basic(
     let (status, body) = with_retries(req.attempts, url, || async {
         let res = http
             .get(url)
+            .timeout(DOCUMENT_TIMEOUT)
             .header(reqwest::header::AUTHORIZATION, basic_header(c))
             .send()
             .await?;
         let status = res.status().as_u16();
-        let body = res.text().await.unwrap_or_default();
+        let body = error_text(res).await;
         if status >= 500 {
             return Err(Failure::status(status, &body));
         }
@@ -175,10 +178,15 @@ async fn fetch_token(
     http: &reqwest::Client,
     req: &AuthRequest<'_>,
     challenge: &Challenge,
-) -> Result<String, String> {
+) -> Result<String, Error> {
+    let fail = |message: String| Error::Registry {
+        reference: req.reference.to_string(),
+        step: Step::Auth,
+        message,
+    };
     let realm = challenge
         .param("realm")
-        .ok_or_else(|| format!("{}: the Bearer challenge names no realm", req.host))?;
+        .ok_or_else(|| fail(format!("{}: the Bearer challenge names no realm", req.host)))?;
     let mut params: Vec<(&str, &str)> = Vec::new();
     if let Some(s) = challenge.param("service") {
         params.push(("service", s));
@@ -187,25 +195,45 @@ async fn fetch_token(
         params.push(("scope", s));
     }
     let url = reqwest::Url::parse_with_params(realm, &params)
-        .map_err(|e| format!("token realm {realm:?} is not a URL: {e}"))?;
+        .map_err(|e| fail(format!("token realm {realm:?} is not a URL: {e}")))?;
     if url.scheme() != "https" && url.scheme() != "http" {
-        return Err(format!("token realm {realm:?} is not an HTTP(S) URL"));
+        return Err(fail(format!("token realm {realm:?} is not an HTTP(S) URL")));
     }
+    let too_large = |declared| Error::TooLarge {
+        reference: req.reference.to_string(),
+        what: Document::Token,
+        url: url.to_string(),
+        declared,
+    };
+    // Ok(Err(_)) is a response that must not be retried: one over the limit.
     let (status, body) = with_retries(req.attempts, realm, || async {
-        let mut r = http.get(url.clone());
+        let mut r = http.get(url.clone()).timeout(DOCUMENT_TIMEOUT);
         if let Some(c) = &req.credentials {
             r = r.header(reqwest::header::AUTHORIZATION, basic_header(c));
         }
         let res = r.send().await?;
         let status = res.status().as_u16();
-        let body = res.text().await?;
-        if status >= 500 {
-            return Err(Failure::status(status, &body));
+        if !(200..300).contains(&status) {
+            let body = error_text(res).await;
+            if status >= 500 {
+                return Err(Failure::status(status, &body));
+            }
+            return Ok((status, Ok(bytes::Bytes::from(body.into_bytes()))));
         }
-        Ok((status, body))
+        match read_document(res, Document::Token).await {
+            Ok(body) => Ok((status, Ok(body))),
+            Err(BodyError::TooLarge { declared }) => Ok((status, Err(declared))),
+            Err(BodyError::Transport(e)) => Err(e.into()),
+        }
     })
     .await
-    .map_err(|f| format!("token server {realm}: {}", f.message))?;
+    .map_err(|f| {
+        if f.stalled.is_some() {
+            return f.into_error(req.reference, Step::Auth);
+        }
+        fail(format!("token server {realm}: {}", f.message))
+    })?;
+    let body = body.map_err(too_large)?;
     if !(200..300).contains(&status) {
         let who = match &req.credentials {
             Some(c) => format!("user {:?} from {}", c.username, req.config_hint),
@@ -214,11 +242,11 @@ async fn fetch_token(
                 req.config_hint, req.host
             ),
         };
-        return Err(format!(
+        return Err(fail(format!(
             "token server {realm} refused {who} for {}: HTTP {status}: {}",
             req.scopes.join(" "),
-            registry_message(&body)
-        ));
+            registry_message(&String::from_utf8_lossy(&body))
+        )));
     }
     #[derive(serde::Deserialize)]
     struct Token {
@@ -227,15 +255,18 @@ async fn fetch_token(
         #[serde(default)]
         access_token: String,
     }
-    let t: Token = serde_json::from_str(&body)
-        .map_err(|e| format!("token server {realm}: response is not a token: {e}"))?;
+    let t: Token = serde_json::from_slice(&body).map_err(|e| {
+        fail(format!(
+            "token server {realm}: response is not a token: {e}"
+        ))
+    })?;
     let token = if t.token.is_empty() {
         t.access_token
     } else {
         t.token
     };
     if token.is_empty() {
-        return Err(format!("token server {realm}: response has no token"));
+        return Err(fail(format!("token server {realm}: response has no token")));
     }
     Ok(token)
 }

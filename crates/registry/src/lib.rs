@@ -31,6 +31,7 @@
 mod auth;
 mod challenge;
 mod credentials;
+mod limits;
 mod platform;
 mod pull;
 mod push;
@@ -40,6 +41,10 @@ mod session;
 
 pub use challenge::{Challenge, parse_challenges};
 pub use credentials::{Credentials, DockerConfig};
+pub use limits::{
+    CONNECT_TIMEOUT, DOCUMENT_TIMEOUT, Document, MAX_CONFIG_SIZE, MAX_ERROR_BODY,
+    MAX_MANIFEST_SIZE, MAX_STALLED_ATTEMPTS, MAX_TOKEN_SIZE, STALL_TIMEOUT,
+};
 pub use platform::Platform;
 pub use pull::Pulled;
 pub use push::{BlobPush, MountSources, Pushed};
@@ -71,6 +76,29 @@ impl fmt::Display for Step {
             Step::Manifest => f.write_str("manifest"),
             Step::Blob(d) => write!(f, "blob {d}"),
             Step::Upload(d) => write!(f, "upload of blob {d}"),
+        }
+    }
+}
+
+/// How a blob's length differed from its descriptor's size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobLength {
+    /// The response's `Content-Length` declared this many bytes (nothing was read).
+    Declared(u64),
+    /// The registry sent more bytes than the descriptor's size (the transfer was cut there).
+    More,
+    /// The registry ended the blob after this many bytes.
+    Fewer(u64),
+}
+
+impl fmt::Display for BlobLength {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlobLength::Declared(n) => {
+                write!(f, "the registry declares {n} bytes (Content-Length)")
+            }
+            BlobLength::More => f.write_str("the registry sent more bytes than that"),
+            BlobLength::Fewer(n) => write!(f, "the registry sent only {n} bytes"),
         }
     }
 }
@@ -107,6 +135,57 @@ pub enum Error {
         blob: String,
         /// What the received content hashes to.
         actual: String,
+    },
+    /// A document larger than xbuild accepts for its kind; it was not read past the limit and
+    /// nothing of it was stored.
+    #[error(
+        "{reference}: the {what} at {url} is larger than {limit_name} ({limit} bytes){}; xbuild refuses it and stored nothing: the registry is broken or hostile, or the reference names something that is not a container image",
+        .declared.map(|n| format!(": it declares {n} bytes")).unwrap_or_default(),
+        limit_name = .what.limit_name(),
+        limit = .what.limit()
+    )]
+    TooLarge {
+        /// The image reference.
+        reference: String,
+        /// The kind of document, which sets the limit.
+        what: Document,
+        /// Where it came from.
+        url: String,
+        /// Its `Content-Length`, when that alone showed it too large.
+        declared: Option<u64>,
+    },
+    /// A blob whose length is not its descriptor's size; nothing of it was stored.
+    #[error(
+        "{reference}: blob {blob} at {url}: the manifest declares {expected} bytes but {got}; nothing of it was stored: the registry is broken or hostile"
+    )]
+    BlobLength {
+        /// The image reference.
+        reference: String,
+        /// The blob's digest.
+        blob: String,
+        /// Where it came from.
+        url: String,
+        /// The size its descriptor declares.
+        expected: u64,
+        /// What the registry sent instead.
+        got: BlobLength,
+    },
+    /// A registry that stopped answering: nothing for [`STALL_TIMEOUT`], or no whole document
+    /// within [`DOCUMENT_TIMEOUT`], in each of [`MAX_STALLED_ATTEMPTS`] attempts.
+    #[error(
+        "{reference}: {step}: {url} stalled: no answer for {stall} s (STALL_TIMEOUT) or no whole document in {document} s (DOCUMENT_TIMEOUT), {attempts} times; check that the registry is up and reachable, then retry",
+        stall = STALL_TIMEOUT.as_secs(),
+        document = DOCUMENT_TIMEOUT.as_secs()
+    )]
+    Stalled {
+        /// The image reference.
+        reference: String,
+        /// The step that stalled.
+        step: Step,
+        /// The URL that did not answer.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
     },
     /// An index with no image for the build platform.
     #[error("{reference}: no image for platform {wanted}; the index offers: {}", available.join(", "))]

@@ -1,20 +1,27 @@
 //! Pulling: resolve the manifest (an index picks the build platform), then fetch the config and
 //! layers in parallel, each streamed into the store and committed only if it hashes to its digest.
+//!
+//! Every byte comes through [`Session::get`] and a bounded read: manifests and indexes up to
+//! [`MAX_MANIFEST_SIZE`], configs up to [`MAX_CONFIG_SIZE`] (checked on the descriptor before
+//! the fetch), every blob exactly its descriptor's size, error bodies truncated.
 
 use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
-use oci_client::errors::DigestError;
 
 use xbuild_cache::Store;
 use xbuild_cache::oci::{self, Descriptor, Index, Manifest};
 use xbuild_llb::Digest;
 
-use crate::retry::{Failure, chain, with_retries};
+use crate::limits::{
+    BodyError, DOCUMENT_TIMEOUT, Document, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, error_text,
+    read_document,
+};
+use crate::retry::{Failure, with_retries};
 use crate::session::{Access, Session};
-use crate::{Error, Platform, Reference, Registry, Step};
+use crate::{BlobLength, Error, Platform, Reference, Registry, Step};
 
 /// The manifest media types a pull accepts.
 pub(crate) const MANIFEST_TYPES: [&str; 4] = [
@@ -92,26 +99,29 @@ impl Registry {
         s: &Session,
         reference: &Reference,
     ) -> Result<(Bytes, String, Digest), Error> {
-        let oref = reference.to_oci();
+        let url = s.manifest_url(reference);
         let fail = |message: String| Error::Registry {
             reference: reference.to_string(),
             step: Step::Manifest,
             message,
         };
-        let (bytes, _) = with_retries(s.attempts, &reference.to_string(), || async {
-            Ok(s.client
-                .pull_manifest_raw(&oref, &s.auth, &MANIFEST_TYPES)
-                .await?)
+        let (bytes, header_digest) = with_retries(s.attempts, &reference.to_string(), || {
+            manifest_once(s, reference, &url)
         })
         .await
-        .map_err(|f| fail(f.message))?;
+        .map_err(|f| f.into_error(&reference.to_string(), Step::Manifest))??;
         let digest = Digest::of(&bytes);
-        if let Some(want) = reference.digest()
+        // The digest asked for, else the one the registry vouches for in Docker-Content-Digest.
+        let want = reference
+            .digest()
+            .map(str::to_string)
+            .or(header_digest.filter(|d| d.starts_with("sha256:")));
+        if let Some(want) = want
             && want != digest.as_str()
         {
             return Err(Error::DigestMismatch {
                 reference: reference.to_string(),
-                blob: want.to_string(),
+                blob: want,
                 actual: digest.to_string(),
             });
         }
@@ -160,6 +170,14 @@ impl Registry {
                 wanted: want.to_string(),
                 available,
             })?;
+            if chosen.size > MAX_MANIFEST_SIZE {
+                return Err(Error::TooLarge {
+                    reference: reference.to_string(),
+                    what: Document::Manifest,
+                    url: s.manifest_url(&reference.with_digest(chosen.digest.as_str())?),
+                    declared: Some(chosen.size),
+                });
+            }
             let child = reference.with_digest(chosen.digest.as_str())?;
             tracing::debug!(%reference, platform = %want, manifest = %chosen.digest, "picked from index");
             index = Some((
@@ -185,6 +203,7 @@ impl Registry {
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| s.error(Step::Manifest, format!("the manifest does not parse: {e}")))?;
         check_image(reference, &manifest)?;
+        self.check_config(&s, &manifest.config)?;
         let mut blobs: Vec<Descriptor> = vec![manifest.config.clone()];
         for l in &manifest.layers {
             if !blobs.iter().any(|b| b.digest == l.digest) {
@@ -244,6 +263,34 @@ impl Registry {
         })
     }
 
+    /// Refuses a config descriptor larger than [`MAX_CONFIG_SIZE`] before anything is fetched:
+    /// configs are decoded whole in memory.
+    fn check_config(&self, s: &Session, config: &Descriptor) -> Result<(), Error> {
+        if config.size > MAX_CONFIG_SIZE {
+            return Err(Error::TooLarge {
+                reference: s.reference.to_string(),
+                what: Document::Config,
+                url: s.blob_url(config.digest.as_str()),
+                declared: Some(config.size),
+            });
+        }
+        Ok(())
+    }
+
+    /// Fetches a config blob (an image's or a cache's) of `reference`'s repository into
+    /// `store`, as [`fetch_blob`](Self::fetch_blob) does, refusing one whose descriptor is
+    /// larger than [`MAX_CONFIG_SIZE`]; returns false when the store already had it.
+    pub async fn fetch_config(
+        &self,
+        store: &Arc<Store>,
+        reference: &Reference,
+        config: &Descriptor,
+    ) -> Result<bool, Error> {
+        let s = self.session(reference, Access::Pull).await?;
+        self.check_config(&s, config)?;
+        self.fetch_blob_in(&s, store, config).await
+    }
+
     /// Fetches one blob of `reference`'s repository into `store`, verified against its digest;
     /// returns false when the store already had it.
     pub async fn fetch_blob(
@@ -270,7 +317,7 @@ impl Registry {
             download_once(s, store, blob)
         })
         .await
-        .map_err(|f| s.error(step.clone(), f.message))?;
+        .map_err(|f| f.into_error(&s.reference.to_string(), step.clone()))?;
         match out {
             Attempt::Stored => Ok(true),
             Attempt::Fatal(e) => Err(e),
@@ -306,19 +353,82 @@ fn check_image(reference: &Reference, m: &Manifest) -> Result<(), Error> {
     Ok(())
 }
 
-/// One download of a blob into a store writer. A transport failure is a retryable [`Failure`];
-/// content that does not hash to the digest is [`Attempt::Fatal`].
+/// One GET of a manifest: its bytes (at most [`MAX_MANIFEST_SIZE`]) and the registry's
+/// `Docker-Content-Digest`. A transport failure or a 5xx is a retryable [`Failure`]; a document
+/// over the limit is `Ok(Err(_))`, final.
+async fn manifest_once(
+    s: &Session,
+    reference: &Reference,
+    url: &str,
+) -> Result<Result<(Bytes, Option<String>), Error>, Failure> {
+    let res = s
+        .get(url)
+        .header(reqwest::header::ACCEPT, MANIFEST_TYPES.join(", "))
+        .timeout(DOCUMENT_TIMEOUT)
+        .send()
+        .await?;
+    let status = res.status().as_u16();
+    if status == 401 {
+        return Err(Failure::fatal(format!(
+            "HTTP 401 unauthorized at {url}: the credentials are missing or were rejected"
+        )));
+    }
+    if !(200..300).contains(&status) {
+        let body = error_text(res).await;
+        let mut f = Failure::status(status, &body);
+        f.message = format!("{url}: {}", f.message);
+        return Err(f);
+    }
+    let header = res
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match read_document(res, Document::Manifest).await {
+        Ok(bytes) => Ok(Ok((bytes, header))),
+        Err(BodyError::TooLarge { declared }) => Ok(Err(Error::TooLarge {
+            reference: reference.to_string(),
+            what: Document::Manifest,
+            url: url.to_string(),
+            declared,
+        })),
+        Err(BodyError::Transport(e)) => Err(e.into()),
+    }
+}
+
+/// One download of a blob into a store writer: exactly the descriptor's size, hashed as it is
+/// written. A transport failure is a retryable [`Failure`]; content of another length, or that
+/// does not hash to the digest, is [`Attempt::Fatal`].
 async fn download_once(
     s: &Session,
     store: &Arc<Store>,
     blob: &Descriptor,
 ) -> Result<Attempt, Failure> {
     let reference = s.reference.to_string();
+    let url = s.blob_url(blob.digest.as_str());
     let fatal = |e: Error| Ok(Attempt::Fatal(e));
-    let mut body = s
-        .client
-        .pull_blob_stream(&s.reference.to_oci(), blob.digest.as_str())
-        .await?;
+    let length = |got: BlobLength| {
+        Ok(Attempt::Fatal(Error::BlobLength {
+            reference: reference.clone(),
+            blob: blob.digest.to_string(),
+            url: url.clone(),
+            expected: blob.size,
+            got,
+        }))
+    };
+    let mut res = s.get(&url).send().await?;
+    let status = res.status().as_u16();
+    if !(200..300).contains(&status) {
+        let body = error_text(res).await;
+        let mut f = Failure::status(status, &body);
+        f.message = format!("{url}: {}", f.message);
+        return Err(f);
+    }
+    if let Some(n) = res.content_length()
+        && n != blob.size
+    {
+        return length(BlobLength::Declared(n));
+    }
     let writer = match store.blob_writer() {
         Ok(w) => w,
         Err(e) => return fatal(e.into()),
@@ -333,38 +443,28 @@ async fn download_once(
     });
     let mut received = 0u64;
     let mut transport: Option<Failure> = None;
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(b) => {
+    let mut over = false;
+    loop {
+        match res.chunk().await {
+            Ok(Some(b)) => {
                 received += b.len() as u64;
                 if received > blob.size {
-                    drop(tx);
-                    let _ = sink.await;
-                    return fatal(Error::Registry {
-                        reference,
-                        step: Step::Blob(blob.digest.to_string()),
-                        message: format!(
-                            "the registry sent more than the {} bytes the manifest declares; nothing of it was stored",
-                            blob.size
-                        ),
-                    });
+                    over = true;
+                    break;
                 }
                 if tx.send(b).await.is_err() {
                     break;
                 }
             }
-            // oci-client's own check failed; committing below names the blob and its real digest.
-            Err(e) if e.get_ref().is_some_and(|i| i.is::<DigestError>()) => break,
+            Ok(None) => break,
             Err(e) => {
-                transport = Some(Failure {
-                    message: chain(&e),
-                    retryable: true,
-                });
+                transport = Some(e.into());
                 break;
             }
         }
     }
     drop(tx);
+    // Dropping the writer unfinished removes what it wrote.
     let writer = match sink.await {
         Ok(Ok(w)) => w,
         Ok(Err(e)) => {
@@ -378,8 +478,16 @@ async fn download_once(
         }
         Err(e) => return Err(Failure::fatal(format!("writer task failed: {e}"))),
     };
+    if over {
+        drop(writer);
+        return length(BlobLength::More);
+    }
     if let Some(f) = transport {
         return Err(f);
+    }
+    if received < blob.size {
+        drop(writer);
+        return length(BlobLength::Fewer(received));
     }
     let expected = blob.digest.clone();
     let committed = tokio::task::spawn_blocking(move || writer.commit(Some(&expected)))

@@ -1,16 +1,24 @@
 //! Bounded retries with exponential backoff for transient failures: 5xx, 429, connection
-//! resets and timeouts. Anything else (4xx, auth, digest errors) fails at once.
+//! resets and timeouts (at most [`MAX_STALLED_ATTEMPTS`] of those). Anything else (4xx, auth,
+//! digest errors) fails at once.
 
 use std::future::Future;
 use std::time::Duration;
 
 use oci_client::errors::OciDistributionError;
 
+use crate::limits::MAX_STALLED_ATTEMPTS;
+use crate::{Error, Step};
+
 /// A failed registry exchange, reduced to what the user is told and whether to try again.
 #[derive(Debug)]
 pub(crate) struct Failure {
     pub message: String,
     pub retryable: bool,
+    /// The URL that timed out, when the attempt stalled.
+    pub stalled: Option<String>,
+    /// Attempts made (set by [`with_retries`]).
+    pub attempts: u32,
 }
 
 impl Failure {
@@ -18,6 +26,8 @@ impl Failure {
         Failure {
             message: message.into(),
             retryable: false,
+            stalled: None,
+            attempts: 1,
         }
     }
 
@@ -26,6 +36,26 @@ impl Failure {
         Failure {
             message: format!("HTTP {code}: {}", registry_message(body)),
             retryable: code >= 500 || code == 429,
+            stalled: None,
+            attempts: 1,
+        }
+    }
+
+    /// The error this failure is at `step` of `reference`: [`Error::Stalled`] when it timed
+    /// out, else [`Error::Registry`] with `message` prefixed by `context`.
+    pub fn into_error(self, reference: &str, step: Step) -> Error {
+        match self.stalled {
+            Some(url) => Error::Stalled {
+                reference: reference.to_string(),
+                step,
+                url,
+                attempts: self.attempts,
+            },
+            None => Error::Registry {
+                reference: reference.to_string(),
+                step,
+                message: self.message,
+            },
         }
     }
 }
@@ -95,6 +125,10 @@ impl From<reqwest::Error> for Failure {
         Failure {
             retryable: transient_reqwest(&e),
             message: chain(&e),
+            stalled: e
+                .is_timeout()
+                .then(|| e.url().map(|u| u.to_string()).unwrap_or_default()),
+            attempts: 1,
         }
     }
 }
@@ -122,6 +156,8 @@ impl From<OciDistributionError> for Failure {
                     std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
                 ),
                 message: chain(&io),
+                stalled: None,
+                attempts: 1,
             },
             other => Failure::fatal(chain(&other)),
         }
@@ -129,7 +165,8 @@ impl From<OciDistributionError> for Failure {
 }
 
 /// Runs `op` up to `attempts` times while it fails with a retryable failure, sleeping 250 ms,
-/// 500 ms, 1 s, … (at most 4 s) between tries.
+/// 500 ms, 1 s, … (at most 4 s) between tries; attempts that stalled count against
+/// [`MAX_STALLED_ATTEMPTS`] as well.
 pub(crate) async fn with_retries<T, F, Fut>(
     attempts: u32,
     what: &str,
@@ -141,10 +178,17 @@ where
 {
     let mut delay = Duration::from_millis(250);
     let mut tried = 1;
+    let mut stalls = 0;
     loop {
-        match op().await {
+        let result = op().await;
+        if let Err(f) = &result
+            && f.stalled.is_some()
+        {
+            stalls += 1;
+        }
+        match result {
             Ok(v) => return Ok(v),
-            Err(f) if f.retryable && tried < attempts.max(1) => {
+            Err(f) if f.retryable && tried < attempts.max(1) && stalls < MAX_STALLED_ATTEMPTS => {
                 tracing::warn!(%what, attempt = tried, error = %f.message, "retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(4));
@@ -154,6 +198,7 @@ where
                 if tried > 1 {
                     f.message = format!("{} (after {tried} attempts)", f.message);
                 }
+                f.attempts = tried;
                 return Err(f);
             }
         }

@@ -11,13 +11,12 @@ use oci_client::secrets::RegistryAuth;
 
 use crate::auth::{AuthRequest, negotiate};
 use crate::credentials::{Credentials, DockerConfig};
+use crate::limits::{CONNECT_TIMEOUT, STALL_TIMEOUT};
 use crate::{Error, Platform, Reference, Step};
 
-/// How long connecting to a registry may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a registry may stay silent in the middle of a response (a stalled transfer is then
-/// retried).
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a registry may stay silent during a push (oci-client's uploads): longer than
+/// [`STALL_TIMEOUT`], as a registry may hash a large upload before it answers.
+const PUSH_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How a [`Registry`] connects and what it pulls.
 #[derive(Clone, Debug)]
@@ -61,7 +60,11 @@ pub(crate) enum Access {
 pub(crate) struct Session {
     /// The reference the session was opened for (errors name it).
     pub reference: Reference,
-    /// The client for downloads and chunked uploads.
+    /// The HTTP client pulls use (every body read bounded, see `limits`).
+    pub http: reqwest::Client,
+    /// `scheme://host/v2/repository`, the prefix of the repository's URLs.
+    pub base: String,
+    /// The client for chunked uploads and pushes' other requests.
     pub client: oci_client::Client,
     /// The client for monolithic uploads.
     pub monolithic: oci_client::Client,
@@ -72,6 +75,26 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// A GET of `url` carrying the session's credentials.
+    pub fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        let req = self.http.get(url);
+        match &self.auth {
+            RegistryAuth::Bearer(token) => req.bearer_auth(token),
+            RegistryAuth::Basic(user, password) => req.basic_auth(user, Some(password)),
+            RegistryAuth::Anonymous => req,
+        }
+    }
+
+    /// The URL of the manifest `reference` (of this repository) names.
+    pub fn manifest_url(&self, reference: &Reference) -> String {
+        format!("{}/manifests/{}", self.base, reference.object())
+    }
+
+    /// The URL of blob `digest` of this repository.
+    pub fn blob_url(&self, digest: &str) -> String {
+        format!("{}/blobs/{digest}", self.base)
+    }
+
     /// An error at `step` for this session's reference.
     pub fn error(&self, step: Step, message: String) -> Error {
         Error::Registry {
@@ -236,7 +259,7 @@ impl Registry {
                 use_monolithic_push: monolithic,
                 platform_resolver: None,
                 connect_timeout: Some(CONNECT_TIMEOUT),
-                read_timeout: Some(READ_TIMEOUT),
+                read_timeout: Some(PUSH_READ_TIMEOUT),
                 user_agent: concat!("xbuild/", env!("CARGO_PKG_VERSION")),
                 ..Default::default()
             })
@@ -253,6 +276,8 @@ impl Registry {
         }
         let session = Arc::new(Session {
             reference: reference.clone(),
+            http: self.http.clone(),
+            base: format!("{scheme}://{host}/v2/{}", reference.path()),
             client: chunked,
             monolithic,
             auth,
@@ -270,7 +295,7 @@ pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .user_agent(concat!("xbuild/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
+        .read_timeout(STALL_TIMEOUT)
         .build()
 }
 

@@ -19,16 +19,13 @@ use xbuild_cache::cacheconfig::{
 };
 use xbuild_cache::oci::{self, Descriptor, Index, Manifest};
 use xbuild_llb::Digest;
-use xbuild_registry::{Reference, Registry};
+use xbuild_registry::{Document, Reference, Registry};
 use xbuild_runtime::mounts::CacheMounts;
 use xbuild_solver::remote_cache::BlobFuture;
 use xbuild_solver::{BlobFetcher, ImportedCache, RemoteCache};
 
 use crate::Error;
 use crate::cachespec::CacheSpec;
-
-/// The largest index or config document read from a local layout.
-const MAX_DOCUMENT: u64 = 16 << 20;
 
 /// Fetches blobs from a registry repository.
 struct RegistryBlobs {
@@ -225,13 +222,13 @@ async fn read_registry(
             .iter()
             .find(|d| d.media_type == MEDIA_CACHE_CONFIG)
         {
-            registry.fetch_blob(store, &reference, config).await?;
+            registry.fetch_config(store, &reference, config).await?;
         }
         read_index(store, &index)?
     } else {
         let m: Manifest =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("manifest {digest}: {e}")))?;
-        registry.fetch_blob(store, &reference, &m.config).await?;
+        registry.fetch_config(store, &reference, &m.config).await?;
         (inline_results(store, &m)?, Vec::new())
     };
     Ok(Read {
@@ -291,25 +288,44 @@ fn inline_results(store: &Store, m: &Manifest) -> Result<HashMap<Digest, ChainRe
     Ok(CacheConfig { layers, records }.results(&m.layers)?)
 }
 
-/// Reads a small file of a local layout, at most [`MAX_DOCUMENT`] bytes.
-fn read_small(path: &Path) -> Result<Vec<u8>, Error> {
-    let f = std::fs::File::open(path).map_err(|e| Error::Io {
+/// Reads a local layout's `index.json`, at most [`MAX_MANIFEST_SIZE`] bytes (it is an index).
+///
+/// [`MAX_MANIFEST_SIZE`]: xbuild_registry::MAX_MANIFEST_SIZE
+fn read_layout_index(path: &Path) -> Result<Vec<u8>, Error> {
+    let io = |e| Error::Io {
         path: path.to_path_buf(),
         source: e,
-    })?;
+    };
+    let f = std::fs::File::open(path).map_err(io)?;
+    let limit = Document::Manifest.limit();
     let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_DOCUMENT), &mut out).map_err(
-        |e| Error::Io {
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut out).map_err(io)?;
+    if out.len() as u64 > limit {
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        return Err(Error::CacheTooLarge {
             path: path.to_path_buf(),
-            source: e,
-        },
-    )?;
+            what: Document::Manifest,
+            size,
+        });
+    }
     Ok(out)
+}
+
+/// Refuses a descriptor of a local cache larger than `what`'s limit, before its blob is read.
+fn check_size(dir: &Path, d: &Descriptor, what: Document) -> Result<(), Error> {
+    if d.size > what.limit() {
+        return Err(Error::CacheTooLarge {
+            path: dir.join("blobs/sha256").join(d.digest.hex()),
+            what,
+            size: d.size,
+        });
+    }
+    Ok(())
 }
 
 async fn read_local(store: &Arc<Store>, dir: &Path) -> Result<Read, Error> {
     let name = dir.display().to_string();
-    let layout: Index = serde_json::from_slice(&read_small(&dir.join("index.json"))?)
+    let layout: Index = serde_json::from_slice(&read_layout_index(&dir.join("index.json"))?)
         .map_err(|e| Error::Usage(format!("{name}/index.json: {e}")))?;
     let named = |d: &&Descriptor| {
         d.annotations
@@ -324,6 +340,7 @@ async fn read_local(store: &Arc<Store>, dir: &Path) -> Result<Read, Error> {
         .or_else(|| layout.manifests.first())
         .ok_or_else(|| Error::Usage(format!("{name}/index.json lists no cache")))?
         .clone();
+    check_size(dir, &entry, Document::Manifest)?;
     let fetcher = LocalBlobs {
         dir: dir.to_path_buf(),
     };
@@ -336,6 +353,7 @@ async fn read_local(store: &Arc<Store>, dir: &Path) -> Result<Read, Error> {
             .iter()
             .find(|d| d.media_type == MEDIA_CACHE_CONFIG)
         {
+            check_size(&fetcher.dir, c, Document::Config)?;
             fetcher.copy(&s, c)?;
         }
         Ok(index)

@@ -102,6 +102,22 @@ pub enum Error {
     /// Pulling, pushing or logging in failed.
     #[error(transparent)]
     Registry(#[from] xbuild_registry::Error),
+    /// A document of a local cache (`--cache-from type=local`) larger than its kind's limit;
+    /// it was not read past the limit.
+    #[error(
+        "{}: the cache's {what} is {size} bytes, more than {limit_name} ({limit} bytes); refused: the cache directory is damaged or not a build cache",
+        .path.display(),
+        limit_name = .what.limit_name(),
+        limit = .what.limit()
+    )]
+    CacheTooLarge {
+        /// The file, or the blob file, read.
+        path: PathBuf,
+        /// The kind of document, which sets the limit.
+        what: xbuild_registry::Document,
+        /// Its size (declared by its descriptor, or on disk).
+        size: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] xbuild_cache::Error),
