@@ -106,7 +106,8 @@ pub enum SourceOp {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkMode {
-    /// The builder's default network (the host's, as many builders do without CNI).
+    /// The builder's default network: an isolated namespace with outbound access only (it
+    /// cannot reach the host's loopback).
     #[default]
     Default,
     /// Only a loopback interface.

@@ -6,14 +6,15 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::Stdio;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use xbuild_llb::NetworkMode;
 
 use crate::Error;
 use crate::fsops::Root;
-use crate::spec::{self, ExecSpec, HOSTNAME};
+use crate::network::Network;
+use crate::spec::{self, ExecSpec, HOSTNAME, NetNs};
 use crate::user::resolve_user;
 
 /// How many output lines a failure reports.
@@ -59,8 +60,14 @@ pub struct RuncExecutor {
     runtime: OnceLock<PathBuf>,
     state: PathBuf,
     bundles: PathBuf,
-    /// The session whose containers these are (container ids and bundles carry it).
+    /// The session whose containers these are (container ids, bundles and the network
+    /// namespace carry it).
     owner: Option<String>,
+    /// The xbuild root.
+    root: PathBuf,
+    /// The isolated default network, made when the first step on it runs and shared by the
+    /// executor's clones; torn down when the last one goes.
+    network: Arc<tokio::sync::OnceCell<Network>>,
 }
 
 /// Where runc mounts something in every step; with the step's own mount targets, the paths it
@@ -115,6 +122,8 @@ impl RuncExecutor {
             state: root.join("runc"),
             bundles: root.join("bundles"),
             owner: None,
+            root: root.to_path_buf(),
+            network: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
@@ -143,6 +152,19 @@ impl RuncExecutor {
             std::fs::create_dir_all(d).map_err(|err| Error::io(d, err))?;
         }
         Ok(self.runtime.get_or_init(|| runtime))
+    }
+
+    /// The default network's namespace, made on first use.
+    async fn default_network(&self) -> Result<&Network, Error> {
+        self.network
+            .get_or_try_init(|| async {
+                let name = match &self.owner {
+                    Some(o) => format!("xbuild-{o}-{:016x}", rand::random::<u64>()),
+                    None => format!("xbuild-{:016x}", rand::random::<u64>()),
+                };
+                Network::start(&self.root, &name).await
+            })
+            .await
     }
 
     /// The runtime's state directory (empty when no step is running).
@@ -180,8 +202,13 @@ impl RuncExecutor {
             id: id.clone(),
             bundle: bundle.clone(),
         };
+        let net = match exec.network {
+            NetworkMode::Default => NetNs::Join(self.default_network().await?.path()),
+            NetworkMode::None => NetNs::Loopback,
+            NetworkMode::Host => NetNs::Host,
+        };
         write_etc(&bundle, exec.network)?;
-        let spec = spec::build(rootfs, exec, &identity, &bundle)?;
+        let spec = spec::build(rootfs, exec, &identity, &bundle, net)?;
         let config = bundle.join("config.json");
         spec.save(&config)
             .map_err(|e| Error::io(&config, std::io::Error::other(e)))?;
@@ -262,9 +289,11 @@ async fn pump(
 fn write_etc(bundle: &Path, network: NetworkMode) -> Result<(), Error> {
     let hosts =
         format!("127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let host = || std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = match network {
         NetworkMode::None => String::new(),
-        _ => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        NetworkMode::Default => crate::network::resolv_conf(&host()),
+        NetworkMode::Host => host(),
     };
     for (name, body) in [
         ("hosts", hosts),

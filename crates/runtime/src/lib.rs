@@ -47,8 +47,10 @@ pub mod glob;
 mod mount;
 pub mod mounts;
 mod native;
+mod network;
 pub mod recover;
 pub mod reuse;
+mod seccomp;
 mod snapshot;
 mod spec;
 pub mod unpack;
@@ -56,6 +58,7 @@ pub mod user;
 
 pub use exec::{ExecFuture, Executor, LineSink, RuncExecutor, Stream, TAIL_LINES, find_on_path};
 pub use mount::MountGuard;
+pub use network::resolv_conf;
 pub use snapshot::{
     Active, LayerSnapshotter, MAX_LOWERS, SnapshotEntry, Snapshotter, SnapshotterKind, View,
     disk_usage,
@@ -121,6 +124,16 @@ pub enum Error {
     /// A malformed wildcard.
     #[error("{0}")]
     BadPattern(String),
+    /// The isolated default network of RUN steps could not be set up.
+    #[error("setting up the default network of RUN steps: {action}: {reason} ({hint})")]
+    Network {
+        /// What was being done.
+        action: &'static str,
+        /// Why it failed.
+        reason: String,
+        /// What the user can do.
+        hint: &'static str,
+    },
     /// A tar archive that cannot be unpacked safely.
     #[error("invalid archive: {0}")]
     BadArchive(String),

@@ -4,8 +4,9 @@
 //! containers and bundles are `xbuild-<owner>-…`, mountpoints `<root>/mounts/<owner>-…`, and
 //! snapshots being filled are listed in `<root>/active/<owner>/`. Once the owner is known to be
 //! dead (its session lock is free, see `xbuild_cache::lease`), [`clean_owner`] kills its
-//! containers, unmounts its mounts, and removes its bundles, mountpoints and uncommitted
-//! snapshots. It never removes a directory that still has something mounted in it.
+//! containers, unmounts its mounts and its RUN network namespace (`<root>/netns/xbuild-<owner>-…`,
+//! whose slirp4netns exited with the owner), and removes its bundles, mountpoints and
+//! uncommitted snapshots. It never removes a directory that still has something mounted in it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,6 +26,8 @@ pub struct Recovered {
     pub dirs: usize,
     /// Uncommitted snapshots removed.
     pub snapshots: usize,
+    /// RUN network namespaces unmounted and removed.
+    pub networks: usize,
 }
 
 impl Recovered {
@@ -196,6 +199,27 @@ pub fn clean_owner(root: &Path, owner: &str, runtime: Option<&Path>) -> Result<R
                 tracing::warn!(container = %id, "a leftover container could not be deleted");
             } else {
                 done.containers += 1;
+            }
+        }
+    }
+
+    // The network namespace its steps shared: a bind mount of an nsfs file.
+    for ns in entries_with_prefix(
+        &root.join(crate::network::NETNS_DIR),
+        &format!("xbuild-{owner}-"),
+    ) {
+        match rustix::mount::unmount(&ns, UnmountFlags::DETACH) {
+            // EINVAL: not (or no longer) a mountpoint.
+            Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+            Err(e) => {
+                tracing::warn!(netns = %ns.display(), error = %e, "could not unmount a leftover");
+                continue;
+            }
+        }
+        match std::fs::remove_file(&ns) {
+            Ok(()) => done.networks += 1,
+            Err(e) => {
+                tracing::warn!(netns = %ns.display(), error = %e, "could not remove a leftover")
             }
         }
     }

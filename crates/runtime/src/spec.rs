@@ -1,7 +1,7 @@
 //! The OCI runtime `config.json` of a RUN step, as Docker's builder makes it.
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceBuilder,
+    Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxDeviceBuilder,
     LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxNamespaceBuilder, LinuxNamespaceType,
     LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType,
     ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
@@ -9,16 +9,15 @@ use oci_spec::runtime::{
 use std::collections::HashSet;
 use std::path::Path;
 
-use xbuild_llb::NetworkMode;
-
 use crate::Error;
 use crate::user::Identity;
 
 /// The hostname RUN steps see, as in BuildKit.
 pub const HOSTNAME: &str = "buildkitsandbox";
 
-/// Docker's default capability set.
-const CAPS: &[Capability] = &[
+/// Docker's default capability set: a step's bounding set, and root's permitted and effective
+/// sets (`CapEff: 00000000a80425fb`).
+pub(crate) const CAPS: &[Capability] = &[
     Capability::Chown,
     Capability::DacOverride,
     Capability::Fsetid,
@@ -140,7 +139,7 @@ pub struct ExecSpec {
     /// `user[:group]` to resolve in the rootfs.
     pub user: String,
     /// The network.
-    pub network: NetworkMode,
+    pub network: xbuild_llb::NetworkMode,
     /// `RUN --mount`s, resolved to the host, in order.
     pub mounts: Vec<ExecMount>,
     /// `RUN --security=insecure`: every capability, writable /sys and /proc, nothing masked,
@@ -217,6 +216,33 @@ fn insecure_devices(linux: LinuxBuilder) -> Result<LinuxBuilder, Error> {
     Ok(linux.resources(resources).devices(devices))
 }
 
+/// The capability sets of a step, every one of them written out (the OCI spec crate fills a
+/// set left out with `CAP_AUDIT_WRITE`, `CAP_KILL` and `CAP_NET_BIND_SERVICE`, which is how
+/// non-root users once kept them). As Docker and BuildKit: root gets Docker's default set in
+/// bounding, permitted and effective; any other user only the bounding set, so that it holds
+/// none (and `no_new_privileges` keeps setuid and file-capability binaries from granting any).
+/// Nothing is inheritable or ambient.
+/// `insecure` (`RUN --security=insecure`) gets xbuild's own capabilities in every set.
+fn capabilities(insecure: bool, uid: u32) -> Result<LinuxCapabilities, Error> {
+    let none = HashSet::new;
+    let (bounding, held, passed) = if insecure {
+        let own = own_caps()?;
+        (own.clone(), own.clone(), own)
+    } else {
+        let default: HashSet<Capability> = CAPS.iter().copied().collect();
+        let held = if uid == 0 { default.clone() } else { none() };
+        (default, held, none())
+    };
+    LinuxCapabilitiesBuilder::default()
+        .bounding(bounding)
+        .permitted(held.clone())
+        .effective(held)
+        .inheritable(passed.clone())
+        .ambient(passed)
+        .build()
+        .map_err(spec_err)
+}
+
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, Error> {
     MountBuilder::default()
         .destination(dest)
@@ -227,28 +253,27 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
         .map_err(spec_err)
 }
 
-/// The runtime spec for `exec` on `rootfs`, with `/etc` files from `etc_dir`.
+/// The network namespace of a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NetNs<'a> {
+    /// The host's (`--network=host`).
+    Host,
+    /// A new one with only a loopback interface (`--network=none`).
+    Loopback,
+    /// The namespace bind-mounted at this path (the isolated default network).
+    Join(&'a Path),
+}
+
+/// The runtime spec for `exec` on `rootfs`, with `/etc` files from `etc_dir`, in the network
+/// namespace `net`.
 pub(crate) fn build(
     rootfs: &Path,
     exec: &ExecSpec,
     id: &Identity,
     etc_dir: &Path,
+    net: NetNs<'_>,
 ) -> Result<Spec, Error> {
-    let caps: HashSet<Capability> = if exec.insecure {
-        own_caps()?
-    } else {
-        CAPS.iter().copied().collect()
-    };
-    let mut capabilities = LinuxCapabilitiesBuilder::default();
-    if exec.insecure {
-        capabilities = capabilities.ambient(caps.clone()).inheritable(caps.clone());
-    }
-    let capabilities = capabilities
-        .bounding(caps.clone())
-        .effective(caps.clone())
-        .permitted(caps)
-        .build()
-        .map_err(spec_err)?;
+    let capabilities = capabilities(exec.insecure, id.uid)?;
     let user = UserBuilder::default()
         .uid(id.uid)
         .gid(id.gid)
@@ -350,21 +375,26 @@ pub(crate) fn build(
         });
     }
     let mut ns = vec![
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Mount,
+        (LinuxNamespaceType::Pid, None),
+        (LinuxNamespaceType::Ipc, None),
+        (LinuxNamespaceType::Uts, None),
+        (LinuxNamespaceType::Mount, None),
     ];
-    if exec.network == NetworkMode::None {
-        ns.push(LinuxNamespaceType::Network);
+    match net {
+        NetNs::Host => {}
+        NetNs::Loopback => ns.push((LinuxNamespaceType::Network, None)),
+        NetNs::Join(path) => ns.push((LinuxNamespaceType::Network, Some(path))),
     }
     let namespaces = ns
         .into_iter()
-        .map(|t| {
-            LinuxNamespaceBuilder::default()
-                .typ(t)
-                .build()
-                .map_err(spec_err)
+        .map(|(t, path)| {
+            let b = LinuxNamespaceBuilder::default().typ(t);
+            match path {
+                Some(p) => b.path(p),
+                None => b,
+            }
+            .build()
+            .map_err(spec_err)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let listed = |paths: &[&str]| -> Vec<String> {
@@ -379,7 +409,10 @@ pub(crate) fn build(
         .masked_paths(listed(MASKED))
         .readonly_paths(listed(READONLY));
     if exec.insecure {
+        // Unconfined, as BuildKit's insecure mode.
         linux = insecure_devices(linux)?;
+    } else {
+        linux = linux.seccomp(crate::seccomp::default_profile()?);
     }
     let linux = linux.build().map_err(spec_err)?;
     SpecBuilder::default()
@@ -397,4 +430,127 @@ pub(crate) fn build(
         .linux(linux)
         .build()
         .map_err(spec_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec(insecure: bool) -> ExecSpec {
+        ExecSpec {
+            args: vec!["/bin/true".into()],
+            env: vec![],
+            cwd: "/".into(),
+            user: String::new(),
+            network: xbuild_llb::NetworkMode::Default,
+            mounts: vec![],
+            insecure,
+        }
+    }
+
+    fn spec_for(uid: u32, insecure: bool, net: NetNs<'_>) -> serde_json::Value {
+        let id = Identity {
+            uid,
+            gid: uid,
+            additional_gids: vec![],
+        };
+        let spec = build(
+            Path::new("/rootfs"),
+            &exec(insecure),
+            &id,
+            Path::new("/bundle"),
+            net,
+        )
+        .unwrap();
+        serde_json::to_value(&spec).unwrap()
+    }
+
+    /// The capability sets as the kernel's bit masks (`CapBnd` of `/proc/PID/status`).
+    fn masks(spec: &serde_json::Value) -> [(String, u64); 5] {
+        [
+            "bounding",
+            "permitted",
+            "effective",
+            "inheritable",
+            "ambient",
+        ]
+        .map(|set| {
+            let names = spec["process"]["capabilities"][set]
+                .as_array()
+                .unwrap_or_else(|| panic!("{set} is not written out: {spec}"));
+            let mask = names.iter().fold(0u64, |m, n| {
+                let bit = ALL_CAPS
+                    .iter()
+                    .position(|c| serde_json::to_value(c).unwrap() == *n)
+                    .unwrap();
+                m | 1 << bit
+            });
+            (set.to_string(), mask)
+        })
+    }
+
+    /// Docker's `CapEff` for root.
+    const DOCKER_ROOT: u64 = 0xa80425fb;
+
+    #[test]
+    fn root_gets_dockers_default_set_and_nothing_inheritable_or_ambient() {
+        let m = masks(&spec_for(0, false, NetNs::Loopback));
+        assert_eq!(
+            m,
+            [
+                ("bounding".into(), DOCKER_ROOT),
+                ("permitted".into(), DOCKER_ROOT),
+                ("effective".into(), DOCKER_ROOT),
+                ("inheritable".into(), 0),
+                ("ambient".into(), 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn non_root_user_keeps_no_ambient_inheritable_or_effective_capabilities() {
+        let m = masks(&spec_for(1000, false, NetNs::Loopback));
+        assert_eq!(
+            m,
+            [
+                ("bounding".into(), DOCKER_ROOT),
+                ("permitted".into(), 0),
+                ("effective".into(), 0),
+                ("inheritable".into(), 0),
+                ("ambient".into(), 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn sandboxed_steps_get_dockers_seccomp_profile_and_insecure_ones_none() {
+        let spec = spec_for(0, false, NetNs::Loopback);
+        let seccomp = &spec["linux"]["seccomp"];
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO", "{seccomp}");
+        assert_eq!(seccomp["defaultErrnoRet"], 1);
+        let insecure = spec_for(0, true, NetNs::Loopback);
+        assert!(insecure["linux"].get("seccomp").is_none(), "{insecure}");
+    }
+
+    #[test]
+    fn network_namespaces() {
+        let net = |spec: &serde_json::Value| -> Vec<serde_json::Value> {
+            spec["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["type"] == "network")
+                .cloned()
+                .collect()
+        };
+        assert!(net(&spec_for(0, false, NetNs::Host)).is_empty());
+        assert_eq!(
+            net(&spec_for(0, false, NetNs::Loopback)),
+            vec![serde_json::json!({"type": "network"})]
+        );
+        assert_eq!(
+            net(&spec_for(0, false, NetNs::Join(Path::new("/x/netns/n")))),
+            vec![serde_json::json!({"type": "network", "path": "/x/netns/n"})]
+        );
+    }
 }

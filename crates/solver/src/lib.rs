@@ -165,6 +165,9 @@ pub struct SolverOptions {
     /// The `security.insecure` entitlement (`--allow security.insecure`): without it a graph
     /// with `RUN --security=insecure` is refused before anything runs.
     pub allow_insecure: bool,
+    /// The `network.host` entitlement (`--allow network.host`): without it a graph with
+    /// `RUN --network=host` is refused before anything runs.
+    pub allow_network_host: bool,
     /// Results imported from remote caches (`--cache-from`), asked on a local miss.
     pub remote_cache: RemoteCache,
 }
@@ -239,6 +242,7 @@ impl SolverOptions {
             cancel: tokio_util::sync::CancellationToken::new(),
             exec_slots: None,
             allow_insecure: false,
+            allow_network_host: false,
             remote_cache: RemoteCache::new(),
         }
     }
@@ -327,6 +331,7 @@ pub fn recover(root: &Path, runtime: Option<&Path>) -> Result<usize, Error> {
                 mounts = r.mounts,
                 dirs = r.dirs,
                 snapshots = r.snapshots,
+                networks = r.networks,
                 "cleaned up after a build that died"
             );
         }

@@ -37,6 +37,36 @@ fn inputs_of(v: &Vertex, solved: &Solved) -> Solved {
 }
 
 impl Solver {
+    /// Refuses a graph with a step that needs an entitlement the caller did not grant
+    /// (`RUN --security=insecure`: `security.insecure`; `RUN --network=host`: `network.host`),
+    /// before anything runs.
+    fn check_entitlements(&self, def: &Definition, order: &[&Vertex]) -> Result<(), Error> {
+        for v in order {
+            let Op::Exec(e) = v.op() else { continue };
+            let refused = if e.security == xbuild_llb::Security::Insecure
+                && !self.opts.allow_insecure
+            {
+                Some(("RUN --security=insecure", "security.insecure"))
+            } else if e.network == xbuild_llb::NetworkMode::Host && !self.opts.allow_network_host {
+                Some(("RUN --network=host", "network.host"))
+            } else {
+                None
+            };
+            if let Some((what, entitlement)) = refused {
+                let (name, location) = describe(def, v);
+                return Err(Error::Vertex {
+                    name,
+                    location,
+                    source: Box::new(Error::Entitlement(format!(
+                        "{what} needs the {entitlement} entitlement: pass \
+                         `--allow {entitlement}` to `xbuild build`"
+                    ))),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Solves the vertices `targets` need: each as soon as its inputs are, all independent
     /// ones at once. On the first failure the others are cancelled (running steps killed) and
     /// waited for; that failure is the error.
@@ -47,22 +77,7 @@ impl Solver {
             .vertices()
             .filter(|v| needed.contains(v.digest()))
             .collect();
-        if !self.opts.allow_insecure
-            && let Some(v) = order.iter().find(
-                |v| matches!(v.op(), Op::Exec(e) if e.security == xbuild_llb::Security::Insecure),
-            )
-        {
-            let (name, location) = describe(def, v);
-            return Err(Error::Vertex {
-                name,
-                location,
-                source: Box::new(Error::Entitlement(
-                    "RUN --security=insecure needs the security.insecure entitlement: pass \
-                     `--allow security.insecure` to `xbuild build`"
-                        .into(),
-                )),
-            });
-        }
+        self.check_entitlements(def, &order)?;
         // Every base image's blobs are leased before any step runs: removing the image (rmi,
         // image prune) meanwhile untags it, and its content stays until this session ends.
         for v in &order {

@@ -137,7 +137,7 @@ impl Env {
             .filter(|l| l.contains(root.to_str().unwrap()))
             .collect();
         assert!(left.is_empty(), "mounts left behind: {left:#?}");
-        for d in ["runc", "bundles"] {
+        for d in ["runc", "bundles", "netns"] {
             let p = root.join(d);
             if p.exists() {
                 assert_eq!(std::fs::read_dir(&p).unwrap().count(), 0, "{d} left behind");
@@ -296,6 +296,12 @@ async fn failures_unknown_users_and_host_network() {
     host.network = NetworkMode::Host;
     let h = run(&mut def, &base, host);
     let (r, lines, _) = env.solve(&def, &h, env.opts()).await;
+    let refused = format!("{}", r.unwrap_err());
+    assert!(refused.contains("--allow network.host"), "{refused}");
+    assert!(lines.is_empty(), "nothing ran: {lines:?}");
+    let mut entitled = env.opts();
+    entitled.allow_network_host = true;
+    let (r, lines, _) = env.solve(&def, &h, entitled).await;
     r.unwrap();
     let host_ifaces = std::fs::read_dir("/sys/class/net").unwrap().count();
     assert_eq!(lines, vec![host_ifaces.to_string()]);

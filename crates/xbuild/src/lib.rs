@@ -378,6 +378,9 @@ pub struct BuildOptions {
     /// The `security.insecure` entitlement (`--allow security.insecure`), which
     /// `RUN --security=insecure` needs.
     pub allow_insecure: bool,
+    /// The `network.host` entitlement (`--allow network.host`), which `RUN --network=host`
+    /// needs.
+    pub allow_network_host: bool,
     /// Reads the build context through this source rather than as the directory `context`
     /// (a remote worker's laid-out context, whose checksums it already knows); its
     /// [`dir`](xbuild_runtime::context::Source::dir) must be `context`.
@@ -404,6 +407,7 @@ impl BuildOptions {
             labels: BTreeMap::new(),
             platform: None,
             allow_insecure: false,
+            allow_network_host: false,
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             progress: SharedSink::default(),
@@ -798,6 +802,7 @@ impl Builder {
         sopts.dockerfile = Some(opts.dockerfile_name());
         sopts.build_args = opts.build_args.clone();
         sopts.allow_insecure = opts.allow_insecure;
+        sopts.allow_network_host = opts.allow_network_host;
         sopts.remote_cache =
             cache_import::import_all(|| self.registry(), &store, &opts.cache_from).await?;
         sopts.cancel = opts.cancel.clone();

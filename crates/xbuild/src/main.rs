@@ -112,7 +112,7 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
         /// Grant an entitlement: `security.insecure` (for `RUN --security=insecure`) or
-        /// `network.host` (always granted); repeatable.
+        /// `network.host` (for `RUN --network=host`); repeatable.
         #[arg(long = "allow")]
         allow: Vec<String>,
         /// The most bytes a context (or Dockerfile) on standard input may hold, as sent and as
@@ -627,7 +627,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for a in allow.iter().flat_map(|a| a.split(',')) {
                 match a {
                     "security.insecure" => opts.allow_insecure = true,
-                    "network.host" => {}
+                    "network.host" => opts.allow_network_host = true,
                     other => {
                         return Err(usage(format!(
                             "--allow {other}: expected security.insecure or network.host"
