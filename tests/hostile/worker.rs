@@ -81,7 +81,7 @@ impl Worker {
         let addr = format!("http://{}", self.addr);
         let entries = entries.to_vec();
         let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
+        let exchange = async move {
             let (tx, rx) = tokio::sync::mpsc::channel(64);
             let m = |msg| ClientMessage { msg: Some(msg) };
             tx.send(m(client_message::Msg::Request(req))).await.unwrap();
@@ -115,6 +115,11 @@ impl Worker {
                 }
             }
             panic!("the worker sent no outcome")
+        };
+        rt.block_on(async move {
+            tokio::time::timeout(Duration::from_secs(60), exchange)
+                .await
+                .expect("no outcome within 60 s: the worker's session died without one")
         })
     }
 
