@@ -655,7 +655,12 @@ impl Builder {
             return Ok((name, text.clone()));
         }
         let path = PathBuf::from(&name);
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let text = xbuild_parser::decode(bytes).map_err(|e| Error::Dockerfile {
+            file: name.clone(),
+            source_text: e.text,
+            diagnostics: vec![e.diagnostic],
+        })?;
         Ok((name, text))
     }
 
