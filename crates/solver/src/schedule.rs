@@ -164,6 +164,21 @@ impl Solver {
                     });
                     if failure.is_none() {
                         cancel.cancel();
+                        // A source (`ADD <url>`, a git repository) has no line of its own: name
+                        // the step that reads it, as a failing RUN is named.
+                        let reader = match location {
+                            Some(_) => None,
+                            None => users
+                                .get(v.digest())
+                                .into_iter()
+                                .flatten()
+                                .map(|u| describe(def, u))
+                                .find(|(_, l)| l.is_some()),
+                        };
+                        let (name, location) = match reader {
+                            Some((user, l)) => (format!("{user} ({name} source)"), l),
+                            None => (name, location),
+                        };
                         failure = Some(Error::Vertex {
                             name,
                             location,

@@ -689,8 +689,11 @@ impl Builder {
         let path = PathBuf::from(&name);
         let bytes = xbuild_runtime::context::read_build_file(&opts.context, &path)?
             .ok_or_else(|| io(&path)(std::io::ErrorKind::NotFound.into()))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| io(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        let text = xbuild_parser::decode(bytes).map_err(|e| Error::Dockerfile {
+            file: name.clone(),
+            source_text: e.text,
+            diagnostics: vec![e.diagnostic],
+        })?;
         Ok((name, text))
     }
 
