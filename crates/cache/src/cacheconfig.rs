@@ -138,6 +138,11 @@ pub struct ChainResult {
     pub created: String,
 }
 
+/// The most layers [`CacheConfig::results`] materializes over all of a config's results: each
+/// result holds its whole chain, so a hostile config of N records on an N-layer chain would
+/// otherwise expand to N² layers (a 16 MiB config to about 10¹⁰). Real caches hold thousands.
+pub const MAX_RESULT_LAYERS: usize = 1 << 18;
+
 /// What is wrong with a cache config.
 fn bad(message: String) -> crate::Error {
     crate::Error::Corrupt {
@@ -208,6 +213,7 @@ impl CacheConfig {
             Ok(out)
         };
         let mut out = HashMap::new();
+        let mut total = 0usize;
         for r in &self.records {
             let result = if let Some(res) = r.results.first() {
                 ChainResult {
@@ -226,6 +232,13 @@ impl CacheConfig {
             } else {
                 continue;
             };
+            total += result.layers.len();
+            if total > MAX_RESULT_LAYERS {
+                return Err(bad(format!(
+                    "its results chain more than MAX_RESULT_LAYERS ({MAX_RESULT_LAYERS}) layers in all (at record {}); refused as a cache that would not fit in memory",
+                    r.digest
+                )));
+            }
             out.insert(r.digest.clone(), result);
         }
         Ok(out)
@@ -359,6 +372,27 @@ mod tests {
             },
             diff_id: Digest::of(format!("diff {n}").as_bytes()),
         }
+    }
+
+    #[test]
+    fn many_records_on_one_long_chain_do_not_expand_quadratically() {
+        // 600 records all on the top of a 600-layer chain: 360,000 layers if materialized.
+        let n = 600usize;
+        let mut builder = ConfigBuilder::new();
+        let chain: Vec<ChainLayer> = (0..n).map(|i| layer(&i.to_string())).collect();
+        let top = builder.add_chain(&chain, "t").unwrap();
+        for i in 0..n {
+            builder.add_record(&Digest::of(format!("k{i}").as_bytes()), &[], top, "t");
+        }
+        let (config, blobs) = builder.finish();
+        let e = config.results(&blobs).unwrap_err().to_string();
+        assert!(e.contains("MAX_RESULT_LAYERS"), "{e}");
+        // Within the limit, the same shape decodes.
+        let few = CacheConfig {
+            records: config.records[..10].to_vec(),
+            ..config
+        };
+        assert_eq!(few.results(&blobs).unwrap().len(), 10);
     }
 
     #[test]
