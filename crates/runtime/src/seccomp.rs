@@ -778,15 +778,15 @@ mod tests {
         evaluate(&host, &[Arch::ScmpArchX86_64]).unwrap()
     }
 
-    /// The rules naming `name`: (action, errno, args as (index, value, op)).
-    fn rules_for(
-        p: &LinuxSeccomp,
-        name: &str,
-    ) -> Vec<(
+    /// A rule as (action, errno, args as (index, value, op)).
+    type Seen = (
         LinuxSeccompAction,
         Option<u32>,
         Vec<(usize, u64, LinuxSeccompOperator)>,
-    )> {
+    );
+
+    /// The rules naming `name`.
+    fn rules_for(p: &LinuxSeccomp, name: &str) -> Vec<Seen> {
         p.syscalls()
             .iter()
             .flatten()
