@@ -501,4 +501,22 @@ fn entitlements_are_granted_only_by_a_worker_started_with_them() {
     let host = Worker::start(&["--allow-insecure-entitlement", "network.host"]);
     let o = host.exchange(req("b"), &[], &[]);
     assert!(o.error.is_empty(), "{o:?}");
+    // The real client carries `--allow network.host`, and the entitled worker's build runs
+    // `RUN --network=host`; the worker without it refuses.
+    let net = t.context("net", &[("f", "f")]);
+    std::fs::write(
+        net.join("Dockerfile"),
+        "FROM busybox:local\nRUN --network=host true\n",
+    )
+    .unwrap();
+    let build = |addr: &str| t.build(&net, &["--remote", addr, "--allow", "network.host"]);
+    build(&host.addr).ok();
+    let run = build(&plain.addr);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("--allow-insecure-entitlement network.host"),
+        "{}",
+        run.stderr
+    );
 }

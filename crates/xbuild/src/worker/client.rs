@@ -277,11 +277,14 @@ fn request(opts: &BuildOptions) -> Result<(BuildRequest, Place), crate::Error> {
         context_bytes: 0,
         image_by_blobs: true,
         manifest_digest: Vec::new(),
-        entitlements: opts
-            .allow_insecure
-            .then(|| "security.insecure".to_string())
-            .into_iter()
-            .collect(),
+        entitlements: [
+            (opts.allow_insecure, "security.insecure"),
+            (opts.allow_network_host, "network.host"),
+        ]
+        .into_iter()
+        .filter(|(asked, _)| *asked)
+        .map(|(_, name)| name.to_string())
+        .collect(),
     };
     Ok((req, place))
 }

@@ -193,10 +193,9 @@ fn entitlements(req: &proto::BuildRequest, granted: &[String]) -> Result<Entitle
         if !granted.contains(name) {
             return Err(Error::EntitlementNotAllowed { name: name.clone() });
         }
-        // `network.host` is granted but carried nowhere yet: the build options gain it with
-        // local builds' `--allow network.host`.
-        if name == "security.insecure" {
-            out.insecure = true;
+        match name.as_str() {
+            "security.insecure" => out.insecure = true,
+            _ => out.network_host = true,
         }
     }
     Ok(out)
@@ -207,6 +206,8 @@ fn entitlements(req: &proto::BuildRequest, granted: &[String]) -> Result<Entitle
 struct Entitlements {
     /// `security.insecure`: `RUN --security=insecure`.
     insecure: bool,
+    /// `network.host`: `RUN --network=host`.
+    network_host: bool,
 }
 
 /// Refuses a request without the bearer token (when one is required).
@@ -603,6 +604,7 @@ async fn session(
     let _cleanup = RemoveOnDrop(out.clone());
     let mut opts = build_options(state, &req, dir.clone(), &out)?;
     opts.allow_insecure = granted.insecure;
+    opts.allow_network_host = granted.network_host;
     opts.context_source = Some(Arc::new(LaidOutContext::new(state, dir, sums, fresh)));
     opts.cancel = cancel.clone();
     let (etx, erx) = mpsc::unbounded_channel();
