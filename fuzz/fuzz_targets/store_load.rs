@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
     for e in std::fs::read_dir(&blobs).unwrap() {
         let e = e.unwrap();
         let bytes = std::fs::read(e.path()).unwrap();
-        let hex = format!("{:x}", sha2::Sha256::digest(&bytes));
+        let hex: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(
             e.file_name().to_str().unwrap(),
             hex,

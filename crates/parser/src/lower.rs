@@ -178,6 +178,9 @@ struct Lowerer<'a> {
     /// How many stages are being lowered, each for an instruction of the one before
     /// (`COPY --from`, `RUN --mount=from=`).
     nesting: usize,
+    /// How many more undefined variables get a "did you mean" suggestion: each scans the
+    /// whole environment, so without a bound a file of n undefined variables costs n².
+    suggestions_left: usize,
     /// The expansion work left for this Dockerfile.
     budget: Budget,
     /// The error of the spent budget is reported (it is reported once).
@@ -220,6 +223,7 @@ pub fn lower_with_warnings(
         stages: Vec::new(),
         progress: Vec::new(),
         nesting: 0,
+        suggestions_left: MAX_SUGGESTIONS,
         budget,
         budget_reported: false,
         meta,
@@ -416,6 +420,10 @@ pub fn parse_chown(user: &str) -> Option<Chown> {
 /// `RUN --mount=from=`) that lowering follows. A stage built on another (`FROM stage`) does not
 /// count: such chains are lowered in a loop, at any length.
 pub const MAX_STAGE_NESTING: usize = 24;
+
+/// How many undefined variables of one Dockerfile get a "did you mean" suggestion (the rest are
+/// reported without one; the renderer shows ten of a rule anyway).
+pub const MAX_SUGGESTIONS: usize = 100;
 
 /// Where a stage's lowering is.
 #[derive(Clone, Debug)]
@@ -1100,8 +1108,11 @@ impl<'a> Lowerer<'a> {
                 continue;
             }
             let mut msg = format!("Usage of undefined variable '${v}'");
-            if let Some(s) = suggest::closest(v, out.env.keys(), true) {
-                msg.push_str(&format!(" (did you mean ${s}?)"));
+            if self.suggestions_left > 0 {
+                self.suggestions_left -= 1;
+                if let Some(s) = suggest::closest(v, out.env.keys(), true) {
+                    msg.push_str(&format!(" (did you mean ${s}?)"));
+                }
             }
             if self.df.directives.check.is_none()
                 || crate::CheckConfig::parse(

@@ -13,21 +13,26 @@ where
     } else {
         word.to_lowercase()
     };
+    let len = w.chars().count();
     let mut best: Option<String> = None;
     let mut min = 3;
     for c in candidates {
-        let c = if case_sensitive {
-            c.to_string()
+        let c: std::borrow::Cow<str> = if case_sensitive {
+            c.into()
         } else {
-            c.to_lowercase()
+            c.to_lowercase().into()
         };
         if c == w {
             return None;
         }
+        // The distance is at least the difference in length.
+        if c.chars().count().abs_diff(len) >= min {
+            continue;
+        }
         let d = distance(&w, &c);
         if d < min {
             min = d;
-            best = Some(c);
+            best = Some(c.into_owned());
         }
     }
     best.map(|b| {
