@@ -1,6 +1,10 @@
 //! Fuzzes `.dockerignore` reading and matching: the first line of the input is a path, the rest
-//! the file. No input may panic; a comment line appended changes nothing; and matching a path
-//! directly agrees with matching it component by component from the root (the walk's way).
+//! the file. No input may panic; a comment line appended changes nothing; and, for pattern lists
+//! without exclusions, matching a path directly agrees with matching it component by component
+//! from the root (the walk's way). With exclusions the two may differ, as in moby's
+//! patternmatcher, whose walk skips patterns it need not evaluate and so forgets their parents'
+//! results (`src`, `!src/x`, `src` excludes `src/x/y` directly but not when walked); the walk is
+//! what a build does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -37,5 +41,7 @@ fuzz_target!(|data: &[u8]| {
         walked = m;
         info = next;
     }
-    assert_eq!(direct, walked, "{path:?} against {patterns:?}");
+    if !patterns.iter().any(|p| p.starts_with('!')) {
+        assert_eq!(direct, walked, "{path:?} against {patterns:?}");
+    }
 });
