@@ -3,33 +3,13 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::support::{Run, TestRoot};
 
 /// Runs `xbuild --root ROOT build --progress=plain ARGS…` with `stdin` piped in.
 fn build_stdin(t: &TestRoot, stdin: &[u8], args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xbuild"))
-        .arg("--root")
-        .arg(t.root())
-        .args(["build", "--progress=plain"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // xbuild may stop reading early (a usage error, the end of a tar archive): a broken pipe is
-    // then expected, and the exit code and output say what happened.
-    if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    t.xbuild_stdin(stdin, &[&["build", "--progress=plain"], args].concat())
 }
 
 fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {

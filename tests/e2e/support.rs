@@ -120,6 +120,26 @@ impl TestRoot {
         Run::from(out)
     }
 
+    /// Runs `xbuild --root ROOT args...` with `stdin` piped in. xbuild may stop reading early (a
+    /// usage error, the end of a tar archive): a broken pipe is then expected, and the exit code
+    /// and output say what happened.
+    pub fn xbuild_stdin(&self, stdin: &[u8], args: &[&str]) -> Run {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xbuild"))
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run xbuild");
+        if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
+        Run::from(child.wait_with_output().unwrap())
+    }
+
     /// Runs `xbuild --root ROOT args...` with extra environment variables and standard input.
     pub fn xbuild_with(&self, env: &[(&str, &str)], stdin: &str, args: &[&str]) -> Run {
         use std::io::Write;

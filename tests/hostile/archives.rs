@@ -64,28 +64,6 @@ fn walkdir(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Runs `xbuild --root ROOT args…` with `stdin` piped in, killed after two minutes.
-fn xbuild_stdin(t: &TestRoot, stdin: &[u8], args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xbuild"))
-        .arg("--root")
-        .arg(t.root())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-    }
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Runs `xbuild --root ROOT args…`; a run still going after `limit` is killed and fails the
 /// test (a build must never hang on its input).
 fn xbuild_within(t: &TestRoot, limit: Duration, args: &[&str]) -> Run {
@@ -497,7 +475,7 @@ fn context_symlinks_and_hardlinks_do_not_reach_outside() {
         file("Dockerfile", b"FROM scratch\nCOPY shadow /got\n"),
         link("shadow", tar::EntryType::Link, secret.to_str().unwrap()),
     ]);
-    let r = xbuild_stdin(&t, &tar, &["build", "--progress=plain", "-"]);
+    let r = t.xbuild_stdin(&tar, &["build", "--progress=plain", "-"]);
     assert_ne!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("shadow"), "{}", r.stderr);
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
@@ -516,7 +494,7 @@ fn a_sparse_stdin_context_stays_sparse_under_the_root() {
 RUN --mount=type=bind,target=/ctx sh -c 'ls -l /ctx/big.img; du -k /ctx/big.img; test $(du -k /ctx/big.img | cut -f1) -lt 4096'\n";
     let tar = sparse_context(&[("Dockerfile", df)], 1 << 30);
     assert!(tar.len() < 16 << 10);
-    let r = xbuild_stdin(&t, &tar, &["build", "--progress=plain", "-"]);
+    let r = t.xbuild_stdin(&tar, &["build", "--progress=plain", "-"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("1073741824"), "{}", r.stderr);
     assert!(scratch_dirs(&t).is_empty(), "{:?}", scratch_dirs(&t));
@@ -529,8 +507,7 @@ RUN --mount=type=bind,target=/ctx sh -c 'ls -l /ctx/big.img; du -k /ctx/big.img;
 fn a_stdin_context_over_the_limit_fails_cleanly() {
     let t = TestRoot::new();
     let tar = sparse_context(&[("Dockerfile", "FROM scratch\n")], 1 << 30);
-    let r = xbuild_stdin(
-        &t,
+    let r = t.xbuild_stdin(
         &tar,
         &["build", "--progress=plain", "--max-context-size", "1M", "-"],
     );
@@ -542,8 +519,7 @@ fn a_stdin_context_over_the_limit_fails_cleanly() {
     );
     assert!(scratch_dirs(&t).is_empty(), "{:?}", scratch_dirs(&t));
     let endless = vec![b'#'; 3 << 20];
-    let r = xbuild_stdin(
-        &t,
+    let r = t.xbuild_stdin(
         &endless,
         &["build", "--progress=plain", "--max-context-size", "1M", "-"],
     );
