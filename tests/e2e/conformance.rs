@@ -24,7 +24,12 @@ fn docker(args: &[&str]) -> std::process::Output {
         .expect("the Docker client (/usr/bin/docker, Debian's docker.io) must be installed")
 }
 
-/// Makes sure Docker's `busybox:local` is the same rootfs xbuild imports.
+/// The name of xbuild's busybox rootfs in the Docker engine. Docker's own `busybox:local` (made
+/// by `../shared/peers/base`) is left alone: the Dockerfile Docker builds names this image
+/// wherever the case says `busybox:local`.
+const DOCKER_BASE: &str = "xbuild-conformance/busybox:local";
+
+/// Makes sure Docker's [`DOCKER_BASE`] is the rootfs xbuild imports as `busybox:local`.
 fn docker_base() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
@@ -34,20 +39,29 @@ fn docker_base() {
         let have = docker(&[
             "image",
             "inspect",
-            "busybox:local",
+            DOCKER_BASE,
             "--format",
             "{{json .RootFS.Layers}}",
         ]);
         if String::from_utf8_lossy(&have.stdout).contains(&want) {
             return;
         }
-        let out = docker(&["import", tar.to_str().unwrap(), "busybox:local"]);
+        let out = docker(&["import", tar.to_str().unwrap(), DOCKER_BASE]);
         assert!(
             out.status.success(),
             "docker import failed (is dockerd running? scripts/test starts it): {}",
             String::from_utf8_lossy(&out.stderr)
         );
     });
+}
+
+/// The case's Dockerfile as Docker builds it: every `busybox:local` names [`DOCKER_BASE`].
+/// Written outside the context, so that neither builder sees it there.
+fn docker_dockerfile(t: &TestRoot, ctx: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
+    let path = t.path("docker.Dockerfile");
+    std::fs::write(&path, text.replace("busybox:local", DOCKER_BASE)).unwrap();
+    path
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -205,7 +219,17 @@ pub fn run_case(name: &str) {
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
 
     let tag = format!("xbuild-conformance/{name}:latest");
-    let mut dargs = vec!["build", "-q", "--network=none", "-t", &tag];
+    let dockerfile = docker_dockerfile(&t, &ctx);
+    let dockerfile = dockerfile.to_str().unwrap();
+    let mut dargs = vec![
+        "build",
+        "-q",
+        "--network=none",
+        "-t",
+        &tag,
+        "-f",
+        dockerfile,
+    ];
     dargs.extend_from_slice(&arg_refs);
     let ctx_s = ctx.to_str().unwrap().to_string();
     dargs.push(&ctx_s);
