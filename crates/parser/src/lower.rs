@@ -1583,20 +1583,21 @@ impl<'a> Lowerer<'a> {
                     return None;
                 }
             };
-            let target = if spec_m.target.is_empty() || spec_m.target.starts_with('/') {
-                clean_path(&spec_m.target)
-            } else {
-                normalize_path(&out.config.working_dir, &spec_m.target, false)
-            };
+            // BuildKit (`dispatchRunMounts`): an empty or relative target is joined to the
+            // working directory; only a result of `/` is rejected.
+            let target = normalize_path(&out.config.working_dir, &spec_m.target, false);
             if matches!(
                 spec_m.kind,
                 MountType::Bind | MountType::Cache | MountType::Tmpfs
-            ) && (target == "/" || target == ".")
+            ) && target == "/"
             {
-                self.diags.push(Diagnostic::error(
-                    m.span,
-                    format!("invalid mount target {}", gofmt::quote(&target)),
-                ));
+                self.diags.push(
+                    Diagnostic::error(
+                        m.span,
+                        format!("invalid mount target {}", gofmt::quote(&target)),
+                    )
+                    .with_hint("mount somewhere below /: set target= to a directory such as /src"),
+                );
                 return None;
             }
             let mut source_input = |this: &mut Self, from: &Option<String>| -> Option<usize> {
@@ -2202,7 +2203,89 @@ impl StageCtx {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_workdir;
+    #![allow(clippy::unwrap_used)]
+
+    use super::{
+        ImageResolver, LowerOptions, ResolvedImage, lower_with_warnings, normalize_workdir,
+    };
+    use crate::platform::Platform;
+    use crate::span::Diagnostic;
+    use xbuild_llb::{Definition, ExecOp, MountKind, Op};
+
+    /// Knows no image: the tests build `FROM scratch` and from stages.
+    struct NoImages;
+
+    impl ImageResolver for NoImages {
+        fn resolve(&self, reference: &str, _: &Platform) -> Result<ResolvedImage, String> {
+            Err(format!("{reference} is not known to these tests"))
+        }
+    }
+
+    fn lower_opts(src: &str, opts: &LowerOptions) -> Result<Definition, Vec<Diagnostic>> {
+        let parsed = crate::parse(src);
+        let errors: Vec<Diagnostic> = parsed.errors().cloned().collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        lower_with_warnings(&parsed.dockerfile, opts, &NoImages).map(|l| l.definition)
+    }
+
+    fn lower(src: &str) -> Result<Definition, Vec<Diagnostic>> {
+        let mut opts = LowerOptions::for_host("Dockerfile");
+        opts.architecture = "amd64".into();
+        lower_opts(src, &opts)
+    }
+
+    /// The exec ops of the graph, in graph order.
+    fn execs(def: &Definition) -> Vec<ExecOp> {
+        def.vertices()
+            .filter_map(|v| match v.op() {
+                Op::Exec(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn run_mount_without_target_or_relative_resolves_against_workdir() {
+        let def = lower(
+            "FROM scratch AS x\nFROM scratch\nWORKDIR /app\n\
+             RUN --mount=from=x true\n\
+             RUN --mount=type=cache true\n\
+             RUN --mount=type=cache,target=cache/go true\n\
+             RUN --mount=type=bind,target=. true\n",
+        )
+        .unwrap();
+        let mounts: Vec<(String, Option<String>)> = execs(&def)
+            .into_iter()
+            .flat_map(|e| e.mounts)
+            .map(|m| {
+                let id = match m.kind {
+                    MountKind::Cache { id, .. } => Some(id),
+                    _ => None,
+                };
+                (m.target, id)
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            vec![
+                ("/app".to_string(), None),
+                ("/app".to_string(), Some(".".to_string())),
+                ("/app/cache/go".to_string(), Some("cache/go".to_string())),
+                ("/app".to_string(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn run_mount_target_resolving_to_root_is_an_error() {
+        for m in ["type=cache", "type=bind,target=.", "type=tmpfs,target=/"] {
+            let errs = lower(&format!("FROM scratch\nRUN --mount={m} true\n")).unwrap_err();
+            assert_eq!(errs[0].message, "invalid mount target \"/\"", "{m}");
+            assert_eq!(errs[0].span.line, 2, "{m}");
+        }
+    }
 
     #[test]
     fn workdir_absolute_is_kept_as_written() {
