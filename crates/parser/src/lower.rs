@@ -1322,16 +1322,24 @@ impl<'a> Lowerer<'a> {
                 }
             }
             Command::Env { pairs } => {
-                let mut msg = String::from("ENV");
+                // Every pair expands against the environment from before the instruction
+                // (BuildKit's `EnvCommand.Expand`), so `ENV A=2 B=$A` takes the old `$A`.
+                let mut expanded = Vec::with_capacity(pairs.len());
                 for kv in pairs {
                     let k = self.expand(out, ins, &kv.key)?;
                     let v = self.expand(out, ins, &kv.value)?;
+                    expanded.push((k, v));
+                }
+                let mut msg = String::from("ENV");
+                for (k, v) in expanded {
                     msg.push_str(&format!(" {k}={v}"));
                     out.env.set(&k, &v);
                     out.config_env.set(&mut out.config.env, &k, &v);
                 }
                 out.history.push(history(msg, false));
             }
+            // LABEL changes no environment, so its pairs all expand against the one from before
+            // the instruction, as BuildKit's `LabelCommand.Expand` does.
             Command::Label { pairs } => {
                 let mut msg = String::from("LABEL");
                 for kv in pairs {
@@ -2210,7 +2218,7 @@ mod tests {
     };
     use crate::platform::Platform;
     use crate::span::Diagnostic;
-    use xbuild_llb::{Definition, ExecOp, MountKind, Op};
+    use xbuild_llb::{Definition, ExecOp, ImageConfig, MountKind, Op};
 
     /// Knows no image: the tests build `FROM scratch` and from stages.
     struct NoImages;
@@ -2276,6 +2284,35 @@ mod tests {
                 ("/app".to_string(), None),
             ]
         );
+    }
+
+    /// The output image's config.
+    fn config(def: &Definition) -> ImageConfig {
+        def.outputs()[0].config.clone()
+    }
+
+    #[test]
+    fn env_pairs_of_one_instruction_expand_against_the_env_before_it() {
+        let def = lower(
+            "FROM scratch\nENV A=1\nENV A=2 B=$A C=${A}0\n\
+             LABEL l1=$A l2=${B}\nARG X=1 Y=$X\nENV Y2=$Y\n",
+        )
+        .unwrap();
+        let c = config(&def);
+        let env: Vec<&str> = c.env.iter().map(String::as_str).collect();
+        assert!(env.contains(&"A=2"), "{env:?}");
+        assert!(env.contains(&"B=1"), "{env:?}");
+        assert!(env.contains(&"C=10"), "{env:?}");
+        // ARG pairs are defined one after the other.
+        assert!(env.contains(&"Y2=1"), "{env:?}");
+        assert_eq!(c.labels.get("l1").map(String::as_str), Some("2"));
+        assert_eq!(c.labels.get("l2").map(String::as_str), Some("1"));
+        let h: Vec<&str> = def.outputs()[0]
+            .history
+            .iter()
+            .map(|h| h.created_by.as_str())
+            .collect();
+        assert!(h.contains(&"ENV A=2 B=1 C=10"), "{h:?}");
     }
 
     #[test]
