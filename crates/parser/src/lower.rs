@@ -416,6 +416,18 @@ pub fn parse_chown(user: &str) -> Option<Chown> {
     })
 }
 
+/// The first name of `chown` that BuildKit looks up in the destination's `/etc/passwd` or
+/// `/etc/group`; `None` when it needs no lookup (numbers and `root`, as llb's `WithUser`).
+fn chown_lookup_name(chown: &Chown) -> Option<&str> {
+    fn name(s: &IdSpec) -> Option<&str> {
+        match s {
+            IdSpec::Name(n) if n != "root" => Some(n.as_str()),
+            _ => None,
+        }
+    }
+    name(&chown.user).or_else(|| chown.group.as_ref().and_then(name))
+}
+
 /// The deepest chain of stages reached through one another's instructions (`COPY --from`,
 /// `RUN --mount=from=`) that lowering follows. A stage built on another (`FROM stage`) does not
 /// count: such chains are lowered in a loop, at any length.
@@ -1303,12 +1315,30 @@ impl<'a> Lowerer<'a> {
                     out.history.push(history(format!("WORKDIR {wd}"), false));
                     return None;
                 }
+                let chown = parse_chown(&out.config.user);
+                if let Some(c) = &chown
+                    && self.scratch.as_ref() == Some(&out.state)
+                    && let Some(name) = chown_lookup_name(c)
+                {
+                    self.diags.push(
+                        Diagnostic::error(
+                            path.span,
+                            format!(
+                                "invalid user index: -1: WORKDIR creates {wd} owned by USER {}, but nothing comes before it on an empty base (FROM scratch), so there is no /etc/passwd or /etc/group to look up {} in",
+                                out.config.user,
+                                gofmt::quote(name)
+                            ),
+                        )
+                        .with_hint("use a numeric USER such as USER 1000:1000, or put WORKDIR before USER"),
+                    );
+                    return None;
+                }
                 let op = Op::File(FileOp {
                     actions: vec![FileAction::Mkdir(MkdirAction {
                         path: wd.clone(),
                         mode: 0o755,
                         make_parents: true,
-                        chown: parse_chown(&out.config.user),
+                        chown,
                     })],
                 });
                 let text = self.describe_text(out, ins, false);
@@ -1923,6 +1953,35 @@ impl<'a> Lowerer<'a> {
         } else {
             out.state.clone()
         };
+        if let (Some(c), Some(word)) = (&chown, &spec.chown)
+            && self.scratch.as_ref() == Some(&base)
+            && let Some(name) = chown_lookup_name(c)
+        {
+            // BuildKit marshals a name lookup against the copy's base input; an empty base
+            // has none (index -1) and the solve fails.
+            let cmd = if is_add { "ADD" } else { "COPY" };
+            let why = if link {
+                format!("{cmd} --link starts from an empty filesystem")
+            } else {
+                format!("nothing comes before this {cmd} on an empty base (FROM scratch)")
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    word.span,
+                    format!(
+                        "invalid user index: -1: --chown={} names {}, but {why}, so there is no /etc/passwd or /etc/group to look it up in",
+                        word.text,
+                        gofmt::quote(name)
+                    ),
+                )
+                .with_hint(if link {
+                    "use numeric ids such as --chown=1000:1000 (or root), or drop --link"
+                } else {
+                    "use numeric ids such as --chown=1000:1000 (or root)"
+                }),
+            );
+            return None;
+        }
         let mut inputs = vec![base];
         let mut actions = Vec::new();
         let mut msg = String::from(if is_add { "ADD" } else { "COPY" });
@@ -2313,6 +2372,49 @@ mod tests {
             .map(|h| h.created_by.as_str())
             .collect();
         assert!(h.contains(&"ENV A=2 B=1 C=10"), "{h:?}");
+    }
+
+    #[test]
+    fn copy_chown_name_onto_an_empty_base_is_an_error() {
+        let cases = [
+            ("FROM scratch\nCOPY --chown=app f /f\n", 2, 6),
+            ("FROM scratch\nCOPY --chown=0:app f /f\n", 2, 6),
+            ("FROM scratch\nENV U=app\nADD --chown=$U f /f\n", 3, 5),
+            ("FROM scratch AS a\nFROM a\nCOPY --chown=app f /f\n", 3, 6),
+            ("FROM scratch\nCOPY --link --chown=app f /f\n", 2, 13),
+            (
+                "FROM scratch\nCOPY f /f\nCOPY --link --chown=app g /g\n",
+                3,
+                13,
+            ),
+            ("FROM scratch\nUSER app\nWORKDIR /x\n", 3, 9),
+        ];
+        for (src, line, col) in cases {
+            let errs = lower(src).unwrap_err();
+            assert!(
+                errs[0].message.starts_with("invalid user index: -1"),
+                "{src}: {errs:?}"
+            );
+            assert_eq!((errs[0].span.line, errs[0].span.col), (line, col), "{src}");
+        }
+    }
+
+    #[test]
+    fn copy_chown_without_lookup_or_onto_a_non_empty_base_builds() {
+        for src in [
+            "FROM scratch\nCOPY --chown=root f /f\n",
+            "FROM scratch\nCOPY --chown=12:34 f /f\n",
+            "FROM scratch\nCOPY --link --chown=12 f /f\n",
+            "FROM scratch\nWORKDIR /app\nCOPY --chown=app f .\n",
+            "FROM scratch\nCOPY f /f\nCOPY --chown=app:grp g /g\n",
+            "FROM scratch\nCOPY f /f\nCOPY --link --chmod=644 --chown=app g /g\n",
+            "FROM scratch\nUSER 1000\nWORKDIR /x\n",
+            "FROM scratch\nWORKDIR /x\nUSER app\nWORKDIR /y\n",
+        ] {
+            if let Err(e) = lower(src) {
+                panic!("{src}: {e:?}");
+            }
+        }
     }
 
     #[test]
