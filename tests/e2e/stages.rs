@@ -79,6 +79,84 @@ fn build_check_reports_without_building() {
     t.finish();
 }
 
+/// `debug parse --check` used to stop at the parser's checks and missed what lowering finds
+/// (an unknown `--mount` type, for one); it now runs `build --check`'s validation.
+#[test]
+fn debug_parse_check_reports_what_build_check_reports() {
+    let t = TestRoot::with_busybox();
+    let ctx = t.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:local AS Build\n\
+             ENV X=$UNDEFINED\n\
+             RUN --mount=type=bogus,target=/x true\n\
+             FROM scratch\n\
+             COPY --chown=app f /f\n",
+        )],
+    );
+    let file = ctx.join("Dockerfile");
+    let build = t.build(&ctx, &["--check"]);
+    let parse = t.xbuild(&["debug", "parse", "--check", "-f", file.to_str().unwrap()]);
+    for r in [&build, &parse] {
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        for needle in [
+            "unsupported mount type \"bogus\"",
+            "invalid user index: -1",
+            "StageNameCasing",
+            ": 2 error(s), 1 warning(s)",
+        ] {
+            assert!(
+                r.stdout.contains(needle),
+                "{needle} missing in {}",
+                r.stdout
+            );
+        }
+    }
+    assert_eq!(build.count("started"), 0, "--check builds nothing");
+
+    // Without the base image (and with no store at all) the instruction checks still run;
+    // the unknown base's environment is unknown, so UndefinedVar stays quiet.
+    let bare = TestRoot::new();
+    let df = bare.context(
+        "ctx",
+        &[
+            (
+                "bad.Dockerfile",
+                "FROM golang:1.22\nRUN --mount=type=bogus,target=/x true\n",
+            ),
+            ("ok.Dockerfile", "FROM golang:1.22\nENV X=$GOPATH\n"),
+        ],
+    );
+    let check = |name: &str| {
+        bare.xbuild(&[
+            "debug",
+            "parse",
+            "--check",
+            "-f",
+            df.join(name).to_str().unwrap(),
+        ])
+    };
+    let r = check("bad.Dockerfile");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("unsupported mount type \"bogus\""),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("not in the local image store"),
+        "{}",
+        r.stdout
+    );
+    let r = check("ok.Dockerfile");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("UndefinedVar"), "{}", r.stdout);
+    assert!(!bare.root().exists(), "a check creates no root");
+    t.finish();
+    bare.finish();
+}
+
 #[test]
 fn proxy_build_args_reach_run_without_arg_and_leave_no_trace() {
     let t = TestRoot::with_busybox();
