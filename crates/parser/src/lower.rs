@@ -201,7 +201,9 @@ pub fn lower_with_warnings(
     resolver: &dyn ImageResolver,
 ) -> Result<Lowered, Vec<Diagnostic>> {
     let platform = opts.platform();
-    let predefined = predefined_args(&platform, &platform);
+    // BuildKit's `defaultArgs`: BUILD* name the platform the build runs on (the host), TARGET*
+    // the one it builds for.
+    let predefined = predefined_args(&Platform::host(), &platform);
     let mut budget = Budget::default();
     let m = meta_args(df, Some(&opts.build_args), &predefined, &mut budget);
     if let Some((word, e)) = m.limit {
@@ -2415,6 +2417,43 @@ mod tests {
                 panic!("{src}: {e:?}");
             }
         }
+    }
+
+    #[test]
+    fn buildplatform_is_the_host_and_targetplatform_the_target() {
+        let host = Platform::host();
+        let target = if host.architecture == "arm64" {
+            "amd64"
+        } else {
+            "arm64"
+        };
+        let mut opts = LowerOptions::for_host("Dockerfile");
+        opts.architecture = target.into();
+        let src = "FROM scratch\n\
+                   ARG BUILDPLATFORM BUILDOS BUILDARCH BUILDVARIANT\n\
+                   ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT\n\
+                   RUN echo b=$BUILDPLATFORM,$BUILDOS,$BUILDARCH,$BUILDVARIANT \
+                   t=$TARGETPLATFORM,$TARGETOS,$TARGETARCH,$TARGETVARIANT\n";
+        let def = lower_opts(src, &opts).unwrap();
+        let run = execs(&def).pop().unwrap();
+        let env = |k: &str| {
+            run.env
+                .iter()
+                .find_map(|e| e.strip_prefix(&format!("{k}=")))
+                .map(str::to_string)
+        };
+        assert_eq!(env("BUILDPLATFORM"), Some(host.format()));
+        assert_eq!(env("BUILDOS").as_deref(), Some("linux"));
+        assert_eq!(
+            env("BUILDARCH").as_deref(),
+            Some(host.architecture.as_str())
+        );
+        assert_eq!(env("BUILDVARIANT").as_deref(), Some(""));
+        assert_eq!(env("TARGETPLATFORM"), Some(format!("linux/{target}")));
+        assert_eq!(env("TARGETOS").as_deref(), Some("linux"));
+        assert_eq!(env("TARGETARCH").as_deref(), Some(target));
+        assert_eq!(env("TARGETVARIANT").as_deref(), Some(""));
+        assert_eq!(def.outputs()[0].architecture, target);
     }
 
     #[test]
