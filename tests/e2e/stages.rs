@@ -215,6 +215,38 @@ fn proxy_build_args_reach_run_without_arg_and_leave_no_trace() {
     t.finish();
 }
 
+/// BUILDPLATFORM named the target under `--platform`, and the target's variant was dropped;
+/// Docker 20.10's BuildKit labels this image `b=linux/amd64 t=linux/arm/v7 v=v7` on amd64.
+#[test]
+fn buildplatform_is_the_host_and_targetplatform_keeps_the_variant() {
+    let t = TestRoot::new();
+    let ctx = t.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM scratch\n\
+             ARG BUILDPLATFORM TARGETPLATFORM TARGETVARIANT\n\
+             LABEL b=$BUILDPLATFORM t=$TARGETPLATFORM v=$TARGETVARIANT\n",
+        )],
+    );
+    t.build(&ctx, &["--platform", "linux/arm/v7", "-t", "plat:arm"])
+        .ok();
+    let out = t.xbuild(&["inspect", "plat:arm"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let host = if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let labels = &v["Config"]["config"]["Labels"];
+    assert_eq!(labels["b"], host, "{labels}");
+    assert_eq!(labels["t"], "linux/arm/v7", "{labels}");
+    assert_eq!(labels["v"], "v7", "{labels}");
+    assert_eq!(v["Architecture"], "arm");
+    assert_eq!(v["Variant"], "v7");
+    t.finish();
+}
+
 #[test]
 fn from_platform_selects_the_base_image_platform() {
     let t = TestRoot::with_busybox();

@@ -70,6 +70,8 @@ pub struct LowerOptions {
     pub os: String,
     /// The architecture of the image to build, as OCI names it (`amd64`).
     pub architecture: String,
+    /// The CPU variant of the image to build (`v7` of `linux/arm/v7`), if any.
+    pub variant: Option<String>,
     /// `--target`: the stage to build (default: the last one).
     pub target: Option<String>,
     /// `--label` values added to the target's image config.
@@ -103,7 +105,7 @@ impl LowerOptions {
             } else {
                 self.architecture.clone()
             },
-            variant: None,
+            variant: self.variant.clone(),
         }
     }
 }
@@ -2454,6 +2456,27 @@ mod tests {
         assert_eq!(env("TARGETARCH").as_deref(), Some(target));
         assert_eq!(env("TARGETVARIANT").as_deref(), Some(""));
         assert_eq!(def.outputs()[0].architecture, target);
+    }
+
+    #[test]
+    fn targetvariant_and_targetplatform_keep_the_target_variant() {
+        let mut opts = LowerOptions::for_host("Dockerfile");
+        opts.architecture = "arm".into();
+        opts.variant = Some("v7".into());
+        let src = "FROM scratch\nARG TARGETPLATFORM TARGETVARIANT\nRUN echo $TARGETPLATFORM\n";
+        let def = lower_opts(src, &opts).unwrap();
+        let run = execs(&def).pop().unwrap();
+        assert!(
+            run.env.contains(&"TARGETPLATFORM=linux/arm/v7".to_string()),
+            "{:?}",
+            run.env
+        );
+        assert!(
+            run.env.contains(&"TARGETVARIANT=v7".to_string()),
+            "{:?}",
+            run.env
+        );
+        assert_eq!(def.outputs()[0].variant.as_deref(), Some("v7"));
     }
 
     #[test]

@@ -1806,6 +1806,7 @@ fn lower_options(file: &str, opts: &BuildOptions) -> Result<LowerOptions, Error>
             .map_err(|e| Error::Usage(format!("--platform: {e}")))?;
         lopts.os = p.os;
         lopts.architecture = p.architecture;
+        lopts.variant = p.variant;
     }
     Ok(lopts)
 }
