@@ -79,6 +79,84 @@ fn build_check_reports_without_building() {
     t.finish();
 }
 
+/// `debug parse --check` used to stop at the parser's checks and missed what lowering finds
+/// (an unknown `--mount` type, for one); it now runs `build --check`'s validation.
+#[test]
+fn debug_parse_check_reports_what_build_check_reports() {
+    let t = TestRoot::with_busybox();
+    let ctx = t.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:local AS Build\n\
+             ENV X=$UNDEFINED\n\
+             RUN --mount=type=bogus,target=/x true\n\
+             FROM scratch\n\
+             COPY --chown=app f /f\n",
+        )],
+    );
+    let file = ctx.join("Dockerfile");
+    let build = t.build(&ctx, &["--check"]);
+    let parse = t.xbuild(&["debug", "parse", "--check", "-f", file.to_str().unwrap()]);
+    for r in [&build, &parse] {
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        for needle in [
+            "unsupported mount type \"bogus\"",
+            "invalid user index: -1",
+            "StageNameCasing",
+            ": 2 error(s), 1 warning(s)",
+        ] {
+            assert!(
+                r.stdout.contains(needle),
+                "{needle} missing in {}",
+                r.stdout
+            );
+        }
+    }
+    assert_eq!(build.count("started"), 0, "--check builds nothing");
+
+    // Without the base image (and with no store at all) the instruction checks still run;
+    // the unknown base's environment is unknown, so UndefinedVar stays quiet.
+    let bare = TestRoot::new();
+    let df = bare.context(
+        "ctx",
+        &[
+            (
+                "bad.Dockerfile",
+                "FROM golang:1.22\nRUN --mount=type=bogus,target=/x true\n",
+            ),
+            ("ok.Dockerfile", "FROM golang:1.22\nENV X=$GOPATH\n"),
+        ],
+    );
+    let check = |name: &str| {
+        bare.xbuild(&[
+            "debug",
+            "parse",
+            "--check",
+            "-f",
+            df.join(name).to_str().unwrap(),
+        ])
+    };
+    let r = check("bad.Dockerfile");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("unsupported mount type \"bogus\""),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("not in the local image store"),
+        "{}",
+        r.stdout
+    );
+    let r = check("ok.Dockerfile");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("UndefinedVar"), "{}", r.stdout);
+    assert!(!bare.root().exists(), "a check creates no root");
+    t.finish();
+    bare.finish();
+}
+
 #[test]
 fn proxy_build_args_reach_run_without_arg_and_leave_no_trace() {
     let t = TestRoot::with_busybox();
@@ -134,6 +212,38 @@ fn proxy_build_args_reach_run_without_arg_and_leave_no_trace() {
         "{}",
         second.stderr
     );
+    t.finish();
+}
+
+/// BUILDPLATFORM named the target under `--platform`, and the target's variant was dropped;
+/// Docker 20.10's BuildKit labels this image `b=linux/amd64 t=linux/arm/v7 v=v7` on amd64.
+#[test]
+fn buildplatform_is_the_host_and_targetplatform_keeps_the_variant() {
+    let t = TestRoot::new();
+    let ctx = t.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM scratch\n\
+             ARG BUILDPLATFORM TARGETPLATFORM TARGETVARIANT\n\
+             LABEL b=$BUILDPLATFORM t=$TARGETPLATFORM v=$TARGETVARIANT\n",
+        )],
+    );
+    t.build(&ctx, &["--platform", "linux/arm/v7", "-t", "plat:arm"])
+        .ok();
+    let out = t.xbuild(&["inspect", "plat:arm"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let host = if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let labels = &v["Config"]["config"]["Labels"];
+    assert_eq!(labels["b"], host, "{labels}");
+    assert_eq!(labels["t"], "linux/arm/v7", "{labels}");
+    assert_eq!(labels["v"], "v7", "{labels}");
+    assert_eq!(v["Architecture"], "arm");
+    assert_eq!(v["Variant"], "v7");
     t.finish();
 }
 

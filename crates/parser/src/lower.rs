@@ -70,6 +70,8 @@ pub struct LowerOptions {
     pub os: String,
     /// The architecture of the image to build, as OCI names it (`amd64`).
     pub architecture: String,
+    /// The CPU variant of the image to build (`v7` of `linux/arm/v7`), if any.
+    pub variant: Option<String>,
     /// `--target`: the stage to build (default: the last one).
     pub target: Option<String>,
     /// `--label` values added to the target's image config.
@@ -103,7 +105,7 @@ impl LowerOptions {
             } else {
                 self.architecture.clone()
             },
-            variant: None,
+            variant: self.variant.clone(),
         }
     }
 }
@@ -201,7 +203,9 @@ pub fn lower_with_warnings(
     resolver: &dyn ImageResolver,
 ) -> Result<Lowered, Vec<Diagnostic>> {
     let platform = opts.platform();
-    let predefined = predefined_args(&platform, &platform);
+    // BuildKit's `defaultArgs`: BUILD* name the platform the build runs on (the host), TARGET*
+    // the one it builds for.
+    let predefined = predefined_args(&Platform::host(), &platform);
     let mut budget = Budget::default();
     let m = meta_args(df, Some(&opts.build_args), &predefined, &mut budget);
     if let Some((word, e)) = m.limit {
@@ -414,6 +418,18 @@ pub fn parse_chown(user: &str) -> Option<Chown> {
         user: id(u),
         group: g.map(id),
     })
+}
+
+/// The first name of `chown` that BuildKit looks up in the destination's `/etc/passwd` or
+/// `/etc/group`; `None` when it needs no lookup (numbers and `root`, as llb's `WithUser`).
+fn chown_lookup_name(chown: &Chown) -> Option<&str> {
+    fn name(s: &IdSpec) -> Option<&str> {
+        match s {
+            IdSpec::Name(n) if n != "root" => Some(n.as_str()),
+            _ => None,
+        }
+    }
+    name(&chown.user).or_else(|| chown.group.as_ref().and_then(name))
 }
 
 /// The deepest chain of stages reached through one another's instructions (`COPY --from`,
@@ -1303,12 +1319,30 @@ impl<'a> Lowerer<'a> {
                     out.history.push(history(format!("WORKDIR {wd}"), false));
                     return None;
                 }
+                let chown = parse_chown(&out.config.user);
+                if let Some(c) = &chown
+                    && self.scratch.as_ref() == Some(&out.state)
+                    && let Some(name) = chown_lookup_name(c)
+                {
+                    self.diags.push(
+                        Diagnostic::error(
+                            path.span,
+                            format!(
+                                "invalid user index: -1: WORKDIR creates {wd} owned by USER {}, but nothing comes before it on an empty base (FROM scratch), so there is no /etc/passwd or /etc/group to look up {} in",
+                                out.config.user,
+                                gofmt::quote(name)
+                            ),
+                        )
+                        .with_hint("use a numeric USER such as USER 1000:1000, or put WORKDIR before USER"),
+                    );
+                    return None;
+                }
                 let op = Op::File(FileOp {
                     actions: vec![FileAction::Mkdir(MkdirAction {
                         path: wd.clone(),
                         mode: 0o755,
                         make_parents: true,
-                        chown: parse_chown(&out.config.user),
+                        chown,
                     })],
                 });
                 let text = self.describe_text(out, ins, false);
@@ -1322,16 +1356,24 @@ impl<'a> Lowerer<'a> {
                 }
             }
             Command::Env { pairs } => {
-                let mut msg = String::from("ENV");
+                // Every pair expands against the environment from before the instruction
+                // (BuildKit's `EnvCommand.Expand`), so `ENV A=2 B=$A` takes the old `$A`.
+                let mut expanded = Vec::with_capacity(pairs.len());
                 for kv in pairs {
                     let k = self.expand(out, ins, &kv.key)?;
                     let v = self.expand(out, ins, &kv.value)?;
+                    expanded.push((k, v));
+                }
+                let mut msg = String::from("ENV");
+                for (k, v) in expanded {
                     msg.push_str(&format!(" {k}={v}"));
                     out.env.set(&k, &v);
                     out.config_env.set(&mut out.config.env, &k, &v);
                 }
                 out.history.push(history(msg, false));
             }
+            // LABEL changes no environment, so its pairs all expand against the one from before
+            // the instruction, as BuildKit's `LabelCommand.Expand` does.
             Command::Label { pairs } => {
                 let mut msg = String::from("LABEL");
                 for kv in pairs {
@@ -1583,20 +1625,21 @@ impl<'a> Lowerer<'a> {
                     return None;
                 }
             };
-            let target = if spec_m.target.is_empty() || spec_m.target.starts_with('/') {
-                clean_path(&spec_m.target)
-            } else {
-                normalize_path(&out.config.working_dir, &spec_m.target, false)
-            };
+            // BuildKit (`dispatchRunMounts`): an empty or relative target is joined to the
+            // working directory; only a result of `/` is rejected.
+            let target = normalize_path(&out.config.working_dir, &spec_m.target, false);
             if matches!(
                 spec_m.kind,
                 MountType::Bind | MountType::Cache | MountType::Tmpfs
-            ) && (target == "/" || target == ".")
+            ) && target == "/"
             {
-                self.diags.push(Diagnostic::error(
-                    m.span,
-                    format!("invalid mount target {}", gofmt::quote(&target)),
-                ));
+                self.diags.push(
+                    Diagnostic::error(
+                        m.span,
+                        format!("invalid mount target {}", gofmt::quote(&target)),
+                    )
+                    .with_hint("mount somewhere below /: set target= to a directory such as /src"),
+                );
                 return None;
             }
             let mut source_input = |this: &mut Self, from: &Option<String>| -> Option<usize> {
@@ -1914,6 +1957,35 @@ impl<'a> Lowerer<'a> {
         } else {
             out.state.clone()
         };
+        if let (Some(c), Some(word)) = (&chown, &spec.chown)
+            && self.scratch.as_ref() == Some(&base)
+            && let Some(name) = chown_lookup_name(c)
+        {
+            // BuildKit marshals a name lookup against the copy's base input; an empty base
+            // has none (index -1) and the solve fails.
+            let cmd = if is_add { "ADD" } else { "COPY" };
+            let why = if link {
+                format!("{cmd} --link starts from an empty filesystem")
+            } else {
+                format!("nothing comes before this {cmd} on an empty base (FROM scratch)")
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    word.span,
+                    format!(
+                        "invalid user index: -1: --chown={} names {}, but {why}, so there is no /etc/passwd or /etc/group to look it up in",
+                        word.text,
+                        gofmt::quote(name)
+                    ),
+                )
+                .with_hint(if link {
+                    "use numeric ids such as --chown=1000:1000 (or root), or drop --link"
+                } else {
+                    "use numeric ids such as --chown=1000:1000 (or root)"
+                }),
+            );
+            return None;
+        }
         let mut inputs = vec![base];
         let mut actions = Vec::new();
         let mut msg = String::from(if is_add { "ADD" } else { "COPY" });
@@ -2202,7 +2274,219 @@ impl StageCtx {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_workdir;
+    #![allow(clippy::unwrap_used)]
+
+    use super::{
+        ImageResolver, LowerOptions, ResolvedImage, lower_with_warnings, normalize_workdir,
+    };
+    use crate::platform::Platform;
+    use crate::span::Diagnostic;
+    use xbuild_llb::{Definition, ExecOp, ImageConfig, MountKind, Op};
+
+    /// Knows no image: the tests build `FROM scratch` and from stages.
+    struct NoImages;
+
+    impl ImageResolver for NoImages {
+        fn resolve(&self, reference: &str, _: &Platform) -> Result<ResolvedImage, String> {
+            Err(format!("{reference} is not known to these tests"))
+        }
+    }
+
+    fn lower_opts(src: &str, opts: &LowerOptions) -> Result<Definition, Vec<Diagnostic>> {
+        let parsed = crate::parse(src);
+        let errors: Vec<Diagnostic> = parsed.errors().cloned().collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        lower_with_warnings(&parsed.dockerfile, opts, &NoImages).map(|l| l.definition)
+    }
+
+    fn lower(src: &str) -> Result<Definition, Vec<Diagnostic>> {
+        let mut opts = LowerOptions::for_host("Dockerfile");
+        opts.architecture = "amd64".into();
+        lower_opts(src, &opts)
+    }
+
+    /// The exec ops of the graph, in graph order.
+    fn execs(def: &Definition) -> Vec<ExecOp> {
+        def.vertices()
+            .filter_map(|v| match v.op() {
+                Op::Exec(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn run_mount_without_target_or_relative_resolves_against_workdir() {
+        let def = lower(
+            "FROM scratch AS x\nFROM scratch\nWORKDIR /app\n\
+             RUN --mount=from=x true\n\
+             RUN --mount=type=cache true\n\
+             RUN --mount=type=cache,target=cache/go true\n\
+             RUN --mount=type=bind,target=. true\n",
+        )
+        .unwrap();
+        let mounts: Vec<(String, Option<String>)> = execs(&def)
+            .into_iter()
+            .flat_map(|e| e.mounts)
+            .map(|m| {
+                let id = match m.kind {
+                    MountKind::Cache { id, .. } => Some(id),
+                    _ => None,
+                };
+                (m.target, id)
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            vec![
+                ("/app".to_string(), None),
+                ("/app".to_string(), Some(".".to_string())),
+                ("/app/cache/go".to_string(), Some("cache/go".to_string())),
+                ("/app".to_string(), None),
+            ]
+        );
+    }
+
+    /// The output image's config.
+    fn config(def: &Definition) -> ImageConfig {
+        def.outputs()[0].config.clone()
+    }
+
+    #[test]
+    fn env_pairs_of_one_instruction_expand_against_the_env_before_it() {
+        let def = lower(
+            "FROM scratch\nENV A=1\nENV A=2 B=$A C=${A}0\n\
+             LABEL l1=$A l2=${B}\nARG X=1 Y=$X\nENV Y2=$Y\n",
+        )
+        .unwrap();
+        let c = config(&def);
+        let env: Vec<&str> = c.env.iter().map(String::as_str).collect();
+        assert!(env.contains(&"A=2"), "{env:?}");
+        assert!(env.contains(&"B=1"), "{env:?}");
+        assert!(env.contains(&"C=10"), "{env:?}");
+        // ARG pairs are defined one after the other.
+        assert!(env.contains(&"Y2=1"), "{env:?}");
+        assert_eq!(c.labels.get("l1").map(String::as_str), Some("2"));
+        assert_eq!(c.labels.get("l2").map(String::as_str), Some("1"));
+        let h: Vec<&str> = def.outputs()[0]
+            .history
+            .iter()
+            .map(|h| h.created_by.as_str())
+            .collect();
+        assert!(h.contains(&"ENV A=2 B=1 C=10"), "{h:?}");
+    }
+
+    #[test]
+    fn copy_chown_name_onto_an_empty_base_is_an_error() {
+        let cases = [
+            ("FROM scratch\nCOPY --chown=app f /f\n", 2, 6),
+            ("FROM scratch\nCOPY --chown=0:app f /f\n", 2, 6),
+            ("FROM scratch\nENV U=app\nADD --chown=$U f /f\n", 3, 5),
+            ("FROM scratch AS a\nFROM a\nCOPY --chown=app f /f\n", 3, 6),
+            ("FROM scratch\nCOPY --link --chown=app f /f\n", 2, 13),
+            (
+                "FROM scratch\nCOPY f /f\nCOPY --link --chown=app g /g\n",
+                3,
+                13,
+            ),
+            ("FROM scratch\nUSER app\nWORKDIR /x\n", 3, 9),
+        ];
+        for (src, line, col) in cases {
+            let errs = lower(src).unwrap_err();
+            assert!(
+                errs[0].message.starts_with("invalid user index: -1"),
+                "{src}: {errs:?}"
+            );
+            assert_eq!((errs[0].span.line, errs[0].span.col), (line, col), "{src}");
+        }
+    }
+
+    #[test]
+    fn copy_chown_without_lookup_or_onto_a_non_empty_base_builds() {
+        for src in [
+            "FROM scratch\nCOPY --chown=root f /f\n",
+            "FROM scratch\nCOPY --chown=12:34 f /f\n",
+            "FROM scratch\nCOPY --link --chown=12 f /f\n",
+            "FROM scratch\nWORKDIR /app\nCOPY --chown=app f .\n",
+            "FROM scratch\nCOPY f /f\nCOPY --chown=app:grp g /g\n",
+            "FROM scratch\nCOPY f /f\nCOPY --link --chmod=644 --chown=app g /g\n",
+            "FROM scratch\nUSER 1000\nWORKDIR /x\n",
+            "FROM scratch\nWORKDIR /x\nUSER app\nWORKDIR /y\n",
+        ] {
+            if let Err(e) = lower(src) {
+                panic!("{src}: {e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn buildplatform_is_the_host_and_targetplatform_the_target() {
+        let host = Platform::host();
+        let target = if host.architecture == "arm64" {
+            "amd64"
+        } else {
+            "arm64"
+        };
+        let mut opts = LowerOptions::for_host("Dockerfile");
+        opts.architecture = target.into();
+        let src = "FROM scratch\n\
+                   ARG BUILDPLATFORM BUILDOS BUILDARCH BUILDVARIANT\n\
+                   ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT\n\
+                   RUN echo b=$BUILDPLATFORM,$BUILDOS,$BUILDARCH,$BUILDVARIANT \
+                   t=$TARGETPLATFORM,$TARGETOS,$TARGETARCH,$TARGETVARIANT\n";
+        let def = lower_opts(src, &opts).unwrap();
+        let run = execs(&def).pop().unwrap();
+        let env = |k: &str| {
+            run.env
+                .iter()
+                .find_map(|e| e.strip_prefix(&format!("{k}=")))
+                .map(str::to_string)
+        };
+        assert_eq!(env("BUILDPLATFORM"), Some(host.format()));
+        assert_eq!(env("BUILDOS").as_deref(), Some("linux"));
+        assert_eq!(
+            env("BUILDARCH").as_deref(),
+            Some(host.architecture.as_str())
+        );
+        assert_eq!(env("BUILDVARIANT").as_deref(), Some(""));
+        assert_eq!(env("TARGETPLATFORM"), Some(format!("linux/{target}")));
+        assert_eq!(env("TARGETOS").as_deref(), Some("linux"));
+        assert_eq!(env("TARGETARCH").as_deref(), Some(target));
+        assert_eq!(env("TARGETVARIANT").as_deref(), Some(""));
+        assert_eq!(def.outputs()[0].architecture, target);
+    }
+
+    #[test]
+    fn targetvariant_and_targetplatform_keep_the_target_variant() {
+        let mut opts = LowerOptions::for_host("Dockerfile");
+        opts.architecture = "arm".into();
+        opts.variant = Some("v7".into());
+        let src = "FROM scratch\nARG TARGETPLATFORM TARGETVARIANT\nRUN echo $TARGETPLATFORM\n";
+        let def = lower_opts(src, &opts).unwrap();
+        let run = execs(&def).pop().unwrap();
+        assert!(
+            run.env.contains(&"TARGETPLATFORM=linux/arm/v7".to_string()),
+            "{:?}",
+            run.env
+        );
+        assert!(
+            run.env.contains(&"TARGETVARIANT=v7".to_string()),
+            "{:?}",
+            run.env
+        );
+        assert_eq!(def.outputs()[0].variant.as_deref(), Some("v7"));
+    }
+
+    #[test]
+    fn run_mount_target_resolving_to_root_is_an_error() {
+        for m in ["type=cache", "type=bind,target=.", "type=tmpfs,target=/"] {
+            let errs = lower(&format!("FROM scratch\nRUN --mount={m} true\n")).unwrap_err();
+            assert_eq!(errs[0].message, "invalid mount target \"/\"", "{m}");
+            assert_eq!(errs[0].span.line, 2, "{m}");
+        }
+    }
 
     #[test]
     fn workdir_absolute_is_kept_as_written() {

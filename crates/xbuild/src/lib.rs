@@ -701,26 +701,41 @@ impl Builder {
     /// warning, with the file's path and text for rendering.
     pub fn check(&self, opts: &BuildOptions) -> Result<CheckReport, Error> {
         let (file, text) = Self::read_dockerfile(opts)?;
-        let parsed = xbuild_parser::parse(&text);
-        let mut diagnostics = parsed.diagnostics.clone();
-        if !parsed.has_errors() {
-            let store = self.store()?;
-            let mut lopts = lower_options(&file, opts)?;
-            lopts.all_stages = true;
-            match xbuild_parser::lower::lower_with_warnings(
-                &parsed.dockerfile,
-                &lopts,
-                &StoreResolver::new(&store),
-            ) {
-                Ok(l) => diagnostics.extend(l.warnings),
-                Err(errors) => diagnostics.extend(errors),
-            }
-        }
+        let store = self.store()?;
+        let lopts = lower_options(&file, opts)?;
+        let diagnostics = check_dockerfile(&text, &lopts, &StoreResolver::new(&store));
         Ok(CheckReport {
             file,
             source_text: text,
             diagnostics,
         })
+    }
+
+    /// The checks of [`check`](Self::check) on a Dockerfile's text alone (`debug parse
+    /// --check`): no context, the host platform, no build arguments, and no base image needed.
+    /// A base the local store lacks (or every base, when the root holds no store yet) is
+    /// checked as an empty image; as its environment is unknown, UndefinedVar is then not
+    /// reported.
+    pub fn check_text(&self, file: &str, text: &str) -> CheckReport {
+        // An existing store only: a check creates no root.
+        let store = if self.root.join("index.redb").exists() {
+            self.store().ok()
+        } else {
+            None
+        };
+        let resolver = AnyBase {
+            store: store.as_deref().map(StoreResolver::new),
+            guessed: std::cell::Cell::new(false),
+        };
+        let mut diagnostics = check_dockerfile(text, &LowerOptions::for_host(file), &resolver);
+        if resolver.guessed.get() {
+            diagnostics.retain(|d| d.rule != Some("UndefinedVar"));
+        }
+        CheckReport {
+            file: file.to_string(),
+            source_text: text.to_string(),
+            diagnostics,
+        }
     }
 
     /// Parses and lowers the build's Dockerfile against the local store, without pulling:
@@ -1729,6 +1744,56 @@ pub(crate) fn lower_text(
     xbuild_parser::lower::lower(&parsed.dockerfile, &lopts, resolver).map_err(dockerfile_err)
 }
 
+/// The one validation behind `build --check` and `debug parse --check`: the parse's errors and
+/// build-check warnings, then, when it parsed, every stage lowered with `resolver` (lowering
+/// errors such as an unknown `--mount` type, UndefinedVar, unused build arguments).
+pub fn check_dockerfile(
+    text: &str,
+    lopts: &LowerOptions,
+    resolver: &dyn xbuild_parser::lower::ImageResolver,
+) -> Vec<Diagnostic> {
+    let parsed = xbuild_parser::parse(text);
+    let mut diagnostics = parsed.diagnostics.clone();
+    if !parsed.has_errors() {
+        let mut lopts = lopts.clone();
+        lopts.all_stages = true;
+        match xbuild_parser::lower::lower_with_warnings(&parsed.dockerfile, &lopts, resolver) {
+            Ok(l) => diagnostics.extend(l.warnings),
+            Err(errors) => diagnostics.extend(errors),
+        }
+    }
+    diagnostics
+}
+
+/// Resolves bases through the local store when it has them, and any other reference as an
+/// empty image (for checks that must not need base images).
+struct AnyBase<'a> {
+    store: Option<StoreResolver<'a>>,
+    /// Some reference was answered with an empty image.
+    guessed: std::cell::Cell<bool>,
+}
+
+impl xbuild_parser::lower::ImageResolver for AnyBase<'_> {
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &xbuild_parser::platform::Platform,
+    ) -> Result<xbuild_parser::lower::ResolvedImage, String> {
+        if let Some(Ok(img)) = self.store.as_ref().map(|s| s.resolve(reference, platform)) {
+            return Ok(img);
+        }
+        self.guessed.set(true);
+        Ok(xbuild_parser::lower::ResolvedImage {
+            reference: reference.to_string(),
+            digest: Digest::of(reference.as_bytes()),
+            config: Default::default(),
+            history: Vec::new(),
+            os: platform.os.clone(),
+            architecture: platform.architecture.clone(),
+        })
+    }
+}
+
 /// The lowering options of a build.
 fn lower_options(file: &str, opts: &BuildOptions) -> Result<LowerOptions, Error> {
     let mut lopts = LowerOptions::for_host(file);
@@ -1741,6 +1806,7 @@ fn lower_options(file: &str, opts: &BuildOptions) -> Result<LowerOptions, Error>
             .map_err(|e| Error::Usage(format!("--platform: {e}")))?;
         lopts.os = p.os;
         lopts.architecture = p.architecture;
+        lopts.variant = p.variant;
     }
     Ok(lopts)
 }

@@ -430,7 +430,8 @@ enum DebugCommand {
         /// `json` (the syntax tree and diagnostics) or `tree` (BuildKit's AST dump format).
         #[arg(long, default_value = "json")]
         format: String,
-        /// Only run the build checks and report every error and warning.
+        /// Only run the build checks and report every error and warning: `build --check`'s
+        /// checks, without a context; bases the local store lacks are checked as empty images.
         #[arg(long)]
         check: bool,
     },
@@ -1142,10 +1143,12 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
                     .with_context(|| format!("reading {}", file.display()))?
             };
             let name = file.display().to_string();
-            let parsed = xbuild_parser::parse(&text);
             if check {
-                return Ok(print_check(&name, &text, &parsed.diagnostics));
+                // The same validation as `build --check`, without a context or base images.
+                let report = builder.check_text(&name, &text);
+                return Ok(print_check(&name, &text, &report.diagnostics));
             }
+            let parsed = xbuild_parser::parse(&text);
             match format.as_str() {
                 "json" => {
                     let out = serde_json::json!({
