@@ -272,8 +272,15 @@ macro_rules! cases {
 }
 
 cases!(
+    add_archive_wildcard,
     add_archives,
     add_chown,
+    add_compressions,
+    add_dir_with_tar,
+    add_tar_existing_dest,
+    add_tar_implied_parent,
+    add_tar_owners_links,
+    add_tar_through_symlink,
     arg_env_precedence,
     arg_in_copy_from,
     arg_in_from,
