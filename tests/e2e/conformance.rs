@@ -400,6 +400,7 @@ cases!(
     run_hardlinks,
     run_mount_bind_sources,
     run_mount_cache_no_leak,
+    run_mount_combinations,
     run_mount_tmpfs_hides,
     run_mounts,
     run_no_change_layers,
