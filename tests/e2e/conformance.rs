@@ -421,6 +421,7 @@ cases!(
     stopsignal_expose,
     stopsignal_forms,
     stopsignal_no_prefix,
+    target_case_and_args,
     user_and_workdir,
     user_group_name,
     user_numeric_unknown,
