@@ -1,0 +1,3 @@
+mkdir -p t/in && echo x > t/in/x && echo top > t/top
+tar -C t -cf a.tar .
+rm -rf t
