@@ -44,12 +44,28 @@ fn read_fd(fd: OwnedFd, path: &Path) -> Result<Vec<u8>, Error> {
             kind: kind_of(ft),
         });
     }
+    let too_large = || Error::BuildFileTooLarge {
+        path: path.to_path_buf(),
+        limit: MAX_BUILD_FILE,
+    };
+    if u64::try_from(st.st_size).unwrap_or(u64::MAX) > MAX_BUILD_FILE {
+        return Err(too_large());
+    }
     let mut out = Vec::new();
+    // A file that grows while it is read stops one byte past the limit.
     std::fs::File::from(fd)
+        .take(MAX_BUILD_FILE + 1)
         .read_to_end(&mut out)
         .map_err(|e| Error::io(path, e))?;
+    if out.len() as u64 > MAX_BUILD_FILE {
+        return Err(too_large());
+    }
     Ok(out)
 }
+
+/// The largest Dockerfile or `.dockerignore` a build reads: 16 MiB, hundreds of times the
+/// largest hand-written ones (BuildKit bounds each Dockerfile line to 64 KiB instead).
+pub const MAX_BUILD_FILE: u64 = 16 << 20;
 
 /// Reads the build's own small file `path` (its Dockerfile, a `.dockerignore`) without ever
 /// blocking on it; `Ok(None)` when it does not exist. Inside `context`, its symlinks resolve

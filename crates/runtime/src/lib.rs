@@ -146,6 +146,17 @@ pub enum Error {
         /// What it is instead.
         kind: &'static str,
     },
+    /// A Dockerfile or `.dockerignore` larger than [`context::MAX_BUILD_FILE`].
+    #[error(
+        "{path} is larger than {limit} bytes, the limit for a Dockerfile or .dockerignore; \
+         it cannot be a hand-written one: check that -f names the right file"
+    )]
+    BuildFileTooLarge {
+        /// The path as given.
+        path: PathBuf,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// An archive whose files add up to more bytes than the limit it is unpacked under.
     #[error(
         "the archive's files add up to more than the limit of {limit} bytes at member {entry:?}"
