@@ -56,7 +56,7 @@ impl LocalBlobs {
             return Ok(());
         }
         let src = self.dir.join("blobs/sha256").join(blob.digest.hex());
-        let f = std::fs::File::open(&src).map_err(|source| xbuild_cache::Error::Io {
+        let f = open_regular(&src).map_err(|source| xbuild_cache::Error::Io {
             path: src.clone(),
             source,
         })?;
@@ -288,6 +288,24 @@ fn inline_results(store: &Store, m: &Manifest) -> Result<HashMap<Digest, ChainRe
     Ok(CacheConfig { layers, records }.results(&m.layers)?)
 }
 
+/// Opens a file of a local cache for reading without ever blocking: a FIFO (or a device, a
+/// socket, a directory) where a blob or `index.json` should be is refused at once instead of
+/// hanging the build.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a local cache holds only regular files)",
+        ));
+    }
+    Ok(f)
+}
+
 /// Reads a local layout's `index.json`, at most [`MAX_MANIFEST_SIZE`] bytes (it is an index).
 ///
 /// [`MAX_MANIFEST_SIZE`]: xbuild_registry::MAX_MANIFEST_SIZE
@@ -296,7 +314,7 @@ fn read_layout_index(path: &Path) -> Result<Vec<u8>, Error> {
         path: path.to_path_buf(),
         source: e,
     };
-    let f = std::fs::File::open(path).map_err(io)?;
+    let f = open_regular(path).map_err(io)?;
     let limit = Document::Manifest.limit();
     let mut out = Vec::new();
     std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut out).map_err(io)?;
