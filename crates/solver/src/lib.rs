@@ -109,8 +109,16 @@ pub enum Error {
     #[error("{0} is not supported yet")]
     Unsupported(String),
     /// The build needs an entitlement the caller did not grant.
-    #[error("{0}")]
-    Entitlement(String),
+    #[error(
+        "{instruction} needs the {entitlement} entitlement: pass `--allow {entitlement}` to \
+         `xbuild build`"
+    )]
+    Entitlement {
+        /// What needs it (`RUN --network=host`).
+        instruction: &'static str,
+        /// The entitlement (`network.host`, `security.insecure`).
+        entitlement: &'static str,
+    },
     /// An imported cache (`--cache-from`) could not be used.
     #[error("importing cache from {name}: {message}")]
     CacheImport {
@@ -318,9 +326,11 @@ fn now_rfc3339() -> String {
 }
 
 /// Cleans up what the dead sessions on `root` left behind (containers, mounts, bundles,
-/// uncommitted snapshots, scratch contexts); returns how many sessions were cleaned.
+/// uncommitted snapshots, scratch contexts, half-written blobs); returns how many sessions
+/// were cleaned.
 pub fn recover(root: &Path, runtime: Option<&Path>) -> Result<usize, Error> {
     xbuild_runtime::recover::clean_scratch(root);
+    xbuild_cache::clean_partial_blobs(root);
     let mut n = 0;
     for dead in xbuild_cache::lease::dead_sessions(root)? {
         let r = xbuild_runtime::recover::clean_owner(root, dead.id(), runtime)?;

@@ -52,15 +52,15 @@ impl Solver {
             } else {
                 None
             };
-            if let Some((what, entitlement)) = refused {
+            if let Some((instruction, entitlement)) = refused {
                 let (name, location) = describe(def, v);
                 return Err(Error::Vertex {
                     name,
                     location,
-                    source: Box::new(Error::Entitlement(format!(
-                        "{what} needs the {entitlement} entitlement: pass \
-                         `--allow {entitlement}` to `xbuild build`"
-                    ))),
+                    source: Box::new(Error::Entitlement {
+                        instruction,
+                        entitlement,
+                    }),
                 });
             }
         }
