@@ -25,7 +25,7 @@ impl BlobWriter {
     pub(crate) fn new(root: &Path) -> Result<Self, Error> {
         let tmp = root
             .join("tmp")
-            .join(format!("blob-{:016x}", rand::random::<u64>()));
+            .join(format!("{PARTIAL_PREFIX}{:016x}", rand::random::<u64>()));
         // Not readable by other local users: a layer may hold setuid files and secrets.
         let file = File::options()
             .write(true)
@@ -33,6 +33,12 @@ impl BlobWriter {
             .mode(0o600)
             .open(&tmp)
             .map_err(io(&tmp))?;
+        // Held until the blob is committed or dropped: a partial blob whose lock is free
+        // belongs to a process that died (see [`clean_partial_blobs`]).
+        file.try_lock().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(&tmp)(io::Error::other(e))
+        })?;
         Ok(BlobWriter {
             file: Some(file),
             tmp,
@@ -59,13 +65,16 @@ impl BlobWriter {
                 actual: digest,
             });
         }
-        if let Some(f) = self.file.take() {
+        // Kept open (and locked) until it is renamed into place.
+        let file = self.file.take();
+        if let Some(f) = &file {
             f.sync_all().map_err(io(&self.tmp))?;
         }
         // Replacing a blob already there is harmless (same content) and heals a corrupt one.
         let dest = self.blobs.join(digest.hex());
         std::fs::rename(&self.tmp, &dest).map_err(io(&dest))?;
         self.tmp = PathBuf::new();
+        drop(file);
         Ok(digest)
     }
 }
@@ -96,6 +105,50 @@ impl Drop for BlobWriter {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// The name prefix of blobs being written under `<root>/tmp/`.
+const PARTIAL_PREFIX: &str = "blob-";
+
+/// How long an unlocked partial blob is left alone: the moment between its creation and its
+/// writer taking the lock.
+const PARTIAL_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the partial blobs under `<root>/tmp/` that a killed process left (their lock is
+/// free); returns how many. A live writer holds its lock, and its file stays.
+pub fn clean_partial_blobs(root: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(root.join("tmp")) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX) {
+            continue;
+        }
+        let Ok(meta) = e.metadata() else { continue };
+        let young = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < PARTIAL_GRACE);
+        if !meta.is_file() || young {
+            continue;
+        }
+        let path = e.path();
+        // `DirEntry::metadata` does not follow symlinks: only regular files get here, so the
+        // open never blocks (`<root>/tmp` is closed to other users, nobody swaps them).
+        let Ok(f) = File::open(&path) else {
+            continue;
+        };
+        if f.try_lock().is_err() {
+            continue; // its writer is alive
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            tracing::warn!(file = %path.display(), "removed a blob a dead process left half-written");
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// A stored blob being read: hashes what passes through it and, at the end of the content,
@@ -260,6 +313,43 @@ mod tests {
     use crate::{Error, Store};
     use std::io::{Read, Write};
     use xbuild_llb::Digest;
+
+    /// A killed process left its half-written blob in `<root>/tmp` for good.
+    #[test]
+    fn half_written_blobs_of_dead_processes_are_cleaned_and_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tmp = dir.path().join("tmp");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        let aged = |p: &std::path::Path| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        };
+        let mut live = store.blob_writer().unwrap();
+        live.write_all(b"live").unwrap();
+        let live_file = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .next()
+            .unwrap();
+        aged(&live_file);
+        aged(&tmp.join("blob-dead"));
+        std::fs::write(tmp.join("blob-young"), b"x").unwrap();
+        aged(&tmp.join("context-other"));
+
+        assert_eq!(super::clean_partial_blobs(dir.path()), 1);
+        assert!(!tmp.join("blob-dead").exists());
+        assert!(live_file.exists(), "a live writer's blob was removed");
+        assert!(tmp.join("blob-young").exists());
+        assert!(tmp.join("context-other").exists());
+        let d = live.commit(None).unwrap();
+        assert_eq!(store.read_blob(&d).unwrap(), b"live");
+    }
 
     #[test]
     fn wrong_digest_is_rejected_and_nothing_stays() {

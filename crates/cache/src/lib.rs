@@ -43,7 +43,7 @@ mod prune;
 pub mod statcache;
 pub mod verify;
 
-pub use blob::{BlobReader, BlobWriter, DigestReader, into_store_error};
+pub use blob::{BlobReader, BlobWriter, DigestReader, clean_partial_blobs, into_store_error};
 pub use index::{CacheRecord, DiffRecord, ImageRecord, LayerRecord, TagRecord};
 pub use prune::{ImageLease, PruneStats};
 
