@@ -401,13 +401,15 @@ fn copy_dest(working_dir: &str, dest: &str) -> String {
     normalize_path(working_dir, d, true)
 }
 
-/// `user[:group]` as a chown spec; `None` for an empty user.
+/// `user[:group]` as a chown spec; `None` for an empty user. An empty part is id 0, as in
+/// BuildKit (an empty name marshals as id 0): `--chown=1000:` is 1000:0, `--chown=:g` 0:g.
 pub fn parse_chown(user: &str) -> Option<Chown> {
     if user.is_empty() {
         return None;
     }
     let id = |s: &str| match s.parse::<u32>() {
         Ok(n) => IdSpec::Id(n),
+        Err(_) if s.is_empty() => IdSpec::Id(0),
         Err(_) => IdSpec::Name(s.to_string()),
     };
     let (u, g) = match user.split_once(':') {
@@ -492,10 +494,12 @@ fn uppercase_cmd(s: &str) -> String {
 
 /// Go's `signal.ParseSignal`: a number or a known name, with or without `SIG`.
 fn valid_signal(s: &str) -> bool {
-    if let Ok(n) = s.parse::<u32>() {
-        return n > 0 && n < 65;
+    // As moby/sys/signal's ParseSignal: any non-zero integer, or a name in any case.
+    if let Ok(n) = s.parse::<i64>() {
+        return n != 0;
     }
-    let name = s.strip_prefix("SIG").unwrap_or(s);
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
     const NAMES: &[&str] = &[
         "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
         "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
@@ -2315,6 +2319,41 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// `--chown=1000:` gave the user's gid; BuildKit's empty group name marshals as id 0.
+    #[test]
+    fn chown_with_an_empty_group_or_user_is_id_0() {
+        use xbuild_llb::IdSpec;
+        let c = super::parse_chown("1000:").unwrap();
+        assert_eq!((c.user, c.group), (IdSpec::Id(1000), Some(IdSpec::Id(0))));
+        let c = super::parse_chown("app:").unwrap();
+        assert_eq!(
+            (c.user, c.group),
+            (IdSpec::Name("app".into()), Some(IdSpec::Id(0)))
+        );
+        let c = super::parse_chown(":staff").unwrap();
+        assert_eq!(
+            (c.user, c.group),
+            (IdSpec::Id(0), Some(IdSpec::Name("staff".into())))
+        );
+    }
+
+    /// `STOPSIGNAL sigint` was refused: BuildKit (moby/sys/signal's ParseSignal) upper-cases
+    /// the name before looking it up, takes any non-zero number, and keeps the text as written.
+    #[test]
+    fn stopsignal_takes_names_in_any_case_and_any_nonzero_number() {
+        for sig in [
+            "sigint", "hup", "SigTerm", "rtmin+3", "100", "-9", "SIGKILL",
+        ] {
+            let def = lower(&format!("FROM scratch\nSTOPSIGNAL {sig}\n"))
+                .unwrap_or_else(|e| panic!("STOPSIGNAL {sig}: {e:?}"));
+            assert_eq!(config(&def).stop_signal.as_deref(), Some(sig));
+        }
+        for sig in ["0", "SIGNOPE", "sig", "1.5"] {
+            let errs = lower(&format!("FROM scratch\nSTOPSIGNAL {sig}\n")).unwrap_err();
+            assert!(errs[0].message.contains("Invalid signal"), "{errs:?}");
+        }
     }
 
     #[test]
