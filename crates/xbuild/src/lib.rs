@@ -1181,13 +1181,7 @@ impl Builder {
     /// `.dockerignore`), and how many paths it covers; through the root's stat cache unless
     /// `cold`.
     pub fn context_checksum(&self, dir: &Path, cold: bool) -> Result<(String, usize), Error> {
-        let ignore =
-            match xbuild_runtime::context::read_build_file(dir, &dir.join(".dockerignore"))? {
-                Some(t) => {
-                    xbuild_runtime::dockerignore::read_ignore_file(&String::from_utf8_lossy(&t))
-                }
-                None => Vec::new(),
-            };
+        let ignore = read_ignore(dir, &dir.join(".dockerignore"))?.unwrap_or_default();
         let filter = xbuild_runtime::dockerignore::Filter::new(&[], &ignore)
             .map_err(|e| Error::Usage(format!("{}/.dockerignore: {e}", dir.display())))?;
         let sel = xbuild_runtime::context::Selection {
@@ -1811,8 +1805,21 @@ fn lower_options(file: &str, opts: &BuildOptions) -> Result<LowerOptions, Error>
     Ok(lopts)
 }
 
+/// The patterns of the ignore file `path` (in `context` or named outside it), read as BuildKit
+/// reads one (a BOM, comments and blank lines dropped, each pattern cleaned and a leading `/`
+/// removed: see [`xbuild_runtime::dockerignore::read_ignore_file`]); `None` when there is no
+/// such file. The one reader of `.dockerignore` files for local and remote builds and
+/// `debug context-checksum`.
+fn read_ignore(context: &Path, path: &Path) -> Result<Option<Vec<String>>, Error> {
+    Ok(
+        xbuild_runtime::context::read_build_file(context, path)?.map(|bytes| {
+            xbuild_runtime::dockerignore::read_ignore_file(&String::from_utf8_lossy(&bytes))
+        }),
+    )
+}
+
 /// The `.dockerignore` patterns of a build: `<Dockerfile>.dockerignore` beside the Dockerfile
-/// wins over the context's `.dockerignore`; comments and blank lines are dropped.
+/// wins over the context's `.dockerignore`.
 fn dockerignore(opts: &BuildOptions) -> Result<Vec<String>, Error> {
     if let Some(p) = &opts.ignore_patterns {
         return Ok(p.clone());
@@ -1825,15 +1832,8 @@ fn dockerignore(opts: &BuildOptions) -> Result<Vec<String>, Error> {
     }
     candidates.push(opts.context.join(".dockerignore"));
     for c in candidates {
-        if let Some(bytes) = xbuild_runtime::context::read_build_file(&opts.context, &c)? {
-            let text = String::from_utf8(bytes)
-                .map_err(|e| io(&c)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-            return Ok(text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .collect());
+        if let Some(patterns) = read_ignore(&opts.context, &c)? {
+            return Ok(patterns);
         }
     }
     Ok(Vec::new())
