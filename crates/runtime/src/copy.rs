@@ -180,31 +180,58 @@ enum Dest {
     },
 }
 
+/// How many symlinks a destination path may go through, as the kernel's limit (`ELOOP`).
+const MAX_DEST_LINKS: usize = 40;
+
+/// Where a copy to `dest` goes. The whole path resolves beneath `dest_root`, its last
+/// component too, as BuildKit resolves a destination (fsutil's `fs.RootPath`): a file copied
+/// onto a symlink is written where the symlink points (a dangling one makes its target), and
+/// the symlink stays.
 fn resolve_dest(dest_root: &Root, dest: &str, owner: Option<(u32, u32)>) -> Result<Dest, Error> {
-    let host = || dest_root.host_path().join(rel(dest));
-    if let Some(fd) = dest_root.resolve(dest, true)? {
-        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io(&host(), e.into()))?;
-        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            return Ok(Dest::Dir(
-                Root::reopen(&fd, true).map_err(|e| Error::io(&host(), e))?,
-            ));
+    let host = |d: &str| dest_root.host_path().join(rel(d));
+    let mut dest = dest.to_string();
+    for _ in 0..=MAX_DEST_LINKS {
+        if let Some(fd) = dest_root.resolve(&dest, true)? {
+            let st = rustix::fs::fstat(&fd).map_err(|e| Error::io(&host(&dest), e.into()))?;
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                return Ok(Dest::Dir(
+                    Root::reopen(&fd, true).map_err(|e| Error::io(&host(&dest), e))?,
+                ));
+            }
         }
+        let p = rel(&dest);
+        let Some(name) = p.file_name().map(OsStr::to_os_string) else {
+            return Ok(Dest::Dir(dest_root.ensure_dir("/", 0o755, owner)?));
+        };
+        let parent_path = p
+            .parent()
+            .map(|x| x.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let parent = dest_root.ensure_dir(&parent_path, 0o755, owner)?;
+        let existing = stat_at(parent.as_fd(), &name).map_err(|e| Error::io(&host(&dest), e))?;
+        if let Some(st) = &existing
+            && FileType::from_raw_mode(st.st_mode) == FileType::Symlink
+        {
+            let target = rustix::fs::readlinkat(&parent, &name, Vec::new())
+                .map_err(|e| Error::io(&host(&dest), e.into()))?;
+            let target = target.to_string_lossy();
+            dest = if target.starts_with('/') {
+                target.into_owned()
+            } else {
+                format!("/{parent_path}/{target}")
+            };
+            continue;
+        }
+        return Ok(Dest::Entry {
+            parent,
+            name,
+            existing,
+        });
     }
-    let p = rel(dest);
-    let Some(name) = p.file_name().map(OsStr::to_os_string) else {
-        return Ok(Dest::Dir(dest_root.ensure_dir("/", 0o755, owner)?));
-    };
-    let parent = p
-        .parent()
-        .map(|x| x.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let parent = dest_root.ensure_dir(&parent, 0o755, owner)?;
-    let existing = stat_at(parent.as_fd(), &name).map_err(|e| Error::io(&host(), e))?;
-    Ok(Dest::Entry {
-        parent,
-        name,
-        existing,
-    })
+    Err(Error::io(
+        &host(&dest),
+        std::io::Error::from_raw_os_error(rustix::io::Errno::LOOP.raw_os_error()),
+    ))
 }
 
 /// Copies what `req.src` selects in `src` into the tree `dest_root`.
@@ -729,6 +756,33 @@ mod tests {
         assert!(matches!(err, Error::SourceNotFound { .. }), "{err}");
         copy(&t, &d, &req("/one.txt", "/../../../escaped.txt")).unwrap();
         assert!(dst.path().join("escaped.txt").exists());
+    }
+
+    /// A file copied onto a symlink replaced the symlink; BuildKit writes where it points (a
+    /// dangling one makes its target), beneath the root, and the symlink stays.
+    #[test]
+    fn copy_onto_a_symlink_writes_where_it_points_beneath_the_root() {
+        let (ctx, dst) = setup();
+        let s = Root::open(ctx.path()).unwrap();
+        let d = Root::open(dst.path()).unwrap();
+        let t = tree(&s);
+        std::fs::create_dir(dst.path().join("real")).unwrap();
+        std::fs::write(dst.path().join("real/file"), "old").unwrap();
+        symlink("/real/file", dst.path().join("filelink")).unwrap();
+        symlink("/nowhere/deep", dst.path().join("dangling")).unwrap();
+        symlink("../../../../etc/shadow", dst.path().join("climb")).unwrap();
+        symlink("loop-b", dst.path().join("loop-a")).unwrap();
+        symlink("loop-a", dst.path().join("loop-b")).unwrap();
+        copy(&t, &d, &req("/one.txt", "/filelink")).unwrap();
+        assert_eq!(read(&dst, "real/file"), "1");
+        assert!(dst.path().join("filelink").is_symlink());
+        copy(&t, &d, &req("/one.txt", "/dangling")).unwrap();
+        assert_eq!(read(&dst, "nowhere/deep"), "1");
+        assert!(dst.path().join("dangling").is_symlink());
+        copy(&t, &d, &req("/one.txt", "/climb")).unwrap();
+        assert_eq!(read(&dst, "etc/shadow"), "1");
+        let err = copy(&t, &d, &req("/one.txt", "/loop-a")).unwrap_err();
+        assert!(err.to_string().contains("loop-a"), "{err}");
     }
 
     #[test]
