@@ -660,3 +660,101 @@ fn a_symlinked_dockerfile_resolves_beneath_the_context() {
     assert_ne!(r.code, 0);
     assert!(!r.stderr.contains("TOP SECRET"), "{}", r.stderr);
 }
+
+/// A Dockerfile (or `.dockerignore`) of gigabytes was read whole into memory: both are now
+/// refused past 16 MiB, with an error naming the file and the limit, before they are read.
+#[test]
+fn a_huge_dockerfile_or_dockerignore_is_refused_before_it_is_read() {
+    let t = TestRoot::new();
+    let limit = Duration::from_secs(60);
+    for name in ["Dockerfile", ".dockerignore"] {
+        let ctx = t.context(
+            &format!("huge-{}", name.trim_start_matches('.')),
+            &[("Dockerfile", "FROM scratch\n")],
+        );
+        // Sparse: 4 GiB on paper, nothing on disk.
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(ctx.join(name))
+            .unwrap();
+        f.set_len(4 << 30).unwrap();
+        let r = xbuild_within(
+            &t,
+            limit,
+            &["build", "--progress=plain", ctx.to_str().unwrap()],
+        );
+        assert_ne!(r.code, 0);
+        assert!(
+            r.stderr.contains(name) && r.stderr.contains("16777216 bytes"),
+            "{}",
+            r.stderr
+        );
+    }
+    t.finish();
+}
+
+/// A FIFO where a local cache (`--cache-from type=local`) keeps its `index.json` or a blob
+/// hung the build on `open`; now it is refused at once, naming the file.
+#[test]
+fn a_fifo_in_a_local_cache_is_refused_at_once() {
+    let t = TestRoot::new();
+    let limit = Duration::from_secs(60);
+    let ctx = t.context(
+        "cache",
+        &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "a\n")],
+    );
+    let cache = t.path("cache");
+    t.build(
+        &ctx,
+        &[
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", cache.display()),
+        ],
+    )
+    .ok();
+    let from = format!("type=local,src={}", cache.display());
+    let build = || {
+        let fresh = TestRoot::new();
+        let r = xbuild_within(
+            &fresh,
+            limit,
+            &[
+                "build",
+                "--progress=plain",
+                "--cache-from",
+                &from,
+                ctx.to_str().unwrap(),
+            ],
+        );
+        fresh.finish();
+        r
+    };
+    // A blob: the cached layer (the largest blob is not JSON).
+    let blobs = cache.join("blobs/sha256");
+    let layer = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read(p).is_ok_and(|b| b.first() != Some(&b'{')))
+        .expect("the cache holds a layer");
+    std::fs::remove_file(&layer).unwrap();
+    mkfifo(&layer);
+    let r = build();
+    let name = layer.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        r.stderr.contains(&name) && r.stderr.contains("not a regular file"),
+        "{}",
+        r.stderr
+    );
+    // index.json.
+    let index = cache.join("index.json");
+    std::fs::remove_file(&index).unwrap();
+    mkfifo(&index);
+    let r = build();
+    assert!(
+        r.stderr.contains("index.json") && r.stderr.contains("not a regular file"),
+        "{}",
+        r.stderr
+    );
+    t.finish();
+}
