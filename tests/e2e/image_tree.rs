@@ -171,13 +171,45 @@ pub fn from_oci_layout(dir: &Path) -> (Tree, serde_json::Value) {
 /// The flattened filesystem and config of the image in a `docker save` archive.
 pub fn from_docker_save(archive: &Path) -> (Tree, serde_json::Value) {
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // `docker save` writes a layer byte-identical to an earlier one as a symlink to it
+    // (`<id>/layer.tar -> ../<other>/layer.tar`): resolved once every file is read.
+    let mut links: Vec<(String, String)> = Vec::new();
     let mut ar = tar::Archive::new(std::fs::File::open(archive).unwrap());
     for e in ar.entries().unwrap() {
         let mut e = e.unwrap();
         let p = clean(&e.path().unwrap().to_string_lossy());
+        if e.header().entry_type() == tar::EntryType::Symlink {
+            let target = e
+                .link_name()
+                .unwrap()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let mut resolved: Vec<&str> = p.split('/').collect();
+            resolved.pop();
+            for c in target.split('/') {
+                match c {
+                    "" | "." => {}
+                    ".." => {
+                        resolved.pop();
+                    }
+                    c => resolved.push(c),
+                }
+            }
+            let resolved = resolved.join("/");
+            links.push((p, resolved));
+            continue;
+        }
         let mut data = Vec::new();
         e.read_to_end(&mut data).unwrap();
         files.insert(p, data);
+    }
+    for (link, target) in links {
+        let data = files
+            .get(&target)
+            .unwrap_or_else(|| panic!("{link} links to {target}, not in the archive"))
+            .clone();
+        files.insert(link, data);
     }
     let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
     let config: serde_json::Value =
