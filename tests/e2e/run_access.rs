@@ -48,6 +48,40 @@ fn insecure_runs_need_the_entitlement_and_get_every_capability() {
     t.finish();
 }
 
+/// Issue 16 #7: RUN could write `/etc/hosts` and `/etc/resolv.conf`; BuildKit binds both
+/// read-only (also for insecure steps), so a write fails and neither reaches a layer, while
+/// `/etc/hostname` is the image's own file.
+#[test]
+fn run_cannot_write_etc_hosts_or_resolv_conf_and_neither_reaches_a_layer() {
+    let t = TestRoot::with_busybox();
+    let ctx = t.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\n\
+             RUN (echo '1.2.3.4 x' >> /etc/hosts && echo wrote || echo refused) > /hosts-result\n\
+             RUN (echo 'nameserver 9.9.9.9' > /etc/resolv.conf && echo wrote || echo refused) > /resolv-result\n\
+             RUN --security=insecure (echo '1.2.3.4 x' >> /etc/hosts && echo wrote || echo refused) > /insecure-result\n\
+             RUN echo mine > /etc/hostname\n",
+        )],
+    );
+    t.build(&ctx, &["-t", "etc:1", "--allow", "security.insecure"])
+        .ok();
+    let fs = t.export("etc:1");
+    assert_eq!(fs.text("hosts-result"), "refused\n");
+    assert_eq!(fs.text("resolv-result"), "refused\n");
+    assert_eq!(fs.text("insecure-result"), "refused\n");
+    assert_eq!(fs.text("etc/hostname"), "mine\n");
+    for p in ["etc/hosts", "etc/resolv.conf"] {
+        assert!(
+            !fs.has(p) || fs.text(p).is_empty(),
+            "{p} reached the image: {:?}",
+            fs.text(p)
+        );
+    }
+    t.finish();
+}
+
 /// An `ssh-agent` of the test's own, killed when dropped.
 struct Agent {
     child: Child,

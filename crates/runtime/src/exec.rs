@@ -73,14 +73,7 @@ pub struct RuncExecutor {
 /// Where runc mounts something in every step; with the step's own mount targets, the paths it
 /// may have to create as mountpoints. What it creates is removed again after the step, so that
 /// no mountpoint stub ends up in a layer.
-const MOUNTPOINTS: &[&str] = &[
-    "/etc/resolv.conf",
-    "/etc/hosts",
-    "/etc/hostname",
-    "/proc",
-    "/sys",
-    "/dev",
-];
+const MOUNTPOINTS: &[&str] = &["/etc/resolv.conf", "/etc/hosts", "/proc", "/sys", "/dev"];
 
 /// Removes the container and its bundle whatever happens to the step (cancel, panic).
 struct Cleanup {
@@ -295,11 +288,7 @@ fn write_etc(bundle: &Path, network: NetworkMode) -> Result<(), Error> {
         NetworkMode::Default => crate::network::resolv_conf(&host()),
         NetworkMode::Host => host(),
     };
-    for (name, body) in [
-        ("hosts", hosts),
-        ("resolv.conf", resolv),
-        ("hostname", format!("{HOSTNAME}\n")),
-    ] {
+    for (name, body) in [("hosts", hosts), ("resolv.conf", resolv)] {
         let p = bundle.join(name);
         std::fs::write(&p, body).map_err(|e| Error::io(&p, e))?;
     }

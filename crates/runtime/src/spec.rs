@@ -12,6 +12,9 @@ use std::path::Path;
 use crate::Error;
 use crate::user::Identity;
 
+/// The options of the `/etc/resolv.conf` and `/etc/hosts` binds (BuildKit's `withROBind`).
+const ETC_BIND: &[&str] = &["nosuid", "noexec", "nodev", "rbind", "ro"];
+
 /// The hostname RUN steps see, as in BuildKit.
 pub const HOSTNAME: &str = "buildkitsandbox";
 
@@ -342,14 +345,10 @@ pub(crate) fn build(
                 if exec.insecure { "rw" } else { "ro" },
             ],
         )?,
-        mount(
-            "/etc/resolv.conf",
-            "bind",
-            &etc("resolv.conf"),
-            &["rbind", "rw"],
-        )?,
-        mount("/etc/hosts", "bind", &etc("hosts"), &["rbind", "rw"])?,
-        mount("/etc/hostname", "bind", &etc("hostname"), &["rbind", "rw"])?,
+        // Read-only, as BuildKit's `withROBind`: a step cannot change them, and neither reaches
+        // a layer. `/etc/hostname` is the image's own file, as in BuildKit.
+        mount("/etc/resolv.conf", "bind", &etc("resolv.conf"), ETC_BIND)?,
+        mount("/etc/hosts", "bind", &etc("hosts"), ETC_BIND)?,
     ];
     let mut mounts = mounts;
     for m in &exec.mounts {
