@@ -564,21 +564,70 @@ pub(crate) fn open_nofollow(
 /// Removes `name` from `dir` (never following a symlink); a directory with everything in it.
 pub fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> std::io::Result<()> {
     check_name(name)?;
-    if is_dir {
-        let sub = rustix::fs::openat(
-            dir,
+    if !is_dir {
+        rustix::fs::unlinkat(dir, name, AtFlags::empty())?;
+        return Ok(());
+    }
+    /// A directory being emptied: its name in its parent, the entries left, its identity.
+    struct Level {
+        name: OsString,
+        left: Vec<OsString>,
+        id: (u64, u64),
+    }
+    let open = |at: BorrowedFd<'_>, name: &OsStr| -> std::io::Result<(OwnedFd, Level)> {
+        let fd = rustix::fs::openat(
+            at,
             name,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        for child in list_dir(sub.as_fd())? {
-            let child_dir = stat_at(sub.as_fd(), &child)?
+        let st = rustix::fs::fstat(&fd)?;
+        let left = list_dir(fd.as_fd())?;
+        let level = Level {
+            name: name.to_os_string(),
+            left,
+            id: (st.st_dev, st.st_ino),
+        };
+        Ok((fd, level))
+    };
+    // Depth first, as `rm -rf` does it: a stack of names on the heap and one open directory at
+    // a time (climbing back through `..`, checked to be the directory it came from), so that a
+    // tree of any depth (a hostile layer's) costs neither the thread's stack nor a descriptor
+    // per level.
+    let (mut cur, top) = open(dir, name)?;
+    let mut stack = vec![top];
+    while let Some(level) = stack.last_mut() {
+        if let Some(child) = level.left.pop() {
+            let child_dir = stat_at(cur.as_fd(), &child)?
                 .is_some_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory);
-            remove_at(sub.as_fd(), &child, child_dir)?;
+            if child_dir {
+                let (fd, sub) = open(cur.as_fd(), &child)?;
+                stack.push(sub);
+                cur = fd;
+            } else {
+                rustix::fs::unlinkat(cur.as_fd(), &child, AtFlags::empty())?;
+            }
+            continue;
         }
-        rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?;
-    } else {
-        rustix::fs::unlinkat(dir, name, AtFlags::empty())?;
+        let done = stack.pop().map(|l| l.name).unwrap_or_default();
+        let Some(parent_level) = stack.last() else {
+            rustix::fs::unlinkat(dir, &done, AtFlags::REMOVEDIR)?;
+            break;
+        };
+        let parent = rustix::fs::openat(
+            cur.as_fd(),
+            "..",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let st = rustix::fs::fstat(&parent)?;
+        if (st.st_dev, st.st_ino) != parent_level.id {
+            return Err(std::io::Error::other(
+                "a directory was moved while it was being removed",
+            ));
+        }
+        rustix::fs::unlinkat(parent.as_fd(), &done, AtFlags::REMOVEDIR)?;
+        cur = parent;
     }
     Ok(())
 }
@@ -601,5 +650,37 @@ mod name_tests {
         }
         assert!(inner.is_dir());
         assert!(d.path().join("sibling").exists());
+    }
+
+    /// `remove_at` recursed once per level with a descriptor open at each: a hostile layer's
+    /// deep tree overflowed the stack or ran out of descriptors. A tree deeper than the
+    /// process's descriptor limit goes, and nothing is left.
+    #[test]
+    fn remove_at_takes_a_tree_deeper_than_the_descriptor_limit() {
+        let root = tempfile::tempdir().unwrap();
+        let top = std::fs::File::open(root.path()).unwrap();
+        rustix::fs::mkdirat(&top, "deep", Mode::from_raw_mode(0o755)).unwrap();
+        let mut cur = rustix::fs::openat(&top, "deep", OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(1024);
+        let depth = limit.min(60_000) + 500;
+        for i in 0..depth {
+            rustix::fs::mkdirat(&cur, "d", Mode::from_raw_mode(0o755)).unwrap();
+            if i % 5000 == 0 {
+                let f = rustix::fs::openat(
+                    &cur,
+                    "f",
+                    OFlags::WRONLY | OFlags::CREATE,
+                    Mode::from_raw_mode(0o644),
+                )
+                .unwrap();
+                drop(f);
+            }
+            cur = rustix::fs::openat(&cur, "d", OFlags::DIRECTORY, Mode::empty()).unwrap();
+        }
+        drop(cur);
+        remove_at(top.as_fd(), OsStr::new("deep"), true).unwrap();
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
     }
 }
