@@ -104,7 +104,10 @@ fn walk(
                 .as_ref()
                 .filter(|p| p.md.is_dir())
                 .map(|p| p.host.as_path());
-            walk(old_dir, &node.host, &path, child_listed, out)?;
+            // On a stack grown on the heap when needed: a tree of any depth, no overflow.
+            stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
+                walk(old_dir, &node.host, &path, child_listed, out)
+            })?;
         }
     }
     for name in old_children.keys() {

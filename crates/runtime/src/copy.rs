@@ -105,7 +105,7 @@ fn any_kept(
         };
         if FileType::from_raw_mode(s.st_mode) == FileType::Directory && filter.descend(&p, v) {
             let sub = open_dir_at(dir, &name)?;
-            if any_kept(filter, sub.as_fd(), &p, &st)? {
+            if crate::fsops::deeper(|| any_kept(filter, sub.as_fd(), &p, &st))? {
                 return Ok(true);
             }
         }
@@ -567,7 +567,7 @@ impl Walk<'_> {
             if keep {
                 self.make_all()?;
             }
-            let r = self.children(sub.as_fd(), &cp, &ap, &cst2, &ast2);
+            let r = crate::fsops::deeper(|| self.children(sub.as_fd(), &cp, &ap, &cst2, &ast2));
             let lvl = self.stack.pop();
             r?;
             if let Some(made) = lvl.and_then(|l| l.made) {

@@ -561,6 +561,13 @@ pub(crate) fn open_nofollow(
     )?))
 }
 
+/// Runs `f`, one level deeper in a recursive walk of a tree, on a stack grown on the heap when
+/// the thread's is nearly used up: a tree of any depth (a hostile image's, thousands of levels)
+/// costs memory, never a stack overflow that aborts the process.
+pub(crate) fn deeper<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, f)
+}
+
 /// Removes `name` from `dir` (never following a symlink); a directory with everything in it.
 pub fn remove_at(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> std::io::Result<()> {
     check_name(name)?;

@@ -80,7 +80,7 @@ fn apply_dir(copier: &mut Copier, src: BorrowedFd<'_>, dst: &Arc<OwnedFd>) -> st
             remove_at(dst.as_fd(), &name, existing_dir)?;
         }
         let out = Arc::new(copier.copy_dir_only(&sub, &st, dst, &name)?);
-        apply_dir(copier, sub.as_fd(), &out)?;
+        crate::fsops::deeper(|| apply_dir(copier, sub.as_fd(), &out))?;
         copier.finish_dir(&out, &st)?;
     }
     Ok(())
@@ -203,7 +203,7 @@ impl Capture {
             self.before.insert(p.clone(), f);
             if f.is_dir() {
                 let sub = open_dir_at(dir, name)?;
-                self.fingerprint(sub.as_fd(), &p)?;
+                crate::fsops::deeper(|| self.fingerprint(sub.as_fd(), &p))?;
             }
         }
         self.children.insert(rel.to_path_buf(), names);
@@ -260,7 +260,8 @@ impl Recorder<'_> {
                 // changed and it did not change itself.
                 let created = stat_at(out.as_fd(), &name)?.is_none();
                 let layer_dir = Arc::new(self.copier.copy_dir_only(&sub, &st, out, &name)?);
-                let below = self.dir(sub.as_fd(), &p, &layer_dir, replaced)?;
+                let below =
+                    crate::fsops::deeper(|| self.dir(sub.as_fd(), &p, &layer_dir, replaced))?;
                 if replaced && was.is_some() {
                     rustix::fs::fsetxattr(
                         &*layer_dir,
@@ -323,7 +324,7 @@ fn link_dir(copier: &mut Copier, src: BorrowedFd<'_>, dst: &Arc<OwnedFd>) -> std
             if is_opaque(sub.as_fd()) {
                 rustix::fs::fsetxattr(&*out, OPAQUE_XATTR, b"y", rustix::fs::XattrFlags::empty())?;
             }
-            link_dir(copier, sub.as_fd(), &out)?;
+            crate::fsops::deeper(|| link_dir(copier, sub.as_fd(), &out))?;
             copier.finish_dir(&out, &st)?;
         } else {
             rustix::fs::linkat(src, &name, dst.as_fd(), &name, AtFlags::empty())?;
