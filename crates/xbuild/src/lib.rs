@@ -1739,23 +1739,27 @@ pub(crate) fn lower_text(
 }
 
 /// The one validation behind `build --check` and `debug parse --check`: the parse's errors and
-/// build-check warnings, then, when it parsed, every stage lowered with `resolver` (lowering
-/// errors such as an unknown `--mount` type, UndefinedVar, unused build arguments).
+/// build-check warnings, then, when it parsed, the stages lowered with `lopts` (its build
+/// arguments and platform) and `resolver`: lowering errors such as a missing base image or an
+/// unknown `--mount` type, UndefinedVar, unused build arguments. As BuildKit's lint, with
+/// `lopts.target` the stages that target needs are lowered, without it every stage. Every
+/// error and warning is reported once, in source order, the warnings found before or beside
+/// an error included.
 pub fn check_dockerfile(
     text: &str,
     lopts: &LowerOptions,
     resolver: &dyn xbuild_parser::lower::ImageResolver,
 ) -> Vec<Diagnostic> {
     let parsed = xbuild_parser::parse(text);
-    let mut diagnostics = parsed.diagnostics.clone();
-    if !parsed.has_errors() {
+    let mut diagnostics = parsed.diagnostics;
+    if !diagnostics.iter().any(Diagnostic::is_error) {
         let mut lopts = lopts.clone();
-        lopts.all_stages = true;
-        match xbuild_parser::lower::lower_with_warnings(&parsed.dockerfile, &lopts, resolver) {
-            Ok(l) => diagnostics.extend(l.warnings),
-            Err(errors) => diagnostics.extend(errors),
-        }
+        lopts.all_stages = lopts.target.is_none();
+        let report = xbuild_parser::lower::lower_report(&parsed.dockerfile, &lopts, resolver);
+        diagnostics.extend(report.errors);
+        diagnostics.extend(report.warnings);
     }
+    diagnostics.sort_by_key(|d| (d.span.offset, d.severity));
     diagnostics
 }
 
