@@ -374,3 +374,84 @@ fn build_check_honours_build_args_and_target_and_keeps_warnings_beside_errors() 
     assert_eq!(r.count("started"), 0, "--check builds nothing");
     t.finish();
 }
+
+/// Issue 16 #2: `# syntax=docker/dockerfile-upstream:master` (and master-labs, 1.x-rc-labs,
+/// index.docker.io/… ) was refused as a frontend image. Every reference to BuildKit's own
+/// Dockerfile frontend builds with xbuild's; `--build-arg BUILDKIT_SYNTAX=` overrides the
+/// line as in BuildKit; any other frontend is an error naming the line and what to do.
+#[test]
+fn syntax_lines_naming_the_dockerfile_frontend_build_and_buildkit_syntax_overrides_them() {
+    let t = TestRoot::with_busybox();
+    let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
+    for syntax in [
+        "docker/dockerfile-upstream:master".to_string(),
+        "docker/dockerfile-upstream:master-labs".into(),
+        "docker/dockerfile:1.17.0-rc1-labs".into(),
+        "index.docker.io/docker/dockerfile:1.7-labs".into(),
+        format!("docker.io/docker/dockerfile:1@{digest}"),
+    ] {
+        let ctx = t.context(
+            "ok",
+            &[
+                (
+                    "Dockerfile",
+                    &format!("# syntax={syntax}\nFROM busybox:local\nCOPY --parents a/f /out/\nRUN cat /out/a/f\n"),
+                ),
+                ("a/f", "hi\n"),
+            ],
+        );
+        t.build(&ctx, &["-t", "syntax:ok"]).ok();
+        assert_eq!(t.export("syntax:ok").text("out/a/f"), "hi\n", "{syntax}");
+    }
+    let ctx = t.context(
+        "custom",
+        &[(
+            "Dockerfile",
+            "# escape=\\\n# syntax=ghcr.io/me/frontend:1\nFROM busybox:local\nRUN true\n",
+        )],
+    );
+    let r = t.build(&ctx, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    for needle in [
+        "custom/Dockerfile:2:1: xbuild has its own Dockerfile frontend and does not run frontend images; cannot use syntax ghcr.io/me/frontend:1",
+        "remove the # syntax line, or pass --build-arg BUILDKIT_SYNTAX=docker/dockerfile:1",
+    ] {
+        assert!(
+            r.stderr.contains(needle),
+            "{needle} missing in {}",
+            r.stderr
+        );
+    }
+    // The build argument overrides the line, for a build and a check alike.
+    for value in [
+        "docker/dockerfile:1",
+        "docker/dockerfile-upstream:master-labs",
+        "dockerfile.v0",
+    ] {
+        let arg = format!("BUILDKIT_SYNTAX={value}");
+        t.build(&ctx, &["--build-arg", &arg]).ok();
+        let r = t.build(&ctx, &["--check", "--build-arg", &arg]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains(": 0 error(s), 0 warning(s)"),
+            "{}",
+            r.stdout
+        );
+    }
+    // A custom frontend named by the argument is refused, whatever the line says.
+    let ok = t.context("plain", &[("Dockerfile", "FROM busybox:local\n")]);
+    for extra in [&["--check"][..], &[]] {
+        let mut args = vec!["--build-arg", "BUILDKIT_SYNTAX=me/frontend:1"];
+        args.extend_from_slice(extra);
+        let r = t.build(&ok, &args);
+        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(
+                "--build-arg BUILDKIT_SYNTAX=me/frontend:1: xbuild has its own Dockerfile frontend"
+            ),
+            "{}",
+            r.stderr
+        );
+    }
+    t.finish();
+}

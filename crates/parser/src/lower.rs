@@ -377,6 +377,7 @@ impl Lowerer<'_> {
             let predefined = PROXY_ARGS.iter().any(|p| p.eq_ignore_ascii_case(k))
                 || self.meta_keys.contains(k)
                 || k == "BUILDKIT_INLINE_CACHE"
+                || k == "BUILDKIT_SYNTAX"
                 || k == "SOURCE_DATE_EPOCH";
             if !predefined && !self.used_args.contains(k) {
                 self.warnings.push(
