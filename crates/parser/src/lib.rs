@@ -43,7 +43,9 @@ mod suggest;
 mod words;
 
 pub use ast::{CmdLine, Command, Dockerfile, Flag, Heredoc, Instruction, KeyValue, Word};
-pub use directives::{CheckConfig, Directives, is_builtin_syntax};
+pub use directives::{
+    CheckConfig, Directives, Frontend, SyntaxError, is_builtin_syntax, syntax_frontend,
+};
 pub use render::render;
 pub use span::{Diagnostic, Severity, Span};
 pub use suggest::closest as suggest;
@@ -128,16 +130,23 @@ pub fn decode(bytes: Vec<u8>) -> Result<String, NotUtf8> {
 /// Parses Dockerfile text and runs the build checks (their warnings are among the
 /// diagnostics).
 pub fn parse(src: &str) -> Parsed {
-    parse_with(src, true)
+    parse_with(src, true, true)
+}
+
+/// [`parse`] for a build that names its frontend with the `BUILDKIT_SYNTAX` build argument: as
+/// in BuildKit, the argument overrides the `# syntax=` line, which is then not looked at (the
+/// caller checks the argument with [`syntax_frontend`]).
+pub fn parse_ignoring_syntax(src: &str) -> Parsed {
+    parse_with(src, true, false)
 }
 
 /// Parses Dockerfile text without running the build checks: the syntax tree and the syntax
 /// errors only (what [`parse`] returns, minus the build-check warnings).
 pub fn parse_syntax(src: &str) -> Parsed {
-    parse_with(src, false)
+    parse_with(src, false, true)
 }
 
-fn parse_with(src: &str, run_checks: bool) -> Parsed {
+fn parse_with(src: &str, run_checks: bool, check_syntax: bool) -> Parsed {
     let mut scanner = lines::Scanner::new(src);
     let mut diagnostics = Vec::new();
     // Every instruction starts on its own line, so there are at most as many instructions as
@@ -243,19 +252,22 @@ fn parse_with(src: &str, run_checks: bool) -> Parsed {
     let mut checks = CheckConfig::default();
     for (key, span) in &scanner.directive_spans {
         match key.as_str() {
-            "syntax" => {
+            "syntax" if check_syntax => {
                 if let Some(s) = &directives.syntax
-                    && !is_builtin_syntax(s)
+                    && let Err(e) = syntax_frontend(s)
                 {
-                    diagnostics.push(
-                        Diagnostic::error(
-                            *span,
-                            format!(
-                                "xbuild has its own Dockerfile frontend and does not run frontend images; cannot use syntax {s}"
-                            ),
-                        )
-                        .with_hint("remove the # syntax line or use # syntax=docker/dockerfile:1"),
-                    );
+                    let hint = match e {
+                        SyntaxError::CustomFrontend { .. } => {
+                            "xbuild builds with its own Dockerfile frontend only: remove the # syntax line, or pass --build-arg BUILDKIT_SYNTAX=docker/dockerfile:1 to override it"
+                        }
+                        SyntaxError::UnknownTag { .. } => {
+                            "use a published tag such as docker/dockerfile:1, 1.7, 1-labs or docker/dockerfile-upstream:master"
+                        }
+                        SyntaxError::InvalidReference { .. } => {
+                            "write the frontend as # syntax=docker/dockerfile:1"
+                        }
+                    };
+                    diagnostics.push(Diagnostic::error(*span, e.to_string()).with_hint(hint));
                 }
             }
             "check" => match CheckConfig::parse(directives.check.as_deref().unwrap_or_default()) {

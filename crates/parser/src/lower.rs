@@ -78,7 +78,10 @@ pub struct LowerOptions {
     pub labels: BTreeMap<String, String>,
     /// `.dockerignore` patterns: left out of the build context.
     pub exclude_patterns: Vec<String>,
-    /// Lower every stage, not only those the target needs (for `--check`).
+    /// Lower every stage, not only those the target needs (for `--check` without `--target`,
+    /// as BuildKit's lint). The stages the target needs are lowered first; in the others, a
+    /// failure only the solve would meet (a `--chown` name with no `/etc/passwd` to look it up
+    /// in) is no error, as the build never solves them.
     pub all_stages: bool,
 }
 
@@ -117,6 +120,18 @@ pub struct Lowered {
     pub definition: Definition,
     /// Build-check warnings that need the stage environment (UndefinedVar) and unused
     /// build arguments.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Everything one lowering found, whether or not it succeeded (for `--check`).
+#[derive(Debug, Default)]
+pub struct LowerReport {
+    /// The build graph, when lowering found no error.
+    pub definition: Option<Definition>,
+    /// Every error found.
+    pub errors: Vec<Diagnostic>,
+    /// The warnings found, beside any errors: build-check warnings that need the stage
+    /// environment (UndefinedVar) and, when lowering succeeded, unused build arguments.
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -187,6 +202,12 @@ struct Lowerer<'a> {
     budget: Budget,
     /// The error of the spent budget is reported (it is reported once).
     budget_reported: bool,
+    /// The stage being lowered is one the target needs, so its graph is solved; false for the
+    /// other stages [`LowerOptions::all_stages`] lowers.
+    solved: bool,
+    /// The instruction UndefinedVar last reported on (its address) and the variables it
+    /// reported there: once per instruction and variable, as BuildKit.
+    undefined_reported: (usize, HashSet<String>),
     meta: Env,
     meta_keys: BTreeSet<String>,
     used_args: BTreeSet<String>,
@@ -202,6 +223,23 @@ pub fn lower_with_warnings(
     opts: &LowerOptions,
     resolver: &dyn ImageResolver,
 ) -> Result<Lowered, Vec<Diagnostic>> {
+    let report = lower_report(df, opts, resolver);
+    match report.definition {
+        Some(definition) if report.errors.is_empty() => Ok(Lowered {
+            definition,
+            warnings: report.warnings,
+        }),
+        _ => Err(report.errors),
+    }
+}
+
+/// [`lower`], returning every error and warning found, with the graph when there was no
+/// error: the warnings found before or beside an error are kept (what `--check` reports).
+pub fn lower_report(
+    df: &Dockerfile,
+    opts: &LowerOptions,
+    resolver: &dyn ImageResolver,
+) -> LowerReport {
     let platform = opts.platform();
     // BuildKit's `defaultArgs`: BUILD* name the platform the build runs on (the host), TARGET*
     // the one it builds for.
@@ -209,11 +247,10 @@ pub fn lower_with_warnings(
     let mut budget = Budget::default();
     let m = meta_args(df, Some(&opts.build_args), &predefined, &mut budget);
     if let Some((word, e)) = m.limit {
-        return Err(vec![expansion_error(
-            word,
-            &e,
-            "fix the global ARG's default",
-        )]);
+        return LowerReport {
+            errors: vec![expansion_error(word, &e, "fix the global ARG's default")],
+            ..Default::default()
+        };
     }
     let (meta, meta_keys) = (m.env, m.keys);
     let lexer = Lexer::new(df.directives.escape);
@@ -230,6 +267,8 @@ pub fn lower_with_warnings(
         suggestions_left: MAX_SUGGESTIONS,
         budget,
         budget_reported: false,
+        solved: true,
+        undefined_reported: (0, HashSet::new()),
         meta,
         meta_keys,
         used_args: BTreeSet::new(),
@@ -238,56 +277,83 @@ pub fn lower_with_warnings(
         lexer,
         platform,
     };
-    l.collect_stages();
-    if l.stages.is_empty() {
-        l.diags.push(
-            Diagnostic::error(Span::default(), "dockerfile contains no stages to build")
-                .with_hint("add a FROM <image> line"),
-        );
-        return Err(l.diags);
+    let definition = l.lower_target();
+    LowerReport {
+        definition,
+        errors: l.diags,
+        warnings: l.warnings,
     }
-    if !l.diags.is_empty() {
-        return Err(l.diags);
-    }
-    let target = match &opts.target {
-        None => l.stages.len() - 1,
-        Some(t) => match l
-            .stages
-            .iter()
-            .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
-        {
-            Some(i) => i,
-            None => {
-                let names: Vec<&str> = l.stages.iter().filter_map(|s| s.name.as_deref()).collect();
-                let mut d = Diagnostic::error(
-                    Span::default(),
-                    format!("target stage {} could not be found", gofmt::quote(t)),
-                );
-                d = d.with_hint(match suggest::closest(t, names.iter().copied(), true) {
-                    Some(s) => format!("did you mean {s}? stages are: {}", names.join(", ")),
-                    None if names.is_empty() => {
-                        "this Dockerfile has no named stages; name one with FROM <image> AS <name>"
-                            .to_string()
-                    }
-                    None => format!("stages are: {}", names.join(", ")),
-                });
-                return Err(vec![d]);
-            }
-        },
-    };
-    if opts.all_stages {
-        for i in 0..l.stages.len() {
-            l.stage(i, None);
+}
+
+impl Lowerer<'_> {
+    /// Lowers the target stage (and the stages it needs; then every other stage with
+    /// [`LowerOptions::all_stages`]); the graph when no error was found.
+    fn lower_target(&mut self) -> Option<Definition> {
+        let opts = self.opts;
+        self.collect_stages();
+        if self.stages.is_empty() {
+            self.diags.push(
+                Diagnostic::error(Span::default(), "dockerfile contains no stages to build")
+                    .with_hint("add a FROM <image> line"),
+            );
+            return None;
         }
-    }
-    let out = l.stage(target, None);
-    if let Some(mut out) = out
-        && l.diags.is_empty()
-    {
+        if !self.diags.is_empty() {
+            return None;
+        }
+        let target = match &opts.target {
+            None => self.stages.len() - 1,
+            Some(t) => match self
+                .stages
+                .iter()
+                .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
+            {
+                Some(i) => i,
+                None => {
+                    let names: Vec<&str> = self
+                        .stages
+                        .iter()
+                        .filter_map(|s| s.name.as_deref())
+                        .collect();
+                    let mut d = Diagnostic::error(
+                        Span::default(),
+                        format!("target stage {} could not be found", gofmt::quote(t)),
+                    );
+                    d = d.with_hint(match suggest::closest(t, names.iter().copied(), true) {
+                        Some(s) => format!("did you mean {s}? stages are: {}", names.join(", ")),
+                        None if names.is_empty() => {
+                            "this Dockerfile has no named stages; name one with FROM <image> AS <name>"
+                                .to_string()
+                        }
+                        None => format!("stages are: {}", names.join(", ")),
+                    });
+                    self.diags.push(d);
+                    return None;
+                }
+            },
+        };
+        let out = self.stage(target, None);
+        if opts.all_stages {
+            // The stages the target needs are lowered; the rest are never solved.
+            self.solved = false;
+            for i in 0..self.stages.len() {
+                self.stage(i, None);
+            }
+            self.solved = true;
+        }
+        let Some(mut out) = out.filter(|_| self.diags.is_empty()) else {
+            if self.diags.is_empty() {
+                self.diags.push(Diagnostic::error(
+                    self.stages[target].from.span,
+                    format!("stage {} could not be lowered", self.stage_name(target)),
+                ));
+            }
+            return None;
+        };
         for (k, v) in &opts.labels {
             out.config.labels.insert(k.clone(), v.clone());
         }
-        let name = l.stages[target]
+        let name = self.stages[target]
             .name
             .clone()
             .unwrap_or_else(|| "default".into());
@@ -301,34 +367,30 @@ pub fn lower_with_warnings(
             variant: out.platform.variant,
             author: out.author,
         };
-        if let Err(e) = l.def.add_output(output) {
-            l.diags
+        if let Err(e) = self.def.add_output(output) {
+            self.diags
                 .push(Diagnostic::error(Span::default(), e.to_string()));
+            return None;
         }
-    }
-    if !l.diags.is_empty() {
-        return Err(l.diags);
-    }
-    l.def.set_proxy_env(proxy_env(&opts.build_args));
-    for k in opts.build_args.keys() {
-        let predefined = PROXY_ARGS.iter().any(|p| p.eq_ignore_ascii_case(k))
-            || l.meta_keys.contains(k)
-            || k == "BUILDKIT_INLINE_CACHE"
-            || k == "SOURCE_DATE_EPOCH";
-        if !predefined && !l.used_args.contains(k) {
-            l.warnings.push(
-                Diagnostic::warning(
-                    Span::default(),
-                    format!("build argument {k} was not consumed by any stage"),
-                )
-                .with_hint(format!("declare it with ARG {k} in the stage that uses it")),
-            );
+        self.def.set_proxy_env(proxy_env(&opts.build_args));
+        for k in opts.build_args.keys() {
+            let predefined = PROXY_ARGS.iter().any(|p| p.eq_ignore_ascii_case(k))
+                || self.meta_keys.contains(k)
+                || k == "BUILDKIT_INLINE_CACHE"
+                || k == "BUILDKIT_SYNTAX"
+                || k == "SOURCE_DATE_EPOCH";
+            if !predefined && !self.used_args.contains(k) {
+                self.warnings.push(
+                    Diagnostic::warning(
+                        Span::default(),
+                        format!("build argument {k} was not consumed by any stage"),
+                    )
+                    .with_hint(format!("declare it with ARG {k} in the stage that uses it")),
+                );
+            }
         }
+        Some(std::mem::replace(&mut self.def, Definition::new()))
     }
-    Ok(Lowered {
-        definition: l.def,
-        warnings: l.warnings,
-    })
 }
 
 /// The build arguments BuildKit predefines for proxies: case-insensitive, usable without `ARG`.
@@ -1124,7 +1186,11 @@ impl<'a> Lowerer<'a> {
 
     fn undefined(&mut self, out: &StageOut, ins: &Instruction, unset: &BTreeSet<String>) {
         for v in unset {
-            if out.arg_keys.contains(v) {
+            let at = std::ptr::from_ref(ins) as usize;
+            if self.undefined_reported.0 != at {
+                self.undefined_reported = (at, HashSet::new());
+            }
+            if out.arg_keys.contains(v) || !self.undefined_reported.1.insert(v.clone()) {
                 continue;
             }
             let mut msg = format!("Usage of undefined variable '${v}'");
@@ -1325,6 +1391,7 @@ impl<'a> Lowerer<'a> {
                 }
                 let chown = parse_chown(&out.config.user);
                 if let Some(c) = &chown
+                    && self.solved
                     && self.scratch.as_ref() == Some(&out.state)
                     && let Some(name) = chown_lookup_name(c)
                 {
@@ -1962,6 +2029,7 @@ impl<'a> Lowerer<'a> {
             out.state.clone()
         };
         if let (Some(c), Some(word)) = (&chown, &spec.chown)
+            && self.solved
             && self.scratch.as_ref() == Some(&base)
             && let Some(name) = chown_lookup_name(c)
         {
@@ -2539,5 +2607,75 @@ mod tests {
         assert_eq!(normalize_workdir("", "app"), "/app");
         assert_eq!(normalize_workdir("/a/b", "../c/"), "/a/c");
         assert_eq!(normalize_workdir("/a", ""), "/a");
+    }
+
+    /// `build --check` lost the warnings lowering had found once it met an error: an
+    /// UndefinedVar before a missing base image was not reported.
+    #[test]
+    fn lower_report_keeps_the_warnings_found_beside_an_error() {
+        let src = "FROM scratch AS a\nENV X=$UNDEF\nFROM nosuch:1\nCOPY --from=a /x /y\n";
+        let parsed = crate::parse(src);
+        assert!(!parsed.has_errors());
+        let mut opts = LowerOptions::for_host("Dockerfile");
+        opts.all_stages = true;
+        let report = super::lower_report(&parsed.dockerfile, &opts, &NoImages);
+        assert!(report.definition.is_none());
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        assert_eq!(report.errors[0].span.line, 3);
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert_eq!(report.warnings[0].rule, Some("UndefinedVar"));
+        assert_eq!(report.warnings[0].span.line, 2);
+        // The same file as a build: errors only.
+        let errors = lower_with_warnings(&parsed.dockerfile, &opts, &NoImages).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
+    /// `ENV A=$X B=$X` reported UndefinedVar twice; BuildKit reports each variable once per
+    /// instruction.
+    #[test]
+    fn undefined_var_is_reported_once_per_instruction_and_variable() {
+        let src = "FROM scratch\nENV A=$X B=$X\nLABEL a=$Y b=${Y}\nENV C=$X\n";
+        let parsed = crate::parse(src);
+        let opts = LowerOptions::for_host("Dockerfile");
+        let l = lower_with_warnings(&parsed.dockerfile, &opts, &NoImages).unwrap();
+        let lines: Vec<(u32, &str)> = l
+            .warnings
+            .iter()
+            .map(|w| (w.span.line, w.message.as_str()))
+            .collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [2, 3, 4]);
+    }
+
+    /// With every stage lowered (`--check` without `--target`), a `--chown` name that only the
+    /// solve of a stage the target does not need would fail on was an error; BuildKit's check
+    /// resolves no user names, and the build never solves that stage.
+    #[test]
+    fn all_stages_reports_no_solve_failure_in_a_stage_the_target_does_not_need() {
+        let src = "FROM scratch AS unused\nCOPY --chown=app f /f\nUSER app\nWORKDIR /w\n\
+                   FROM scratch\nCOPY g /g\n";
+        let parsed = crate::parse(src);
+        let mut opts = LowerOptions::for_host("Dockerfile");
+        opts.all_stages = true;
+        let report = super::lower_report(&parsed.dockerfile, &opts, &NoImages);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        // The stage the target needs still fails, lowered first.
+        let src = "FROM scratch AS base\nCOPY --chown=app f /f\nFROM scratch AS other\n\
+                   FROM scratch\nCOPY --from=base /f /f\n";
+        let parsed = crate::parse(src);
+        let report = super::lower_report(&parsed.dockerfile, &opts, &NoImages);
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        assert!(
+            report.errors[0]
+                .message
+                .starts_with("invalid user index: -1")
+        );
+        // Building that unused stage as the target fails as before.
+        opts.target = Some("unused".into());
+        opts.all_stages = false;
+        let src = "FROM scratch AS unused\nCOPY --chown=app f /f\nFROM scratch\n";
+        let parsed = crate::parse(src);
+        let report = super::lower_report(&parsed.dockerfile, &opts, &NoImages);
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
     }
 }

@@ -701,6 +701,7 @@ impl Builder {
     /// warning, with the file's path and text for rendering.
     pub fn check(&self, opts: &BuildOptions) -> Result<CheckReport, Error> {
         let (file, text) = Self::read_dockerfile(opts)?;
+        syntax_override(&opts.build_args)?;
         let store = self.store()?;
         let lopts = lower_options(&file, opts)?;
         let diagnostics = check_dockerfile(&text, &lopts, &StoreResolver::new(&store));
@@ -1725,7 +1726,10 @@ pub(crate) fn lower_text(
     opts: &BuildOptions,
     resolver: &dyn xbuild_parser::lower::ImageResolver,
 ) -> Result<Definition, Error> {
-    let parsed = xbuild_parser::parse(text);
+    let parsed = match syntax_override(&opts.build_args)? {
+        Some(_) => xbuild_parser::parse_ignoring_syntax(text),
+        None => xbuild_parser::parse(text),
+    };
     let dockerfile_err = |diagnostics: Vec<Diagnostic>| Error::Dockerfile {
         file: file.to_string(),
         source_text: text.to_string(),
@@ -1739,24 +1743,57 @@ pub(crate) fn lower_text(
 }
 
 /// The one validation behind `build --check` and `debug parse --check`: the parse's errors and
-/// build-check warnings, then, when it parsed, every stage lowered with `resolver` (lowering
-/// errors such as an unknown `--mount` type, UndefinedVar, unused build arguments).
+/// build-check warnings, then, when it parsed, the stages lowered with `lopts` (its build
+/// arguments and platform) and `resolver`: lowering errors such as a missing base image or an
+/// unknown `--mount` type, UndefinedVar, unused build arguments. As BuildKit's lint, with
+/// `lopts.target` the stages that target needs are lowered, without it every stage. Every
+/// error and warning is reported once, in source order, the warnings found before or beside
+/// an error included. A `BUILDKIT_SYNTAX` build argument overrides the `# syntax=` line.
 pub fn check_dockerfile(
     text: &str,
     lopts: &LowerOptions,
     resolver: &dyn xbuild_parser::lower::ImageResolver,
 ) -> Vec<Diagnostic> {
-    let parsed = xbuild_parser::parse(text);
-    let mut diagnostics = parsed.diagnostics.clone();
-    if !parsed.has_errors() {
-        let mut lopts = lopts.clone();
-        lopts.all_stages = true;
-        match xbuild_parser::lower::lower_with_warnings(&parsed.dockerfile, &lopts, resolver) {
-            Ok(l) => diagnostics.extend(l.warnings),
-            Err(errors) => diagnostics.extend(errors),
+    let parsed = match syntax_override(&lopts.build_args) {
+        Ok(None) => xbuild_parser::parse(text),
+        Ok(Some(_)) => xbuild_parser::parse_ignoring_syntax(text),
+        Err(e) => {
+            let mut parsed = xbuild_parser::parse_ignoring_syntax(text);
+            parsed
+                .diagnostics
+                .push(Diagnostic::error(Default::default(), e.to_string()));
+            parsed
         }
+    };
+    let mut diagnostics = parsed.diagnostics;
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        let mut lopts = lopts.clone();
+        lopts.all_stages = lopts.target.is_none();
+        let report = xbuild_parser::lower::lower_report(&parsed.dockerfile, &lopts, resolver);
+        diagnostics.extend(report.errors);
+        diagnostics.extend(report.warnings);
     }
+    diagnostics.sort_by_key(|d| (d.span.offset, d.severity));
     diagnostics
+}
+
+/// The build argument that names the frontend, overriding the `# syntax=` line.
+const SYNTAX_ARG: &str = "BUILDKIT_SYNTAX";
+
+/// The frontend the `BUILDKIT_SYNTAX` build argument names, if given: as in BuildKit it
+/// overrides the Dockerfile's `# syntax=` line. It must be BuildKit's Dockerfile frontend
+/// (xbuild's own); any other is a usage error saying so.
+fn syntax_override(
+    build_args: &BTreeMap<String, String>,
+) -> Result<Option<xbuild_parser::Frontend>, Error> {
+    let Some(value) = build_args.get(SYNTAX_ARG) else {
+        return Ok(None);
+    };
+    xbuild_parser::syntax_frontend(value).map(Some).map_err(|e| {
+        Error::Usage(format!(
+            "--build-arg {SYNTAX_ARG}={value}: {e}; {SYNTAX_ARG} can name BuildKit's Dockerfile frontend only (docker/dockerfile:1, docker/dockerfile:1-labs, docker/dockerfile-upstream:master, dockerfile.v0)"
+        ))
+    })
 }
 
 /// Resolves bases through the local store when it has them, and any other reference as an

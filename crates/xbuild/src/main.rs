@@ -637,6 +637,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             opts.labels = key_values("--label", &labels)?;
+            for a in build_args {
+                let (k, v) = a
+                    .split_once('=')
+                    .ok_or_else(|| usage(format!("--build-arg {a:?}: expected KEY=VALUE")))?;
+                opts.build_args.insert(k.to_string(), v.to_string());
+            }
             if check {
                 let report = builder.check(&opts)?;
                 return Ok(print_check(
@@ -678,12 +684,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             for c in cache_to {
                 opts.cache_to.push(xbuild::CacheSpec::parse_to(&c)?);
-            }
-            for a in build_args {
-                let (k, v) = a
-                    .split_once('=')
-                    .ok_or_else(|| usage(format!("--build-arg {a:?}: expected KEY=VALUE")))?;
-                opts.build_args.insert(k.to_string(), v.to_string());
             }
             opts.source_date_epoch = match opts.build_args.get("SOURCE_DATE_EPOCH") {
                 Some(v) => Some(xbuild::parse_epoch(v)?),
