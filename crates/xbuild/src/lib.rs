@@ -121,6 +121,15 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] xbuild_cache::Error),
+    /// The local store holds a pinned reference's (`name@sha256:…`) document, but its content
+    /// does not hash to its digest (or cannot be read).
+    #[error("{reference}: {source}")]
+    Pinned {
+        /// The reference, as given.
+        reference: String,
+        /// What the store found (for corrupt content: the digest expected and the actual one).
+        source: xbuild_cache::Error,
+    },
     /// An image name that is not in the store.
     #[error("No such image: {0} (see `xbuild images`)")]
     NoSuchImage(String),
