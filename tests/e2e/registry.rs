@@ -129,13 +129,13 @@ pub(crate) fn skopeo_inspect(reference: &str, extra: &[&str]) -> serde_json::Val
 fn manifest_of(t: &TestRoot, cfg: &str, image: &str) -> String {
     let out = xb(t, cfg, &["inspect", image]).ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    v["Manifest"].as_str().unwrap().to_string()
+    v[0]["Descriptor"]["digest"].as_str().unwrap().to_string()
 }
 
 fn layer_digests(t: &TestRoot, image: &str) -> Vec<String> {
-    let out = t.xbuild(&["inspect", image]).ok();
+    let out = t.xbuild(&["inspect", "--raw", image]).ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let m = v["Manifest"]
+    let m = v[0]["Digest"]
         .as_str()
         .unwrap()
         .strip_prefix("sha256:")
