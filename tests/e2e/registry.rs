@@ -666,6 +666,18 @@ fn from_pinned_digest_resolves_from_store_or_pulls_by_digest() {
             .count()
     };
 
+    // Built and pushed here: the store has the manifest, the registry is not asked.
+    let before = by_digest_gets();
+    let app = a.context("app", &[("Dockerfile", &dockerfile)]);
+    xb(
+        &a,
+        &cfg,
+        &["build", "-q", "-t", "app:1", app.to_str().unwrap()],
+    )
+    .ok();
+    check(&a);
+    assert_eq!(by_digest_gets(), before, "built here: no registry query");
+
     // Pulled by tag first: the build resolves the digest from the store, asking nothing.
     let b = TestRoot::new();
     let cfg_b = docker_config(&b);
@@ -713,6 +725,27 @@ fn from_pinned_digest_resolves_from_store_or_pulls_by_digest() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr.contains(&format!("{x}@{wrong}")) && run.stderr.contains("manifest unknown"),
+        "{}",
+        run.stderr
+    );
+    // A stored manifest that no longer hashes to the pinned digest: refused, naming the
+    // reference, the digest pinned and the one the content has.
+    let file = b
+        .root()
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap());
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&file, &bytes).unwrap();
+    let again = b.context("again", &[("Dockerfile", &dockerfile)]);
+    let run = xb(
+        &b,
+        &cfg_b,
+        &["build", "-q", "-t", "app:2", again.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&pinned) && run.stderr.contains("hashes to sha256:"),
         "{}",
         run.stderr
     );
