@@ -371,13 +371,11 @@ impl ImageResolver for StoreResolver<'_> {
                 &platform.architecture,
                 platform.variant.as_deref(),
             );
-            let img = match pinned(self.store, &r, &want).map_err(|e| e.to_string())? {
-                Some((manifest, c)) => resolved_image(r.familiar(), manifest, c),
-                None => return Err(format!("{reference} is not in the local image store")),
-            };
-            return match platform_mismatch(&img, platform) {
-                Some(e) => Err(e),
-                None => Ok(img),
+            // A pinned image is used as it is, whatever its platform (as a build's resolver
+            // and BuildKit do).
+            return match pinned(self.store, &r, &want).map_err(|e| e.to_string())? {
+                Some((manifest, c)) => Ok(resolved_image(r.familiar(), manifest, c)),
+                None => Err(format!("{reference} is not in the local image store")),
             };
         }
         let r = Reference::parse(reference)?;
