@@ -419,6 +419,14 @@ pub(crate) fn pinned(
     if !store.has_blob(&d) {
         return Ok(None);
     }
+    // A layer's digest is no manifest's: not read into memory.
+    let limit = xbuild_registry::Document::Manifest.limit();
+    let size = store.blob_size(&d).map_err(in_store)?;
+    if size > limit {
+        return Err(Error::Usage(format!(
+            "{r}: the local store's {d} is {size} bytes, more than a manifest may be ({limit} bytes): the digest names a layer or another blob, not an image manifest or index; pin the manifest digest (`xbuild inspect --format '{{{{.Descriptor.digest}}}}' IMAGE`)"
+        )));
+    }
     let bytes = store.read_blob(&d).map_err(in_store)?;
     let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let media_type = doc.get("mediaType").and_then(|m| m.as_str());
@@ -662,6 +670,12 @@ mod tests {
             err.contains(&absent) && err.contains("not in the local image store"),
             "{err}"
         );
+
+        // A layer-sized blob is not read as a manifest.
+        let limit = xbuild_registry::Document::Manifest.limit();
+        let big = store.put_blob(&vec![0u8; limit as usize + 1]).unwrap();
+        let err = resolver.resolve(&format!("app@{big}"), &host).unwrap_err();
+        assert!(err.contains("not an image manifest"), "{err}");
 
         let mut bytes = std::fs::read(store.blob_path(&m)).unwrap();
         bytes.push(b' ');
