@@ -43,7 +43,7 @@ fn started(r: &Run) -> Vec<String> {
 fn image_id(t: &TestRoot, image: &str) -> String {
     let out = t.xbuild(&["inspect", image]).ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    v["Id"].as_str().unwrap().to_string()
+    v[0]["Id"].as_str().unwrap().to_string()
 }
 
 fn json_file(p: &Path) -> serde_json::Value {
@@ -240,7 +240,7 @@ fn local_cache_min_carries_only_the_final_stage_and_max_everything() {
     // mode=min holds exactly the final image's layers.
     let out = a.xbuild(&["inspect", "app:1"]).ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let m = v["Manifest"].as_str().unwrap();
+    let m = v[0]["Descriptor"]["digest"].as_str().unwrap();
     let manifest = json_file(&blob(&a.root(), m));
     let image_layers: BTreeSet<String> = manifest["layers"]
         .as_array()

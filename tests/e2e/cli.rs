@@ -203,9 +203,12 @@ fn metadata_file_and_exit_codes() {
     assert_eq!(m["containerimage.config.digest"], id);
     let inspect: serde_json::Value =
         serde_json::from_str(&t.xbuild(&["inspect", "meta:1"]).ok().stdout).unwrap();
-    assert_eq!(m["containerimage.digest"], inspect["Manifest"]);
+    assert_eq!(
+        m["containerimage.digest"],
+        inspect[0]["Descriptor"]["digest"]
+    );
     let desc = &m["containerimage.descriptor"];
-    assert_eq!(desc["digest"], inspect["Manifest"]);
+    assert_eq!(desc["digest"], inspect[0]["Descriptor"]["digest"]);
     assert_eq!(
         desc["mediaType"],
         "application/vnd.oci.image.manifest.v1+json"

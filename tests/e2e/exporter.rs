@@ -361,7 +361,13 @@ fn source_date_epoch_gives_the_same_image_in_two_roots() {
         ids.push(r.stdout.trim().to_string());
         layouts.push(std::fs::read(&out).unwrap());
         let cfg = t
-            .xbuild(&["inspect", "repro:1", "--format", "{{json .Config}}"])
+            .xbuild(&[
+                "inspect",
+                "--raw",
+                "repro:1",
+                "--format",
+                "{{json .Config}}",
+            ])
             .ok()
             .stdout;
         let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
@@ -612,12 +618,7 @@ fn image_commands_behave_like_dockers() {
     );
     assert!(h[2].contains(" 2B "), "the RUN layer holds 2 bytes: {h:?}");
     let cmd = t
-        .xbuild(&[
-            "inspect",
-            "app:1",
-            "--format",
-            "{{json .Config.config.Cmd}}",
-        ])
+        .xbuild(&["inspect", "app:1", "--format", "{{json .Config.Cmd}}"])
         .ok()
         .stdout;
     assert_eq!(cmd.trim(), r#"["cat","/v"]"#);
@@ -750,9 +751,9 @@ fn copy_link_history_matches_the_layers() {
         "history and layers disagree:\n{}",
         run.stderr
     );
-    let inspect = t.xbuild(&["inspect", "link:1"]).ok();
+    let inspect = t.xbuild(&["inspect", "--raw", "link:1"]).ok();
     let v: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
-    let config = &v["Config"];
+    let config = &v[0]["Config"];
     let history = config["history"].as_array().unwrap();
     let with_layer: Vec<&str> = history
         .iter()
@@ -779,5 +780,98 @@ fn copy_link_history_matches_the_layers() {
     let h = t.xbuild(&["history", "link:1"]).ok();
     let copy_b = h.stdout.lines().find(|l| l.contains("COPY a /b")).unwrap();
     assert!(copy_b.contains(" 3B "), "{}", h.stdout);
+    t.finish();
+}
+
+/// Issue 16 item 12: `xbuild inspect` prints what `docker image inspect` prints for the same
+/// image (loaded with `xbuild save` + `docker load`): a JSON array, `Config` holding the
+/// container config itself, and `--format` paths such as `{{json .Config.Labels}}` giving the
+/// same text; `--raw` keeps the stored manifest and OCI config reachable.
+#[test]
+fn inspect_config_is_dockers_shape_not_nested_config() {
+    let mut docker = DockerImages::new();
+    let t = TestRoot::with_busybox();
+    let ctx = t.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\n\
+             LABEL org.example.a=\"1\" b=\"two\"\n\
+             ENV A=1 B=\"x y\"\n\
+             WORKDIR /app\n\
+             USER 1000:1000\n\
+             EXPOSE 8080/tcp 53/udp\n\
+             VOLUME /data\n\
+             STOPSIGNAL SIGINT\n\
+             HEALTHCHECK --interval=5s --timeout=3s --retries=2 CMD true\n\
+             ONBUILD RUN echo hi\n\
+             SHELL [\"/bin/sh\", \"-c\"]\n\
+             MAINTAINER someone\n\
+             ENTRYPOINT [\"/bin/sh\"]\n\
+             CMD echo hello\n",
+        )],
+    );
+    let tag = unique("xbuild-e2e-inspect") + ":1";
+    docker.0.push(tag.clone());
+    t.build(&ctx, &["-t", &tag]).ok();
+    let saved = t.path("saved.tar");
+    t.xbuild(&["save", &tag, "-o", saved.to_str().unwrap()])
+        .ok();
+    docker.docker(&["load", "-i", saved.to_str().unwrap()]);
+
+    let ours: serde_json::Value =
+        serde_json::from_str(&t.xbuild(&["inspect", &tag]).ok().stdout).unwrap();
+    let theirs: serde_json::Value =
+        serde_json::from_str(&docker.docker(&["image", "inspect", &tag])).unwrap();
+    let (ours, theirs) = (&ours[0], &theirs[0]);
+    for field in [
+        "Id",
+        "RepoTags",
+        "Parent",
+        "Comment",
+        "Created",
+        "Container",
+        "ContainerConfig",
+        "DockerVersion",
+        "Author",
+        "Config",
+        "Architecture",
+        "Os",
+        "RootFS",
+        "Size",
+        "VirtualSize",
+    ] {
+        assert_eq!(ours[field], theirs[field], "{field}");
+    }
+    // Sizes count symlink targets as Docker does, for an image loaded from an archive too.
+    let fresh = TestRoot::new();
+    fresh.xbuild(&["load", "-i", saved.to_str().unwrap()]).ok();
+    let loaded: serde_json::Value =
+        serde_json::from_str(&fresh.xbuild(&["inspect", &tag]).ok().stdout).unwrap();
+    assert_eq!(loaded[0]["Size"], theirs["Size"], "Size after xbuild load");
+    fresh.finish();
+    for field in ["Metadata", "RepoDigests"] {
+        assert!(ours.get(field).is_some(), "{field} missing: {ours}");
+    }
+    for format in [
+        "{{json .Config.Labels}}",
+        "{{.Id}}",
+        "{{.Config.Env}}",
+        "{{json .Config.Cmd}} {{.Config.WorkingDir}} {{.Config.User}}",
+        "{{json .RootFS.Layers}}",
+    ] {
+        let mine = t.xbuild(&["inspect", &tag, "--format", format]).ok().stdout;
+        let docker_says = docker.docker(&["image", "inspect", &tag, "--format", format]);
+        assert_eq!(mine, docker_says, "{format}");
+    }
+
+    // The stored documents stay reachable.
+    let raw: serde_json::Value =
+        serde_json::from_str(&t.xbuild(&["inspect", "--raw", &tag]).ok().stdout).unwrap();
+    assert_eq!(raw[0]["Config"]["config"]["WorkingDir"], "/app");
+    assert_eq!(raw[0]["Manifest"]["schemaVersion"], 2);
+    assert_eq!(raw[0]["Digest"], ours["Descriptor"]["digest"]);
+    let help = t.xbuild(&["inspect", "--help"]).ok().stdout;
+    assert!(help.contains("--raw"), "{help}");
     t.finish();
 }

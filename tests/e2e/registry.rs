@@ -129,13 +129,13 @@ pub(crate) fn skopeo_inspect(reference: &str, extra: &[&str]) -> serde_json::Val
 fn manifest_of(t: &TestRoot, cfg: &str, image: &str) -> String {
     let out = xb(t, cfg, &["inspect", image]).ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    v["Manifest"].as_str().unwrap().to_string()
+    v[0]["Descriptor"]["digest"].as_str().unwrap().to_string()
 }
 
 fn layer_digests(t: &TestRoot, image: &str) -> Vec<String> {
-    let out = t.xbuild(&["inspect", image]).ok();
+    let out = t.xbuild(&["inspect", "--raw", image]).ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let m = v["Manifest"]
+    let m = v[0]["Digest"]
         .as_str()
         .unwrap()
         .strip_prefix("sha256:")
@@ -611,4 +611,146 @@ fn corrupt_blob_in_the_registry_fails_the_pull_and_leaves_nothing() {
     );
     t.finish();
     fresh.finish();
+}
+
+/// Issue 16 item 10: `FROM name@sha256:…` (and `name:tag@sha256:…`, `COPY --from`,
+/// `RUN --mount=from`) resolves from the store when it holds that manifest, pulls by digest
+/// otherwise, and a digest nothing has fails naming the reference and the digest.
+#[test]
+fn from_pinned_digest_resolves_from_store_or_pulls_by_digest() {
+    let reg = LocalRegistry::start(None);
+    let x = format!("{}/pinned", reg.host());
+    let tagged = format!("{x}:1");
+    let a = TestRoot::with_busybox();
+    let cfg = docker_config(&a);
+    let ctx = a.context(
+        "base",
+        &[(
+            "Dockerfile",
+            "FROM busybox:local\nRUN echo pinned > /pinned.txt\n",
+        )],
+    );
+    xb(
+        &a,
+        &cfg,
+        &[
+            "build",
+            "-q",
+            "-t",
+            &tagged,
+            "--push",
+            ctx.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let digest = skopeo_inspect(&tagged, &[])["Digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pinned = format!("{x}@{digest}");
+    let dockerfile = format!(
+        "FROM {pinned} AS base\n\
+         FROM {x}:ignored@{digest}\n\
+         COPY --from={pinned} /pinned.txt /copied.txt\n\
+         RUN --mount=from={pinned},target=/m cat /m/pinned.txt > /mounted.txt\n"
+    );
+    let check = |t: &TestRoot| {
+        let tree = t.export("app:1");
+        assert_eq!(tree.text("pinned.txt"), "pinned\n");
+        assert_eq!(tree.text("copied.txt"), "pinned\n");
+        assert_eq!(tree.text("mounted.txt"), "pinned\n");
+    };
+    let by_digest_gets = || {
+        reg.log()
+            .matches(&format!("\"GET /v2/pinned/manifests/{digest} "))
+            .count()
+    };
+
+    // Built and pushed here: the store has the manifest, the registry is not asked.
+    let before = by_digest_gets();
+    let app = a.context("app", &[("Dockerfile", &dockerfile)]);
+    xb(
+        &a,
+        &cfg,
+        &["build", "-q", "-t", "app:1", app.to_str().unwrap()],
+    )
+    .ok();
+    check(&a);
+    assert_eq!(by_digest_gets(), before, "built here: no registry query");
+
+    // Pulled by tag first: the build resolves the digest from the store, asking nothing.
+    let b = TestRoot::new();
+    let cfg_b = docker_config(&b);
+    xb(&b, &cfg_b, &["pull", &tagged]).ok();
+    let before = by_digest_gets();
+    let app = b.context("app", &[("Dockerfile", &dockerfile)]);
+    xb(
+        &b,
+        &cfg_b,
+        &["build", "-q", "-t", "app:1", app.to_str().unwrap()],
+    )
+    .ok();
+    check(&b);
+    assert_eq!(
+        by_digest_gets(),
+        before,
+        "the store had it: no registry query"
+    );
+    let inspected = xb(&b, &cfg_b, &["inspect", &pinned]).ok();
+    assert!(inspected.stdout.contains(&digest), "{}", inspected.stdout);
+
+    // Nothing pulled first: the build pulls by digest.
+    let c = TestRoot::new();
+    let cfg_c = docker_config(&c);
+    let app = c.context("app", &[("Dockerfile", &dockerfile)]);
+    xb(
+        &c,
+        &cfg_c,
+        &["build", "-q", "-t", "app:1", app.to_str().unwrap()],
+    )
+    .ok();
+    check(&c);
+    assert!(by_digest_gets() > before, "not pulled by digest");
+    // `pull` and `inspect` by digest.
+    let d = TestRoot::new();
+    let cfg_d = docker_config(&d);
+    let p = xb(&d, &cfg_d, &["pull", &pinned]).ok();
+    assert!(p.stderr.contains(&digest), "{}", p.stderr);
+    xb(&d, &cfg_d, &["inspect", &pinned]).ok();
+
+    // A digest no one has: the error names the reference and the digest.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let bad = c.context("bad", &[("Dockerfile", &format!("FROM {x}@{wrong}\n"))]);
+    let run = xb(&c, &cfg_c, &["build", "-q", bad.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("{x}@{wrong}")) && run.stderr.contains("manifest unknown"),
+        "{}",
+        run.stderr
+    );
+    // A stored manifest that no longer hashes to the pinned digest: refused, naming the
+    // reference, the digest pinned and the one the content has.
+    let file = b
+        .root()
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap());
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&file, &bytes).unwrap();
+    let again = b.context("again", &[("Dockerfile", &dockerfile)]);
+    let run = xb(
+        &b,
+        &cfg_b,
+        &["build", "-q", "-t", "app:2", again.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&pinned) && run.stderr.contains("hashes to sha256:"),
+        "{}",
+        run.stderr
+    );
+    a.finish();
+    b.finish();
+    c.finish();
+    d.finish();
 }

@@ -85,8 +85,8 @@ fn env_reaches_later_runs_and_workdir_is_created() {
     assert_eq!(fs.get("srv/app").kind, tar::EntryType::Directory);
     let inspect = t.xbuild(&["inspect", "env:1"]).ok();
     let cfg: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
-    assert_eq!(cfg["Config"]["config"]["WorkingDir"], "/srv/app/sub");
-    let env = cfg["Config"]["config"]["Env"].as_array().unwrap();
+    assert_eq!(cfg[0]["Config"]["WorkingDir"], "/srv/app/sub");
+    let env = cfg[0]["Config"]["Env"].as_array().unwrap();
     assert!(env.contains(&serde_json::json!("GREETING=hello world")));
     t.finish();
 }
@@ -256,8 +256,8 @@ fn images_lists_tags_and_inspect_prints_config() {
     );
     let inspect = t.xbuild(&["inspect", "scratchy:2"]).ok();
     let cfg: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
-    assert_eq!(cfg["Id"], id.as_str());
-    assert_eq!(cfg["Config"]["config"]["WorkingDir"], "/");
+    assert_eq!(cfg[0]["Id"], id.as_str());
+    assert_eq!(cfg[0]["Config"]["WorkingDir"], "/");
     let missing = t.xbuild(&["inspect", "nope:1"]);
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.contains("nope:1"), "{}", missing.stderr);

@@ -100,9 +100,9 @@ fn multi_stage_build_with_a_scratch_final_stage_is_exact() {
     assert_eq!((hello.uid, hello.gid), (0, 0));
     assert_eq!(hello.kind, tar::EntryType::Regular);
     // What Docker's BuildKit writes for the same Dockerfile.
-    let inspect = t.xbuild(&["inspect", "ms:1"]).ok();
+    let inspect = t.xbuild(&["inspect", "--raw", "ms:1"]).ok();
     let cfg: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
-    let c = &cfg["Config"];
+    let c = &cfg[0]["Config"];
     assert_eq!(
         c["config"],
         serde_json::json!({
@@ -187,9 +187,10 @@ fn cache_follows_exactly_what_each_copy_reads() {
 
 /// The COPY layers' diff_ids of `image` (the config's `rootfs.diff_ids`).
 fn diff_ids(t: &TestRoot, image: &str) -> Vec<String> {
-    let v: serde_json::Value = serde_json::from_str(&t.xbuild(&["inspect", image]).ok().stdout)
-        .expect("inspect prints JSON");
-    v["Config"]["rootfs"]["diff_ids"]
+    let v: serde_json::Value =
+        serde_json::from_str(&t.xbuild(&["inspect", "--raw", image]).ok().stdout)
+            .expect("inspect prints JSON");
+    v[0]["Config"]["rootfs"]["diff_ids"]
         .as_array()
         .expect("diff_ids")
         .iter()

@@ -197,7 +197,7 @@ fn proxy_build_args_reach_run_without_arg_and_leave_no_trace() {
         t.export("p:1").text("proxy"),
         "http://proxy.example:3128|http://proxy.example:3128|localhost|localhost|\n"
     );
-    let inspect = t.xbuild(&["inspect", "p:1"]).ok().stdout;
+    let inspect = t.xbuild(&["inspect", "--raw", "p:1"]).ok().stdout;
     assert!(
         !inspect.to_ascii_lowercase().contains("proxy.example"),
         "the proxy must not reach the image config or history: {inspect}"
@@ -240,12 +240,12 @@ fn buildplatform_is_the_host_and_targetplatform_keeps_the_variant() {
     } else {
         "linux/amd64"
     };
-    let labels = &v["Config"]["config"]["Labels"];
+    let labels = &v[0]["Config"]["Labels"];
     assert_eq!(labels["b"], host, "{labels}");
     assert_eq!(labels["t"], "linux/arm/v7", "{labels}");
     assert_eq!(labels["v"], "v7", "{labels}");
-    assert_eq!(v["Architecture"], "arm");
-    assert_eq!(v["Variant"], "v7");
+    assert_eq!(v[0]["Architecture"], "arm");
+    assert_eq!(v[0]["Variant"], "v7");
     t.finish();
 }
 

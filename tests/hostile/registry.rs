@@ -521,3 +521,33 @@ fn a_registry_that_never_answers_is_given_up_quickly() {
     assert_refused(&t, &o, &image, &["stalled", &image, "STALL_TIMEOUT"]);
     assert!(fake.hits.load(Ordering::SeqCst) >= 1);
 }
+
+/// Issue 16 item 10: a registry answering a pinned reference (`x@sha256:…`) with a manifest
+/// that hashes to another digest is refused, naming the reference and both digests, and
+/// nothing is stored.
+#[test]
+fn a_pinned_manifest_whose_content_has_another_digest_is_refused() {
+    let (config, _, manifest) = image(None);
+    let actual = sha256(&manifest);
+    let pinned_digest = format!("sha256:{}", "ab".repeat(32));
+    let fake = Fake::start(registry(move |req, s, _| {
+        if req.path.starts_with("/v2/x/manifests/") {
+            respond(s, "200 OK", OCI_MANIFEST, &manifest);
+        } else if req.path.contains("/blobs/") {
+            respond(s, "200 OK", "", &config);
+        } else {
+            respond(s, "404 Not Found", "", b"{}");
+        }
+    }));
+    let t = TestRoot::new();
+    let name = fake.image();
+    let pinned = format!(
+        "{}@{pinned_digest}",
+        name.strip_suffix(":y").expect("the fake's image is x:y")
+    );
+    let want = [pinned.as_str(), actual.as_str(), "digest mismatch"];
+    let o = pull(&t, &pinned);
+    assert_refused(&t, &o, &pinned, &want);
+    let o = build_from(&t, &pinned);
+    assert_refused(&t, &o, &pinned, &want);
+}

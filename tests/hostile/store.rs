@@ -16,7 +16,7 @@ fn blob(t: &TestRoot, digest: &str) -> PathBuf {
 /// The manifest digest of a stored image.
 fn manifest_of(t: &TestRoot, image: &str) -> String {
     let r = t
-        .xbuild(&["inspect", image, "--format", "{{.Manifest}}"])
+        .xbuild(&["inspect", "--raw", image, "--format", "{{.Digest}}"])
         .ok();
     r.stdout.trim().to_string()
 }

@@ -106,9 +106,7 @@ fn validate_tar(store: &Store, digest: &xbuild_llb::Digest, source: &str) -> Res
                 String::from_utf8_lossy(&p)
             )));
         }
-        if e.header().entry_type().is_file() {
-            content += e.header().size().unwrap_or(0);
-        }
+        content += crate::load::entry_size(&e);
         count += 1;
     }
     if count == 0 {

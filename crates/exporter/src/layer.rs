@@ -329,9 +329,10 @@ mod tests {
         assert_eq!(entries[3].data, b"long");
         assert_eq!(entries[4].link.as_deref(), Some(target.as_str()));
         assert!(entries.iter().all(|e| e.mtime <= 1000), "times are clamped");
+        // Docker's size: file content once per inode (5 + 4) and the symlink's target (120).
         assert_eq!(
             store.get_diff(&rec.diff_id).unwrap().unwrap().content_size,
-            9
+            9 + 120
         );
         // The diff_id is the digest of the uncompressed tar.
         let mut plain = vec![];

@@ -294,9 +294,7 @@ pub fn verify_layers_where(
                 let mut ar = tar::Archive::new(&mut hashing);
                 for e in ar.entries().map_err(layer_err)? {
                     let e = e.map_err(layer_err)?;
-                    if e.header().entry_type().is_file() {
-                        content += e.size();
-                    }
+                    content += entry_size(&e);
                 }
             }
             hashing.finish().map_err(layer_err)
@@ -518,6 +516,20 @@ fn load_members(m: &Members<'_>, platform: (&str, &str)) -> Result<Vec<LoadedIma
         return Err(bad(&m.source, "the archive holds no image"));
     }
     Ok(images)
+}
+
+/// What a tar entry adds to a layer's size as Docker counts it: a regular file's content, a
+/// symlink's target length; nothing for the rest (a hardlink's data is counted once, with its
+/// first name).
+pub(crate) fn entry_size<R: std::io::Read>(e: &tar::Entry<'_, R>) -> u64 {
+    let kind = e.header().entry_type();
+    if kind.is_file() {
+        e.size()
+    } else if kind.is_symlink() {
+        e.link_name_bytes().map_or(0, |l| l.len() as u64)
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]

@@ -42,7 +42,8 @@ impl<W: Write> TarWriter<W> {
         }
     }
 
-    /// Bytes of regular-file content written so far.
+    /// Bytes of regular-file content and symlink targets written so far: a layer's size as
+    /// Docker counts it (hardlinks once).
     pub(crate) fn content_size(&self) -> u64 {
         self.content
     }
@@ -150,7 +151,10 @@ impl<W: Write> TarWriter<W> {
                 ids,
                 std::io::empty(),
             )
-            .map_err(err)
+            .map_err(err)?;
+            // Docker counts a symlink's own size (its target's length) in a layer's size.
+            self.content += target.as_os_str().len() as u64;
+            Ok(())
         } else if ft.is_file() {
             if md.nlink() > 1 {
                 let key = (md.dev(), md.ino());

@@ -36,6 +36,7 @@ mod cachespec;
 pub mod context_input;
 mod events;
 mod filter;
+mod inspect;
 mod reference;
 mod remote;
 mod store;
@@ -44,6 +45,9 @@ pub mod worker;
 pub use cachespec::{CacheMode, CacheSpec};
 pub use events::{ChannelSink, EventStream, SharedSink, StepTiming, Timings, event_stream};
 pub use filter::ImageFilter;
+pub use inspect::{
+    DockerConfig, DockerDescriptor, DockerImage, DockerMetadata, DockerRootFs, RawImage,
+};
 pub use reference::Reference;
 pub use remote::PullSummary;
 pub use store::{ImageSummary, NONE, Removed, StoreResolver, default_root};
@@ -121,6 +125,15 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] xbuild_cache::Error),
+    /// The local store holds a pinned reference's (`name@sha256:…`) document, but its content
+    /// does not hash to its digest (or cannot be read).
+    #[error("{reference}: {source}")]
+    Pinned {
+        /// The reference, as given.
+        reference: String,
+        /// What the store found (for corrupt content: the digest expected and the actual one).
+        source: xbuild_cache::Error,
+    },
     /// An image name that is not in the store.
     #[error("No such image: {0} (see `xbuild images`)")]
     NoSuchImage(String),
@@ -533,6 +546,8 @@ pub struct ImageDetails {
     pub id: Digest,
     /// The manifest digest.
     pub manifest_digest: Digest,
+    /// The manifest's size in bytes.
+    pub manifest_size: u64,
     /// The manifest.
     pub manifest: Manifest,
     /// The config.
@@ -541,6 +556,9 @@ pub struct ImageDetails {
     pub tags: Vec<String>,
     /// File content bytes of its layers.
     pub size: u64,
+    /// When it was recorded in the store (RFC 3339; `None` for an image only tagged in an
+    /// older root).
+    pub added: Option<String>,
 }
 
 /// An image `load` brought in: its ID and the names it was tagged with.
@@ -1293,13 +1311,16 @@ impl Builder {
         store::prune(&*self.store()?, all)
     }
 
-    /// An image's manifest, config and tags.
+    /// An image's manifest, config and tags; [`ImageDetails::docker`] shapes them as
+    /// `docker image inspect` does.
     pub fn inspect(&self, name: &str) -> Result<ImageDetails, Error> {
         let store = self.store()?;
         let img = store::find(&store, name)?.image;
         let size = store::layer_sizes(&store, &img).iter().sum();
         Ok(ImageDetails {
             id: img.id().clone(),
+            manifest_size: store.blob_size(&img.manifest)?,
+            added: store.get_image(&img.manifest)?.map(|r| r.added),
             manifest_digest: img.manifest.clone(),
             tags: img.tags.iter().map(|t| t.to_string()).collect(),
             manifest: img.doc,

@@ -162,7 +162,7 @@ enum Command {
     Tag(TagArgs),
     /// Remove images (untag; delete an image when no tag is left).
     Rmi(RmiArgs),
-    /// Print an image's manifest digest, tags and config as JSON.
+    /// Print images as `docker image inspect` does (`--raw`: the stored manifest and config).
     Inspect(InspectArgs),
     /// Show an image's history: its steps, newest first, with layer sizes.
     History(HistoryArgs),
@@ -221,7 +221,7 @@ enum ImageCommand {
     Rm(RmiArgs),
     /// Create a tag TARGET that refers to the image SOURCE.
     Tag(TagArgs),
-    /// Print an image's manifest digest, tags and config as JSON.
+    /// Print images as `docker image inspect` does (`--raw`: the stored manifest and config).
     Inspect(InspectArgs),
     /// Show an image's history.
     History(HistoryArgs),
@@ -365,12 +365,29 @@ struct RmiArgs {
 }
 
 #[derive(Args)]
+#[command(after_help = "\
+Output: a JSON array with one object per image in the shape of `docker image inspect`: Id (the \
+config digest), RepoTags, RepoDigests, Created, Author, Config (the container config: Env, Cmd, \
+Entrypoint, Labels, WorkingDir, User, ExposedPorts, Volumes, StopSignal, Healthcheck, OnBuild, \
+Shell, ArgsEscaped), Architecture, Os, Size, RootFS {Type, Layers}, Metadata, and Descriptor \
+(the manifest's mediaType, digest and size).
+
+With --raw: one object per image with Id, RepoTags, Digest (the manifest digest), Manifest (the \
+stored image manifest) and Config (the stored OCI image config, runtime settings under \
+`config`), as they are.
+
+--format applies to each object: `{{.Id}}`, `{{.Config.Env}}`, `{{json .Config.Labels}}`, \
+`{{json .}}`, `{{.Descriptor.digest}}`; with --raw: `{{.Digest}}`, `{{json .Config.config}}`.")]
 struct InspectArgs {
-    /// The image (name or ID).
-    image: String,
-    /// Go-template-like format over the JSON (`{{.Id}}`, `{{json .Config.config}}`).
+    /// The images (names, IDs, or `name@sha256:…` manifest or index digests).
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Go-template-like format applied to each image (`{{.Id}}`, `{{json .Config.Labels}}`).
     #[arg(short = 'f', long)]
     format: Option<String>,
+    /// Print the stored manifest and OCI config as they are instead of Docker's shape.
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(Args)]
@@ -1031,23 +1048,54 @@ fn prune(builder: &Builder, a: PruneArgs) -> Result<()> {
 }
 
 fn inspect(builder: &Builder, a: InspectArgs) -> Result<()> {
-    let d = builder.inspect(&a.image)?;
-    let v = serde_json::json!({
-        "Id": d.id,
-        "RepoTags": d.tags,
-        "Created": d.config.created,
-        "Author": d.config.author,
-        "Architecture": d.config.architecture,
-        "Variant": d.config.variant,
-        "Os": d.config.os,
-        "Size": d.size,
-        "RootFS": {"Type": "layers", "Layers": d.config.rootfs.diff_ids},
-        "Manifest": d.manifest_digest,
-        "Config": d.config,
-    });
-    match &a.format {
-        Some(f) => print!("{}", Format::parse(f)?.render(&[v], &[])),
-        None => println!("{}", serde_json::to_string_pretty(&v)?),
+    let format = a.format.as_deref().map(Format::parse).transpose()?;
+    let mut found = Vec::new();
+    let mut missing = None;
+    for name in &a.images {
+        match builder.inspect(name) {
+            Ok(d) => found.push(d),
+            // As Docker: the images found are printed, then the error for those that are not.
+            Err(e @ xbuild::Error::NoSuchImage(_)) => missing = missing.or(Some(e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if a.raw {
+        print_images(
+            &found.iter().map(|d| d.raw()).collect::<Vec<_>>(),
+            format.as_ref(),
+        )?;
+    } else {
+        print_images(
+            &found.iter().map(|d| d.docker()).collect::<Vec<_>>(),
+            format.as_ref(),
+        )?;
+    }
+    match missing {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// Prints images with `format` applied to each, else as Docker prints JSON: an array indented by
+/// four spaces, fields in their declared order.
+fn print_images<T: serde::Serialize>(docs: &[T], format: Option<&Format>) -> Result<()> {
+    match format {
+        Some(f) => {
+            let rows = docs
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()?;
+            print!("{}", f.render(&rows, &[]));
+        }
+        None => {
+            let mut out = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            serde::Serialize::serialize(
+                docs,
+                &mut serde_json::Serializer::with_formatter(&mut out, fmt),
+            )?;
+            println!("{}", String::from_utf8_lossy(&out));
+        }
     }
     Ok(())
 }

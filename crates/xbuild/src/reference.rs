@@ -10,14 +10,16 @@ pub struct Reference {
 }
 
 impl Reference {
-    /// Parses `name[:tag]`; a `:` before the last `/` is a registry port, not a tag.
+    /// Parses `name[:tag]`; a `:` before the last `/` is a registry port, not a tag. A digest
+    /// reference (`name@sha256:…`) is refused: it names no tag (lookups by digest go through
+    /// the registry's reference parser and the store's pinned resolution instead).
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() {
             return Err("an image reference cannot be empty".into());
         }
         if s.contains('@') {
             return Err(format!(
-                "{s}: references by digest are not supported by the local store"
+                "{s}: refusing to create a tag with a digest reference; a tag is name[:tag] (images are found by digest with name@sha256:…)"
             ));
         }
         let slash = s.rfind('/').map(|i| i + 1).unwrap_or(0);
@@ -77,5 +79,7 @@ mod tests {
         assert!(Reference::parse("Upper:1").is_err());
         assert!(Reference::parse("a:").is_err());
         assert!(Reference::parse("").is_err());
+        let pinned = format!("a@sha256:{}", "0".repeat(64));
+        assert!(Reference::parse(&pinned).unwrap_err().contains("tag"));
     }
 }

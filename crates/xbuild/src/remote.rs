@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::join_all;
 
 use xbuild_cache::Store;
-use xbuild_cache::oci::{self, ImageConfigFile, Index, Manifest};
+use xbuild_cache::oci::Manifest;
 use xbuild_llb::{Definition, Digest, ImageConfig};
 use xbuild_parser::lower::{ImageResolver, ResolvedImage};
 use xbuild_parser::platform::Platform;
@@ -267,7 +267,7 @@ impl ImageResolver for PullingResolver<'_> {
         let key = pull_key(reference, &want);
         let r = Reference::parse(reference).map_err(|e| e.to_string())?;
         let local = match r.digest() {
-            Some(d) => from_digest(self.store, &r, d, &want),
+            Some(_) => from_digest(self.store, &r, &want),
             None => from_tag(self.store, &r),
         }?;
         if let Some(e) = self.failed.get(&key) {
@@ -300,50 +300,13 @@ fn from_tag(store: &Store, r: &Reference) -> Result<Option<ResolvedImage>, Strin
 }
 
 /// An image by digest is in the store when its manifest (for an index: `platform`'s),
-/// config and layers are.
+/// config and layers are; see [`store::pinned`].
 fn from_digest(
     store: &Store,
     r: &Reference,
-    digest: &str,
     platform: &xbuild_registry::Platform,
 ) -> Result<Option<ResolvedImage>, String> {
-    let Ok(d) = digest.parse::<Digest>() else {
-        return Err(format!("{r}: only sha256 digests are supported"));
-    };
-    if !store.has_blob(&d) {
-        return Ok(None);
-    }
-    let bytes = store.read_blob(&d).map_err(|e| e.to_string())?;
-    let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| {
-            let mt = v
-                .get("mediaType")
-                .and_then(|m| m.as_str())
-                .map(String::from);
-            mt.or_else(|| v.get("manifests").map(|_| oci::MEDIA_INDEX.to_string()))
-        })
-        .unwrap_or_default();
-    let manifest = if media_type == oci::MEDIA_INDEX || media_type == oci::MEDIA_DOCKER_LIST {
-        let idx: Index = store.read_json(&d).map_err(|e| e.to_string())?;
-        match platform.select(&idx) {
-            Ok(m) => m.digest.clone(),
-            Err(_) => return Ok(None),
-        }
-    } else {
-        d
-    };
-    let Ok(m) = store.read_json::<Manifest>(&manifest) else {
-        return Ok(None);
-    };
-    if !std::iter::once(&m.config)
-        .chain(&m.layers)
-        .all(|b| store.has_blob(&b.digest))
-    {
-        return Ok(None);
-    }
-    let c: ImageConfigFile = store
-        .read_json(&m.config.digest)
-        .map_err(|e| e.to_string())?;
-    Ok(Some(resolved_image(r.familiar(), manifest, c)))
+    Ok(store::pinned(store, r, platform)
+        .map_err(|e| e.to_string())?
+        .map(|(manifest, c)| resolved_image(r.familiar(), manifest, c)))
 }

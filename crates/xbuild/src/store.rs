@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use xbuild_cache::oci::{ImageConfigFile, Manifest};
+use xbuild_cache::oci::{self, ImageConfigFile, Index, Manifest};
 use xbuild_cache::{ImageRecord, Store, TagRecord};
 use xbuild_llb::{Digest, HistoryEntry};
 use xbuild_parser::lower::{ImageResolver, ResolvedImage};
@@ -171,6 +171,26 @@ pub(crate) fn lookup(
 /// digest, as Docker does: a tag first, then an ID.
 pub(crate) fn find(store: &Store, name: &str) -> Result<Found, Error> {
     let images = all_images(store)?;
+    if name.contains('@') {
+        let r = xbuild_registry::Reference::parse(name)?;
+        let Some((manifest, config)) = pinned(store, &r, &xbuild_registry::Platform::host())?
+        else {
+            return Err(Error::NoSuchImage(name.to_string()));
+        };
+        let image = match images.into_iter().find(|i| i.manifest == manifest) {
+            Some(i) => i,
+            None => StoredImage {
+                doc: store.read_json(&manifest)?,
+                manifest,
+                config,
+                tags: Vec::new(),
+            },
+        };
+        return Ok(Found {
+            image,
+            by_tag: None,
+        });
+    }
     if let Ok(r) = Reference::parse(name)
         && let Some(t) = store.get_tag(&r.to_string())?
         && let Some(image) = images.iter().find(|i| i.manifest == t.manifest)
@@ -344,6 +364,20 @@ impl<'a> StoreResolver<'a> {
 
 impl ImageResolver for StoreResolver<'_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
+        if reference.contains('@') {
+            let r = xbuild_registry::Reference::parse(reference).map_err(|e| e.to_string())?;
+            let want = xbuild_registry::Platform::new(
+                &platform.os,
+                &platform.architecture,
+                platform.variant.as_deref(),
+            );
+            // A pinned image is used as it is, whatever its platform (as a build's resolver
+            // and BuildKit do).
+            return match pinned(self.store, &r, &want).map_err(|e| e.to_string())? {
+                Some((manifest, c)) => Ok(resolved_image(r.familiar(), manifest, c)),
+                None => Err(format!("{reference} is not in the local image store")),
+            };
+        }
         let r = Reference::parse(reference)?;
         let tag = match self.store.get_tag(&r.to_string()) {
             Ok(Some(t)) => t,
@@ -357,6 +391,70 @@ impl ImageResolver for StoreResolver<'_> {
             None => Ok(img),
         }
     }
+}
+
+/// The image a pinned reference (`name@sha256:…`, `name:tag@sha256:…`: the tag is ignored)
+/// names in the store: its manifest digest and config. The digest may be an image manifest's or
+/// an index's the store holds (then `platform`'s manifest is chosen from it). `None` when the
+/// store lacks the manifest, its config or a layer (the image is to be pulled by digest). Every
+/// document read is checked against its digest: content that does not hash to it is
+/// [`Error::Pinned`], naming the reference and both digests.
+pub(crate) fn pinned(
+    store: &Store,
+    r: &xbuild_registry::Reference,
+    platform: &xbuild_registry::Platform,
+) -> Result<Option<(Digest, ImageConfigFile)>, Error> {
+    let Some(digest) = r.digest() else {
+        return Err(Error::Usage(format!("{r}: not a reference by digest")));
+    };
+    let Ok(d) = digest.parse::<Digest>() else {
+        return Err(Error::Usage(format!(
+            "{r}: only sha256 digests are supported"
+        )));
+    };
+    let in_store = |source: xbuild_cache::Error| Error::Pinned {
+        reference: r.to_string(),
+        source,
+    };
+    if !store.has_blob(&d) {
+        return Ok(None);
+    }
+    // A layer's digest is no manifest's: not read into memory.
+    let limit = xbuild_registry::Document::Manifest.limit();
+    let size = store.blob_size(&d).map_err(in_store)?;
+    if size > limit {
+        return Err(Error::Usage(format!(
+            "{r}: the local store's {d} is {size} bytes, more than a manifest may be ({limit} bytes): the digest names a layer or another blob, not an image manifest or index; pin the manifest digest (`xbuild inspect --format '{{{{.Descriptor.digest}}}}' IMAGE`)"
+        )));
+    }
+    let bytes = store.read_blob(&d).map_err(in_store)?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let media_type = doc.get("mediaType").and_then(|m| m.as_str());
+    let is_index = match media_type {
+        Some(mt) => mt == oci::MEDIA_INDEX || mt == oci::MEDIA_DOCKER_LIST,
+        None => doc.get("manifests").is_some(),
+    };
+    let manifest = if is_index {
+        let idx: Index = store.read_json(&d).map_err(in_store)?;
+        match platform.select(&idx) {
+            Ok(m) => m.digest.clone(),
+            Err(_) => return Ok(None),
+        }
+    } else {
+        d
+    };
+    if !store.has_blob(&manifest) {
+        return Ok(None);
+    }
+    let m: Manifest = store.read_json(&manifest).map_err(in_store)?;
+    if !std::iter::once(&m.config)
+        .chain(&m.layers)
+        .all(|b| store.has_blob(&b.digest))
+    {
+        return Ok(None);
+    }
+    let c: ImageConfigFile = store.read_json(&m.config.digest).map_err(in_store)?;
+    Ok(Some((manifest, c)))
 }
 
 /// Docker's complaint when a local image is for another platform than the one asked for
@@ -524,5 +622,69 @@ mod tests {
         let (removed, _) = prune(&store, false).unwrap();
         assert_eq!(removed, [Removed::Deleted(old_id)]);
         assert!(list(&store).unwrap().is_empty());
+    }
+
+    /// Issue 16 item 10: a pinned reference resolves from the store (by manifest digest, or by
+    /// an index's digest, the platform's manifest chosen), the tag of `name:tag@digest` is
+    /// ignored, and content that does not hash to its digest is an error naming the reference
+    /// and both digests.
+    #[test]
+    fn from_pinned_digest_resolves_from_the_store_and_checks_the_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let m = put_image(&store, vec![], "2026-01-01T00:00:00Z");
+        let host = Platform::host();
+        let resolver = StoreResolver::new(&store);
+        for reference in [format!("app@{m}"), format!("app:ignored@{m}")] {
+            let r = resolver.resolve(&reference, &host).unwrap();
+            assert_eq!(r.digest, m, "{reference}");
+        }
+        let found = find(&store, &format!("registry.test/app@{m}")).unwrap();
+        assert_eq!(found.image.manifest, m);
+
+        let size = store.blob_size(&m).unwrap();
+        let entry = |os: &str, arch: &str| oci::Descriptor {
+            media_type: oci::MEDIA_MANIFEST.into(),
+            digest: m.clone(),
+            size,
+            annotations: None,
+            platform: Some(oci::Platform {
+                os: os.into(),
+                architecture: arch.into(),
+                variant: None,
+            }),
+        };
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(oci::MEDIA_INDEX.into()),
+            manifests: vec![entry("linux", "s390x"), entry(&host.os, &host.architecture)],
+            annotations: None,
+        };
+        let idx = store.put_json(oci::MEDIA_INDEX, &index).unwrap().digest;
+        let r = resolver.resolve(&format!("app@{idx}"), &host).unwrap();
+        assert_eq!(r.digest, m, "the platform's manifest of the index");
+
+        let absent = format!("app@sha256:{}", "0".repeat(64));
+        let err = resolver.resolve(&absent, &host).unwrap_err();
+        assert!(
+            err.contains(&absent) && err.contains("not in the local image store"),
+            "{err}"
+        );
+
+        // A layer-sized blob is not read as a manifest.
+        let limit = xbuild_registry::Document::Manifest.limit();
+        let big = store.put_blob(&vec![0u8; limit as usize + 1]).unwrap();
+        let err = resolver.resolve(&format!("app@{big}"), &host).unwrap_err();
+        assert!(err.contains("not an image manifest"), "{err}");
+
+        let mut bytes = std::fs::read(store.blob_path(&m)).unwrap();
+        bytes.push(b' ');
+        let actual = Digest::of(&bytes);
+        std::fs::write(store.blob_path(&m), &bytes).unwrap();
+        let err = resolver.resolve(&format!("app@{m}"), &host).unwrap_err();
+        assert!(
+            err.contains(&format!("app@{m}")) && err.contains(&actual.to_string()),
+            "{err}"
+        );
     }
 }
