@@ -42,6 +42,8 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     ("ExposeProtoCasing", "expose-proto-casing"),
     ("ExposeInvalidFormat", "expose-invalid-format"),
+    ("CopyIgnoredFile", "copy-ignored-file"),
+    ("InvalidBaseImagePlatform", "invalid-base-image-platform"),
 ];
 
 /// The documentation URL of a rule.
@@ -73,6 +75,203 @@ impl Linter<'_> {
                 .push(Diagnostic::check(rule, span, msg).with_hint_opt(rule_url(rule)));
         }
     }
+}
+
+/// BuildKit's `InvalidBaseImagePlatform`: the message when the base image `name` resolved to
+/// `os`/`architecture` while the stage asked for `expected` (only OS and architecture are
+/// compared, as `validateBaseImagePlatform`); `None` when they match.
+pub fn invalid_base_image_platform(
+    name: &str,
+    expected: &Platform,
+    os: &str,
+    architecture: &str,
+) -> Option<String> {
+    if expected.os == os && expected.architecture == architecture {
+        return None;
+    }
+    Some(format!(
+        "Base image {name} was pulled with platform {}, expected {} for current build",
+        crate::gofmt::quote(&format!("{os}/{architecture}")),
+        crate::gofmt::quote(&expected.format())
+    ))
+}
+
+/// One `.dockerignore` pattern, compiled as moby's patternmatcher compiles it.
+#[derive(Debug)]
+enum IgnoreKind {
+    Exact,
+    Prefix,
+    Suffix,
+    Regex(regex::Regex),
+}
+
+/// The `.dockerignore` patterns as BuildKit's CopyIgnoredFile check reads them: no exception
+/// (`!`) patterns, each matching a path or one of its parent directories.
+#[derive(Debug)]
+pub struct IgnoreMatcher {
+    patterns: Vec<(String, IgnoreKind)>,
+    root_ignored: bool,
+}
+
+impl IgnoreMatcher {
+    /// The matcher of `patterns`, or `None` when the check does not run: no patterns, an
+    /// exception pattern (BuildKit cannot tell statically whether a negated file is copied),
+    /// or a pattern that does not compile (the context transfer reports it).
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Option<Self> {
+        let mut out = IgnoreMatcher {
+            patterns: Vec::new(),
+            root_ignored: false,
+        };
+        for p in patterns {
+            let p = p.as_ref().trim();
+            if p.is_empty() {
+                continue;
+            }
+            if p.starts_with('!') {
+                return None;
+            }
+            let cleaned = clean_path(p);
+            if matches!(cleaned.as_str(), "*" | "**" | "**/*") {
+                out.root_ignored = true;
+            }
+            let kind = compile_ignore(&cleaned)?;
+            out.patterns.push((cleaned, kind));
+        }
+        (!out.patterns.is_empty()).then_some(out)
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        self.patterns.iter().any(|(p, k)| match k {
+            IgnoreKind::Exact => path == p,
+            IgnoreKind::Prefix => path.starts_with(&p[..p.len().saturating_sub(2)]),
+            IgnoreKind::Suffix => {
+                let suffix = p.get(2..).unwrap_or_default();
+                path.ends_with(suffix) || (suffix.starts_with('/') && path == &suffix[1..])
+            }
+            IgnoreKind::Regex(r) => r.is_match(path),
+        })
+    }
+
+    /// BuildKit's CopyIgnoredFile message for the context source `src` of a COPY (or ADD),
+    /// when `src` or one of its parent directories is excluded.
+    pub fn copy_ignored(&self, is_add: bool, src: &str) -> Option<String> {
+        let src = clean_path(src);
+        if (src == "." || src == "/") && !self.root_ignored {
+            return None;
+        }
+        let parent = match src.rfind('/') {
+            Some(0) => "/",
+            Some(n) => &src[..n],
+            None => ".",
+        };
+        let mut hit = self.matches(&src);
+        if !hit && parent != "." {
+            let dirs: Vec<&str> = parent.split('/').collect();
+            hit = (1..=dirs.len()).any(|n| self.matches(&dirs[..n].join("/")));
+        }
+        hit.then(|| {
+            format!(
+                "Attempting to {} file {} that is excluded by .dockerignore",
+                if is_add { "Add" } else { "Copy" },
+                crate::gofmt::quote(&src)
+            )
+        })
+    }
+}
+
+/// Go's `filepath.Clean` for slash-separated paths.
+fn clean_path(p: &str) -> String {
+    let abs = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !abs {
+                    parts.push("..");
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    let joined = parts.join("/");
+    match (abs, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// patternmatcher's `compile`: a cleaned pattern to its match kind.
+fn compile_ignore(p: &str) -> Option<IgnoreKind> {
+    let mut re = String::from("^");
+    // 0 exact, 1 prefix, 2 suffix, 3 regex
+    let mut kind = 0u8;
+    let chars: Vec<char> = p.chars().collect();
+    let mut i = 0;
+    let mut iteration = 0;
+    while i < chars.len() {
+        let ch = chars[i];
+        i += 1;
+        if ch == '*' {
+            if chars.get(i) == Some(&'*') {
+                i += 1;
+                if chars.get(i) == Some(&'/') {
+                    i += 1;
+                }
+                if i >= chars.len() {
+                    if kind == 0 {
+                        kind = 1;
+                    } else {
+                        re.push_str(".*");
+                        kind = 3;
+                    }
+                } else {
+                    re.push_str("(.*/)?");
+                    kind = 3;
+                }
+                if iteration == 0 {
+                    kind = 2;
+                }
+            } else {
+                re.push_str("[^/]*");
+                kind = 3;
+            }
+        } else if ch == '?' {
+            re.push_str("[^/]");
+            kind = 3;
+        } else if ".+()|{}$".contains(ch) {
+            re.push('\\');
+            re.push(ch);
+        } else if ch == '\\' {
+            match chars.get(i) {
+                Some(&next) => {
+                    i += 1;
+                    re.push('\\');
+                    re.push(next);
+                    kind = 3;
+                }
+                None => re.push_str("\\\\"),
+            }
+        } else if ch == '[' || ch == ']' {
+            re.push(ch);
+            kind = 3;
+        } else {
+            re.push(ch);
+        }
+        iteration += 1;
+    }
+    Some(match kind {
+        0 => IgnoreKind::Exact,
+        1 => IgnoreKind::Prefix,
+        2 => IgnoreKind::Suffix,
+        _ => {
+            re.push('$');
+            IgnoreKind::Regex(regex::Regex::new(&re).ok()?)
+        }
+    })
 }
 
 fn all_lower(s: &str) -> bool {
@@ -599,6 +798,60 @@ fn platform_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_ignored_file_matches_the_source_or_a_parent() {
+        let m = IgnoreMatcher::new(&["*.md", "build/**", "secrets", "**/*.log"]).unwrap();
+        assert_eq!(
+            m.copy_ignored(false, "README.md").as_deref(),
+            Some("Attempting to Copy file \"README.md\" that is excluded by .dockerignore")
+        );
+        assert_eq!(
+            m.copy_ignored(true, "./secrets/key.pem").as_deref(),
+            Some("Attempting to Add file \"secrets/key.pem\" that is excluded by .dockerignore")
+        );
+        assert!(m.copy_ignored(false, "build/out/app").is_some());
+        assert!(m.copy_ignored(false, "logs/a/x.log").is_some());
+        // Negative: not excluded, and the context root is not a file of its own.
+        assert!(m.copy_ignored(false, "docs/README.txt").is_none());
+        assert!(m.copy_ignored(false, "src").is_none());
+        assert!(m.copy_ignored(false, ".").is_none());
+        assert!(m.copy_ignored(false, "go.mod").is_none());
+    }
+
+    #[test]
+    fn copy_ignored_file_root_only_when_everything_is_ignored() {
+        let m = IgnoreMatcher::new(&["*"]).unwrap();
+        assert!(m.copy_ignored(false, ".").is_some());
+        assert!(m.copy_ignored(false, "./").is_some());
+    }
+
+    #[test]
+    fn copy_ignored_file_is_off_with_exceptions_or_without_patterns() {
+        assert!(IgnoreMatcher::new(&["*.md", "!README.md"]).is_none());
+        assert!(IgnoreMatcher::new::<&str>(&[]).is_none());
+        assert!(IgnoreMatcher::new(&["  "]).is_none());
+    }
+
+    #[test]
+    fn invalid_base_image_platform_compares_os_and_architecture() {
+        let amd64 = Platform::parse("linux/amd64").unwrap();
+        assert_eq!(
+            invalid_base_image_platform("alpine", &amd64, "linux", "arm64").as_deref(),
+            Some(
+                "Base image alpine was pulled with platform \"linux/arm64\", expected \"linux/amd64\" for current build"
+            )
+        );
+        assert!(invalid_base_image_platform("alpine", &amd64, "linux", "amd64").is_none());
+        let armv7 = Platform::parse("linux/arm/v7").unwrap();
+        assert!(invalid_base_image_platform("x", &armv7, "linux", "arm").is_none());
+        assert_eq!(
+            invalid_base_image_platform("x", &armv7, "windows", "arm").as_deref(),
+            Some(
+                "Base image x was pulled with platform \"windows/arm\", expected \"linux/arm/v7\" for current build"
+            )
+        );
+    }
 
     #[test]
     fn secret_names() {

@@ -15,6 +15,7 @@ use xbuild_llb::{
 
 use crate::ast::{CmdLine, Command, CopySpec, Dockerfile, HealthSpec, Instruction, RunSpec, Word};
 use crate::checks::meta_args;
+use crate::directives::CheckConfig;
 use crate::env::{ConfigEnvIndex, Env};
 use crate::gofmt;
 use crate::mount::{self, MountType};
@@ -141,6 +142,8 @@ struct StageDef<'a> {
     from: &'a Instruction,
     name: Option<String>,
     base: Base,
+    /// The base name as written, expanded (for messages).
+    base_name: String,
     /// `FROM --platform`, expanded and parsed.
     platform: Option<Platform>,
     commands: Vec<&'a Instruction>,
@@ -194,6 +197,8 @@ struct Lowerer<'a> {
     scratch: Option<Digest>,
     lexer: Lexer,
     platform: Platform,
+    /// The `.dockerignore` patterns for CopyIgnoredFile (`None` without patterns).
+    ignored: Option<crate::checks::IgnoreMatcher>,
 }
 
 /// [`lower`], also returning the warnings.
@@ -237,6 +242,7 @@ pub fn lower_with_warnings(
         scratch: None,
         lexer,
         platform,
+        ignored: crate::checks::IgnoreMatcher::new(&opts.exclude_patterns),
     };
     l.collect_stages();
     if l.stages.is_empty() {
@@ -700,6 +706,7 @@ impl<'a> Lowerer<'a> {
                     from: ins,
                     name: name.as_ref().map(|n| n.text.clone()),
                     base,
+                    base_name: expanded,
                     platform,
                     commands: Vec::new(),
                 });
@@ -1000,6 +1007,15 @@ impl<'a> Lowerer<'a> {
                         return None;
                     }
                 };
+                let expected = self.stage_platform(i);
+                if let Some(msg) = crate::checks::invalid_base_image_platform(
+                    &self.stages[i].base_name,
+                    &expected,
+                    &resolved.os,
+                    &resolved.architecture,
+                ) {
+                    self.check_warn(from, "InvalidBaseImagePlatform", from.span, msg);
+                }
                 let triggers = resolved.config.on_build.clone();
                 let mut config = resolved.config;
                 config.on_build = Vec::new();
@@ -1146,6 +1162,27 @@ impl<'a> Lowerer<'a> {
                         .with_hint_opt(crate::checks::rule_url("UndefinedVar")),
                 );
             }
+        }
+    }
+
+    /// Reports build check `rule` unless the file's `# check=` directive or a `# check=`
+    /// comment above `ins` skips it.
+    fn check_warn(&mut self, ins: &Instruction, rule: &'static str, span: Span, msg: String) {
+        let file = self
+            .df
+            .directives
+            .check
+            .as_deref()
+            .and_then(|c| crate::CheckConfig::parse(c).ok())
+            .unwrap_or_default();
+        let config = match CheckConfig::from_comments(&ins.comments) {
+            Some(c) => file.merged(&c),
+            None => file,
+        };
+        if config.enabled(rule, false) {
+            self.warnings.push(
+                Diagnostic::check(rule, span, msg).with_hint_opt(crate::checks::rule_url(rule)),
+            );
         }
     }
 
@@ -2090,6 +2127,14 @@ impl<'a> Lowerer<'a> {
                 actions.push(FileAction::Copy(a));
                 continue;
             }
+            if source.is_none()
+                && let Some(msg) = self
+                    .ignored
+                    .as_ref()
+                    .and_then(|m| m.copy_ignored(is_add, &src))
+            {
+                self.check_warn(ins, "CopyIgnoredFile", ins.span, msg);
+            }
             let from_digest = match &source {
                 Some(d) => d.clone(),
                 None => self.context()?,
@@ -2539,5 +2584,116 @@ mod tests {
         assert_eq!(normalize_workdir("", "app"), "/app");
         assert_eq!(normalize_workdir("/a/b", "../c/"), "/a/c");
         assert_eq!(normalize_workdir("/a", ""), "/a");
+    }
+
+    /// Answers every reference with an empty `linux/arm64` image.
+    struct Arm64Only;
+
+    impl ImageResolver for Arm64Only {
+        fn resolve(&self, reference: &str, _: &Platform) -> Result<ResolvedImage, String> {
+            Ok(ResolvedImage {
+                reference: reference.into(),
+                digest: xbuild_llb::Digest::of(reference.as_bytes()),
+                config: ImageConfig::default(),
+                history: vec![],
+                os: "linux".into(),
+                architecture: "arm64".into(),
+            })
+        }
+    }
+
+    fn check_warnings(src: &str, opts: &LowerOptions) -> Vec<(String, String)> {
+        let parsed = crate::parse(src);
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+        let l = lower_with_warnings(&parsed.dockerfile, opts, &Arm64Only).unwrap();
+        l.warnings
+            .iter()
+            .filter_map(|d| d.rule.map(|r| (r.to_string(), d.message.clone())))
+            .collect()
+    }
+
+    fn amd64() -> LowerOptions {
+        let mut o = LowerOptions::for_host("Dockerfile");
+        o.os = "linux".into();
+        o.architecture = "amd64".into();
+        o
+    }
+
+    #[test]
+    fn invalid_base_image_platform_warns_when_the_base_is_another_platform() {
+        let w = check_warnings("FROM alpine:3.20\nRUN true\n", &amd64());
+        assert_eq!(
+            w,
+            vec![(
+                "InvalidBaseImagePlatform".to_string(),
+                "Base image alpine:3.20 was pulled with platform \"linux/arm64\", expected \"linux/amd64\" for current build".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn invalid_base_image_platform_is_quiet_when_platforms_match_or_skipped() {
+        assert!(check_warnings("FROM --platform=linux/arm64 alpine\n", &amd64()).is_empty());
+        let mut arm = amd64();
+        arm.architecture = "arm64".into();
+        assert!(check_warnings("FROM alpine\n", &arm).is_empty());
+        assert!(
+            check_warnings(
+                "# check=skip=InvalidBaseImagePlatform\nFROM alpine\n",
+                &amd64()
+            )
+            .is_empty()
+        );
+        assert!(check_warnings("FROM scratch\nCOPY a /\n", &amd64()).is_empty());
+    }
+
+    #[test]
+    fn copy_ignored_file_warns_for_context_sources_only() {
+        let mut o = amd64();
+        o.exclude_patterns = vec!["*.md".into(), "dist".into()];
+        let w = check_warnings(
+            "FROM scratch AS b\nCOPY README.md /\nFROM scratch\nCOPY --from=b README.md /x\nADD dist/app.js /app/\nCOPY src /src\nCOPY <<EOF /notes.md\nhi\nEOF\n",
+            &o,
+        );
+        assert_eq!(
+            w,
+            vec![
+                (
+                    "CopyIgnoredFile".to_string(),
+                    "Attempting to Copy file \"README.md\" that is excluded by .dockerignore"
+                        .to_string()
+                ),
+                (
+                    "CopyIgnoredFile".to_string(),
+                    "Attempting to Add file \"dist/app.js\" that is excluded by .dockerignore"
+                        .to_string()
+                ),
+            ]
+        );
+        o.all_stages = true;
+        let w = check_warnings("FROM scratch\nCOPY README.md /\n", &o);
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn copy_ignored_file_is_quiet_with_exceptions_or_a_skip() {
+        let mut o = amd64();
+        o.exclude_patterns = vec!["*.md".into(), "!README.md".into()];
+        assert!(check_warnings("FROM scratch\nCOPY CHANGELOG.md /\n", &o).is_empty());
+        o.exclude_patterns = vec!["*.md".into()];
+        assert!(
+            check_warnings(
+                "FROM scratch\n# check=skip=CopyIgnoredFile\nCOPY CHANGELOG.md /\n",
+                &o
+            )
+            .is_empty()
+        );
+        assert!(
+            check_warnings(
+                "# check=skip=CopyIgnoredFile\nFROM scratch\nCOPY a.md /\n",
+                &o
+            )
+            .is_empty()
+        );
     }
 }
