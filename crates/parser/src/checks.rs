@@ -96,6 +96,34 @@ pub fn invalid_base_image_platform(
     ))
 }
 
+/// BuildKit's `system.IsAbs`: on Windows a path is absolute with a leading `\\` or `/`, after an
+/// optional `C:` (another drive, a bare `C:` or a UNC path is not); elsewhere with a leading `/`.
+pub fn is_abs_for_os(path: &str, os: &str) -> bool {
+    if os != "windows" {
+        return path.starts_with('/');
+    }
+    let slashed = path.replace('\\', "/");
+    if (path.len() == 2 && path.ends_with(':')) || slashed.starts_with("//") {
+        return false;
+    }
+    match slashed.split_once(':') {
+        None => slashed.starts_with('/'),
+        Some((drive, rest)) => drive.eq_ignore_ascii_case("c") && rest.starts_with('/'),
+    }
+}
+
+/// BuildKit's WorkdirRelativePath message for the expanded WORKDIR `path`, when it is the
+/// stage's first WORKDIR (`workdir_set` false: none in it or the stages it builds on) and not
+/// absolute for `os`.
+pub fn workdir_relative_path(path: &str, os: &str, workdir_set: bool) -> Option<String> {
+    (!workdir_set && !is_abs_for_os(path, os)).then(|| {
+        format!(
+            "Relative workdir {} can have unexpected results if the base image changes",
+            crate::gofmt::quote(path)
+        )
+    })
+}
+
 /// One `.dockerignore` pattern, compiled as moby's patternmatcher compiles it.
 #[derive(Debug)]
 enum IgnoreKind {
@@ -451,7 +479,6 @@ pub(crate) fn run(
     struct StageState {
         name: Option<String>,
         shell: bool,
-        workdir: bool,
     }
     let mut stages: Vec<StageState> = Vec::new();
     let mut names: BTreeSet<String> = BTreeSet::new();
@@ -479,7 +506,6 @@ pub(crate) fn run(
                         .is_some_and(|n| n.eq_ignore_ascii_case(&image.text))
                 }) {
                     cur.shell = base.shell;
-                    cur.workdir = base.workdir;
                 }
                 from_checks(&mut l, i, src, name.as_ref(), &mut names);
                 // UndefinedArgInFrom and InvalidDefaultArgInFrom.
@@ -562,20 +588,6 @@ pub(crate) fn run(
                 if let Some(prev) = seen_health.replace(i) {
                     multiple(&mut l, prev, i);
                 }
-            }
-            Command::Workdir { path } => {
-                if !cur.workdir && !path.text.starts_with('/') && !path.text.starts_with('$') {
-                    l.warn(
-                        Some(i),
-                        "WorkdirRelativePath",
-                        path.span,
-                        format!(
-                            "Relative workdir {} can have unexpected results if the base image changes",
-                            crate::gofmt::quote(&path.text)
-                        ),
-                    );
-                }
-                cur.workdir = true;
             }
             Command::Env { pairs } | Command::Label { pairs } => {
                 for p in pairs {
@@ -798,6 +810,26 @@ fn platform_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workdir_relative_path_is_abs_per_os() {
+        assert!(is_abs_for_os("/app", "linux"));
+        assert!(!is_abs_for_os("app", "linux"));
+        assert!(!is_abs_for_os("C:\\app", "linux"));
+        assert!(is_abs_for_os("C:\\app", "windows"));
+        assert!(is_abs_for_os("c:/app", "windows"));
+        assert!(is_abs_for_os("\\app", "windows"));
+        assert!(is_abs_for_os("/app", "windows"));
+        assert!(!is_abs_for_os("C:", "windows"));
+        assert!(!is_abs_for_os("C:app", "windows"));
+        assert!(!is_abs_for_os("D:\\app", "windows"));
+        assert!(!is_abs_for_os("\\\\server\\share", "windows"));
+        assert_eq!(
+            workdir_relative_path("", "linux", false).as_deref(),
+            Some("Relative workdir \"\" can have unexpected results if the base image changes")
+        );
+        assert!(workdir_relative_path("app", "linux", true).is_none());
+    }
 
     #[test]
     fn copy_ignored_file_matches_the_source_or_a_parent() {

@@ -1353,6 +1353,11 @@ impl<'a> Lowerer<'a> {
             }
             Command::Workdir { path } => {
                 let p = self.expand(out, ins, path)?;
+                if let Some(msg) =
+                    crate::checks::workdir_relative_path(&p, &out.platform.os, out.workdir_set)
+                {
+                    self.check_warn(ins, "WorkdirRelativePath", path.span, msg);
+                }
                 let wd = normalize_workdir(&out.config.working_dir, &p);
                 out.config.working_dir = wd.clone();
                 out.workdir_set = true;
@@ -2695,5 +2700,39 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    /// Regression: WorkdirRelativePath was checked on the raw word, so a quoted absolute path
+    /// (`WORKDIR "/app"`) or a variable holding one warned, and a Windows stage's `C:\app` did;
+    /// BuildKit checks the expanded path with the stage OS's rules.
+    #[test]
+    fn workdir_relative_path_uses_the_expanded_path_and_the_stage_os() {
+        let rules = |src: &str, o: &LowerOptions| -> Vec<String> {
+            check_warnings(src, o).into_iter().map(|(r, _)| r).collect()
+        };
+        let o = amd64();
+        assert!(rules("FROM scratch\nWORKDIR \"/app\"\n", &o).is_empty());
+        assert!(
+            rules(
+                "FROM scratch\nENV D=/srv\nWORKDIR ${D}/app\nWORKDIR rel\n",
+                &o
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            rules("FROM scratch\nWORKDIR app\nWORKDIR other\n", &o),
+            vec!["WorkdirRelativePath"]
+        );
+        // An undefined variable expands to nothing: relative (and UndefinedVar).
+        let w = check_warnings("FROM scratch\nWORKDIR $NOPE\n", &o);
+        assert!(w.iter().any(|(r, m)| r == "WorkdirRelativePath"
+            && m == "Relative workdir \"\" can have unexpected results if the base image changes"));
+        // A stage built on a stage with a WORKDIR inherits it.
+        assert!(rules("FROM scratch AS a\nWORKDIR /a\nFROM a\nWORKDIR b\n", &o).is_empty());
+        let mut win = amd64();
+        win.os = "windows".into();
+        let src = "# escape=`\nFROM scratch\nWORKDIR C:\\app\n";
+        assert!(rules(src, &win).is_empty());
+        assert_eq!(rules(src, &o), vec!["WorkdirRelativePath"]);
     }
 }
