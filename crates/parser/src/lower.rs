@@ -260,7 +260,7 @@ pub fn lower_with_warnings(
         Some(t) => match l
             .stages
             .iter()
-            .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
+            .rposition(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
         {
             Some(i) => i,
             None => {
@@ -1225,24 +1225,9 @@ impl<'a> Lowerer<'a> {
                     })
                     .map(|(j, _)| j)
                     .collect();
-                if hits.len() > 1 {
-                    let lines: Vec<String> = hits
-                        .iter()
-                        .map(|j| self.stages[*j].from.lines.start.to_string())
-                        .collect();
-                    self.diags.push(
-                        Diagnostic::error(
-                            span,
-                            format!("stage name {} is ambiguous", gofmt::quote(name)),
-                        )
-                        .with_hint(format!(
-                            "stages on lines {} share the name; rename one",
-                            lines.join(", ")
-                        )),
-                    );
-                    return None;
-                }
-                hits.first().copied()
+                // Of stages sharing a name, the last one wins (BuildKit's `statesByName` map
+                // is overwritten; DuplicateStageName warns about it).
+                hits.last().copied()
             }
         };
         match found {
@@ -2734,5 +2719,35 @@ mod tests {
         let src = "# escape=`\nFROM scratch\nWORKDIR C:\\app\n";
         assert!(rules(src, &win).is_empty());
         assert_eq!(rules(src, &o), vec!["WorkdirRelativePath"]);
+    }
+
+    /// Regression: stages sharing a name were an "ambiguous" error for `COPY --from` and
+    /// `--target` picked the first; Docker 20.10's BuildKit builds them, the last stage of the
+    /// name winning (DuplicateStageName only warns).
+    #[test]
+    fn duplicate_stage_name_refers_to_the_last_stage() {
+        let src = "FROM scratch AS build\nCOPY a /one\nFROM scratch AS build\nCOPY b /two\nFROM scratch\nCOPY --from=build /two /x\n";
+        let parsed = crate::parse(src);
+        let l = lower_with_warnings(&parsed.dockerfile, &amd64(), &Arm64Only).unwrap();
+        let copies: Vec<String> = l
+            .definition
+            .vertices()
+            .filter_map(|v| l.definition.meta(v.digest()).map(|m| m.description.clone()))
+            .filter(|d| d.contains("COPY"))
+            .collect();
+        assert!(
+            copies.iter().any(|d| d.contains("COPY b /two")),
+            "{copies:?}"
+        );
+        assert!(
+            !copies.iter().any(|d| d.contains("COPY a /one")),
+            "{copies:?}"
+        );
+        let mut o = amd64();
+        o.target = Some("build".into());
+        let l = lower_with_warnings(&parsed.dockerfile, &o, &Arm64Only).unwrap();
+        assert_eq!(l.definition.outputs()[0].history.len(), 1);
+        let last = l.definition.outputs()[0].history[0].created_by.clone();
+        assert!(last.contains("COPY b /two"), "{last}");
     }
 }
