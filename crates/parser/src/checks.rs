@@ -79,13 +79,18 @@ impl Linter<'_> {
 
 /// BuildKit's `InvalidBaseImagePlatform`: the message when the base image `name` resolved to
 /// `os`/`architecture` while the stage asked for `expected` (only OS and architecture are
-/// compared, as `validateBaseImagePlatform`); `None` when they match.
+/// compared, as `validateBaseImagePlatform`); `None` when they match, or when the image does
+/// not say its OS or architecture (an image imported from a root filesystem: it matches any, as
+/// the local store treats it).
 pub fn invalid_base_image_platform(
     name: &str,
     expected: &Platform,
     os: &str,
     architecture: &str,
 ) -> Option<String> {
+    if os.is_empty() || architecture.is_empty() {
+        return None;
+    }
     if expected.os == os && expected.architecture == architecture {
         return None;
     }
@@ -875,6 +880,7 @@ mod tests {
             )
         );
         assert!(invalid_base_image_platform("alpine", &amd64, "linux", "amd64").is_none());
+        assert!(invalid_base_image_platform("imported", &amd64, "", "").is_none());
         let armv7 = Platform::parse("linux/arm/v7").unwrap();
         assert!(invalid_base_image_platform("x", &armv7, "linux", "arm").is_none());
         assert_eq!(
