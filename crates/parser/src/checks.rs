@@ -42,6 +42,8 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     ("ExposeProtoCasing", "expose-proto-casing"),
     ("ExposeInvalidFormat", "expose-invalid-format"),
+    ("CopyIgnoredFile", "copy-ignored-file"),
+    ("InvalidBaseImagePlatform", "invalid-base-image-platform"),
 ];
 
 /// The documentation URL of a rule.
@@ -73,6 +75,236 @@ impl Linter<'_> {
                 .push(Diagnostic::check(rule, span, msg).with_hint_opt(rule_url(rule)));
         }
     }
+}
+
+/// BuildKit's `InvalidBaseImagePlatform`: the message when the base image `name` resolved to
+/// `os`/`architecture` while the stage asked for `expected` (only OS and architecture are
+/// compared, as `validateBaseImagePlatform`); `None` when they match, or when the image does
+/// not say its OS or architecture (an image imported from a root filesystem: it matches any, as
+/// the local store treats it).
+pub fn invalid_base_image_platform(
+    name: &str,
+    expected: &Platform,
+    os: &str,
+    architecture: &str,
+) -> Option<String> {
+    if os.is_empty() || architecture.is_empty() {
+        return None;
+    }
+    if expected.os == os && expected.architecture == architecture {
+        return None;
+    }
+    Some(format!(
+        "Base image {name} was pulled with platform {}, expected {} for current build",
+        crate::gofmt::quote(&format!("{os}/{architecture}")),
+        crate::gofmt::quote(&expected.format())
+    ))
+}
+
+/// BuildKit's `system.IsAbs`: on Windows a path is absolute with a leading `\\` or `/`, after an
+/// optional `C:` (another drive, a bare `C:` or a UNC path is not); elsewhere with a leading `/`.
+pub fn is_abs_for_os(path: &str, os: &str) -> bool {
+    if os != "windows" {
+        return path.starts_with('/');
+    }
+    let slashed = path.replace('\\', "/");
+    if (path.len() == 2 && path.ends_with(':')) || slashed.starts_with("//") {
+        return false;
+    }
+    match slashed.split_once(':') {
+        None => slashed.starts_with('/'),
+        Some((drive, rest)) => drive.eq_ignore_ascii_case("c") && rest.starts_with('/'),
+    }
+}
+
+/// BuildKit's WorkdirRelativePath message for the expanded WORKDIR `path`, when it is the
+/// stage's first WORKDIR (`workdir_set` false: none in it or the stages it builds on) and not
+/// absolute for `os`.
+pub fn workdir_relative_path(path: &str, os: &str, workdir_set: bool) -> Option<String> {
+    (!workdir_set && !is_abs_for_os(path, os)).then(|| {
+        format!(
+            "Relative workdir {} can have unexpected results if the base image changes",
+            crate::gofmt::quote(path)
+        )
+    })
+}
+
+/// One `.dockerignore` pattern, compiled as moby's patternmatcher compiles it.
+#[derive(Debug)]
+enum IgnoreKind {
+    Exact,
+    Prefix,
+    Suffix,
+    Regex(regex::Regex),
+}
+
+/// The `.dockerignore` patterns as BuildKit's CopyIgnoredFile check reads them: no exception
+/// (`!`) patterns, each matching a path or one of its parent directories.
+#[derive(Debug)]
+pub struct IgnoreMatcher {
+    patterns: Vec<(String, IgnoreKind)>,
+    root_ignored: bool,
+}
+
+impl IgnoreMatcher {
+    /// The matcher of `patterns`, or `None` when the check does not run: no patterns, an
+    /// exception pattern (BuildKit cannot tell statically whether a negated file is copied),
+    /// or a pattern that does not compile (the context transfer reports it).
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Option<Self> {
+        let mut out = IgnoreMatcher {
+            patterns: Vec::new(),
+            root_ignored: false,
+        };
+        for p in patterns {
+            let p = p.as_ref().trim();
+            if p.is_empty() {
+                continue;
+            }
+            if p.starts_with('!') {
+                return None;
+            }
+            let cleaned = clean_path(p);
+            if matches!(cleaned.as_str(), "*" | "**" | "**/*") {
+                out.root_ignored = true;
+            }
+            let kind = compile_ignore(&cleaned)?;
+            out.patterns.push((cleaned, kind));
+        }
+        (!out.patterns.is_empty()).then_some(out)
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        self.patterns.iter().any(|(p, k)| match k {
+            IgnoreKind::Exact => path == p,
+            IgnoreKind::Prefix => path.starts_with(&p[..p.len().saturating_sub(2)]),
+            IgnoreKind::Suffix => {
+                let suffix = p.get(2..).unwrap_or_default();
+                path.ends_with(suffix) || (suffix.starts_with('/') && path == &suffix[1..])
+            }
+            IgnoreKind::Regex(r) => r.is_match(path),
+        })
+    }
+
+    /// BuildKit's CopyIgnoredFile message for the context source `src` of a COPY (or ADD),
+    /// when `src` or one of its parent directories is excluded.
+    pub fn copy_ignored(&self, is_add: bool, src: &str) -> Option<String> {
+        let src = clean_path(src);
+        if (src == "." || src == "/") && !self.root_ignored {
+            return None;
+        }
+        let parent = match src.rfind('/') {
+            Some(0) => "/",
+            Some(n) => &src[..n],
+            None => ".",
+        };
+        let mut hit = self.matches(&src);
+        if !hit && parent != "." {
+            let dirs: Vec<&str> = parent.split('/').collect();
+            hit = (1..=dirs.len()).any(|n| self.matches(&dirs[..n].join("/")));
+        }
+        hit.then(|| {
+            format!(
+                "Attempting to {} file {} that is excluded by .dockerignore",
+                if is_add { "Add" } else { "Copy" },
+                crate::gofmt::quote(&src)
+            )
+        })
+    }
+}
+
+/// Go's `filepath.Clean` for slash-separated paths.
+fn clean_path(p: &str) -> String {
+    let abs = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !abs {
+                    parts.push("..");
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    let joined = parts.join("/");
+    match (abs, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// patternmatcher's `compile`: a cleaned pattern to its match kind.
+fn compile_ignore(p: &str) -> Option<IgnoreKind> {
+    let mut re = String::from("^");
+    // 0 exact, 1 prefix, 2 suffix, 3 regex
+    let mut kind = 0u8;
+    let chars: Vec<char> = p.chars().collect();
+    let mut i = 0;
+    let mut iteration = 0;
+    while i < chars.len() {
+        let ch = chars[i];
+        i += 1;
+        if ch == '*' {
+            if chars.get(i) == Some(&'*') {
+                i += 1;
+                if chars.get(i) == Some(&'/') {
+                    i += 1;
+                }
+                if i >= chars.len() {
+                    if kind == 0 {
+                        kind = 1;
+                    } else {
+                        re.push_str(".*");
+                        kind = 3;
+                    }
+                } else {
+                    re.push_str("(.*/)?");
+                    kind = 3;
+                }
+                if iteration == 0 {
+                    kind = 2;
+                }
+            } else {
+                re.push_str("[^/]*");
+                kind = 3;
+            }
+        } else if ch == '?' {
+            re.push_str("[^/]");
+            kind = 3;
+        } else if ".+()|{}$".contains(ch) {
+            re.push('\\');
+            re.push(ch);
+        } else if ch == '\\' {
+            match chars.get(i) {
+                Some(&next) => {
+                    i += 1;
+                    re.push('\\');
+                    re.push(next);
+                    kind = 3;
+                }
+                None => re.push_str("\\\\"),
+            }
+        } else if ch == '[' || ch == ']' {
+            re.push(ch);
+            kind = 3;
+        } else {
+            re.push(ch);
+        }
+        iteration += 1;
+    }
+    Some(match kind {
+        0 => IgnoreKind::Exact,
+        1 => IgnoreKind::Prefix,
+        2 => IgnoreKind::Suffix,
+        _ => {
+            re.push('$');
+            IgnoreKind::Regex(regex::Regex::new(&re).ok()?)
+        }
+    })
 }
 
 fn all_lower(s: &str) -> bool {
@@ -252,7 +484,6 @@ pub(crate) fn run(
     struct StageState {
         name: Option<String>,
         shell: bool,
-        workdir: bool,
     }
     let mut stages: Vec<StageState> = Vec::new();
     let mut names: BTreeSet<String> = BTreeSet::new();
@@ -280,7 +511,6 @@ pub(crate) fn run(
                         .is_some_and(|n| n.eq_ignore_ascii_case(&image.text))
                 }) {
                     cur.shell = base.shell;
-                    cur.workdir = base.workdir;
                 }
                 from_checks(&mut l, i, src, name.as_ref(), &mut names);
                 // UndefinedArgInFrom and InvalidDefaultArgInFrom.
@@ -363,20 +593,6 @@ pub(crate) fn run(
                 if let Some(prev) = seen_health.replace(i) {
                     multiple(&mut l, prev, i);
                 }
-            }
-            Command::Workdir { path } => {
-                if !cur.workdir && !path.text.starts_with('/') && !path.text.starts_with('$') {
-                    l.warn(
-                        Some(i),
-                        "WorkdirRelativePath",
-                        path.span,
-                        format!(
-                            "Relative workdir {} can have unexpected results if the base image changes",
-                            crate::gofmt::quote(&path.text)
-                        ),
-                    );
-                }
-                cur.workdir = true;
             }
             Command::Env { pairs } | Command::Label { pairs } => {
                 for p in pairs {
@@ -599,6 +815,81 @@ fn platform_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workdir_relative_path_is_abs_per_os() {
+        assert!(is_abs_for_os("/app", "linux"));
+        assert!(!is_abs_for_os("app", "linux"));
+        assert!(!is_abs_for_os("C:\\app", "linux"));
+        assert!(is_abs_for_os("C:\\app", "windows"));
+        assert!(is_abs_for_os("c:/app", "windows"));
+        assert!(is_abs_for_os("\\app", "windows"));
+        assert!(is_abs_for_os("/app", "windows"));
+        assert!(!is_abs_for_os("C:", "windows"));
+        assert!(!is_abs_for_os("C:app", "windows"));
+        assert!(!is_abs_for_os("D:\\app", "windows"));
+        assert!(!is_abs_for_os("\\\\server\\share", "windows"));
+        assert_eq!(
+            workdir_relative_path("", "linux", false).as_deref(),
+            Some("Relative workdir \"\" can have unexpected results if the base image changes")
+        );
+        assert!(workdir_relative_path("app", "linux", true).is_none());
+    }
+
+    #[test]
+    fn copy_ignored_file_matches_the_source_or_a_parent() {
+        let m = IgnoreMatcher::new(&["*.md", "build/**", "secrets", "**/*.log"]).unwrap();
+        assert_eq!(
+            m.copy_ignored(false, "README.md").as_deref(),
+            Some("Attempting to Copy file \"README.md\" that is excluded by .dockerignore")
+        );
+        assert_eq!(
+            m.copy_ignored(true, "./secrets/key.pem").as_deref(),
+            Some("Attempting to Add file \"secrets/key.pem\" that is excluded by .dockerignore")
+        );
+        assert!(m.copy_ignored(false, "build/out/app").is_some());
+        assert!(m.copy_ignored(false, "logs/a/x.log").is_some());
+        // Negative: not excluded, and the context root is not a file of its own.
+        assert!(m.copy_ignored(false, "docs/README.txt").is_none());
+        assert!(m.copy_ignored(false, "src").is_none());
+        assert!(m.copy_ignored(false, ".").is_none());
+        assert!(m.copy_ignored(false, "go.mod").is_none());
+    }
+
+    #[test]
+    fn copy_ignored_file_root_only_when_everything_is_ignored() {
+        let m = IgnoreMatcher::new(&["*"]).unwrap();
+        assert!(m.copy_ignored(false, ".").is_some());
+        assert!(m.copy_ignored(false, "./").is_some());
+    }
+
+    #[test]
+    fn copy_ignored_file_is_off_with_exceptions_or_without_patterns() {
+        assert!(IgnoreMatcher::new(&["*.md", "!README.md"]).is_none());
+        assert!(IgnoreMatcher::new::<&str>(&[]).is_none());
+        assert!(IgnoreMatcher::new(&["  "]).is_none());
+    }
+
+    #[test]
+    fn invalid_base_image_platform_compares_os_and_architecture() {
+        let amd64 = Platform::parse("linux/amd64").unwrap();
+        assert_eq!(
+            invalid_base_image_platform("alpine", &amd64, "linux", "arm64").as_deref(),
+            Some(
+                "Base image alpine was pulled with platform \"linux/arm64\", expected \"linux/amd64\" for current build"
+            )
+        );
+        assert!(invalid_base_image_platform("alpine", &amd64, "linux", "amd64").is_none());
+        assert!(invalid_base_image_platform("imported", &amd64, "", "").is_none());
+        let armv7 = Platform::parse("linux/arm/v7").unwrap();
+        assert!(invalid_base_image_platform("x", &armv7, "linux", "arm").is_none());
+        assert_eq!(
+            invalid_base_image_platform("x", &armv7, "windows", "arm").as_deref(),
+            Some(
+                "Base image x was pulled with platform \"windows/arm\", expected \"linux/arm/v7\" for current build"
+            )
+        );
+    }
 
     #[test]
     fn secret_names() {

@@ -15,6 +15,7 @@ use xbuild_llb::{
 
 use crate::ast::{CmdLine, Command, CopySpec, Dockerfile, HealthSpec, Instruction, RunSpec, Word};
 use crate::checks::meta_args;
+use crate::directives::CheckConfig;
 use crate::env::{ConfigEnvIndex, Env};
 use crate::gofmt;
 use crate::mount::{self, MountType};
@@ -156,6 +157,8 @@ struct StageDef<'a> {
     from: &'a Instruction,
     name: Option<String>,
     base: Base,
+    /// The base name as written, expanded (for messages).
+    base_name: String,
     /// `FROM --platform`, expanded and parsed.
     platform: Option<Platform>,
     commands: Vec<&'a Instruction>,
@@ -215,6 +218,8 @@ struct Lowerer<'a> {
     scratch: Option<Digest>,
     lexer: Lexer,
     platform: Platform,
+    /// The `.dockerignore` patterns for CopyIgnoredFile (`None` without patterns).
+    ignored: Option<crate::checks::IgnoreMatcher>,
 }
 
 /// [`lower`], also returning the warnings.
@@ -276,6 +281,7 @@ pub fn lower_report(
         scratch: None,
         lexer,
         platform,
+        ignored: crate::checks::IgnoreMatcher::new(&opts.exclude_patterns),
     };
     let definition = l.lower_target();
     LowerReport {
@@ -306,7 +312,7 @@ impl Lowerer<'_> {
             Some(t) => match self
                 .stages
                 .iter()
-                .position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
+                .rposition(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t)))
             {
                 Some(i) => i,
                 None => {
@@ -762,6 +768,7 @@ impl<'a> Lowerer<'a> {
                     from: ins,
                     name: name.as_ref().map(|n| n.text.clone()),
                     base,
+                    base_name: expanded,
                     platform,
                     commands: Vec::new(),
                 });
@@ -1062,6 +1069,15 @@ impl<'a> Lowerer<'a> {
                         return None;
                     }
                 };
+                let expected = self.stage_platform(i);
+                if let Some(msg) = crate::checks::invalid_base_image_platform(
+                    &self.stages[i].base_name,
+                    &expected,
+                    &resolved.os,
+                    &resolved.architecture,
+                ) {
+                    self.check_warn(from, "InvalidBaseImagePlatform", from.span, msg);
+                }
                 let triggers = resolved.config.on_build.clone();
                 let mut config = resolved.config;
                 config.on_build = Vec::new();
@@ -1215,6 +1231,27 @@ impl<'a> Lowerer<'a> {
         }
     }
 
+    /// Reports build check `rule` unless the file's `# check=` directive or a `# check=`
+    /// comment above `ins` skips it.
+    fn check_warn(&mut self, ins: &Instruction, rule: &'static str, span: Span, msg: String) {
+        let file = self
+            .df
+            .directives
+            .check
+            .as_deref()
+            .and_then(|c| crate::CheckConfig::parse(c).ok())
+            .unwrap_or_default();
+        let config = match CheckConfig::from_comments(&ins.comments) {
+            Some(c) => file.merged(&c),
+            None => file,
+        };
+        if config.enabled(rule, false) {
+            self.warnings.push(
+                Diagnostic::check(rule, span, msg).with_hint_opt(crate::checks::rule_url(rule)),
+            );
+        }
+    }
+
     fn describe_text(&mut self, out: &StageOut, ins: &Instruction, raw: bool) -> String {
         let mut lex = self.lexer;
         if raw {
@@ -1254,24 +1291,9 @@ impl<'a> Lowerer<'a> {
                     })
                     .map(|(j, _)| j)
                     .collect();
-                if hits.len() > 1 {
-                    let lines: Vec<String> = hits
-                        .iter()
-                        .map(|j| self.stages[*j].from.lines.start.to_string())
-                        .collect();
-                    self.diags.push(
-                        Diagnostic::error(
-                            span,
-                            format!("stage name {} is ambiguous", gofmt::quote(name)),
-                        )
-                        .with_hint(format!(
-                            "stages on lines {} share the name; rename one",
-                            lines.join(", ")
-                        )),
-                    );
-                    return None;
-                }
-                hits.first().copied()
+                // Of stages sharing a name, the last one wins (BuildKit's `statesByName` map
+                // is overwritten; DuplicateStageName warns about it).
+                hits.last().copied()
             }
         };
         match found {
@@ -1382,6 +1404,11 @@ impl<'a> Lowerer<'a> {
             }
             Command::Workdir { path } => {
                 let p = self.expand(out, ins, path)?;
+                if let Some(msg) =
+                    crate::checks::workdir_relative_path(&p, &out.platform.os, out.workdir_set)
+                {
+                    self.check_warn(ins, "WorkdirRelativePath", path.span, msg);
+                }
                 let wd = normalize_workdir(&out.config.working_dir, &p);
                 out.config.working_dir = wd.clone();
                 out.workdir_set = true;
@@ -2158,6 +2185,14 @@ impl<'a> Lowerer<'a> {
                 actions.push(FileAction::Copy(a));
                 continue;
             }
+            if source.is_none()
+                && let Some(msg) = self
+                    .ignored
+                    .as_ref()
+                    .and_then(|m| m.copy_ignored(is_add, &src))
+            {
+                self.check_warn(ins, "CopyIgnoredFile", ins.span, msg);
+            }
             let from_digest = match &source {
                 Some(d) => d.clone(),
                 None => self.context()?,
@@ -2677,5 +2712,180 @@ mod tests {
         let parsed = crate::parse(src);
         let report = super::lower_report(&parsed.dockerfile, &opts, &NoImages);
         assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    }
+
+    /// Answers every reference with an empty `linux/arm64` image.
+    struct Arm64Only;
+
+    impl ImageResolver for Arm64Only {
+        fn resolve(&self, reference: &str, _: &Platform) -> Result<ResolvedImage, String> {
+            Ok(ResolvedImage {
+                reference: reference.into(),
+                digest: xbuild_llb::Digest::of(reference.as_bytes()),
+                config: ImageConfig::default(),
+                history: vec![],
+                os: "linux".into(),
+                architecture: "arm64".into(),
+            })
+        }
+    }
+
+    fn check_warnings(src: &str, opts: &LowerOptions) -> Vec<(String, String)> {
+        let parsed = crate::parse(src);
+        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
+        let l = lower_with_warnings(&parsed.dockerfile, opts, &Arm64Only).unwrap();
+        l.warnings
+            .iter()
+            .filter_map(|d| d.rule.map(|r| (r.to_string(), d.message.clone())))
+            .collect()
+    }
+
+    fn amd64() -> LowerOptions {
+        let mut o = LowerOptions::for_host("Dockerfile");
+        o.os = "linux".into();
+        o.architecture = "amd64".into();
+        o
+    }
+
+    #[test]
+    fn invalid_base_image_platform_warns_when_the_base_is_another_platform() {
+        let w = check_warnings("FROM alpine:3.20\nRUN true\n", &amd64());
+        assert_eq!(
+            w,
+            vec![(
+                "InvalidBaseImagePlatform".to_string(),
+                "Base image alpine:3.20 was pulled with platform \"linux/arm64\", expected \"linux/amd64\" for current build".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn invalid_base_image_platform_is_quiet_when_platforms_match_or_skipped() {
+        assert!(check_warnings("FROM --platform=linux/arm64 alpine\n", &amd64()).is_empty());
+        let mut arm = amd64();
+        arm.architecture = "arm64".into();
+        assert!(check_warnings("FROM alpine\n", &arm).is_empty());
+        assert!(
+            check_warnings(
+                "# check=skip=InvalidBaseImagePlatform\nFROM alpine\n",
+                &amd64()
+            )
+            .is_empty()
+        );
+        assert!(check_warnings("FROM scratch\nCOPY a /\n", &amd64()).is_empty());
+    }
+
+    #[test]
+    fn copy_ignored_file_warns_for_context_sources_only() {
+        let mut o = amd64();
+        o.exclude_patterns = vec!["*.md".into(), "dist".into()];
+        let w = check_warnings(
+            "FROM scratch AS b\nCOPY README.md /\nFROM scratch\nCOPY --from=b README.md /x\nADD dist/app.js /app/\nCOPY src /src\nCOPY <<EOF /notes.md\nhi\nEOF\n",
+            &o,
+        );
+        assert_eq!(
+            w,
+            vec![
+                (
+                    "CopyIgnoredFile".to_string(),
+                    "Attempting to Copy file \"README.md\" that is excluded by .dockerignore"
+                        .to_string()
+                ),
+                (
+                    "CopyIgnoredFile".to_string(),
+                    "Attempting to Add file \"dist/app.js\" that is excluded by .dockerignore"
+                        .to_string()
+                ),
+            ]
+        );
+        o.all_stages = true;
+        let w = check_warnings("FROM scratch\nCOPY README.md /\n", &o);
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn copy_ignored_file_is_quiet_with_exceptions_or_a_skip() {
+        let mut o = amd64();
+        o.exclude_patterns = vec!["*.md".into(), "!README.md".into()];
+        assert!(check_warnings("FROM scratch\nCOPY CHANGELOG.md /\n", &o).is_empty());
+        o.exclude_patterns = vec!["*.md".into()];
+        assert!(
+            check_warnings(
+                "FROM scratch\n# check=skip=CopyIgnoredFile\nCOPY CHANGELOG.md /\n",
+                &o
+            )
+            .is_empty()
+        );
+        assert!(
+            check_warnings(
+                "# check=skip=CopyIgnoredFile\nFROM scratch\nCOPY a.md /\n",
+                &o
+            )
+            .is_empty()
+        );
+    }
+
+    /// Regression: WorkdirRelativePath was checked on the raw word, so a quoted absolute path
+    /// (`WORKDIR "/app"`) or a variable holding one warned, and a Windows stage's `C:\app` did;
+    /// BuildKit checks the expanded path with the stage OS's rules.
+    #[test]
+    fn workdir_relative_path_uses_the_expanded_path_and_the_stage_os() {
+        let rules = |src: &str, o: &LowerOptions| -> Vec<String> {
+            check_warnings(src, o).into_iter().map(|(r, _)| r).collect()
+        };
+        let o = amd64();
+        assert!(rules("FROM scratch\nWORKDIR \"/app\"\n", &o).is_empty());
+        assert!(
+            rules(
+                "FROM scratch\nENV D=/srv\nWORKDIR ${D}/app\nWORKDIR rel\n",
+                &o
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            rules("FROM scratch\nWORKDIR app\nWORKDIR other\n", &o),
+            vec!["WorkdirRelativePath"]
+        );
+        // An undefined variable expands to nothing: relative (and UndefinedVar).
+        let w = check_warnings("FROM scratch\nWORKDIR $NOPE\n", &o);
+        assert!(w.iter().any(|(r, m)| r == "WorkdirRelativePath"
+            && m == "Relative workdir \"\" can have unexpected results if the base image changes"));
+        // A stage built on a stage with a WORKDIR inherits it.
+        assert!(rules("FROM scratch AS a\nWORKDIR /a\nFROM a\nWORKDIR b\n", &o).is_empty());
+        let mut win = amd64();
+        win.os = "windows".into();
+        let src = "# escape=`\nFROM scratch\nWORKDIR C:\\app\n";
+        assert!(rules(src, &win).is_empty());
+        assert_eq!(rules(src, &o), vec!["WorkdirRelativePath"]);
+    }
+
+    /// Regression: stages sharing a name were an "ambiguous" error for `COPY --from` and
+    /// `--target` picked the first; Docker 20.10's BuildKit builds them, the last stage of the
+    /// name winning (DuplicateStageName only warns).
+    #[test]
+    fn duplicate_stage_name_refers_to_the_last_stage() {
+        let src = "FROM scratch AS build\nCOPY a /one\nFROM scratch AS build\nCOPY b /two\nFROM scratch\nCOPY --from=build /two /x\n";
+        let parsed = crate::parse(src);
+        let l = lower_with_warnings(&parsed.dockerfile, &amd64(), &Arm64Only).unwrap();
+        let copies: Vec<String> = l
+            .definition
+            .vertices()
+            .filter_map(|v| l.definition.meta(v.digest()).map(|m| m.description.clone()))
+            .filter(|d| d.contains("COPY"))
+            .collect();
+        assert!(
+            copies.iter().any(|d| d.contains("COPY b /two")),
+            "{copies:?}"
+        );
+        assert!(
+            !copies.iter().any(|d| d.contains("COPY a /one")),
+            "{copies:?}"
+        );
+        let mut o = amd64();
+        o.target = Some("build".into());
+        let l = lower_with_warnings(&parsed.dockerfile, &o, &Arm64Only).unwrap();
+        assert_eq!(l.definition.outputs()[0].history.len(), 1);
+        let last = l.definition.outputs()[0].history[0].created_by.clone();
+        assert!(last.contains("COPY b /two"), "{last}");
     }
 }

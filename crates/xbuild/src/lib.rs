@@ -734,7 +734,7 @@ impl Builder {
     /// --check`): no context, the host platform, no build arguments, and no base image needed.
     /// A base the local store lacks (or every base, when the root holds no store yet) is
     /// checked as an empty image; as its environment is unknown, UndefinedVar is then not
-    /// reported.
+    /// reported, nor WorkdirRelativePath on a line with an undefined variable.
     pub fn check_text(&self, file: &str, text: &str) -> CheckReport {
         // An existing store only: a check creates no root.
         let store = if self.root.join("index.redb").exists() {
@@ -748,7 +748,17 @@ impl Builder {
         };
         let mut diagnostics = check_dockerfile(text, &LowerOptions::for_host(file), &resolver);
         if resolver.guessed.get() {
-            diagnostics.retain(|d| d.rule != Some("UndefinedVar"));
+            // A variable the real base would define expands to nothing here: a WORKDIR made
+            // of one looks relative too.
+            let undefined: std::collections::HashSet<u32> = diagnostics
+                .iter()
+                .filter(|d| d.rule == Some("UndefinedVar"))
+                .map(|d| d.span.line)
+                .collect();
+            diagnostics.retain(|d| {
+                d.rule != Some("UndefinedVar")
+                    && !(d.rule == Some("WorkdirRelativePath") && undefined.contains(&d.span.line))
+            });
         }
         CheckReport {
             file: file.to_string(),

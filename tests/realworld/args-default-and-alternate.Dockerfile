@@ -1,0 +1,9 @@
+ARG VARIANT
+ARG TAG=${VARIANT:-latest}
+FROM alpine:${TAG}
+ARG DEBUG
+ARG EXTRA_FLAGS=${DEBUG:+--verbose}
+ENV BUILD_FLAGS="${EXTRA_FLAGS:-} --color=never"
+ENV LOG_LEVEL=${DEBUG:+debug}
+ENV MODE=${DEBUG:-release}
+RUN echo "$BUILD_FLAGS $LOG_LEVEL $MODE"

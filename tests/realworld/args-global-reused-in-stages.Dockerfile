@@ -1,0 +1,18 @@
+ARG ALPINE_VERSION=3.19
+ARG USER=app
+ARG UID=1000
+
+FROM alpine:${ALPINE_VERSION} AS base
+ARG USER
+ARG UID
+RUN adduser -D -u ${UID} ${USER}
+
+FROM base AS dev
+ARG USER
+USER ${USER}
+WORKDIR /home/${USER}
+
+FROM base AS prod
+ARG USER
+COPY --chown=${USER}:${USER} . /home/${USER}/app
+USER ${USER}

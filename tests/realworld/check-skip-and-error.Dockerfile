@@ -1,0 +1,4 @@
+# check=skip=JSONArgsRecommended;error=true
+FROM nginx:alpine
+COPY site/ /usr/share/nginx/html/
+CMD nginx -g "daemon off;"

@@ -1,0 +1,5 @@
+FROM alpine:3.19
+# check=skip=JSONArgsRecommended
+ENTRYPOINT my-entrypoint.sh
+ENV HOME_DIR /root
+# expect-warning: LegacyKeyValueFormat

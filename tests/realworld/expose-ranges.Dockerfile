@@ -1,0 +1,7 @@
+FROM busybox:local
+EXPOSE 80 443
+EXPOSE 8000-8010
+EXPOSE 53/udp 53/tcp
+EXPOSE 30000-30100/udp
+EXPOSE 9090/tcp
+CMD ["sh"]

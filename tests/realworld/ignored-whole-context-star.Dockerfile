@@ -1,0 +1,4 @@
+# dockerignore: *
+FROM alpine:3.19
+COPY . /app
+# expect-warning: CopyIgnoredFile
