@@ -209,11 +209,29 @@ fn compare_configs(ours: &serde_json::Value, theirs: &serde_json::Value) -> Vec<
 
 /// Builds case `name` with both builders and compares the results.
 pub fn run_case(name: &str) {
-    let dir = case_dir(name);
+    compare(name, &case_dir(name));
+}
+
+/// Builds the real-world corpus file `tests/realworld/FILE.Dockerfile` (`FILE` is `name` with
+/// `-` for `_`) with both builders, in a context holding the one file the corpus's
+/// Docker-buildable files use, `app.conf`, and compares the results.
+pub fn run_realworld(name: &str) {
+    let file = repo()
+        .join("tests/realworld")
+        .join(format!("{}.Dockerfile", name.replace('_', "-")));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&file, dir.path().join("Dockerfile"))
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    std::fs::write(dir.path().join("app.conf"), "listen 8080\nworkers 2\n").unwrap();
+    compare(name, dir.path());
+}
+
+/// Builds the case in directory `dir` with both builders and compares the results.
+fn compare(name: &str, dir: &Path) {
     assert!(dir.join("Dockerfile").exists(), "no case {}", dir.display());
     docker_base();
     let t = TestRoot::with_busybox();
-    let ctx = stage_context(&t, &dir);
+    let ctx = stage_context(&t, dir);
     let args = build_args(&ctx);
     let _ = std::fs::remove_file(ctx.join("build-args"));
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -464,4 +482,37 @@ cases!(
     workdir_relative,
     workdir_through_symlink,
     workdir_user_owned,
+);
+
+macro_rules! realworld {
+    ($($name:ident),* $(,)?) => {
+        mod realworld {
+            $(
+                #[test]
+                fn $name() {
+                    super::run_realworld(stringify!($name));
+                }
+            )*
+        }
+    };
+}
+
+// The files of the real-world corpus (`tests/realworld/`) that Docker 20.10 builds: `FROM
+// busybox:local` only, no network, nothing newer than BuildKit 0.8.
+realworld!(
+    args_arg_in_label_and_expose,
+    args_default_empty_string,
+    busybox_add_local_files,
+    busybox_args_and_env_chain,
+    busybox_copy_from_index,
+    busybox_healthcheck_exec,
+    busybox_label_and_json_forms,
+    busybox_multistage_artifact,
+    busybox_onbuild_in_file,
+    busybox_shell_and_stopsignal,
+    busybox_static_site,
+    busybox_user_and_permissions,
+    busybox_workdir_chain,
+    expose_ranges,
+    stopsignal_variants,
 );
