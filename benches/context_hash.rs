@@ -1,7 +1,7 @@
 //! Context hashing: the checksum a COPY of a whole context computes for its cache key.
 //!
 //! `cargo bench -p xbuild-runtime --bench context_hash`. The side-by-side run against `b3sum`
-//! over the same files is `benches/context-vs-b3sum` (a script).
+//! over the same files is part of `benches/compare-peers` (its context-hashing ratio).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::path::Path;
