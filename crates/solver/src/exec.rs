@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 use xbuild_llb::{Definition, ExecOp, MountKind, Vertex};
 use xbuild_runtime::fsops::Root;
-use xbuild_runtime::mounts::{CacheInit, SecretFile, SshForward, scratch_copy};
+use xbuild_runtime::run_mounts::{CacheInit, SecretFile, SshForward, scratch_copy};
 use xbuild_runtime::{ExecMount, ExecSpec, SnapshotterKind, Stream};
 
 use crate::{Error, Event, Solved, Solver, blocking};

@@ -71,7 +71,7 @@ use xbuild_cache::statcache::StatCache;
 use xbuild_llb::{Definition, Digest, Op, SourceOp, Vertex};
 use xbuild_runtime::context::Source;
 use xbuild_runtime::dockerignore::Filter;
-use xbuild_runtime::mounts::CacheMounts;
+use xbuild_runtime::run_mounts::CacheMounts;
 use xbuild_runtime::{Executor, LayerSnapshotter, RuncExecutor, Snapshotter, SnapshotterKind};
 
 /// What can go wrong solving.
