@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use crate::Error;
 use crate::copy::{SourceTree, resolve_sources};
 use crate::dockerignore::{Filter, FilterState, Verdict};
+pub use crate::fsops::FileStamp;
 use crate::fsops::{Root, list_dir, open_nofollow, stat_at};
 
 /// What kind of file a mode is, in words, for errors.
@@ -116,35 +117,6 @@ pub fn read_build_file(context: &Path, path: &Path) -> Result<Option<Vec<u8>>, E
         Ok(fd) => read_fd(fd, path).map(Some),
         Err(rustix::io::Errno::NOENT) => Ok(None),
         Err(e) => Err(Error::io(path, e.into())),
-    }
-}
-
-/// What identifies a file's content without reading it: if none of these changed, the content
-/// did not either (the stat cache's key).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileStamp {
-    /// The device.
-    pub dev: u64,
-    /// The inode.
-    pub ino: u64,
-    /// The size in bytes.
-    pub size: u64,
-    /// The modification time, in nanoseconds since the epoch.
-    pub mtime_ns: i64,
-    /// The status change time, in nanoseconds since the epoch.
-    pub ctime_ns: i64,
-}
-
-impl FileStamp {
-    /// The stamp of a file from its stat.
-    pub fn of(st: &Stat) -> Self {
-        FileStamp {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            size: st.st_size as u64,
-            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
-            ctime_ns: st.st_ctime.saturating_mul(1_000_000_000) + st.st_ctime_nsec as i64,
-        }
     }
 }
 

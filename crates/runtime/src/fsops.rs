@@ -561,6 +561,35 @@ pub(crate) fn open_nofollow(
     )?))
 }
 
+/// What identifies a file's content without reading it: if none of these changed, the content
+/// did not either (the stat cache's key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileStamp {
+    /// The device.
+    pub dev: u64,
+    /// The inode.
+    pub ino: u64,
+    /// The size in bytes.
+    pub size: u64,
+    /// The modification time, in nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// The status change time, in nanoseconds since the epoch.
+    pub ctime_ns: i64,
+}
+
+impl FileStamp {
+    /// The stamp of a file from its stat.
+    pub fn of(st: &Stat) -> Self {
+        FileStamp {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
+            ctime_ns: st.st_ctime.saturating_mul(1_000_000_000) + st.st_ctime_nsec as i64,
+        }
+    }
+}
+
 /// Runs `f`, one level deeper in a recursive walk of a tree, on a stack grown on the heap when
 /// the thread's is nearly used up: a tree of any depth (a hostile image's, thousands of levels)
 /// costs memory, never a stack overflow that aborts the process.

@@ -48,7 +48,7 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
 use crate::Error;
-use crate::context::FileStamp;
+use crate::fsops::FileStamp;
 use crate::fsops::{CopyMeta, open_dir_at, stat_at, times};
 
 /// How recent a source's last change may be for its stamp to be trusted: a write within the

@@ -749,15 +749,15 @@ fn evaluate(host: &Host<'_>, archs: &[Arch]) -> Result<LinuxSeccomp, Error> {
     Ok(profile)
 }
 
-/// Docker's default profile for a step with Docker's default capabilities, on this machine
-/// (built once per process).
-pub(crate) fn default_profile() -> Result<LinuxSeccomp, Error> {
+/// Docker's default profile for a step whose bounding set is Docker's default capability set
+/// `default_caps` (the one every sandboxed step gets), on this machine; built once per process.
+pub(crate) fn default_profile(default_caps: &[Capability]) -> Result<LinuxSeccomp, Error> {
     static PROFILE: OnceLock<LinuxSeccomp> = OnceLock::new();
     if let Some(p) = PROFILE.get() {
         return Ok(p.clone());
     }
     let (arch, archs) = native();
-    let bounding = crate::spec::CAPS.iter().copied().collect();
+    let bounding = default_caps.iter().copied().collect();
     let host = Host {
         arch,
         kernel: kernel(),

@@ -411,7 +411,7 @@ pub(crate) fn build(
         // Unconfined, as BuildKit's insecure mode.
         linux = insecure_devices(linux)?;
     } else {
-        linux = linux.seccomp(crate::seccomp::default_profile()?);
+        linux = linux.seccomp(crate::seccomp::default_profile(CAPS)?);
     }
     let linux = linux.build().map_err(spec_err)?;
     SpecBuilder::default()
