@@ -69,10 +69,9 @@ impl Solver {
     /// `source` inside the tree at `dir`, resolved without leaving it.
     fn resolve_in(dir: &Path, source: &str, what: &str) -> Result<PathBuf, Error> {
         let root = Root::open(dir)?;
-        let fd = root.resolve(source, true)?.ok_or_else(|| {
-            Error::Graph(format!(
-                "{what}: {source} does not exist in the mounted source"
-            ))
+        let fd = root.resolve(source, true)?.ok_or_else(|| Error::Path {
+            path: format!("{what}: {source}"),
+            problem: "does not exist in the mounted source".into(),
         })?;
         real_path(&fd)
     }
@@ -174,9 +173,7 @@ impl Solver {
                 } => {
                     let Some(source) = self.opts.secrets.get(id) else {
                         if *required {
-                            return Err(Error::Graph(format!(
-                                "secret {id} is required but was not provided: pass --secret id={id},src=FILE (or env=VAR)"
-                            )));
+                            return Err(Error::SecretMissing { id: id.clone() });
                         }
                         continue;
                     };
@@ -204,9 +201,7 @@ impl Solver {
                 } => {
                     let Some(agent) = self.opts.ssh.get(id) else {
                         if *required {
-                            return Err(Error::Graph(format!(
-                                "ssh agent {id} is required but was not provided: pass --ssh {id}=$SSH_AUTH_SOCK"
-                            )));
+                            return Err(Error::SshMissing { id: id.clone() });
                         }
                         continue;
                     };

@@ -153,9 +153,7 @@ fn mode_spec(m: &Option<Chmod>) -> Result<Option<ModeSpec>, Error> {
     Ok(match m {
         None => None,
         Some(Chmod::Octal(m)) => Some(ModeSpec::Octal(*m)),
-        Some(Chmod::Symbolic(s)) => Some(ModeSpec::Symbolic(
-            ModeSet::parse(s).map_err(|e| Error::Graph(e.to_string()))?,
-        )),
+        Some(Chmod::Symbolic(s)) => Some(ModeSpec::Symbolic(ModeSet::parse(s)?)),
     })
 }
 
@@ -170,10 +168,13 @@ fn apply_file_actions(
     for a in actions {
         match a {
             FileAction::Copy(c) => {
-                let input = inputs
-                    .get(c.input)
-                    .filter(|_| c.input > 0)
-                    .ok_or_else(|| Error::Graph(format!("copy from missing input {}", c.input)))?;
+                let input =
+                    inputs
+                        .get(c.input)
+                        .filter(|_| c.input > 0)
+                        .ok_or_else(|| Error::Missing {
+                            what: format!("copy input {}", c.input),
+                        })?;
                 let src = Root::open(&input.dir)?;
                 let tree = SourceTree {
                     root: &src,
@@ -330,15 +331,19 @@ fn parent_and_name(
     let rel = xbuild_runtime::fsops::rel(p);
     let name = rel
         .file_name()
-        .ok_or_else(|| Error::Graph(format!("{p}: not a file path")))?
+        .ok_or_else(|| Error::Path {
+            path: p.to_string(),
+            problem: "not a file path".into(),
+        })?
         .to_os_string();
     let parent = rel
         .parent()
         .map(|x| x.to_string_lossy().to_string())
         .unwrap_or_default();
-    let fd = root
-        .resolve(&parent, true)?
-        .ok_or_else(|| Error::Graph(format!("{p}: parent directory /{parent} does not exist")))?;
+    let fd = root.resolve(&parent, true)?.ok_or_else(|| Error::Path {
+        path: p.to_string(),
+        problem: format!("parent directory /{parent} does not exist"),
+    })?;
     let dir = Root::reopen(&fd, true).map_err(|e| io_err(Path::new(p), e))?;
     Ok((dir, name))
 }

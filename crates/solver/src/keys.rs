@@ -176,10 +176,7 @@ impl Solver {
             if !history.has_files(&hex) {
                 let again = source.checksum(filter.as_deref(), &sel, &hashes, true)?;
                 if again.total != sum.total {
-                    return Err(Error::Graph(format!(
-                        "the build context changed while it was read ({}); build again",
-                        c.src
-                    )));
+                    return Err(Error::ContextChanged { src: c.src.clone() });
                 }
                 let files: Vec<FileSum> = again
                     .paths
@@ -214,10 +211,9 @@ impl Solver {
         builder.part(v.digest().as_str().as_bytes());
         let mut input_keys = Vec::with_capacity(v.inputs().len());
         for i in v.inputs() {
-            let r = inputs
-                .results
-                .get(i)
-                .ok_or_else(|| Error::Graph(format!("input {i} was not solved")))?;
+            let r = inputs.results.get(i).ok_or_else(|| Error::Missing {
+                what: format!("input {i}"),
+            })?;
             builder.part(r.cache_key.as_str().as_bytes());
             input_keys.push(r.cache_key.clone());
         }

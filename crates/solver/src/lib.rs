@@ -102,9 +102,92 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// The graph refers to something the solver was not given.
-    #[error("{0}")]
-    Graph(String),
+    /// A vertex or input the solve needs is not in the graph or was not solved: a malformed
+    /// graph, or a solver bug.
+    #[error("{what} is not in the graph or was not solved")]
+    Missing {
+        /// Which one (`input 1 of sha256:…`, `vertex sha256:…`).
+        what: String,
+    },
+    /// The graph reads a local source (the build context) the caller did not give.
+    #[error("no local source named {name:?} was given")]
+    NoLocalSource {
+        /// The source's name.
+        name: String,
+    },
+    /// A local source's include or exclude patterns are invalid.
+    #[error("local source {name:?}: {source}")]
+    LocalSourcePatterns {
+        /// The source's name.
+        name: String,
+        /// The bad pattern.
+        source: xbuild_runtime::dockerignore::BadPattern,
+    },
+    /// A `--secret` given on the command line is malformed.
+    #[error("invalid --secret {spec:?}: {problem}")]
+    SecretSpec {
+        /// The flag's value.
+        spec: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A secret's file or environment variable cannot be read.
+    #[error("secret {id}: {problem}")]
+    SecretUnreadable {
+        /// The secret's id.
+        id: String,
+        /// What failed.
+        problem: String,
+    },
+    /// A required `RUN --mount=type=secret` whose secret was not given.
+    #[error(
+        "secret {id} is required but was not provided: pass --secret id={id},src=FILE (or env=VAR)"
+    )]
+    SecretMissing {
+        /// The secret's id.
+        id: String,
+    },
+    /// A required `RUN --mount=type=ssh` whose agent was not given.
+    #[error("ssh agent {id} is required but was not provided: pass --ssh {id}=$SSH_AUTH_SOCK")]
+    SshMissing {
+        /// The agent's id.
+        id: String,
+    },
+    /// A path a step needs does not exist (or is not one a file can take).
+    #[error("{path}: {problem}")]
+    Path {
+        /// The path, or what it belongs to.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A `--chmod` that is not a mode.
+    #[error(transparent)]
+    Chmod(#[from] xbuild_runtime::chmod::BadMode),
+    /// Fetching an `ADD <url>` or git source failed.
+    #[error("{what}: {message}")]
+    Remote {
+        /// The URL, repository or file at fault.
+        what: String,
+        /// What failed.
+        message: String,
+    },
+    /// A remote source's content is not what its pinned checksum or commit says.
+    #[error("{source_ref}: {got}, expected {expected}")]
+    Pinned {
+        /// The URL or `repository#ref`.
+        source_ref: String,
+        /// What was fetched (`checksum mismatch: downloaded sha256:…`).
+        got: String,
+        /// The pinned value.
+        expected: String,
+    },
+    /// The build context changed while it was being read.
+    #[error("the build context changed while it was read ({src}); build again")]
+    ContextChanged {
+        /// The copy's source.
+        src: String,
+    },
     /// A feature the graph uses that this solver does not implement yet.
     #[error("{0} is not supported yet")]
     Unsupported(String),
@@ -196,10 +279,9 @@ impl SecretSource {
         let mut id = None;
         let mut source = None;
         for part in spec.split(',') {
-            let (k, v) = part.split_once('=').ok_or_else(|| {
-                Error::Graph(format!(
-                    "invalid --secret {spec:?}: expected id=ID,src=PATH or id=ID,env=VAR"
-                ))
+            let (k, v) = part.split_once('=').ok_or_else(|| Error::SecretSpec {
+                spec: spec.to_string(),
+                problem: "expected id=ID,src=PATH or id=ID,env=VAR".into(),
             })?;
             match k.trim() {
                 "id" => id = Some(v.to_string()),
@@ -207,13 +289,17 @@ impl SecretSource {
                 "env" => source = Some(SecretSource::Env(v.to_string())),
                 "type" => {}
                 other => {
-                    return Err(Error::Graph(format!(
-                        "invalid --secret {spec:?}: unknown key {other:?}"
-                    )));
+                    return Err(Error::SecretSpec {
+                        spec: spec.to_string(),
+                        problem: format!("unknown key {other:?}"),
+                    });
                 }
             }
         }
-        let id = id.ok_or_else(|| Error::Graph(format!("--secret {spec:?} needs id=")))?;
+        let id = id.ok_or_else(|| Error::SecretSpec {
+            spec: spec.to_string(),
+            problem: "it needs id=".into(),
+        })?;
         let source = source.unwrap_or_else(|| SecretSource::Env(id.clone()));
         Ok((id, source))
     }
@@ -221,13 +307,15 @@ impl SecretSource {
     /// The secret's value.
     pub fn read(&self, id: &str) -> Result<Vec<u8>, Error> {
         match self {
-            SecretSource::File(p) => std::fs::read(p).map_err(|e| {
-                Error::Graph(format!("secret {id}: cannot read {}: {e}", p.display()))
+            SecretSource::File(p) => std::fs::read(p).map_err(|e| Error::SecretUnreadable {
+                id: id.to_string(),
+                problem: format!("cannot read {}: {e}", p.display()),
             }),
             SecretSource::Env(v) => std::env::var_os(v)
                 .map(std::os::unix::ffi::OsStringExt::into_vec)
-                .ok_or_else(|| {
-                    Error::Graph(format!("secret {id}: environment variable {v} is not set"))
+                .ok_or_else(|| Error::SecretUnreadable {
+                    id: id.to_string(),
+                    problem: format!("environment variable {v} is not set"),
                 }),
         }
     }
@@ -444,7 +532,9 @@ impl Solver {
         v.inputs()
             .get(i)
             .and_then(|d| solved.results.get(d))
-            .ok_or_else(|| Error::Graph(format!("input {i} of {} was not solved", v.digest())))
+            .ok_or_else(|| Error::Missing {
+                what: format!("input {i} of {}", v.digest()),
+            })
     }
 
     /// The source and filter of a local source vertex (the build context).
@@ -469,9 +559,13 @@ impl Solver {
             .opts
             .contexts
             .get(name)
-            .ok_or_else(|| Error::Graph(format!("no local source named {name:?} was given")))?;
-        let filter = Filter::new(include_patterns, exclude_patterns)
-            .map_err(|e| Error::Graph(format!("local source {name:?}: {e}")))?;
+            .ok_or_else(|| Error::NoLocalSource { name: name.clone() })?;
+        let filter = Filter::new(include_patterns, exclude_patterns).map_err(|source| {
+            Error::LocalSourcePatterns {
+                name: name.clone(),
+                source,
+            }
+        })?;
         Ok(Some((source.clone(), filter.map(Arc::new))))
     }
 
@@ -513,9 +607,9 @@ fn ancestors(def: &Definition, targets: &[Digest]) -> Result<HashSet<Digest>, Er
         if !seen.insert(d.clone()) {
             continue;
         }
-        let v = def
-            .vertex(&d)
-            .ok_or_else(|| Error::Graph(format!("vertex {d} is not in the graph")))?;
+        let v = def.vertex(&d).ok_or_else(|| Error::Missing {
+            what: format!("vertex {d}"),
+        })?;
         stack.extend(v.inputs().iter().cloned());
     }
     Ok(seen)

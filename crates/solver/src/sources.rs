@@ -23,7 +23,10 @@ struct Download {
 }
 
 fn remote_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Graph(format!("{what}: {e}"))
+    Error::Remote {
+        what: what.to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// Parses an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`, RFC 7231's preferred form).
@@ -92,11 +95,10 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
         .output()
         .map_err(|e| remote_err("running git (install git)", e))?;
     if !out.status.success() {
-        return Err(Error::Graph(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(remote_err(
+            &format!("git {}", args.join(" ")),
+            String::from_utf8_lossy(&out.stderr).trim(),
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -168,10 +170,11 @@ impl Solver {
                 if let Some(want) = checksum
                     && want.as_str() != d.sha256
                 {
-                    return Err(Error::Graph(format!(
-                        "{url}: checksum mismatch: expected {want}, downloaded {}",
-                        d.sha256
-                    )));
+                    return Err(Error::Pinned {
+                        source_ref: url.to_string(),
+                        got: format!("checksum mismatch: downloaded {}", d.sha256),
+                        expected: want.to_string(),
+                    });
                 }
                 let filename = filename.clone();
                 let k = format!("{}:{}", d.sha256, d.mtime.unwrap_or(0));
@@ -217,9 +220,11 @@ impl Solver {
                 if let Some(want) = checksum
                     && !commit.starts_with(want.as_str())
                 {
-                    return Err(Error::Graph(format!(
-                        "{remote}#{reference}: checked out commit {commit}, expected {want}"
-                    )));
+                    return Err(Error::Pinned {
+                        source_ref: format!("{remote}#{reference}"),
+                        got: format!("checked out commit {commit}"),
+                        expected: want.to_string(),
+                    });
                 }
                 if !keep_git_dir {
                     let g = dir.join(".git");
@@ -230,7 +235,7 @@ impl Solver {
                     Some(s) => {
                         let r = xbuild_runtime::fsops::Root::open(&dir)?;
                         let fd = r.resolve(s, true)?.ok_or_else(|| {
-                            Error::Graph(format!("{remote}: no directory {s} at {commit}"))
+                            remote_err(remote, format!("no directory {s} at {commit}"))
                         })?;
                         std::fs::read_link(format!(
                             "/proc/self/fd/{}",
@@ -266,7 +271,12 @@ impl Solver {
                     }),
                 )
             }
-            _ => return Err(Error::Graph("not a remote source".into())),
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "fetching {} as a remote source",
+                    v.digest()
+                )));
+            }
         };
         key.part(content_key.as_bytes());
         let cache_key = key.finish();

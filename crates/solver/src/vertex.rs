@@ -173,9 +173,7 @@ impl Solver {
             }
             Op::Source(SourceOp::Local { name: ctx, .. }) => {
                 if !self.opts.contexts.contains_key(ctx) {
-                    return Err(Error::Graph(format!(
-                        "no local source named {ctx:?} was given"
-                    )));
+                    return Err(Error::NoLocalSource { name: ctx.clone() });
                 }
                 let key = builder.finish();
                 track.key = Some(key.clone());
@@ -239,7 +237,11 @@ impl Solver {
                 }
                 top
             }
-            Op::Source(_) => return Err(Error::Graph("solved above".into())),
+            Op::Source(_) => {
+                return Err(Error::Missing {
+                    what: format!("the source {} (solved before any other op)", v.digest()),
+                });
+            }
         };
         let rec = CacheRecord {
             snapshot,

@@ -40,7 +40,10 @@ impl BlobFetcher for RegistryBlobs {
                 .fetch_blob(store, &self.reference, blob)
                 .await
                 .map(|_| ())
-                .map_err(|e| xbuild_solver::Error::Graph(e.to_string()))
+                .map_err(|e| xbuild_solver::Error::CacheImport {
+                    name: self.reference.to_string(),
+                    message: e.to_string(),
+                })
         })
     }
 }
