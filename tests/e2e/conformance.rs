@@ -55,13 +55,52 @@ fn docker_base() {
     });
 }
 
-/// The case's Dockerfile as Docker builds it: every `busybox:local` names [`DOCKER_BASE`].
-/// Written outside the context, so that neither builder sees it there.
+/// The case's Dockerfile as Docker builds it: every `busybox:local` names [`DOCKER_BASE`], and
+/// so does a name put together from ARGs (`ARG NAME=busybox` … `FROM ${NAME}:${TAG}`, `FROM
+/// busybox:${TAG}`): on ARG and FROM lines the bare repository `busybox` becomes
+/// [`DOCKER_BASE`]'s. Written outside the context, so that neither builder sees it there.
 fn docker_dockerfile(t: &TestRoot, ctx: &Path) -> PathBuf {
     let text = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
+    let text: Vec<String> = text
+        .replace("busybox:local", DOCKER_BASE)
+        .split_inclusive('\n')
+        .map(|line| {
+            let word = line.split_whitespace().next().unwrap_or("");
+            if word.eq_ignore_ascii_case("ARG") || word.eq_ignore_ascii_case("FROM") {
+                docker_repository(line)
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
     let path = t.path("docker.Dockerfile");
-    std::fs::write(&path, text.replace("busybox:local", DOCKER_BASE)).unwrap();
+    std::fs::write(&path, text.concat()).unwrap();
     path
+}
+
+/// `text` with each bare `busybox` (not part of a longer name or path) naming
+/// [`DOCKER_BASE`]'s repository.
+fn docker_repository(text: &str) -> String {
+    let repo = DOCKER_BASE.trim_end_matches(":local");
+    let part = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || "_-./".contains(c));
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("busybox") {
+        let (before, after) = (&rest[..i], &rest[i + "busybox".len()..]);
+        out.push_str(before);
+        let bare = !part(out.chars().last()) && !part(after.chars().next());
+        out.push_str(if bare { repo } else { "busybox" });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The case's build arguments as Docker gets them: `busybox:local` names [`DOCKER_BASE`].
+fn docker_args(args: &[String]) -> Vec<String> {
+    args.iter()
+        .map(|a| a.replace("busybox:local", DOCKER_BASE))
+        .collect()
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -248,7 +287,8 @@ fn compare(name: &str, dir: &Path) {
         "-f",
         dockerfile,
     ];
-    dargs.extend_from_slice(&arg_refs);
+    let docker_args = docker_args(&args);
+    dargs.extend(docker_args.iter().map(String::as_str));
     let ctx_s = ctx.to_str().unwrap().to_string();
     dargs.push(&ctx_s);
     let mut built = docker(&dargs);
@@ -452,6 +492,7 @@ cases!(
     run_mount_tmpfs_hides,
     run_mounts,
     run_no_change_layers,
+    run_non_root_privileges,
     run_odd_file_names,
     run_opaque_dir,
     run_rename_lower,
