@@ -223,8 +223,10 @@ fn insecure_devices(linux: LinuxBuilder) -> Result<LinuxBuilder, Error> {
 /// set left out with `CAP_AUDIT_WRITE`, `CAP_KILL` and `CAP_NET_BIND_SERVICE`, which is how
 /// non-root users once kept them). As Docker and BuildKit: root gets Docker's default set in
 /// bounding, permitted and effective; any other user only the bounding set, so that it holds
-/// none (and `no_new_privileges` keeps setuid and file-capability binaries from granting any).
-/// Nothing is inheritable or ambient.
+/// none until it runs a setuid or file-capability binary (`sudo`, `su`, `ping`), which may
+/// grant it capabilities within the bounding set, as under Docker and BuildKit (whose
+/// executor sets `WithNewPrivileges`: `no_new_privileges` is off). Nothing is inheritable or
+/// ambient.
 /// `insecure` (`RUN --security=insecure`) gets xbuild's own capabilities in every set.
 fn capabilities(insecure: bool, uid: u32) -> Result<LinuxCapabilities, Error> {
     let none = HashSet::new;
@@ -297,7 +299,9 @@ pub(crate) fn build(
         .cwd(exec.cwd.clone())
         .capabilities(capabilities)
         .rlimits(vec![rlimit])
-        .no_new_privileges(true)
+        // BuildKit's executor (`oci.WithNewPrivileges`) and `docker run` leave it off: a
+        // `USER app` step may still `sudo`.
+        .no_new_privileges(false)
         .build()
         .map_err(spec_err)?;
     let etc = |name: &str| etc_dir.join(name).display().to_string();
@@ -519,6 +523,18 @@ mod tests {
                 ("ambient".into(), 0),
             ]
         );
+    }
+
+    #[test]
+    fn setuid_binaries_keep_working_as_under_buildkit_no_new_privileges_is_off() {
+        for uid in [0, 1000] {
+            let spec = spec_for(uid, false, NetNs::Loopback);
+            assert_eq!(
+                spec["process"].get("noNewPrivileges"),
+                Some(&serde_json::json!(false)),
+                "{spec}"
+            );
+        }
     }
 
     #[test]
