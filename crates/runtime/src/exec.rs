@@ -134,12 +134,7 @@ impl RuncExecutor {
         }
         let runtime = match &self.requested {
             Some(r) => r.clone(),
-            None => find_on_path("runc").ok_or_else(|| {
-                Error::Runtime(
-                    "runc not found on PATH: install it (apt-get install runc) or pass --oci-runtime PATH"
-                        .into(),
-                )
-            })?,
+            None => find_on_path("runc").ok_or(Error::RuntimeNotFound)?,
         };
         for d in [&self.state, &self.bundles] {
             std::fs::create_dir_all(d).map_err(|err| Error::io(d, err))?;
@@ -220,7 +215,11 @@ impl RuncExecutor {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| Error::Runtime(format!("starting {}: {e}", runtime.display())))?;
+            .map_err(|source| Error::RuntimeProcess {
+                action: "starting",
+                runtime: runtime.clone(),
+                source,
+            })?;
         let tail = std::sync::Mutex::new(VecDeque::with_capacity(TAIL_LINES));
         let out = child.stdout.take();
         let err = child.stderr.take();
@@ -229,7 +228,11 @@ impl RuncExecutor {
             pump(out, Stream::Stdout, sink, &tail),
             pump(err, Stream::Stderr, sink, &tail),
         );
-        let status = status.map_err(|e| Error::Runtime(format!("waiting for the runtime: {e}")))?;
+        let status = status.map_err(|source| Error::RuntimeProcess {
+            action: "waiting for",
+            runtime: runtime.clone(),
+            source,
+        })?;
         remove_stubs(&root, &stubs);
         if status.success() {
             return Ok(());

@@ -99,9 +99,43 @@ pub enum Error {
         /// The last lines of its output.
         tail: Vec<String>,
     },
-    /// The OCI runtime could not be used.
-    #[error("{0}")]
-    Runtime(String),
+    /// No OCI runtime binary was given and none is on `PATH`.
+    #[error("runc not found on PATH: install it (apt-get install runc) or pass --oci-runtime PATH")]
+    RuntimeNotFound,
+    /// The OCI runtime could not be started or waited for.
+    #[error("{action} the OCI runtime {}: {source}", runtime.display())]
+    RuntimeProcess {
+        /// "starting" or "waiting for".
+        action: &'static str,
+        /// The runtime binary.
+        runtime: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A snapshotter name that is not one of `overlay`, `native` or `auto`.
+    #[error("unknown snapshotter {0:?}: use overlay, native or auto")]
+    UnknownSnapshotter(String),
+    /// The overlay snapshotter was asked for where overlayfs cannot be mounted.
+    #[error("this machine cannot mount overlayfs on the xbuild root; use --snapshotter native")]
+    OverlayUnsupported,
+    /// xbuild's own capabilities could not be read (`CapEff` of `/proc/self/status`).
+    #[error("reading xbuild's own capabilities from /proc/self/status: {0}")]
+    OwnCapabilities(String),
+    /// A part of the OCI runtime spec (the seccomp profile included) was refused by its
+    /// builder: a bug, not something the build asked for.
+    #[error("building the OCI runtime spec ({part}): {reason}")]
+    Spec {
+        /// The part being built.
+        part: &'static str,
+        /// The builder's complaint.
+        reason: String,
+    },
+    /// A session id that cannot name a session's files (empty, or with `/` or `.`).
+    #[error("invalid session id {0:?}")]
+    InvalidSession(String),
+    /// Every private slot of a `sharing=private` cache mount is taken.
+    #[error("no private slot for cache {0} is free")]
+    CacheSlotsTaken(String),
     /// A USER or group name that the rootfs does not know.
     #[error("unable to find user {user}: {what}")]
     UnknownUser {

@@ -167,7 +167,7 @@ pub fn clean_scratch(root: &Path) -> usize {
 /// `runtime`, runc on PATH by default), mounts, bundles, mountpoints and uncommitted snapshots.
 pub fn clean_owner(root: &Path, owner: &str, runtime: Option<&Path>) -> Result<Recovered, Error> {
     if owner.is_empty() || owner.contains(['/', '.']) {
-        return Err(Error::Runtime(format!("invalid session id {owner:?}")));
+        return Err(Error::InvalidSession(owner.to_string()));
     }
     let root = root.canonicalize().map_err(|e| Error::io(root, e))?;
     let mut done = Recovered::default();

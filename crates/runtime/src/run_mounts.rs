@@ -94,7 +94,7 @@ impl CacheMounts {
                         });
                     }
                 }
-                Err(Error::Runtime(format!("no private slot for cache {id}")))
+                Err(Error::CacheSlotsTaken(id.to_string()))
             }
         }
     }

@@ -727,7 +727,10 @@ impl Rule {
                 .value(a.value)
                 .op(a.op)
                 .build()
-                .map_err(|e| Error::Runtime(format!("building the seccomp profile: {e}")))?;
+                .map_err(|e| Error::Spec {
+                    part: "seccomp profile",
+                    reason: e.to_string(),
+                })?;
             s.set_args(Some(vec![arg]));
         }
         Ok(s)

@@ -51,9 +51,7 @@ impl std::str::FromStr for SnapshotterKind {
             "auto" => Ok(SnapshotterKind::Auto),
             "overlay" | "overlayfs" => Ok(SnapshotterKind::Overlay),
             "native" => Ok(SnapshotterKind::Native),
-            other => Err(Error::Runtime(format!(
-                "unknown snapshotter {other:?}: use overlay, native or auto"
-            ))),
+            other => Err(Error::UnknownSnapshotter(other.to_string())),
         }
     }
 }
@@ -275,10 +273,7 @@ impl LayerSnapshotter {
             }
             SnapshotterKind::Overlay => {
                 if !s.overlay() {
-                    return Err(Error::Runtime(
-                        "this machine cannot mount overlayfs on the xbuild root; use --snapshotter native"
-                            .into(),
-                    ));
+                    return Err(Error::OverlayUnsupported);
                 }
             }
             // Probed when first needed: a build that mounts nothing never pays for it.

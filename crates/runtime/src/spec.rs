@@ -86,12 +86,12 @@ const ALL_CAPS: &[Capability] = &[
 /// `RUN --security=insecure` gets, as BuildKit's insecure mode.
 fn own_caps() -> Result<HashSet<Capability>, Error> {
     let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| Error::Runtime(format!("reading /proc/self/status: {e}")))?;
+        .map_err(|e| Error::OwnCapabilities(e.to_string()))?;
     let bits = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .ok_or_else(|| Error::Runtime("/proc/self/status has no CapEff line".into()))?;
+        .ok_or_else(|| Error::OwnCapabilities("it has no CapEff line".into()))?;
     Ok(ALL_CAPS
         .iter()
         .enumerate()
@@ -181,7 +181,10 @@ impl ExecMount {
 }
 
 fn spec_err(e: impl std::fmt::Display) -> Error {
-    Error::Runtime(format!("building the OCI runtime spec: {e}"))
+    Error::Spec {
+        part: "process, mounts and namespaces",
+        reason: e.to_string(),
+    }
 }
 
 /// Every character and block device allowed, and the devices BuildKit's insecure mode adds.

@@ -152,9 +152,13 @@ impl Snapshotter for DirSnapshotter {
     }
 
     fn rebase(&self, id: &str, _: Option<&str>) -> Result<String, xbuild_runtime::Error> {
-        Err(xbuild_runtime::Error::Runtime(format!(
-            "the fake snapshotter keeps whole trees and cannot rebase {id}"
-        )))
+        Err(xbuild_runtime::Error::Io {
+            path: PathBuf::from(id),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "the fake snapshotter keeps whole trees and cannot rebase",
+            ),
+        })
     }
 
     fn kind(&self) -> SnapshotterKind {
