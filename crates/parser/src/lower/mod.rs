@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use xbuild_llb::{
     CacheSharing, Chmod, Chown, CopyAction, Definition, Digest, ExecOp, FileAction, FileOp,
-    Healthcheck, HistoryEntry, IdSpec, ImageConfig, MergeOp, MkdirAction, MkfileAction, Mount,
-    MountKind, NetworkMode, Op, Output, Security, SourceOp, VertexMeta,
+    Healthcheck, HistoryEntry, ImageConfig, MergeOp, MkdirAction, MkfileAction, Mount, MountKind,
+    NetworkMode, Op, Output, Security, SourceOp, VertexMeta,
 };
 
 use crate::ast::{CmdLine, Command, CopySpec, Dockerfile, HealthSpec, Instruction, RunSpec, Word};
@@ -24,6 +24,11 @@ use crate::reference;
 use crate::shell::{Budget, Lexer, ShellError};
 use crate::span::{Diagnostic, Span};
 use crate::suggest;
+use paths::{chown_lookup_name, copy_dest};
+
+mod paths;
+#[cfg(test)]
+mod test_support;
 
 /// The `PATH` every Linux stage gets when its base sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -35,6 +40,7 @@ pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 pub const CONTEXT_NAME: &str = "context";
 
 pub use crate::platform::host_architecture;
+pub use paths::{clean_path, normalize_path, normalize_workdir, parse_chown};
 
 /// A base image as the resolver found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -426,80 +432,6 @@ pub fn proxy_env(build_args: &BTreeMap<String, String>) -> Vec<String> {
         }
     }
     env
-}
-
-pub use xbuild_llb::path::clean as clean_path;
-
-/// `p` made absolute against `base` (a directory) and cleaned; a trailing `/` kept when asked.
-pub fn normalize_path(base: &str, p: &str, keep_slash: bool) -> String {
-    let base = if base.is_empty() { "/" } else { base };
-    let joined = if p.starts_with('/') {
-        p.to_string()
-    } else {
-        format!("{base}/{p}")
-    };
-    let mut out = clean_path(&format!("/{joined}"));
-    if keep_slash && (p.ends_with('/') || p.ends_with("/.")) && out != "/" {
-        out.push('/');
-    }
-    out
-}
-
-/// A WORKDIR against the current one, as BuildKit's `NormalizeWorkdir`: an absolute path is kept
-/// exactly as written (`/srv/../opt` stays so in the image config and history); a relative one is
-/// joined to the current directory and cleaned.
-pub fn normalize_workdir(current: &str, requested: &str) -> String {
-    if requested.starts_with('/') {
-        return requested.to_string();
-    }
-    let base = if current.is_empty() { "/" } else { current };
-    if requested.is_empty() {
-        return base.to_string();
-    }
-    clean_path(&format!("/{base}/{requested}"))
-}
-
-/// A COPY destination against the working directory: `.` and `` mean the directory itself.
-fn copy_dest(working_dir: &str, dest: &str) -> String {
-    let d = if dest == "." || dest.is_empty() {
-        "./"
-    } else {
-        dest
-    };
-    normalize_path(working_dir, d, true)
-}
-
-/// `user[:group]` as a chown spec; `None` for an empty user. An empty part is id 0, as in
-/// BuildKit (an empty name marshals as id 0): `--chown=1000:` is 1000:0, `--chown=:g` 0:g.
-pub fn parse_chown(user: &str) -> Option<Chown> {
-    if user.is_empty() {
-        return None;
-    }
-    let id = |s: &str| match s.parse::<u32>() {
-        Ok(n) => IdSpec::Id(n),
-        Err(_) if s.is_empty() => IdSpec::Id(0),
-        Err(_) => IdSpec::Name(s.to_string()),
-    };
-    let (u, g) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    };
-    Some(Chown {
-        user: id(u),
-        group: g.map(id),
-    })
-}
-
-/// The first name of `chown` that BuildKit looks up in the destination's `/etc/passwd` or
-/// `/etc/group`; `None` when it needs no lookup (numbers and `root`, as llb's `WithUser`).
-fn chown_lookup_name(chown: &Chown) -> Option<&str> {
-    fn name(s: &IdSpec) -> Option<&str> {
-        match s {
-            IdSpec::Name(n) if n != "root" => Some(n.as_str()),
-            _ => None,
-        }
-    }
-    name(&chown.user).or_else(|| chown.group.as_ref().and_then(name))
 }
 
 /// The deepest chain of stages reached through one another's instructions (`COPY --from`,
@@ -2383,64 +2315,12 @@ impl StageCtx {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::{
-        ImageResolver, LowerOptions, ResolvedImage, lower_with_warnings, normalize_workdir,
+    use super::test_support::{
+        Arm64Only, NoImages, amd64, check_warnings, config, execs, lower, lower_opts,
     };
+    use super::{LowerOptions, lower_with_warnings};
     use crate::platform::Platform;
-    use crate::span::Diagnostic;
-    use xbuild_llb::{Definition, ExecOp, ImageConfig, MountKind, Op};
-
-    /// Knows no image: the tests build `FROM scratch` and from stages.
-    struct NoImages;
-
-    impl ImageResolver for NoImages {
-        fn resolve(&self, reference: &str, _: &Platform) -> Result<ResolvedImage, String> {
-            Err(format!("{reference} is not known to these tests"))
-        }
-    }
-
-    fn lower_opts(src: &str, opts: &LowerOptions) -> Result<Definition, Vec<Diagnostic>> {
-        let parsed = crate::parse(src);
-        let errors: Vec<Diagnostic> = parsed.errors().cloned().collect();
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        lower_with_warnings(&parsed.dockerfile, opts, &NoImages).map(|l| l.definition)
-    }
-
-    fn lower(src: &str) -> Result<Definition, Vec<Diagnostic>> {
-        let mut opts = LowerOptions::for_host("Dockerfile");
-        opts.architecture = "amd64".into();
-        lower_opts(src, &opts)
-    }
-
-    /// The exec ops of the graph, in graph order.
-    fn execs(def: &Definition) -> Vec<ExecOp> {
-        def.vertices()
-            .filter_map(|v| match v.op() {
-                Op::Exec(e) => Some(e.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// `--chown=1000:` gave the user's gid; BuildKit's empty group name marshals as id 0.
-    #[test]
-    fn chown_with_an_empty_group_or_user_is_id_0() {
-        use xbuild_llb::IdSpec;
-        let c = super::parse_chown("1000:").unwrap();
-        assert_eq!((c.user, c.group), (IdSpec::Id(1000), Some(IdSpec::Id(0))));
-        let c = super::parse_chown("app:").unwrap();
-        assert_eq!(
-            (c.user, c.group),
-            (IdSpec::Name("app".into()), Some(IdSpec::Id(0)))
-        );
-        let c = super::parse_chown(":staff").unwrap();
-        assert_eq!(
-            (c.user, c.group),
-            (IdSpec::Id(0), Some(IdSpec::Name("staff".into())))
-        );
-    }
+    use xbuild_llb::MountKind;
 
     /// `STOPSIGNAL sigint` was refused: BuildKit (moby/sys/signal's ParseSignal) upper-cases
     /// the name before looking it up, takes any non-zero number, and keeps the text as written.
@@ -2489,11 +2369,6 @@ mod tests {
                 ("/app".to_string(), None),
             ]
         );
-    }
-
-    /// The output image's config.
-    fn config(def: &Definition) -> ImageConfig {
-        def.outputs()[0].config.clone()
     }
 
     #[test]
@@ -2630,20 +2505,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn workdir_absolute_is_kept_as_written() {
-        assert_eq!(normalize_workdir("/", "/srv/../opt/x"), "/srv/../opt/x");
-        assert_eq!(normalize_workdir("/a", "/b/"), "/b/");
-    }
-
-    #[test]
-    fn workdir_relative_is_joined_and_cleaned() {
-        assert_eq!(normalize_workdir("/srv/../opt/x", "y"), "/opt/x/y");
-        assert_eq!(normalize_workdir("", "app"), "/app");
-        assert_eq!(normalize_workdir("/a/b", "../c/"), "/a/c");
-        assert_eq!(normalize_workdir("/a", ""), "/a");
-    }
-
     /// `build --check` lost the warnings lowering had found once it met an error: an
     /// UndefinedVar before a missing base image was not reported.
     #[test]
@@ -2712,39 +2573,6 @@ mod tests {
         let parsed = crate::parse(src);
         let report = super::lower_report(&parsed.dockerfile, &opts, &NoImages);
         assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
-    }
-
-    /// Answers every reference with an empty `linux/arm64` image.
-    struct Arm64Only;
-
-    impl ImageResolver for Arm64Only {
-        fn resolve(&self, reference: &str, _: &Platform) -> Result<ResolvedImage, String> {
-            Ok(ResolvedImage {
-                reference: reference.into(),
-                digest: xbuild_llb::Digest::of(reference.as_bytes()),
-                config: ImageConfig::default(),
-                history: vec![],
-                os: "linux".into(),
-                architecture: "arm64".into(),
-            })
-        }
-    }
-
-    fn check_warnings(src: &str, opts: &LowerOptions) -> Vec<(String, String)> {
-        let parsed = crate::parse(src);
-        assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics);
-        let l = lower_with_warnings(&parsed.dockerfile, opts, &Arm64Only).unwrap();
-        l.warnings
-            .iter()
-            .filter_map(|d| d.rule.map(|r| (r.to_string(), d.message.clone())))
-            .collect()
-    }
-
-    fn amd64() -> LowerOptions {
-        let mut o = LowerOptions::for_host("Dockerfile");
-        o.os = "linux".into();
-        o.architecture = "amd64".into();
-        o
     }
 
     #[test]
