@@ -21,11 +21,13 @@ use crate::gofmt;
 use crate::mount::{self, MountType};
 use crate::platform::{Platform, predefined_args};
 use crate::reference;
-use crate::shell::{Budget, Lexer, ShellError};
+use crate::shell::{Budget, Lexer};
 use crate::span::{Diagnostic, Span};
 use crate::suggest;
+use expand::expansion_error;
 use paths::{chown_lookup_name, copy_dest};
 
+mod expand;
 mod paths;
 #[cfg(test)]
 mod test_support;
@@ -456,24 +458,6 @@ enum Progress {
     Failed,
 }
 
-/// An expansion error as a diagnostic at the place in `w` where the expansion stopped.
-fn expansion_error(w: &Word, e: &ShellError, hint: &str) -> Diagnostic {
-    let mut span = w.span;
-    // The word's text is its source text when it is one piece of one line: point into it.
-    if span.len == w.text.len()
-        && !w.text.contains('\n')
-        && let Some(before) = w.text.get(..e.offset.min(w.text.len()))
-    {
-        span.offset += before.len();
-        span.col += before.chars().count() as u32;
-        span.len = w.text.len() - before.len();
-    }
-    Diagnostic::error(span, e.to_string()).with_hint(match e.limit {
-        Some(_) => "the expansion limits stop runaway variables; expand in smaller steps",
-        None => hint,
-    })
-}
-
 fn history(created_by: String, layer: bool) -> HistoryEntry {
     HistoryEntry {
         created: None,
@@ -482,13 +466,6 @@ fn history(created_by: String, layer: bool) -> HistoryEntry {
         comment: Some(HISTORY_COMMENT.into()),
         empty_layer: !layer,
         vertex: None,
-    }
-}
-
-fn uppercase_cmd(s: &str) -> String {
-    match s.split_once(' ') {
-        Some((a, b)) => format!("{} {b}", a.to_uppercase()),
-        None => s.to_uppercase(),
     }
 }
 
@@ -1112,57 +1089,6 @@ impl<'a> Lowerer<'a> {
         Some(out)
     }
 
-    fn expand(&mut self, out: &StageOut, ins: &Instruction, w: &Word) -> Option<String> {
-        match self
-            .lexer
-            .expand_within(&w.text, &out.env, &mut self.budget)
-        {
-            Ok(e) => {
-                self.undefined(out, ins, &e.unset);
-                Some(e.value)
-            }
-            Err(e) => {
-                self.error(expansion_error(
-                    w,
-                    &e,
-                    "check the quotes and ${…} references",
-                ));
-                None
-            }
-        }
-    }
-
-    fn undefined(&mut self, out: &StageOut, ins: &Instruction, unset: &BTreeSet<String>) {
-        for v in unset {
-            let at = std::ptr::from_ref(ins) as usize;
-            if self.undefined_reported.0 != at {
-                self.undefined_reported = (at, HashSet::new());
-            }
-            if out.arg_keys.contains(v) || !self.undefined_reported.1.insert(v.clone()) {
-                continue;
-            }
-            let mut msg = format!("Usage of undefined variable '${v}'");
-            if self.suggestions_left > 0 {
-                self.suggestions_left -= 1;
-                if let Some(s) = suggest::closest(v, out.env.keys(), true) {
-                    msg.push_str(&format!(" (did you mean ${s}?)"));
-                }
-            }
-            if self.df.directives.check.is_none()
-                || crate::CheckConfig::parse(
-                    self.df.directives.check.as_deref().unwrap_or_default(),
-                )
-                .map(|c| c.enabled("UndefinedVar", false))
-                .unwrap_or(true)
-            {
-                self.warnings.push(
-                    Diagnostic::check("UndefinedVar", ins.span, msg)
-                        .with_hint_opt(crate::checks::rule_url("UndefinedVar")),
-                );
-            }
-        }
-    }
-
     /// Reports build check `rule` unless the file's `# check=` directive or a `# check=`
     /// comment above `ins` skips it.
     fn check_warn(&mut self, ins: &Instruction, rule: &'static str, span: Span, msg: String) {
@@ -1182,19 +1108,6 @@ impl<'a> Lowerer<'a> {
                 Diagnostic::check(rule, span, msg).with_hint_opt(crate::checks::rule_url(rule)),
             );
         }
-    }
-
-    fn describe_text(&mut self, out: &StageOut, ins: &Instruction, raw: bool) -> String {
-        let mut lex = self.lexer;
-        if raw {
-            lex.raw_quotes = true;
-            lex.skip_unset = true;
-        }
-        let text = lex
-            .expand_within(&ins.original, &out.env, &mut self.budget)
-            .map(|e| e.value)
-            .unwrap_or_else(|_| ins.original.clone());
-        uppercase_cmd(&text)
     }
 
     /// Resolves `--from` / `from=`: an earlier stage by name or index, or an image.
@@ -2524,23 +2437,6 @@ mod tests {
         // The same file as a build: errors only.
         let errors = lower_with_warnings(&parsed.dockerfile, &opts, &NoImages).unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:?}");
-    }
-
-    /// `ENV A=$X B=$X` reported UndefinedVar twice; BuildKit reports each variable once per
-    /// instruction.
-    #[test]
-    fn undefined_var_is_reported_once_per_instruction_and_variable() {
-        let src = "FROM scratch\nENV A=$X B=$X\nLABEL a=$Y b=${Y}\nENV C=$X\n";
-        let parsed = crate::parse(src);
-        let opts = LowerOptions::for_host("Dockerfile");
-        let l = lower_with_warnings(&parsed.dockerfile, &opts, &NoImages).unwrap();
-        let lines: Vec<(u32, &str)> = l
-            .warnings
-            .iter()
-            .map(|w| (w.span.line, w.message.as_str()))
-            .collect();
-        assert_eq!(lines.len(), 3, "{lines:?}");
-        assert_eq!(lines.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [2, 3, 4]);
     }
 
     /// With every stage lowered (`--check` without `--target`), a `--chown` name that only the
