@@ -8,17 +8,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use xbuild_llb::{
-    CacheSharing, Chmod, Chown, CopyAction, Definition, Digest, ExecOp, FileAction, FileOp,
-    HistoryEntry, ImageConfig, MergeOp, MkfileAction, Mount, MountKind, NetworkMode, Op, Output,
-    Security, SourceOp, VertexMeta,
+    Chmod, Chown, CopyAction, Definition, Digest, FileAction, FileOp, HistoryEntry, ImageConfig,
+    MergeOp, MkfileAction, Op, Output, SourceOp, VertexMeta,
 };
 
-use crate::ast::{Command, CopySpec, Dockerfile, Instruction, RunSpec};
+use crate::ast::{Command, CopySpec, Dockerfile, Instruction};
 use crate::checks::meta_args;
 use crate::directives::CheckConfig;
 use crate::env::{ConfigEnvIndex, Env};
 use crate::gofmt;
-use crate::mount::{self, MountType};
 use crate::platform::{Platform, predefined_args};
 use crate::shell::{Budget, Lexer};
 use crate::span::{Diagnostic, Span};
@@ -29,6 +27,7 @@ use stages::{Base, BaseState, Progress, StageDef};
 mod config;
 mod expand;
 mod paths;
+mod run;
 mod stages;
 #[cfg(test)]
 mod test_support;
@@ -663,295 +662,6 @@ impl<'a> Lowerer<'a> {
         Some(())
     }
 
-    fn run(
-        &mut self,
-        i: usize,
-        out: &mut StageOut,
-        ctx: &mut StageCtx,
-        ins: &Instruction,
-        spec: &RunSpec,
-        onbuild: bool,
-    ) -> Option<()> {
-        if let Some(d) = spec.devices.first() {
-            self.diags.push(
-                Diagnostic::error(d.span, "RUN --device is not supported by xbuild")
-                    .with_hint("remove --device; xbuild runs steps without host devices"),
-            );
-            return None;
-        }
-        let mut inputs = vec![out.state.clone()];
-        let mut mounts = Vec::new();
-        let mut ssh_index = 0;
-        for m in &spec.mounts {
-            let lexer = self.lexer;
-            let budget = &mut self.budget;
-            let env = &out.env;
-            let mut unset = BTreeSet::new();
-            let parsed = mount::parse(&m.text, &mut |s| {
-                lexer
-                    .expand_within(s, env, budget)
-                    .map(|e| {
-                        unset.extend(e.unset);
-                        e.value
-                    })
-                    .map_err(|e| e.to_string())
-            });
-            self.undefined(out, ins, &unset);
-            let mut spec_m = match parsed {
-                Ok(x) => x,
-                Err(e) => {
-                    self.error(Diagnostic::error(m.span, e).with_hint(
-                        "write --mount=type=bind|cache|tmpfs|secret|ssh,target=PATH[,…]",
-                    ));
-                    return None;
-                }
-            };
-            // BuildKit (`dispatchRunMounts`): an empty or relative target is joined to the
-            // working directory; only a result of `/` is rejected.
-            let target = normalize_path(&out.config.working_dir, &spec_m.target, false);
-            if matches!(
-                spec_m.kind,
-                MountType::Bind | MountType::Cache | MountType::Tmpfs
-            ) && target == "/"
-            {
-                self.diags.push(
-                    Diagnostic::error(
-                        m.span,
-                        format!("invalid mount target {}", gofmt::quote(&target)),
-                    )
-                    .with_hint("mount somewhere below /: set target= to a directory such as /src"),
-                );
-                return None;
-            }
-            let mut source_input = |this: &mut Self, from: &Option<String>| -> Option<usize> {
-                let d = match from {
-                    Some(f) => this.source_of(i, ins, f, m.span)?,
-                    None => this.context()?,
-                };
-                inputs.push(d);
-                Some(inputs.len() - 1)
-            };
-            let source = clean_path(&format!("/{}", spec_m.source));
-            let kind = match spec_m.kind {
-                MountType::Bind => {
-                    let input = source_input(self, &spec_m.from)?;
-                    MountKind::Bind {
-                        input,
-                        source,
-                        readonly: spec_m.readonly,
-                    }
-                }
-                MountType::Cache => {
-                    let seed = match &spec_m.from {
-                        Some(_) => Some((source_input(self, &spec_m.from)?, source)),
-                        None => None,
-                    };
-                    MountKind::Cache {
-                        id: if spec_m.id.is_empty() {
-                            clean_path(&spec_m.target)
-                        } else {
-                            spec_m.id.clone()
-                        },
-                        sharing: match spec_m.sharing.as_deref() {
-                            Some("private") => CacheSharing::Private,
-                            Some("locked") => CacheSharing::Locked,
-                            _ => CacheSharing::Shared,
-                        },
-                        uid: spec_m.uid.unwrap_or(0),
-                        gid: spec_m.gid.unwrap_or(0),
-                        mode: spec_m.mode.unwrap_or(0o755),
-                        readonly: spec_m.readonly,
-                        seed,
-                    }
-                }
-                MountType::Tmpfs => MountKind::Tmpfs { size: spec_m.size },
-                MountType::Secret => {
-                    let id = if !spec_m.source.is_empty() {
-                        spec_m.source.clone()
-                    } else if !spec_m.id.is_empty() {
-                        spec_m.id.clone()
-                    } else {
-                        spec_m
-                            .target
-                            .rsplit('/')
-                            .next()
-                            .unwrap_or_default()
-                            .to_string()
-                    };
-                    if spec_m.env.is_none() && spec_m.target.is_empty() {
-                        spec_m.target =
-                            format!("/run/secrets/{}", id.rsplit('/').next().unwrap_or_default());
-                    }
-                    MountKind::Secret {
-                        id,
-                        required: spec_m.required,
-                        uid: spec_m.uid.unwrap_or(0),
-                        gid: spec_m.gid.unwrap_or(0),
-                        mode: spec_m.mode.unwrap_or(0o400),
-                        env: spec_m.env.clone(),
-                    }
-                }
-                MountType::Ssh => {
-                    if !spec_m.source.is_empty() {
-                        self.diags
-                            .push(Diagnostic::error(m.span, "ssh does not support source"));
-                        return None;
-                    }
-                    if spec_m.target.is_empty() {
-                        spec_m.target = format!("/run/buildkit/ssh_agent.{ssh_index}");
-                    }
-                    ssh_index += 1;
-                    MountKind::Ssh {
-                        id: if spec_m.id.is_empty() {
-                            "default".into()
-                        } else {
-                            spec_m.id.clone()
-                        },
-                        required: spec_m.required,
-                        uid: spec_m.uid.unwrap_or(0),
-                        gid: spec_m.gid.unwrap_or(0),
-                        mode: spec_m.mode.unwrap_or(0o600),
-                    }
-                }
-            };
-            let target = match spec_m.kind {
-                MountType::Secret | MountType::Ssh if spec_m.target.is_empty() => String::new(),
-                MountType::Secret | MountType::Ssh => {
-                    normalize_path(&out.config.working_dir, &spec_m.target, false)
-                }
-                _ => target,
-            };
-            mounts.push(Mount { target, kind });
-        }
-        // Heredocs.
-        let mut args = spec.cmd.args();
-        let shell_form = spec.cmd.is_shell();
-        let mut summary = None;
-        if !ins.heredocs.is_empty() && shell_form {
-            let first = args.first().cloned().unwrap_or_default();
-            if let Ok(Some(_)) = crate::heredoc::parse_marker(&first) {
-                let h = &ins.heredocs[0];
-                let data = if h.chomp {
-                    crate::heredoc::chomp(&h.content)
-                } else {
-                    h.content.clone()
-                };
-                summary = Some(summarize(&h.content));
-                if data.starts_with("#!") {
-                    let file = self.inline_document(&h.name, 0o755, data, ins.span)?;
-                    inputs.push(file);
-                    mounts.push(Mount {
-                        target: "/dev/pipes/".into(),
-                        kind: MountKind::Bind {
-                            input: inputs.len() - 1,
-                            source: "/".into(),
-                            readonly: true,
-                        },
-                    });
-                    args = vec![format!("/dev/pipes/{}", h.name)];
-                } else {
-                    args = vec![data];
-                }
-            } else {
-                let mut b = first;
-                for h in &ins.heredocs {
-                    b.push('\n');
-                    b.push_str(&h.content);
-                    b.push_str(&h.name);
-                }
-                args = vec![b];
-            }
-        }
-        let args = if shell_form {
-            let mut sh = out
-                .config
-                .shell
-                .clone()
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
-            sh.push(args.join(" "));
-            sh
-        } else {
-            args
-        };
-        let network = match spec.network.as_ref().map(|w| w.text.as_str()) {
-            Some("none") => NetworkMode::None,
-            Some("host") => NetworkMode::Host,
-            _ => NetworkMode::Default,
-        };
-        let security = match spec.security.as_ref().map(|w| w.text.as_str()) {
-            Some("insecure") => Security::Insecure,
-            _ => Security::Sandbox,
-        };
-        let mut env: Vec<String> = out.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        // Every step carries the whole environment: charge it, so that a large environment
-        // repeated by many steps cannot fill memory either.
-        let env_bytes = env.iter().map(String::len).sum();
-        if let Err(e) = self.budget.charge(env_bytes) {
-            self.error(
-                Diagnostic::error(ins.span, e)
-                    .with_hint("the environment is copied into every RUN step; keep it smaller"),
-            );
-            return None;
-        }
-        // As BuildKit's llb: the first ssh mount is the step's agent unless the env names one.
-        if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="))
-            && let Some(m) = mounts
-                .iter()
-                .find(|m| matches!(m.kind, MountKind::Ssh { .. }))
-        {
-            env.push(format!("SSH_AUTH_SOCK={}", m.target));
-        }
-        let op = Op::Exec(ExecOp {
-            args: args.clone(),
-            env,
-            cwd: if out.config.working_dir.is_empty() {
-                "/".into()
-            } else {
-                out.config.working_dir.clone()
-            },
-            user: out.config.user.clone(),
-            network,
-            security,
-            mounts,
-        });
-        let mut text = self.describe_text(out, ins, true);
-        if let Some(s) = summary {
-            text.push_str(&format!(" ({s})"));
-        }
-        let desc = ctx.describe(&text, onbuild);
-        let meta = ctx.meta(desc, ins);
-        let d = self.add(op, inputs, Some(meta), ins.span)?;
-        out.state = d.clone();
-        let mut created = String::from("RUN ");
-        if !out.args.is_empty() {
-            created.push_str(&format!("|{} ", out.args.len()));
-            for (k, v) in &out.args {
-                let val = out
-                    .env
-                    .get(k)
-                    .map(str::to_string)
-                    .or_else(|| v.clone())
-                    .unwrap_or_default();
-                created.push_str(&format!("{k}={val} "));
-            }
-        }
-        created.push_str(&args.join(" "));
-        created.push_str(" # buildkit");
-        // The history repeats every ARG: charged like the environment above.
-        if let Err(e) = self.budget.charge(created.len()) {
-            self.error(
-                Diagnostic::error(ins.span, e)
-                    .with_hint("every RUN step's history lists the stage's ARGs; declare fewer"),
-            );
-            return None;
-        }
-        let mut h = history(created, true);
-        h.vertex = Some(d);
-        out.history.push(h);
-        Some(())
-    }
-
     fn copy(
         &mut self,
         i: usize,
@@ -1309,21 +1019,6 @@ fn internal(description: &str) -> VertexMeta {
     }
 }
 
-fn summarize(doc: &str) -> String {
-    let doc = doc.trim();
-    let mut lines = doc.split('\n');
-    let first = lines
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches('\r')
-        .to_string();
-    if lines.next().is_some() {
-        format!("{first}...")
-    } else {
-        first
-    }
-}
-
 /// Per-stage progress numbering (`[stage-1 2/5] RUN …`).
 struct StageCtx {
     label: Option<String>,
@@ -1369,39 +1064,6 @@ mod tests {
     use super::test_support::{NoImages, amd64, check_warnings, execs, lower, lower_opts};
     use super::{LowerOptions, lower_with_warnings};
     use crate::platform::Platform;
-    use xbuild_llb::MountKind;
-
-    #[test]
-    fn run_mount_without_target_or_relative_resolves_against_workdir() {
-        let def = lower(
-            "FROM scratch AS x\nFROM scratch\nWORKDIR /app\n\
-             RUN --mount=from=x true\n\
-             RUN --mount=type=cache true\n\
-             RUN --mount=type=cache,target=cache/go true\n\
-             RUN --mount=type=bind,target=. true\n",
-        )
-        .unwrap();
-        let mounts: Vec<(String, Option<String>)> = execs(&def)
-            .into_iter()
-            .flat_map(|e| e.mounts)
-            .map(|m| {
-                let id = match m.kind {
-                    MountKind::Cache { id, .. } => Some(id),
-                    _ => None,
-                };
-                (m.target, id)
-            })
-            .collect();
-        assert_eq!(
-            mounts,
-            vec![
-                ("/app".to_string(), None),
-                ("/app".to_string(), Some(".".to_string())),
-                ("/app/cache/go".to_string(), Some("cache/go".to_string())),
-                ("/app".to_string(), None),
-            ]
-        );
-    }
 
     #[test]
     fn copy_chown_name_onto_an_empty_base_is_an_error() {
@@ -1502,15 +1164,6 @@ mod tests {
             run.env
         );
         assert_eq!(def.outputs()[0].variant.as_deref(), Some("v7"));
-    }
-
-    #[test]
-    fn run_mount_target_resolving_to_root_is_an_error() {
-        for m in ["type=cache", "type=bind,target=.", "type=tmpfs,target=/"] {
-            let errs = lower(&format!("FROM scratch\nRUN --mount={m} true\n")).unwrap_err();
-            assert_eq!(errs[0].message, "invalid mount target \"/\"", "{m}");
-            assert_eq!(errs[0].span.line, 2, "{m}");
-        }
     }
 
     /// `build --check` lost the warnings lowering had found once it met an error: an
