@@ -4,33 +4,41 @@
 //! never enter the graph. Base images are looked up through an [`ImageResolver`], so this module
 //! stays pure. Image config and history follow Docker 20.10's BuildKit byte for byte (the
 //! engine the conformance corpus is built with).
-
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-
-use xbuild_llb::{
-    Chmod, Chown, CopyAction, Definition, Digest, FileAction, FileOp, HistoryEntry, ImageConfig,
-    MergeOp, MkfileAction, Op, Output, SourceOp, VertexMeta,
-};
-
-use crate::ast::{Command, CopySpec, Dockerfile, Instruction};
-use crate::checks::meta_args;
-use crate::directives::CheckConfig;
-use crate::env::{ConfigEnvIndex, Env};
-use crate::gofmt;
-use crate::platform::{Platform, predefined_args};
-use crate::shell::{Budget, Lexer};
-use crate::span::{Diagnostic, Span};
-use expand::expansion_error;
-use paths::{chown_lookup_name, copy_dest};
-use stages::{Base, BaseState, Progress, StageDef};
+//!
+//! As BuildKit's dockerfile2llb, the work is split by feature: this module holds the entry
+//! points, the per-stage instruction loop and dispatch, and the graph plumbing the features
+//! share; `stages` lowers FROM lines, stage references and ONBUILD triggers; `run` RUN and its
+//! mounts; `copy` COPY and ADD; `config` the image config instructions; `paths` path and
+//! working directory rules; `expand` word expansion and UndefinedVar.
 
 mod config;
+mod copy;
 mod expand;
 mod paths;
 mod run;
 mod stages;
 #[cfg(test)]
 mod test_support;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use xbuild_llb::{
+    Definition, Digest, FileAction, FileOp, HistoryEntry, ImageConfig, MkfileAction, Op, Output,
+    SourceOp, VertexMeta,
+};
+
+use crate::ast::{Command, Dockerfile, Instruction};
+use crate::checks::meta_args;
+use crate::directives::CheckConfig;
+use crate::env::{ConfigEnvIndex, Env};
+use crate::platform::{Platform, predefined_args};
+use crate::shell::{Budget, Lexer};
+use crate::span::{Diagnostic, Span};
+use expand::expansion_error;
+use stages::{Base, BaseState, Progress, StageDef};
+
+pub use crate::platform::host_architecture;
+pub use paths::{clean_path, normalize_path, normalize_workdir, parse_chown};
 
 /// The `PATH` every Linux stage gets when its base sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -40,9 +48,6 @@ pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
 /// The build context's name in the graph.
 pub const CONTEXT_NAME: &str = "context";
-
-pub use crate::platform::host_architecture;
-pub use paths::{clean_path, normalize_path, normalize_workdir, parse_chown};
 
 /// A base image as the resolver found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -368,194 +373,6 @@ impl Lowerer<'_> {
             }
         }
     }
-}
-
-/// The build arguments BuildKit predefines for proxies: case-insensitive, usable without `ARG`.
-const PROXY_ARGS: [&str; 5] = [
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "FTP_PROXY",
-    "NO_PROXY",
-    "ALL_PROXY",
-];
-
-/// The environment every RUN gets from the proxy build arguments, as BuildKit's `ProxyEnv`:
-/// each non-empty one under its upper- and lower-case name (of keys differing only in case, the
-/// last in sorted order wins), in the order `HTTP`, `HTTPS`, `FTP`, `NO`, `ALL`.
-pub fn proxy_env(build_args: &BTreeMap<String, String>) -> Vec<String> {
-    let mut values: [&str; 5] = [""; 5];
-    for (k, v) in build_args {
-        if let Some(i) = PROXY_ARGS.iter().position(|p| p.eq_ignore_ascii_case(k)) {
-            values[i] = v;
-        }
-    }
-    let mut env = Vec::new();
-    for (name, v) in PROXY_ARGS.iter().zip(values) {
-        if !v.is_empty() {
-            env.push(format!("{name}={v}"));
-            env.push(format!("{}={v}", name.to_ascii_lowercase()));
-        }
-    }
-    env
-}
-
-/// The deepest chain of stages reached through one another's instructions (`COPY --from`,
-/// `RUN --mount=from=`) that lowering follows. A stage built on another (`FROM stage`) does not
-/// count: such chains are lowered in a loop, at any length.
-pub const MAX_STAGE_NESTING: usize = 24;
-
-/// How many undefined variables of one Dockerfile get a "did you mean" suggestion (the rest are
-/// reported without one; the renderer shows ten of a rule anyway).
-pub const MAX_SUGGESTIONS: usize = 100;
-
-fn history(created_by: String, layer: bool) -> HistoryEntry {
-    HistoryEntry {
-        created: None,
-        created_by,
-        author: None,
-        comment: Some(HISTORY_COMMENT.into()),
-        empty_layer: !layer,
-        vertex: None,
-    }
-}
-
-/// Symbolic chmod (`u+x,go-w`, `a=rx`), as `dchapes/mode` accepts it.
-fn valid_symbolic_mode(s: &str) -> bool {
-    !s.is_empty()
-        && s.split(',').all(|clause| {
-            let who_end = clause
-                .find(|c: char| !"ugoa".contains(c))
-                .unwrap_or(clause.len());
-            let rest = &clause[who_end..];
-            !rest.is_empty()
-                && rest.starts_with(['+', '-', '='])
-                && rest.chars().all(|c| "+-=rwxXstugo".contains(c))
-        })
-}
-
-fn is_git_source(src: &str) -> bool {
-    let lower = src.to_ascii_lowercase();
-    if lower.starts_with("git://") || lower.starts_with("ssh://") {
-        return true;
-    }
-    if lower.starts_with("http://") || lower.starts_with("https://") {
-        let no_frag = src.split('#').next().unwrap_or(src);
-        let path = no_frag.split('?').next().unwrap_or(no_frag);
-        return path.ends_with(".git");
-    }
-    // scp-like user@host:path
-    if let Some((userhost, _)) = src.split_once(':')
-        && let Some((user, host)) = userhost.split_once('@')
-    {
-        return !user.is_empty() && !host.is_empty() && !userhost.contains('/');
-    }
-    false
-}
-
-fn is_http_source(src: &str) -> bool {
-    (src.starts_with("http://") || src.starts_with("https://")) && !is_git_source(src)
-}
-
-fn contains_wildcards(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'*' | b'?' | b'[' => return true,
-            b'\\' => i += 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    false
-}
-
-impl<'a> Lowerer<'a> {
-    fn add(
-        &mut self,
-        op: Op,
-        inputs: Vec<Digest>,
-        meta: Option<VertexMeta>,
-        span: Span,
-    ) -> Option<Digest> {
-        match self.def.add(op, inputs) {
-            Ok(d) => {
-                if let Some(m) = meta {
-                    self.def.set_meta(&d, m);
-                }
-                Some(d)
-            }
-            Err(e) => {
-                self.diags.push(Diagnostic::error(span, e.to_string()));
-                None
-            }
-        }
-    }
-
-    /// Records an error. Once the expansion budget is spent every expansion fails: only the
-    /// first of those errors is kept.
-    fn error(&mut self, d: Diagnostic) {
-        if self.budget.spent() {
-            if self.budget_reported {
-                return;
-            }
-            self.budget_reported = true;
-        }
-        self.diags.push(d);
-    }
-
-    fn scratch(&mut self) -> Option<Digest> {
-        if let Some(s) = &self.scratch {
-            return Some(s.clone());
-        }
-        let d = self.add(Op::Source(SourceOp::Scratch), vec![], None, Span::default())?;
-        self.scratch = Some(d.clone());
-        Some(d)
-    }
-
-    /// A vertex holding one heredoc as the file `/NAME` (mode `mode`) on scratch.
-    fn inline_document(
-        &mut self,
-        name: &str,
-        mode: u32,
-        data: String,
-        span: Span,
-    ) -> Option<Digest> {
-        let scratch = self.scratch()?;
-        let op = Op::File(FileOp {
-            actions: vec![FileAction::Mkfile(MkfileAction {
-                path: format!("/{name}"),
-                mode,
-                data: data.into_bytes(),
-                chown: None,
-            })],
-        });
-        self.add(
-            op,
-            vec![scratch],
-            Some(internal("[internal] preparing inline document")),
-            span,
-        )
-    }
-
-    fn context(&mut self) -> Option<Digest> {
-        if let Some(c) = &self.context {
-            return Some(c.clone());
-        }
-        let op = Op::Source(SourceOp::Local {
-            name: CONTEXT_NAME.into(),
-            include_patterns: vec![],
-            exclude_patterns: self.opts.exclude_patterns.clone(),
-        });
-        let meta = VertexMeta {
-            description: "[internal] load build context".into(),
-            file: None,
-            line: None,
-        };
-        let d = self.add(op, vec![], Some(meta), Span::default())?;
-        self.context = Some(d.clone());
-        Some(d)
-    }
 
     /// Lowers stage `i` on its base: the base's ONBUILD triggers, then its instructions.
     fn lower_stage(&mut self, i: usize) -> Option<StageOut> {
@@ -607,27 +424,6 @@ impl<'a> Lowerer<'a> {
         Some(out)
     }
 
-    /// Reports build check `rule` unless the file's `# check=` directive or a `# check=`
-    /// comment above `ins` skips it.
-    fn check_warn(&mut self, ins: &Instruction, rule: &'static str, span: Span, msg: String) {
-        let file = self
-            .df
-            .directives
-            .check
-            .as_deref()
-            .and_then(|c| crate::CheckConfig::parse(c).ok())
-            .unwrap_or_default();
-        let config = match CheckConfig::from_comments(&ins.comments) {
-            Some(c) => file.merged(&c),
-            None => file,
-        };
-        if config.enabled(rule, false) {
-            self.warnings.push(
-                Diagnostic::check(rule, span, msg).with_hint_opt(crate::checks::rule_url(rule)),
-            );
-        }
-    }
-
     /// Lowers one instruction of stage `i` onto `out`; `onbuild` for a base's trigger. `None`
     /// when it failed (the error is recorded).
     fn dispatch(
@@ -662,355 +458,169 @@ impl<'a> Lowerer<'a> {
         Some(())
     }
 
-    fn copy(
+    /// Adds `op` on `inputs` to the graph, with `meta`; an error at `span` when the graph
+    /// refuses it.
+    fn add(
         &mut self,
-        i: usize,
-        out: &mut StageOut,
-        ctx: &mut StageCtx,
-        ins: &Instruction,
-        spec: &CopySpec,
-        onbuild: bool,
-    ) -> Option<()> {
-        let is_add = matches!(ins.command, Command::Add(_));
-        let dest_raw = self.expand(out, ins, &spec.dest)?;
-        let dest = copy_dest(&out.config.working_dir, &dest_raw);
-        let chown = match &spec.chown {
-            Some(c) => {
-                let v = self.expand(out, ins, c)?;
-                parse_chown(&v)
-            }
-            None => None,
-        };
-        let mode = match &spec.chmod {
-            Some(c) => {
-                let v = self.expand(out, ins, c)?;
-                match u32::from_str_radix(&v, 8) {
-                    Ok(n) if n <= 0o7777 => Some(Chmod::Octal(n)),
-                    Ok(_) => {
-                        self.diags.push(Diagnostic::error(c.span, format!("invalid chmod parameter: '{v}'. it should be octal string and between 0 and 07777")));
-                        return None;
-                    }
-                    Err(_) if valid_symbolic_mode(&v) && !v.bytes().all(|b| b.is_ascii_digit()) => {
-                        Some(Chmod::Symbolic(v))
-                    }
-                    Err(_) => {
-                        self.diags.push(
-                            Diagnostic::error(c.span, format!("invalid chmod parameter: '{v}'. it should be octal string and between 0 and 07777"))
-                                .with_hint("write --chmod=0644 or a symbolic mode such as u+x,go-w"),
-                        );
-                        return None;
-                    }
+        op: Op,
+        inputs: Vec<Digest>,
+        meta: Option<VertexMeta>,
+        span: Span,
+    ) -> Option<Digest> {
+        match self.def.add(op, inputs) {
+            Ok(d) => {
+                if let Some(m) = meta {
+                    self.def.set_meta(&d, m);
                 }
+                Some(d)
             }
-            None => None,
-        };
-        let checksum = match &spec.checksum {
-            Some(c) => Some(self.expand(out, ins, c)?.to_string()).filter(|s| !s.is_empty()),
-            None => None,
-        };
-        let exclude: Vec<String> = spec.exclude.iter().map(|w| w.text.clone()).collect();
-        // Where sources come from.
-        let source = match &spec.from {
-            Some(f) => {
-                let name = self.expand(out, ins, f)?;
-                if name.is_empty() {
-                    self.diags.push(
-                        Diagnostic::error(
-                            f.span,
-                            format!("--from={} expands to an empty value", f.text),
-                        )
-                        .with_hint("declare the ARG in this stage (ARG NAME) or give it a value"),
-                    );
-                    return None;
-                } else {
-                    let d = self.source_of(i, ins, &name, f.span)?;
-                    Some(d)
-                }
+            Err(e) => {
+                self.diags.push(Diagnostic::error(span, e.to_string()));
+                None
             }
-            None => None,
+        }
+    }
+
+    /// Records an error. Once the expansion budget is spent every expansion fails: only the
+    /// first of those errors is kept.
+    fn error(&mut self, d: Diagnostic) {
+        if self.budget.spent() {
+            if self.budget_reported {
+                return;
+            }
+            self.budget_reported = true;
+        }
+        self.diags.push(d);
+    }
+
+    /// Reports build check `rule` unless the file's `# check=` directive or a `# check=`
+    /// comment above `ins` skips it.
+    fn check_warn(&mut self, ins: &Instruction, rule: &'static str, span: Span, msg: String) {
+        let file = self
+            .df
+            .directives
+            .check
+            .as_deref()
+            .and_then(|c| crate::CheckConfig::parse(c).ok())
+            .unwrap_or_default();
+        let config = match CheckConfig::from_comments(&ins.comments) {
+            Some(c) => file.merged(&c),
+            None => file,
         };
-        if checksum.is_some()
-            && (spec.sources.len() != 1
-                || !spec
-                    .sources
-                    .iter()
-                    .all(|s| is_http_source(&s.text) || is_git_source(&s.text)))
-        {
-            self.diags.push(
-                Diagnostic::error(ins.span, "checksum requires HTTP(S) or Git sources")
-                    .with_hint("use --checksum with a single URL source"),
+        if config.enabled(rule, false) {
+            self.warnings.push(
+                Diagnostic::check(rule, span, msg).with_hint_opt(crate::checks::rule_url(rule)),
             );
-            return None;
         }
-        let link = spec.link && mode.is_none();
-        let base = if link {
-            self.scratch()?
-        } else {
-            out.state.clone()
+    }
+
+    /// The empty filesystem, added once.
+    fn scratch(&mut self) -> Option<Digest> {
+        if let Some(s) = &self.scratch {
+            return Some(s.clone());
+        }
+        let d = self.add(Op::Source(SourceOp::Scratch), vec![], None, Span::default())?;
+        self.scratch = Some(d.clone());
+        Some(d)
+    }
+
+    /// A vertex holding one heredoc as the file `/NAME` (mode `mode`) on scratch.
+    fn inline_document(
+        &mut self,
+        name: &str,
+        mode: u32,
+        data: String,
+        span: Span,
+    ) -> Option<Digest> {
+        let scratch = self.scratch()?;
+        let op = Op::File(FileOp {
+            actions: vec![FileAction::Mkfile(MkfileAction {
+                path: format!("/{name}"),
+                mode,
+                data: data.into_bytes(),
+                chown: None,
+            })],
+        });
+        self.add(
+            op,
+            vec![scratch],
+            Some(internal("[internal] preparing inline document")),
+            span,
+        )
+    }
+
+    /// The build context (less the `.dockerignore` patterns), added once.
+    fn context(&mut self) -> Option<Digest> {
+        if let Some(c) = &self.context {
+            return Some(c.clone());
+        }
+        let op = Op::Source(SourceOp::Local {
+            name: CONTEXT_NAME.into(),
+            include_patterns: vec![],
+            exclude_patterns: self.opts.exclude_patterns.clone(),
+        });
+        let meta = VertexMeta {
+            description: "[internal] load build context".into(),
+            file: None,
+            line: None,
         };
-        if let (Some(c), Some(word)) = (&chown, &spec.chown)
-            && self.solved
-            && self.scratch.as_ref() == Some(&base)
-            && let Some(name) = chown_lookup_name(c)
-        {
-            // BuildKit marshals a name lookup against the copy's base input; an empty base
-            // has none (index -1) and the solve fails.
-            let cmd = if is_add { "ADD" } else { "COPY" };
-            let why = if link {
-                format!("{cmd} --link starts from an empty filesystem")
-            } else {
-                format!("nothing comes before this {cmd} on an empty base (FROM scratch)")
-            };
-            self.diags.push(
-                Diagnostic::error(
-                    word.span,
-                    format!(
-                        "invalid user index: -1: --chown={} names {}, but {why}, so there is no /etc/passwd or /etc/group to look it up in",
-                        word.text,
-                        gofmt::quote(name)
-                    ),
-                )
-                .with_hint(if link {
-                    "use numeric ids such as --chown=1000:1000 (or root), or drop --link"
-                } else {
-                    "use numeric ids such as --chown=1000:1000 (or root)"
-                }),
-            );
-            return None;
-        }
-        let mut inputs = vec![base];
-        let mut actions = Vec::new();
-        let mut msg = String::from(if is_add { "ADD" } else { "COPY" });
-        let input_of = |inputs: &mut Vec<Digest>, d: Digest| -> usize {
-            match inputs.iter().position(|x| *x == d) {
-                Some(p) if p > 0 => p,
-                _ => {
-                    inputs.push(d);
-                    inputs.len() - 1
-                }
-            }
-        };
-        for s in &spec.sources {
-            let src = self.expand(out, ins, s)?;
-            msg.push(' ');
-            msg.push_str(&src);
-            if is_git_source(&src) && source.is_none() {
-                if !is_add {
-                    self.diags.push(
-                        Diagnostic::error(s.span, "source can't be a git ref for COPY")
-                            .with_hint("use ADD for git sources"),
-                    );
-                    return None;
-                }
-                let (remote, frag) = src.split_once('#').unwrap_or((&src, ""));
-                let (reference, subdir) = frag.split_once(':').unwrap_or((frag, ""));
-                let op = Op::Source(SourceOp::Git {
-                    remote: remote.to_string(),
-                    reference: reference.to_string(),
-                    subdir: (!subdir.is_empty()).then(|| subdir.to_string()),
-                    keep_git_dir: spec.keep_git_dir.unwrap_or(false),
-                    checksum: checksum.clone(),
-                });
-                let g = self.add(op, vec![], None, s.span)?;
-                let idx = input_of(&mut inputs, g);
-                actions.push(FileAction::Copy(copy_action(
-                    idx,
-                    "/".into(),
-                    dest.clone(),
-                    chown.clone(),
-                    mode.clone(),
-                    false,
-                    &[],
-                )));
-                continue;
-            }
-            if is_http_source(&src) && source.is_none() {
-                if !is_add {
-                    self.diags.push(
-                        Diagnostic::error(s.span, "source can't be a URL for COPY")
-                            .with_hint("use ADD for URLs, or RUN curl"),
-                    );
-                    return None;
-                }
-                let path = src.split(['?', '#']).next().unwrap_or(&src);
-                let after_host = path.splitn(4, '/').nth(3).unwrap_or("");
-                let base = after_host
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or("");
-                let filename = if base.is_empty() || base == "." {
-                    "__unnamed__".to_string()
-                } else {
-                    base.to_string()
-                };
-                let checksum_digest = match &checksum {
-                    Some(c) => match c.parse::<Digest>() {
-                        Ok(d) => Some(d),
-                        Err(e) => {
-                            self.diags.push(Diagnostic::error(ins.span, e.to_string()));
-                            return None;
-                        }
-                    },
-                    None => None,
-                };
-                let op = Op::Source(SourceOp::Http {
-                    url: src.clone(),
-                    checksum: checksum_digest,
-                    filename: filename.clone(),
-                });
-                let h = self.add(op, vec![], None, s.span)?;
-                let idx = input_of(&mut inputs, h);
-                let mut a = copy_action(
-                    idx,
-                    format!("/{filename}"),
-                    dest.clone(),
-                    chown.clone(),
-                    mode.clone(),
-                    false,
-                    &exclude,
-                );
-                a.attempt_unpack = spec.unpack.unwrap_or(false);
-                a.follow_symlinks = false;
-                a.dir_copy_contents = false;
-                a.allow_wildcard = false;
-                a.allow_empty_wildcard = false;
-                actions.push(FileAction::Copy(a));
-                continue;
-            }
-            if source.is_none()
-                && let Some(msg) = self
-                    .ignored
-                    .as_ref()
-                    .and_then(|m| m.copy_ignored(is_add, &src))
-            {
-                self.check_warn(ins, "CopyIgnoredFile", ins.span, msg);
-            }
-            let from_digest = match &source {
-                Some(d) => d.clone(),
-                None => self.context()?,
-            };
-            let idx = input_of(&mut inputs, from_digest);
-            let (src_path, include, required) = if spec.parents {
-                let (parent, pattern) = match src.split_once("/./") {
-                    Some((p, pat)) => (p.to_string(), pat.to_string()),
-                    None => ("/".to_string(), src.clone()),
-                };
-                let pattern_n = normalize_path("/", &pattern, false);
-                let required = if !contains_wildcards(&parent) && !contains_wildcards(&pattern) {
-                    vec![normalize_path("/", &format!("{parent}/{pattern}"), false)]
-                } else {
-                    vec![]
-                };
-                (
-                    normalize_path("/", &parent, false),
-                    vec![pattern_n.trim_start_matches('/').to_string()],
-                    required,
-                )
-            } else {
-                (normalize_path("/", &src, false), vec![], vec![])
-            };
-            let mut a = copy_action(
-                idx,
-                src_path,
-                dest.clone(),
-                chown.clone(),
-                mode.clone(),
-                true,
-                &exclude,
-            );
-            a.include_patterns = include;
-            a.required_paths = required;
-            a.attempt_unpack = is_add && spec.unpack.unwrap_or(true);
-            actions.push(FileAction::Copy(a));
-        }
-        for inline in &spec.inline {
-            msg.push_str(&format!(" <<{}", inline.name));
-            let data = if inline.expand {
-                let mut lex = Lexer::new('\\');
-                lex.skip_quotes = true;
-                match lex.expand_within(&inline.content, &out.env, &mut self.budget) {
-                    Ok(e) => e.value,
-                    Err(e) => {
-                        self.error(Diagnostic::error(ins.span, e.to_string()));
-                        return None;
-                    }
-                }
-            } else {
-                inline.content.clone()
-            };
-            let f = self.inline_document(&inline.name, 0o644, data, ins.span)?;
-            let idx = input_of(&mut inputs, f);
-            actions.push(FileAction::Copy(copy_action(
-                idx,
-                format!("/{}", inline.name),
-                dest.clone(),
-                chown.clone(),
-                mode.clone(),
-                false,
-                &[],
-            )));
-        }
-        msg.push(' ');
-        msg.push_str(&dest_raw);
-        msg.push_str(" # buildkit");
-        let text = self.describe_text(out, ins, false);
-        let desc = ctx.describe(&text, onbuild);
-        let meta = ctx.meta(desc, ins);
-        let mut d = self.add(
-            Op::File(FileOp { actions }),
-            inputs,
-            Some(meta.clone()),
-            ins.span,
-        )?;
-        if link {
-            let merge_meta = VertexMeta {
-                description: format!("{} (link)", meta.description),
-                ..meta
-            };
-            let m = self.add(
-                Op::Merge(MergeOp {}),
-                vec![out.state.clone(), d],
-                Some(merge_meta),
-                ins.span,
-            )?;
-            d = m;
-        }
-        out.state = d.clone();
-        let mut h = history(msg, true);
-        h.vertex = Some(d);
-        out.history.push(h);
-        Some(())
+        let d = self.add(op, vec![], Some(meta), Span::default())?;
+        self.context = Some(d.clone());
+        Some(d)
     }
 }
 
-fn copy_action(
-    input: usize,
-    src: String,
-    dest: String,
-    chown: Option<Chown>,
-    mode: Option<Chmod>,
-    local: bool,
-    exclude: &[String],
-) -> CopyAction {
-    CopyAction {
-        input,
-        src,
-        dest,
-        chown,
-        mode,
-        follow_symlinks: local,
-        dir_copy_contents: local,
-        allow_wildcard: local,
-        allow_empty_wildcard: local,
-        create_dest_path: true,
-        include_patterns: vec![],
-        exclude_patterns: exclude.to_vec(),
-        required_paths: vec![],
-        attempt_unpack: false,
+/// The build arguments BuildKit predefines for proxies: case-insensitive, usable without `ARG`.
+const PROXY_ARGS: [&str; 5] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "FTP_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+];
+
+/// The environment every RUN gets from the proxy build arguments, as BuildKit's `ProxyEnv`:
+/// each non-empty one under its upper- and lower-case name (of keys differing only in case, the
+/// last in sorted order wins), in the order `HTTP`, `HTTPS`, `FTP`, `NO`, `ALL`.
+pub fn proxy_env(build_args: &BTreeMap<String, String>) -> Vec<String> {
+    let mut values: [&str; 5] = [""; 5];
+    for (k, v) in build_args {
+        if let Some(i) = PROXY_ARGS.iter().position(|p| p.eq_ignore_ascii_case(k)) {
+            values[i] = v;
+        }
+    }
+    let mut env = Vec::new();
+    for (name, v) in PROXY_ARGS.iter().zip(values) {
+        if !v.is_empty() {
+            env.push(format!("{name}={v}"));
+            env.push(format!("{}={v}", name.to_ascii_lowercase()));
+        }
+    }
+    env
+}
+
+/// The deepest chain of stages reached through one another's instructions (`COPY --from`,
+/// `RUN --mount=from=`) that lowering follows. A stage built on another (`FROM stage`) does not
+/// count: such chains are lowered in a loop, at any length.
+pub const MAX_STAGE_NESTING: usize = 24;
+
+/// How many undefined variables of one Dockerfile get a "did you mean" suggestion (the rest are
+/// reported without one; the renderer shows ten of a rule anyway).
+pub const MAX_SUGGESTIONS: usize = 100;
+
+/// A history entry as BuildKit writes it; `layer` when the step made a layer.
+fn history(created_by: String, layer: bool) -> HistoryEntry {
+    HistoryEntry {
+        created: None,
+        created_by,
+        author: None,
+        comment: Some(HISTORY_COMMENT.into()),
+        empty_layer: !layer,
+        vertex: None,
     }
 }
 
+/// Metadata of an internal vertex (no Dockerfile line).
 fn internal(description: &str) -> VertexMeta {
     VertexMeta {
         description: description.to_string(),
@@ -1021,14 +631,20 @@ fn internal(description: &str) -> VertexMeta {
 
 /// Per-stage progress numbering (`[stage-1 2/5] RUN …`).
 struct StageCtx {
+    /// The stage's name, when the Dockerfile has several.
     label: Option<String>,
+    /// How many numbered steps the stage has.
     total: usize,
+    /// The number of the last step described.
     index: usize,
+    /// The Dockerfile's name, for vertex metadata.
     file: String,
+    /// A CMD was set in this stage (an ENTRYPOINT then keeps it).
     cmd_set: bool,
 }
 
 impl StageCtx {
+    /// The next step's progress description: `[label i/total] text`.
     fn describe(&mut self, text: &str, onbuild: bool) -> String {
         if self.total == 0 {
             return text.to_string();
@@ -1048,6 +664,7 @@ impl StageCtx {
         out
     }
 
+    /// A step's vertex metadata: `description` at `ins`'s line.
     fn meta(&self, description: String, ins: &Instruction) -> VertexMeta {
         VertexMeta {
             description,
@@ -1061,52 +678,9 @@ impl StageCtx {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::test_support::{NoImages, amd64, check_warnings, execs, lower, lower_opts};
+    use super::test_support::{NoImages, execs, lower_opts};
     use super::{LowerOptions, lower_with_warnings};
     use crate::platform::Platform;
-
-    #[test]
-    fn copy_chown_name_onto_an_empty_base_is_an_error() {
-        let cases = [
-            ("FROM scratch\nCOPY --chown=app f /f\n", 2, 6),
-            ("FROM scratch\nCOPY --chown=0:app f /f\n", 2, 6),
-            ("FROM scratch\nENV U=app\nADD --chown=$U f /f\n", 3, 5),
-            ("FROM scratch AS a\nFROM a\nCOPY --chown=app f /f\n", 3, 6),
-            ("FROM scratch\nCOPY --link --chown=app f /f\n", 2, 13),
-            (
-                "FROM scratch\nCOPY f /f\nCOPY --link --chown=app g /g\n",
-                3,
-                13,
-            ),
-            ("FROM scratch\nUSER app\nWORKDIR /x\n", 3, 9),
-        ];
-        for (src, line, col) in cases {
-            let errs = lower(src).unwrap_err();
-            assert!(
-                errs[0].message.starts_with("invalid user index: -1"),
-                "{src}: {errs:?}"
-            );
-            assert_eq!((errs[0].span.line, errs[0].span.col), (line, col), "{src}");
-        }
-    }
-
-    #[test]
-    fn copy_chown_without_lookup_or_onto_a_non_empty_base_builds() {
-        for src in [
-            "FROM scratch\nCOPY --chown=root f /f\n",
-            "FROM scratch\nCOPY --chown=12:34 f /f\n",
-            "FROM scratch\nCOPY --link --chown=12 f /f\n",
-            "FROM scratch\nWORKDIR /app\nCOPY --chown=app f .\n",
-            "FROM scratch\nCOPY f /f\nCOPY --chown=app:grp g /g\n",
-            "FROM scratch\nCOPY f /f\nCOPY --link --chmod=644 --chown=app g /g\n",
-            "FROM scratch\nUSER 1000\nWORKDIR /x\n",
-            "FROM scratch\nWORKDIR /x\nUSER app\nWORKDIR /y\n",
-        ] {
-            if let Err(e) = lower(src) {
-                panic!("{src}: {e:?}");
-            }
-        }
-    }
 
     #[test]
     fn buildplatform_is_the_host_and_targetplatform_the_target() {
@@ -1217,55 +791,5 @@ mod tests {
         let parsed = crate::parse(src);
         let report = super::lower_report(&parsed.dockerfile, &opts, &NoImages);
         assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
-    }
-
-    #[test]
-    fn copy_ignored_file_warns_for_context_sources_only() {
-        let mut o = amd64();
-        o.exclude_patterns = vec!["*.md".into(), "dist".into()];
-        let w = check_warnings(
-            "FROM scratch AS b\nCOPY README.md /\nFROM scratch\nCOPY --from=b README.md /x\nADD dist/app.js /app/\nCOPY src /src\nCOPY <<EOF /notes.md\nhi\nEOF\n",
-            &o,
-        );
-        assert_eq!(
-            w,
-            vec![
-                (
-                    "CopyIgnoredFile".to_string(),
-                    "Attempting to Copy file \"README.md\" that is excluded by .dockerignore"
-                        .to_string()
-                ),
-                (
-                    "CopyIgnoredFile".to_string(),
-                    "Attempting to Add file \"dist/app.js\" that is excluded by .dockerignore"
-                        .to_string()
-                ),
-            ]
-        );
-        o.all_stages = true;
-        let w = check_warnings("FROM scratch\nCOPY README.md /\n", &o);
-        assert_eq!(w.len(), 1);
-    }
-
-    #[test]
-    fn copy_ignored_file_is_quiet_with_exceptions_or_a_skip() {
-        let mut o = amd64();
-        o.exclude_patterns = vec!["*.md".into(), "!README.md".into()];
-        assert!(check_warnings("FROM scratch\nCOPY CHANGELOG.md /\n", &o).is_empty());
-        o.exclude_patterns = vec!["*.md".into()];
-        assert!(
-            check_warnings(
-                "FROM scratch\n# check=skip=CopyIgnoredFile\nCOPY CHANGELOG.md /\n",
-                &o
-            )
-            .is_empty()
-        );
-        assert!(
-            check_warnings(
-                "# check=skip=CopyIgnoredFile\nFROM scratch\nCOPY a.md /\n",
-                &o
-            )
-            .is_empty()
-        );
     }
 }
