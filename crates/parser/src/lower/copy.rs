@@ -134,13 +134,16 @@ impl Lowerer<'_> {
             Some(f) => Some(self.copy_from(i, out, ins, f)?),
             None => None,
         };
-        if checksum.is_some()
-            && (spec.sources.len() != 1
-                || !spec
-                    .sources
-                    .iter()
-                    .all(|s| is_http_source(&s.text) || is_git_source(&s.text)))
-        {
+        // The source as expanded, as BuildKit checks it after expanding the instruction's
+        // words (`ADD --checksum=… $URL /` is a URL source).
+        let url_source = match (&checksum, spec.sources.as_slice()) {
+            (Some(_), [source]) => {
+                let s = self.expand(out, ins, source)?;
+                is_http_source(&s) || is_git_source(&s)
+            }
+            _ => false,
+        };
+        if checksum.is_some() && !url_source {
             self.diags.push(
                 Diagnostic::error(ins.span, "checksum requires HTTP(S) or Git sources")
                     .with_hint("use --checksum with a single URL source"),
@@ -565,6 +568,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::super::test_support::{amd64, check_warnings, lower};
+
+    #[test]
+    fn add_checksum_checks_the_expanded_source() {
+        let ok = "FROM scratch\nARG URL=https://example.com/a.tgz\n\
+                  ADD --checksum=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef $URL /a\n";
+        lower(ok).unwrap();
+        let local = "FROM scratch\nARG SRC=a.tgz\n\
+                     ADD --checksum=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef $SRC /a\n";
+        let errs = lower(local).unwrap_err();
+        assert_eq!(errs[0].message, "checksum requires HTTP(S) or Git sources");
+        assert_eq!((errs[0].span.line, errs[0].span.col), (3, 1));
+    }
 
     #[test]
     fn copy_chown_name_onto_an_empty_base_is_an_error() {
