@@ -1,4 +1,4 @@
-//! The `xbuild` command line: a thin layer over the [`xbuild`] crate.
+//! The `xbuild` command line: a thin layer over the [`xbuild`] library.
 
 mod human;
 mod progress;
