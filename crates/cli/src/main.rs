@@ -1,4 +1,5 @@
-//! The `xbuild` command line: a thin layer over the [`xbuild`] library.
+//! The `xbuild` command line: a thin layer over the [`xbuild`] library and the
+//! [`xbuild_worker`] server.
 
 mod human;
 mod progress;
@@ -1276,7 +1277,7 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
 /// `xbuild worker`: serves until interrupted.
 fn worker(builder: Builder, a: WorkerArgs, rt: tokio::runtime::Runtime) -> Result<()> {
     let builder = builder.with_max_parallel_steps(a.max_parallel);
-    let opts = xbuild::worker::server::WorkerOptions {
+    let opts = xbuild_worker::WorkerOptions {
         listen: a.listen,
         cache_registry: a.cache_registry,
         max_context_size: a.max_context_size,
@@ -1288,7 +1289,7 @@ fn worker(builder: Builder, a: WorkerArgs, rt: tokio::runtime::Runtime) -> Resul
         allow_unauthenticated: a.allow_unauthenticated,
         entitlements: a.allow_insecure_entitlement,
     };
-    rt.block_on(xbuild::worker::server::serve(
+    rt.block_on(xbuild_worker::serve(
         builder,
         opts,
         |addr| eprintln!("xbuild worker listening on {addr}"),

@@ -156,7 +156,8 @@ impl Builder {
         &self.root
     }
 
-    pub(crate) fn store(&self) -> Result<Arc<Store>, Error> {
+    /// The root's content store, opened on first use and shared with this builder's clones.
+    pub fn store(&self) -> Result<Arc<Store>, Error> {
         if let Some(s) = self.store.0.get() {
             return Ok(s.clone());
         }

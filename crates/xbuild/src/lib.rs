@@ -6,7 +6,7 @@
 //! image store, an OCI layout, a docker-archive, a directory or a filesystem tar. It also
 //! manages the local image store the way Docker's image commands do (`images`, `tag`, `rmi`,
 //! `image prune`, `history`, `save`, `load`, `import`, `export`, `diff`), and sends builds to
-//! remote workers or serves them ([`worker`]).
+//! remote workers ([`worker`]; the worker itself is the `xbuild-worker` crate).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xbuild::Error> {

@@ -21,7 +21,9 @@ use super::proto::{
     self, BlobWants, BuildRequest, ClientMessage, FileData, ManifestChunk, Outcome, client_message,
     output, worker_client::WorkerClient, worker_message,
 };
-use super::{Error, install_crypto, read_flag_file, read_token};
+use super::{
+    Error, FEATURES_HEADER, MANIFEST_DIGEST_FEATURE, install_crypto, read_flag_file, read_token,
+};
 use crate::{BuildOptions, BuildResult, Builder, OutputSpec, Timings};
 
 /// Where the workers are and how to authenticate to them.
@@ -558,11 +560,6 @@ async fn build_on(
         }
     }
 }
-
-/// The response header in which a worker lists the protocol features it has.
-pub(crate) const FEATURES_HEADER: &str = "xbuild-features";
-/// The feature of a worker that takes the manifest's digest first (see `proto/worker.proto`).
-pub(crate) const MANIFEST_DIGEST_FEATURE: &str = "manifest-digest";
 
 /// Starts sending `req` (when given) and then the context manifest, in chunks; the task ends
 /// early (`Err`) when the worker ended the stream.
