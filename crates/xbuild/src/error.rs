@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Diagnostic, Severity, worker};
+use crate::{Diagnostic, Severity};
 
 /// What can go wrong, with enough context for a user to act.
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +72,10 @@ pub enum Error {
     /// and cleaned up.
     #[error("the build was cancelled")]
     Cancelled,
-    /// Sending a build to a worker, or serving one, failed.
+    /// Sending a build to a worker failed (feature `remote`).
+    #[cfg(feature = "remote")]
     #[error(transparent)]
-    Worker(#[from] Box<worker::Error>),
+    Worker(#[from] Box<crate::worker::Error>),
     /// The build context could not be fetched (a git clone failed).
     #[error("{0}")]
     Context(String),

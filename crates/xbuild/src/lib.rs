@@ -6,7 +6,8 @@
 //! image store, an OCI layout, a docker-archive, a directory or a filesystem tar. It also
 //! manages the local image store the way Docker's image commands do (`images`, `tag`, `rmi`,
 //! `image prune`, `history`, `save`, `load`, `import`, `export`, `diff`), and sends builds to
-//! remote workers ([`worker`]; the worker itself is the `xbuild-worker` crate).
+//! remote workers (`worker`, with the Cargo feature `remote`; the worker itself is the
+//! `xbuild-worker` crate).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xbuild::Error> {
@@ -46,6 +47,7 @@ mod outputs;
 mod reference;
 mod remote;
 mod store;
+#[cfg(feature = "remote")]
 pub mod worker;
 
 pub use builder::{BuildResult, Builder, CacheExported, CheckReport, Solution};
@@ -84,4 +86,3 @@ pub use outputs::OutputSpec;
 
 pub(crate) use dockerfile::lower_text;
 pub(crate) use error::io;
-pub(crate) use outputs::now_rfc3339;

@@ -761,7 +761,7 @@ fn place_image(
     };
     let created = epoch
         .map(xbuild_exporter::rfc3339)
-        .unwrap_or_else(crate::now_rfc3339);
+        .unwrap_or_else(crate::outputs::now_rfc3339);
     let archive = [xbuild_exporter::ArchiveImage {
         manifest: image.manifest.clone(),
         names: out.names.clone(),
