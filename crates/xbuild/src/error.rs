@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Diagnostic, Severity};
+use crate::{Diagnostic, Severity, render_diagnostics};
 
 /// What can go wrong, with enough context for a user to act.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The Dockerfile has errors; render them with [`render_diagnostics`](crate::render_diagnostics).
+    /// The Dockerfile has errors; render them with [`render_diagnostics`] or
+    /// [`Error::rendered_diagnostics`].
     #[error("{file}: {} error(s)", diagnostics.iter().filter(|d| d.severity == Severity::Error).count())]
     Dockerfile {
         /// The Dockerfile's path as given.
@@ -103,4 +104,55 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+impl Error {
+    /// True for a mistake in the arguments or options (a command line exits 2 for it, as
+    /// for its own usage errors), false for a build or command that failed.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::Usage(_))
+    }
+
+    /// For a Dockerfile with errors: every diagnostic rendered with its source lines
+    /// ([`render_diagnostics`]).
+    pub fn rendered_diagnostics(&self, color: bool) -> Option<String> {
+        match self {
+            Error::Dockerfile {
+                file,
+                source_text,
+                diagnostics,
+            } => Some(render_diagnostics(file, source_text, diagnostics, color)),
+            _ => None,
+        }
+    }
+
+    /// For a build step that failed: where it is in the Dockerfile and, for a RUN step that
+    /// exited non-zero, the last lines it printed.
+    pub fn step_failure(&self) -> Option<StepFailure<'_>> {
+        let Error::Solve(xbuild_solver::Error::Vertex {
+            location, source, ..
+        }) = self
+        else {
+            return None;
+        };
+        let output_tail = match source.as_ref() {
+            xbuild_solver::Error::Runtime(xbuild_runtime::Error::ExecFailed { tail, .. }) => {
+                tail.as_slice()
+            }
+            _ => &[],
+        };
+        Some(StepFailure {
+            location: location.as_deref(),
+            output_tail,
+        })
+    }
+}
+
+/// A failed build step, as [`Error::step_failure`] finds it.
+#[derive(Clone, Copy, Debug)]
+pub struct StepFailure<'a> {
+    /// Where the step is in the Dockerfile (`Dockerfile:3`).
+    pub location: Option<&'a str>,
+    /// The last lines a RUN step printed before it failed (empty for other steps).
+    pub output_tail: &'a [String],
 }

@@ -223,6 +223,14 @@ impl Builder {
         Ok(())
     }
 
+    /// Writes an image's flattened filesystem as a tar to `dest` (`-`: stdout), through a
+    /// `.partial` file renamed into place when it is complete.
+    pub fn export_to(&self, name: &str, dest: &Path) -> Result<(), Error> {
+        let mut out = OutputFile::create(dest)?;
+        self.export(name, &mut out.w)?;
+        out.finish()
+    }
+
     /// The changes from image `a`'s filesystem to image `b`'s, as `docker diff` lists them.
     pub fn diff(&self, a: &str, b: &str) -> Result<Vec<FileChange>, Error> {
         let store = self.store()?;

@@ -40,6 +40,7 @@ mod dockerfile;
 mod error;
 mod events;
 mod filter;
+mod flags;
 mod images;
 mod inspect;
 mod options;
@@ -53,9 +54,10 @@ pub mod worker;
 pub use builder::{BuildResult, Builder, CacheExported, CheckReport, Solution};
 pub use cachespec::{CacheMode, CacheSpec};
 pub use dockerfile::{check_dockerfile, render_diagnostics};
-pub use error::Error;
+pub use error::{Error, StepFailure};
 pub use events::{ChannelSink, EventStream, SharedSink, StepTiming, Timings, event_stream};
 pub use filter::ImageFilter;
+pub use flags::{BuildFlags, Environment, key_values};
 pub use images::{HistoryRow, ImageDetails, Loaded};
 pub use inspect::{
     DockerConfig, DockerDescriptor, DockerImage, DockerMetadata, DockerRootFs, RawImage,
@@ -65,6 +67,9 @@ pub use remote::PullSummary;
 pub use store::{ImageSummary, NONE, Removed, StoreResolver, default_root};
 pub use tokio_util::sync::CancellationToken;
 pub use xbuild_cache::gc::PruneOptions;
+/// Whether a step of a recorded build ran, came from the cache, failed or was cancelled
+/// ([`Explanation`]).
+pub use xbuild_cache::history::Outcome as StepOutcome;
 pub use xbuild_cache::verify::{BrokenImage, CorruptBlob, VerifyReport};
 pub use xbuild_exporter::{ArchiveFormat, Compression, FileChange};
 /// The graph types ([`Definition`], [`llb::Op`], …) for building graphs by hand.

@@ -621,3 +621,46 @@ fn export_outputs(
     }
     Ok((first, written))
 }
+
+impl BuildResult {
+    /// The build's result as buildx writes `--metadata-file`: the image's manifest digest
+    /// (`containerimage.digest`) and descriptor (`containerimage.descriptor`), its config
+    /// digest (`containerimage.config.digest`) and its names spelled out, comma-separated
+    /// (`image.name`: `app` is `docker.io/library/app:latest`).
+    pub fn metadata(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        if let Some(d) = &self.manifest_descriptor {
+            m.insert("containerimage.digest".into(), d.digest.as_str().into());
+            if let Ok(descriptor) = serde_json::to_value(d) {
+                m.insert("containerimage.descriptor".into(), descriptor);
+            }
+        }
+        if let Some(id) = &self.image_id {
+            m.insert("containerimage.config.digest".into(), id.as_str().into());
+        }
+        if !self.tags.is_empty() {
+            let names: Vec<String> = self.tags.iter().map(|t| full_name(t)).collect();
+            m.insert("image.name".into(), names.join(",").into());
+        }
+        serde_json::Value::Object(m)
+    }
+
+    /// Writes [`metadata`](Self::metadata) as pretty JSON to `path`, through a `.partial`
+    /// file renamed into place.
+    pub fn write_metadata(&self, path: &Path) -> Result<(), Error> {
+        let text = serde_json::to_string_pretty(&self.metadata()).unwrap_or_default();
+        let tmp = xbuild_exporter::partial(path);
+        std::fs::write(&tmp, text + "\n").map_err(io(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io(path))
+    }
+}
+
+/// A tag as buildx reports it: registry, repository and tag spelled out
+/// (`app` → `docker.io/library/app:latest`).
+fn full_name(tag: &str) -> String {
+    match xbuild_registry::Reference::parse(tag) {
+        Ok(r) if r.tag().is_none() && r.digest().is_none() => format!("{r}:latest"),
+        Ok(r) => r.to_string(),
+        Err(_) => tag.to_string(),
+    }
+}

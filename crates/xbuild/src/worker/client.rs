@@ -76,6 +76,28 @@ pub struct RemoteResult {
     pub manifest_sent: bool,
 }
 
+/// A build and where it ran.
+#[derive(Clone, Debug)]
+pub enum Built {
+    /// Here, by the builder itself.
+    Local(BuildResult),
+    /// On a worker.
+    Remote(RemoteResult),
+}
+
+/// Builds `opts` with `builder` when `remote` names no worker, else sends it to the workers
+/// as [`build`] does: the choice `xbuild build [--remote ADDR]` makes.
+pub async fn build_here_or_remote(
+    builder: &Builder,
+    opts: &BuildOptions,
+    remote: &Remote,
+) -> Result<Built, crate::Error> {
+    if remote.addrs.is_empty() {
+        return builder.build(opts).await.map(Built::Local);
+    }
+    build(builder, opts, remote).await.map(Built::Remote)
+}
+
 /// Where the output archive goes once it is back.
 #[derive(Clone, Debug)]
 enum Place {
