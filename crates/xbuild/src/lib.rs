@@ -29,6 +29,11 @@
 //! [`Builder::export_snapshot`] (an image from a snapshot). Progress comes to a
 //! [`ProgressSink`] or, through [`event_stream`], as a [`Stream`](futures_util::Stream) of
 //! [`Event`]s; [`BuildOptions::cancel`] stops a build and cleans up what it started.
+//!
+//! A front end that takes `xbuild build`'s flags gets the command line's rules
+//! (`SOURCE_DATE_EPOCH`, `--ssh` from `SSH_AUTH_SOCK`, `--allow`, `--build-arg`) through
+//! [`BuildFlags`], and reads what it shows a user from an [`Error`] through
+//! [`Error::is_usage`], [`Error::rendered_diagnostics`] and [`Error::step_failure`].
 #![forbid(unsafe_code)]
 
 mod builder;
