@@ -26,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 if [ -z "${XB:-}" ]; then
-  cargo build -q -p xbuild
+  cargo build -q -p xbuild-cli
   XB=target/debug/xbuild
 fi
 "$gen" "$work/ctx" ${FILES:+--files "$FILES"} ${MIB:+--mib "$MIB"} >/dev/null

@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 ctx=$work/ctx
 mkdir -p "$ctx"
 { echo "FROM busybox:local"; for i in $(seq "$steps"); do echo "RUN true # $i"; done; } >"$ctx/Dockerfile"
-cargo build --release -q -p xbuild
+cargo build --release -q -p xbuild-cli
 xb=target/release/xbuild
 root=$work/root
 scripts/mkrootfs "$work/rootfs.tar"

@@ -24,7 +24,7 @@ if [ "${SINGLE:-0}" = 1 ]; then
     echo 'RUN find /src00 -type f | wc -l > /count && cat /src00/pkg00/* | md5sum > /sum'
     echo 'CMD ["cat", "/count"]'; } >"$file"
 fi
-cargo build --release -q -p xbuild
+cargo build --release -q -p xbuild-cli
 xb=$PWD/target/release/xbuild
 root=$work/root
 scripts/mkrootfs "$work/rootfs.tar" >/dev/null

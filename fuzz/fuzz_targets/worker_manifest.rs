@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use xbuild::worker::context::{FileStore, materialize, validate};
+use xbuild_worker::context::{FileStore, materialize, validate};
 use xbuild::worker::proto::{Entry, ManifestChunk, entry::Kind};
 use xbuild_cache::statcache::StatCache;
 

@@ -21,7 +21,9 @@ use super::proto::{
     self, BlobWants, BuildRequest, ClientMessage, FileData, ManifestChunk, Outcome, client_message,
     output, worker_client::WorkerClient, worker_message,
 };
-use super::{Error, install_crypto, read_flag_file, read_token};
+use super::{
+    Error, FEATURES_HEADER, MANIFEST_DIGEST_FEATURE, install_crypto, read_flag_file, read_token,
+};
 use crate::{BuildOptions, BuildResult, Builder, OutputSpec, Timings};
 
 /// Where the workers are and how to authenticate to them.
@@ -72,6 +74,28 @@ pub struct RemoteResult {
     /// The context manifest was sent; `false` when the worker held a layout of exactly this
     /// context already (it answered the manifest's digest).
     pub manifest_sent: bool,
+}
+
+/// A build and where it ran.
+#[derive(Clone, Debug)]
+pub enum Built {
+    /// Here, by the builder itself.
+    Local(BuildResult),
+    /// On a worker.
+    Remote(RemoteResult),
+}
+
+/// Builds `opts` with `builder` when `remote` names no worker, else sends it to the workers
+/// as [`build`] does: the choice `xbuild build [--remote ADDR]` makes.
+pub async fn build_here_or_remote(
+    builder: &Builder,
+    opts: &BuildOptions,
+    remote: &Remote,
+) -> Result<Built, crate::Error> {
+    if remote.addrs.is_empty() {
+        return builder.build(opts).await.map(Built::Local);
+    }
+    build(builder, opts, remote).await.map(Built::Remote)
 }
 
 /// Where the output archive goes once it is back.
@@ -559,11 +583,6 @@ async fn build_on(
     }
 }
 
-/// The response header in which a worker lists the protocol features it has.
-pub(crate) const FEATURES_HEADER: &str = "xbuild-features";
-/// The feature of a worker that takes the manifest's digest first (see `proto/worker.proto`).
-pub(crate) const MANIFEST_DIGEST_FEATURE: &str = "manifest-digest";
-
 /// Starts sending `req` (when given) and then the context manifest, in chunks; the task ends
 /// early (`Err`) when the worker ended the stream.
 fn send_manifest(
@@ -764,7 +783,7 @@ fn place_image(
     };
     let created = epoch
         .map(xbuild_exporter::rfc3339)
-        .unwrap_or_else(crate::now_rfc3339);
+        .unwrap_or_else(crate::outputs::now_rfc3339);
     let archive = [xbuild_exporter::ArchiveImage {
         manifest: image.manifest.clone(),
         names: out.names.clone(),

@@ -1,14 +1,15 @@
-//! Remote build workers: [`server::serve`] runs `xbuild worker`, serving builds over gRPC
-//! (schema: `proto/worker.proto`); [`client::build`] sends one (`xbuild build --remote`).
+//! Remote build workers, the client's side and the protocol: [`client::build`] sends a build
+//! to `xbuild worker`s (`xbuild build --remote`); [`proto`] is the gRPC protocol both ends
+//! speak (schema: `proto/worker.proto`). The worker itself is the `xbuild-worker` crate,
+//! which builds with this crate's [`Builder`](crate::Builder).
 //!
 //! The client sends the Dockerfile, the options and a manifest of the context its
-//! `.dockerignore` selects, with each file named by the blake3 hash of its content; the worker
-//! asks only for the contents its file store lacks, lays the context out, builds it with its
-//! [`Builder`](crate::Builder) (streaming progress and logs back live), and sends the output
-//! back, or pushes it. An image comes back by blobs: the worker offers the manifest and
-//! config, the client asks for the layers its content store lacks, and writes the image (or
-//! the OCI layout or docker-archive asked for) from its own store; a filesystem output comes
-//! back as a tar.
+//! `.dockerignore` selects ([`context::scan`]), with each file named by the blake3 hash of its
+//! content; the worker asks only for the contents its file store lacks, lays the context out,
+//! builds it (streaming progress and logs back live), and sends the output back, or pushes
+//! it. An image comes back by blobs: the worker offers the manifest and config, the client
+//! asks for the layers its content store lacks, and writes the image (or the OCI layout or
+//! docker-archive asked for) from its own store; a filesystem output comes back as a tar.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), xbuild::Error> {
@@ -25,19 +26,22 @@
 pub mod client;
 pub mod context;
 mod image;
-pub mod server;
 
-/// The generated protocol types and gRPC stubs (`proto/worker.proto`): what a client sends a
-/// worker and what it answers.
+/// The generated protocol types and gRPC stubs (`proto/worker.proto`), client and server: what
+/// a client sends a worker and what it answers.
 #[allow(missing_docs, dead_code, clippy::all, clippy::unwrap_used)]
 pub mod proto {
     tonic::include_proto!("xbuild.worker.v1");
 }
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// What can go wrong sending a build to a worker or serving one.
+/// The response header in which a worker lists the protocol features it has.
+pub const FEATURES_HEADER: &str = "xbuild-features";
+/// The feature of a worker that takes the manifest's digest first (see `proto/worker.proto`).
+pub const MANIFEST_DIGEST_FEATURE: &str = "manifest-digest";
+
+/// What can go wrong sending a build to a worker.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The worker could not be reached.
@@ -75,52 +79,16 @@ pub enum Error {
     /// The local content store failed while an image came back.
     #[error(transparent)]
     Store(#[from] xbuild_cache::Error),
-    /// A peer sent something the protocol does not allow.
+    /// A worker sent something the protocol does not allow.
     #[error("protocol error: {0}")]
     Protocol(String),
-    /// Bad settings (certificates, addresses, options a remote build cannot carry).
+    /// Bad settings (addresses, options a remote build cannot carry, a context that cannot be
+    /// listed).
     #[error("{0}")]
     Config(String),
-    /// A context manifest entry the worker refuses: no scan of a directory lists it so.
-    #[error("context manifest entry {index} ({path:?}): {problem}")]
-    Manifest {
-        /// The entry's position in the manifest.
-        index: usize,
-        /// Its path (cut short when long).
-        path: String,
-        /// What is wrong with it.
-        problem: context::ManifestProblem,
-    },
-    /// The context manifest lists more entries than a worker takes.
-    #[error(
-        "the context manifest lists more than {limit} entries, this worker's limit; leave files out with a .dockerignore"
-    )]
-    TooManyEntries {
-        /// The limit.
-        limit: u64,
-    },
-    /// The client asked for an entitlement this worker was not started with.
-    #[error(
-        "granting entitlement {name} is not allowed by this worker's configuration: start the worker with --allow-insecure-entitlement {name}, or build without --allow {name}"
-    )]
-    EntitlementNotAllowed {
-        /// The entitlement (`security.insecure`, `network.host`).
-        name: String,
-    },
-    /// An entitlement name neither side knows.
-    #[error("unknown entitlement {name:?}: expected security.insecure or network.host")]
-    UnknownEntitlement {
-        /// The name given.
-        name: String,
-    },
-    /// TLS without client authentication on an address others can reach.
-    #[error(
-        "--listen {addr}: TLS without --tls-client-ca or --token-file lets anyone who reaches {addr} run builds as root on this machine; require client certificates (--tls-client-ca CA.pem) or a token (--token-file FILE), or pass --allow-unauthenticated to serve anyone"
-    )]
-    Unauthenticated {
-        /// The address asked for.
-        addr: SocketAddr,
-    },
+    /// A certificate, key or token file named by a flag cannot be used.
+    #[error(transparent)]
+    FlagFile(#[from] FlagFileError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -145,26 +113,55 @@ impl From<Error> for crate::Error {
     }
 }
 
-/// Reads a file named by a flag, saying which flag when it cannot.
-pub(crate) fn read_flag_file(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| Error::Config(format!("{flag} {}: {e}", path.display())))
+/// A certificate, key or token file, named by a flag, that cannot be used (client and worker
+/// read them alike).
+#[derive(Debug, thiserror::Error)]
+pub enum FlagFileError {
+    /// The file cannot be read.
+    #[error("{flag} {}: {source}", path.display())]
+    Unreadable {
+        /// The flag that named it (`--tls-cert`).
+        flag: String,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A token file whose first line is empty.
+    #[error("{flag} {}: the file holds no token", path.display())]
+    NoToken {
+        /// The flag that named it (`--token-file`).
+        flag: String,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Reads a file named by the flag `flag`, saying which flag when it cannot.
+pub fn read_flag_file(flag: &str, path: &Path) -> Result<Vec<u8>, FlagFileError> {
+    std::fs::read(path).map_err(|source| FlagFileError::Unreadable {
+        flag: flag.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Reads a bearer token file: its first line, which must not be empty.
-pub(crate) fn read_token(flag: &str, path: &std::path::Path) -> Result<String, Error> {
+pub fn read_token(flag: &str, path: &Path) -> Result<String, FlagFileError> {
     let bytes = read_flag_file(flag, path)?;
     let text = String::from_utf8_lossy(&bytes);
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.is_empty() {
-        return Err(Error::Config(format!(
-            "{flag} {}: the file holds no token",
-            path.display()
-        )));
+        return Err(FlagFileError::NoToken {
+            flag: flag.to_string(),
+            path: path.to_path_buf(),
+        });
     }
     Ok(token)
 }
 
-/// Makes rustls use the ring provider (tonic's TLS runs on rustls); once per process.
-pub(crate) fn install_crypto() {
+/// Makes rustls use the ring provider (tonic's TLS runs on rustls); once per process, before
+/// the first connection or listener.
+pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -1,4 +1,5 @@
-//! The `xbuild` command line: a thin layer over the [`xbuild`] crate.
+//! The `xbuild` command line: a thin layer over the [`xbuild`] library and the
+//! [`xbuild_worker`] server.
 
 mod human;
 mod progress;
@@ -12,7 +13,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use xbuild::context_input::{self, ContextArg, PreparedContext};
-use xbuild::{ArchiveFormat, BuildOptions, Builder, ImageFilter, OutputSpec};
+use xbuild::worker::client::{self, Built, Remote};
+use xbuild::{ArchiveFormat, BuildFlags, BuildOptions, Builder, Environment, ImageFilter};
 
 use template::Format;
 
@@ -534,10 +536,9 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 
 /// 2 for a usage error (ours or the library's), 1 for anything else (a failed build).
 fn exit_code(e: &anyhow::Error) -> u8 {
-    let library_usage = matches!(
-        e.downcast_ref::<xbuild::Error>(),
-        Some(xbuild::Error::Usage(_))
-    );
+    let library_usage = e
+        .downcast_ref::<xbuild::Error>()
+        .is_some_and(xbuild::Error::is_usage);
     if library_usage || e.downcast_ref::<UsageError>().is_some() {
         2
     } else {
@@ -548,28 +549,18 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 /// The error with its chain and, for Dockerfile and step failures, the details a user needs.
 fn describe(e: &anyhow::Error) -> String {
     let color = std::io::stderr().is_terminal();
-    if let Some(xbuild::Error::Dockerfile {
-        file,
-        source_text,
-        diagnostics,
-    }) = e.downcast_ref::<xbuild::Error>()
-    {
-        return xbuild::render_diagnostics(file, source_text, diagnostics, color);
+    let library = e.downcast_ref::<xbuild::Error>();
+    if let Some(rendered) = library.and_then(|e| e.rendered_diagnostics(color)) {
+        return rendered;
     }
     let mut out = format!("error: {e}");
-    if let Some(xbuild::Error::Solve(xbuild_solver::Error::Vertex {
-        location, source, ..
-    })) = e.downcast_ref::<xbuild::Error>()
-    {
-        if let Some(l) = location {
+    if let Some(step) = library.and_then(xbuild::Error::step_failure) {
+        if let Some(l) = step.location {
             out.push_str(&format!("\n  at {l}"));
         }
-        if let xbuild_solver::Error::Runtime(xbuild_runtime::Error::ExecFailed { tail, .. }) =
-            source.as_ref()
-            && !tail.is_empty()
-        {
+        if !step.output_tail.is_empty() {
             out.push_str("\n  last output:");
-            for l in tail {
+            for l in step.output_tail {
                 out.push_str(&format!("\n    {l}"));
             }
         }
@@ -583,14 +574,6 @@ fn describe(e: &anyhow::Error) -> String {
     out
 }
 
-/// `SOURCE_DATE_EPOCH` from the environment, if set.
-fn env_epoch() -> Result<Option<i64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => Ok(Some(xbuild::parse_epoch(&v)?)),
-        _ => Ok(None),
-    }
-}
-
 fn run(cli: Cli) -> Result<ExitCode> {
     let root = cli.root.clone().unwrap_or_else(xbuild::default_root);
     let mut builder = Builder::new(&root).with_registry_options(xbuild::RegistryOptions {
@@ -600,10 +583,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(r) = &cli.oci_runtime {
         builder = builder.with_runtime(r);
     }
-    let kind: xbuild::SnapshotterKind = cli
+    let kind = cli
         .snapshotter
-        .parse()
-        .map_err(|e: xbuild_runtime::Error| usage(format!("--snapshotter: {e}")))?;
+        .parse::<xbuild::SnapshotterKind>()
+        .map_err(|e| usage(format!("--snapshotter: {e}")))?;
     builder = builder.with_snapshotter(kind);
     let runtime = || {
         tokio::runtime::Builder::new_multi_thread()
@@ -638,79 +621,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             context,
         } => {
             let prepared = prepare_context(&context, file, &root, max_context_size)?;
-            let mut opts = BuildOptions::new(&prepared.context);
-            opts.dockerfile = prepared.dockerfile.clone();
-            opts.target = target;
-            opts.platform = platform;
-            for a in allow.iter().flat_map(|a| a.split(',')) {
-                match a {
-                    "security.insecure" => opts.allow_insecure = true,
-                    "network.host" => opts.allow_network_host = true,
-                    other => {
-                        return Err(usage(format!(
-                            "--allow {other}: expected security.insecure or network.host"
-                        )));
-                    }
-                }
-            }
-            opts.labels = key_values("--label", &labels)?;
-            for a in build_args {
-                let (k, v) = a
-                    .split_once('=')
-                    .ok_or_else(|| usage(format!("--build-arg {a:?}: expected KEY=VALUE")))?;
-                opts.build_args.insert(k.to_string(), v.to_string());
-            }
+            let flags = BuildFlags {
+                tags,
+                outputs,
+                no_cache,
+                build_args,
+                secrets,
+                ssh,
+                pull,
+                push,
+                cache_from,
+                cache_to,
+                target,
+                labels,
+                platform,
+                allow,
+            };
             if check {
-                let report = builder.check(&opts)?;
+                let report = builder.check(&flags.check_options(&prepared)?)?;
                 return Ok(print_check(
                     &report.file,
                     &report.source_text,
                     &report.diagnostics,
                 ));
             }
-            opts.tags = tags;
-            opts.no_cache = no_cache;
-            opts.pull = pull;
-            opts.push = push;
-            for sec in secrets {
-                let (id, src) =
-                    xbuild::SecretSource::parse(&sec).map_err(|e| usage(e.to_string()))?;
-                opts.secrets.insert(id, src);
-            }
-            for s in ssh {
-                let (id, sock) = match s.split_once('=') {
-                    Some((id, p)) => (id.to_string(), PathBuf::from(p)),
-                    None => (
-                        s.clone(),
-                        std::env::var_os("SSH_AUTH_SOCK")
-                            .map(PathBuf::from)
-                            .ok_or_else(|| {
-                                usage(format!(
-                                    "--ssh {s}: SSH_AUTH_SOCK is not set; pass --ssh {s}=SOCKET"
-                                ))
-                            })?,
-                    ),
-                };
-                opts.ssh.insert(id, sock);
-            }
-            for o in outputs {
-                opts.outputs.push(OutputSpec::parse(&o)?);
-            }
-            for c in cache_from {
-                opts.cache_from.push(xbuild::CacheSpec::parse_from(&c)?);
-            }
-            for c in cache_to {
-                opts.cache_to.push(xbuild::CacheSpec::parse_to(&c)?);
-            }
-            opts.source_date_epoch = match opts.build_args.get("SOURCE_DATE_EPOCH") {
-                Some(v) => Some(xbuild::parse_epoch(v)?),
-                None => env_epoch()?,
-            };
-            if let Some(e) = opts.source_date_epoch {
-                opts.build_args
-                    .entry("SOURCE_DATE_EPOCH".into())
-                    .or_insert_with(|| e.to_string());
-            }
+            let mut opts = flags.build_options(&prepared, &Environment::from_process())?;
             let mode = if quiet {
                 progress::Mode::Quiet
             } else {
@@ -722,7 +657,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // Ctrl-C cancels the build: its running steps' containers are killed and every
             // mount and snapshot they held is released before xbuild exits.
             let cancel = opts.cancel.clone();
-            let remote = xbuild::worker::client::Remote {
+            let remote = Remote {
                 addrs: remote.remote,
                 tls_ca: remote.remote_tls_ca,
                 cert: remote.remote_cert,
@@ -731,10 +666,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let result = rt.block_on(async {
                 let build = async {
-                    if remote.addrs.is_empty() {
-                        return builder.build(&opts).await;
-                    }
-                    let r = xbuild::worker::client::build(&builder, &opts, &remote).await?;
+                    let r = match client::build_here_or_remote(&builder, &opts, &remote).await? {
+                        Built::Local(r) => return Ok(r),
+                        Built::Remote(r) => r,
+                    };
                     printer.note(&format!(
                         "xbuild: built on worker {}: it received {} context file(s), {} byte(s), of {} entries; {} layer(s), {} byte(s) came back, {} were here already{}",
                         r.worker,
@@ -750,7 +685,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             " (it held this context already: no manifest was sent)"
                         }
                     ));
-                    Ok(r.result)
+                    Ok::<_, xbuild::Error>(r.result)
                 };
                 tokio::pin!(build);
                 tokio::select! {
@@ -788,7 +723,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{id}");
             }
             if let Some(p) = metadata_file {
-                write_metadata(&p, &result)?;
+                result
+                    .write_metadata(&p)
+                    .with_context(|| format!("writing --metadata-file {}", p.display()))?;
             }
         }
         Command::Worker(a) => worker(builder, a, runtime()?)?,
@@ -888,23 +825,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn import(builder: &Builder, a: ImportArgs) -> Result<()> {
-    let id = builder.import(&a.tarball, a.name.as_deref(), env_epoch()?)?;
+    let epoch = Environment::from_process().epoch()?;
+    let id = builder.import(&a.tarball, a.name.as_deref(), epoch)?;
     println!("{id}");
     Ok(())
 }
 
 fn export(builder: &Builder, a: ExportArgs) -> Result<()> {
-    if a.output.as_os_str() == "-" {
-        builder.export(&a.image, std::io::stdout().lock())?;
-        return Ok(());
-    }
-    let tmp = xbuild_exporter::partial(&a.output);
-    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    if let Err(e) = builder.export(&a.image, std::io::BufWriter::new(f)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
-    }
-    std::fs::rename(&tmp, &a.output).with_context(|| format!("writing {}", a.output.display()))?;
+    builder.export_to(&a.image, &a.output)?;
     Ok(())
 }
 
@@ -1196,7 +1124,7 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
                 let report = builder.check_text(&name, &text);
                 return Ok(print_check(&name, &text, &report.diagnostics));
             }
-            let parsed = xbuild_parser::parse(&text);
+            let parsed = xbuild::parse(&text);
             match format.as_str() {
                 "json" => {
                     let out = serde_json::json!({
@@ -1261,7 +1189,7 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
             let mut opts = BuildOptions::new(context);
             opts.dockerfile = Some(file);
             opts.target = target;
-            opts.build_args = key_values("--build-arg", &build_args)?;
+            opts.build_args = xbuild::key_values("--build-arg", &build_args)?;
             let def = builder.lower(&opts)?;
             match format.as_deref().unwrap_or("json") {
                 "dot" => print!("{}", def.to_dot()),
@@ -1276,7 +1204,7 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
 /// `xbuild worker`: serves until interrupted.
 fn worker(builder: Builder, a: WorkerArgs, rt: tokio::runtime::Runtime) -> Result<()> {
     let builder = builder.with_max_parallel_steps(a.max_parallel);
-    let opts = xbuild::worker::server::WorkerOptions {
+    let opts = xbuild_worker::WorkerOptions {
         listen: a.listen,
         cache_registry: a.cache_registry,
         max_context_size: a.max_context_size,
@@ -1288,7 +1216,7 @@ fn worker(builder: Builder, a: WorkerArgs, rt: tokio::runtime::Runtime) -> Resul
         allow_unauthenticated: a.allow_unauthenticated,
         entitlements: a.allow_insecure_entitlement,
     };
-    rt.block_on(xbuild::worker::server::serve(
+    rt.block_on(xbuild_worker::serve(
         builder,
         opts,
         |addr| eprintln!("xbuild worker listening on {addr}"),
@@ -1343,59 +1271,11 @@ fn prepare_context(
     Ok(prepared)
 }
 
-/// Writes `--metadata-file` as buildx does: the image's manifest and config digests, its
-/// manifest descriptor and its names (comma-separated).
-fn write_metadata(path: &std::path::Path, result: &xbuild::BuildResult) -> Result<()> {
-    let mut m = serde_json::Map::new();
-    if let Some(d) = &result.manifest_descriptor {
-        m.insert("containerimage.digest".into(), d.digest.as_str().into());
-        m.insert(
-            "containerimage.descriptor".into(),
-            serde_json::to_value(d).context("encoding the manifest descriptor")?,
-        );
-    }
-    if let Some(id) = &result.image_id {
-        m.insert("containerimage.config.digest".into(), id.as_str().into());
-    }
-    if !result.tags.is_empty() {
-        let names: Vec<String> = result.tags.iter().map(|t| full_name(t)).collect();
-        m.insert("image.name".into(), names.join(",").into());
-    }
-    let text = serde_json::to_string_pretty(&serde_json::Value::Object(m))?;
-    let tmp = xbuild_exporter::partial(path);
-    std::fs::write(&tmp, text + "\n")
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("writing --metadata-file {}", path.display()))?;
-    Ok(())
-}
-
-/// A tag as buildx reports it: registry, repository and tag spelled out
-/// (`app` → `docker.io/library/app:latest`).
-fn full_name(tag: &str) -> String {
-    match xbuild_registry::Reference::parse(tag) {
-        Ok(r) if r.tag().is_none() && r.digest().is_none() => format!("{r}:latest"),
-        Ok(r) => r.to_string(),
-        Err(_) => tag.to_string(),
-    }
-}
-
 fn pushed_note(p: &xbuild::Pushed) -> String {
     format!(
         "pushed {} ({}): {} blob(s) uploaded, {} mounted, {} already present",
         p.reference, p.manifest, p.uploaded, p.mounted, p.present
     )
-}
-
-/// `KEY=VALUE` arguments of a repeatable flag.
-fn key_values(flag: &str, items: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
-    let mut out = std::collections::BTreeMap::new();
-    for a in items {
-        let (k, v) = a
-            .split_once('=')
-            .ok_or_else(|| usage(format!("{flag} {a:?}: expected KEY=VALUE")))?;
-        out.insert(k.to_string(), v.to_string());
-    }
-    Ok(out)
 }
 
 /// Prints every diagnostic of a check run and a summary; fails when any is an error.
@@ -1465,10 +1345,10 @@ fn print_explanation(e: &xbuild::Explanation) {
     );
     for v in &e.vertices {
         let outcome = match v.outcome {
-            xbuild_cache::history::Outcome::Cached => "CACHED",
-            xbuild_cache::history::Outcome::Ran => "RAN",
-            xbuild_cache::history::Outcome::Failed => "FAILED",
-            xbuild_cache::history::Outcome::Cancelled => "CANCELLED",
+            xbuild::StepOutcome::Cached => "CACHED",
+            xbuild::StepOutcome::Ran => "RAN",
+            xbuild::StepOutcome::Failed => "FAILED",
+            xbuild::StepOutcome::Cancelled => "CANCELLED",
         };
         let at = v
             .location

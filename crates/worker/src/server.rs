@@ -17,14 +17,19 @@ use xbuild_runtime::context::{Checksum, ContentHashes, Selection, Source, checks
 use xbuild_runtime::dockerignore::Filter;
 use xbuild_solver::{Event, ProgressSink};
 
-use super::context::{self, FileStore};
-use super::proto::{
+use xbuild::worker::context::manifest_digest;
+use xbuild::worker::proto::{
     self, ClientMessage, Need, Outcome, OutputData, WorkerMessage, client_message, output,
     worker_message, worker_server,
 };
-use super::{Error, install_crypto, read_flag_file, read_token};
-use crate::cachespec::{CacheMode, CacheSpec};
-use crate::{BuildOptions, Builder, CancellationToken, Compression, OutputSpec, SharedSink};
+use xbuild::worker::{install_crypto, read_flag_file, read_token};
+use xbuild::{
+    BuildOptions, Builder, CacheMode, CacheSpec, CancellationToken, Compression, OutputSpec,
+    SharedSink,
+};
+
+use crate::Error;
+use crate::context::{self, FileStore};
 
 /// How `xbuild worker` serves.
 #[derive(Clone, Debug)]
@@ -486,8 +491,8 @@ impl worker_server::Worker for Service {
         });
         let mut response = Response::new(ReceiverStream::new(rx));
         response.metadata_mut().insert(
-            super::client::FEATURES_HEADER,
-            tonic::metadata::MetadataValue::from_static(super::client::MANIFEST_DIGEST_FEATURE),
+            xbuild::worker::FEATURES_HEADER,
+            tonic::metadata::MetadataValue::from_static(xbuild::worker::MANIFEST_DIGEST_FEATURE),
         );
         Ok(response)
     }
@@ -611,7 +616,7 @@ async fn session(
     opts.progress = SharedSink::new(Forward(etx.clone()));
     let pump = tokio::spawn(pump(erx, tx.clone()));
     let build: std::pin::Pin<
-        Box<dyn Future<Output = Result<crate::BuildResult, crate::Error>> + Send>,
+        Box<dyn Future<Output = Result<xbuild::BuildResult, xbuild::Error>> + Send>,
     > = Box::pin(state.builder.build(&opts));
     let result = build.await;
     drop(opts);
@@ -756,7 +761,7 @@ async fn receive_context(
     let (dir, files) = (dir.to_path_buf(), state.files.clone());
     let root = state.builder.root().to_path_buf();
     let laid = tokio::task::spawn_blocking(move || -> Result<([u8; 32], bool), Error> {
-        let digest = context::manifest_digest(&entries);
+        let digest = manifest_digest(&entries);
         if context::laid_out(&dir, &digest).is_some() {
             return Ok((digest, false));
         }
@@ -853,13 +858,13 @@ async fn send_image(
 }
 
 /// An error as the client shows it: Dockerfile diagnostics rendered with their lines.
-fn render_error(e: &crate::Error) -> String {
+fn render_error(e: &xbuild::Error) -> String {
     match e {
-        crate::Error::Dockerfile {
+        xbuild::Error::Dockerfile {
             file,
             source_text,
             diagnostics,
-        } => crate::render_diagnostics(file, source_text, diagnostics, false),
+        } => xbuild::render_diagnostics(file, source_text, diagnostics, false),
         other => other.to_string(),
     }
 }
@@ -1016,7 +1021,7 @@ async fn pump(mut rx: mpsc::UnboundedReceiver<Pumped>, tx: mpsc::Sender<Reply>) 
 }
 
 /// A solver event as the protocol carries it.
-pub(crate) fn to_proto(e: Event) -> proto::Event {
+fn to_proto(e: Event) -> proto::Event {
     use proto::event::Kind;
     let mut p = proto::Event::default();
     let (vertex, kind) = match e {
