@@ -71,6 +71,7 @@ use xbuild_cache::statcache::StatCache;
 use xbuild_llb::{Definition, Digest, Op, SourceOp, Vertex};
 use xbuild_runtime::context::Source;
 use xbuild_runtime::dockerignore::Filter;
+use xbuild_runtime::file::{FileBackend, HostFileBackend};
 use xbuild_runtime::run_mounts::CacheMounts;
 use xbuild_runtime::{Executor, LayerSnapshotter, RuncExecutor, Snapshotter, SnapshotterKind};
 
@@ -161,9 +162,6 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
-    /// A `--chmod` that is not a mode.
-    #[error(transparent)]
-    Chmod(#[from] xbuild_runtime::chmod::BadMode),
     /// Fetching an `ADD <url>` or git source failed.
     #[error("{what}: {message}")]
     Remote {
@@ -376,6 +374,7 @@ pub struct Solver {
     store: Arc<Store>,
     snapshots: Arc<dyn Snapshotter>,
     executor: Arc<dyn Executor>,
+    files: Arc<dyn FileBackend>,
     cache_mounts: CacheMounts,
     opts: SolverOptions,
     progress: Arc<dyn ProgressSink>,
@@ -473,6 +472,7 @@ impl Solver {
         Ok(Solver {
             snapshots: host.snapshotter,
             executor: host.executor,
+            files: Arc::new(HostFileBackend),
             cache_mounts: CacheMounts::new(&opts.root)?,
             store,
             opts,
