@@ -44,6 +44,7 @@ pub mod copy;
 pub mod diff;
 pub mod dockerignore;
 mod exec;
+pub mod fetch;
 pub mod file;
 pub mod fsops;
 pub mod glob;
@@ -158,6 +159,38 @@ pub enum Error {
     /// A path that must be a directory is not.
     #[error("{0} is not a directory")]
     NotADirectory(String),
+    /// Downloading an `ADD <url>` source failed.
+    #[error("downloading {url}: {source}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// The HTTP client's or the connection's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// `git` could not be started.
+    #[error("running git (install git): {source}")]
+    GitUnavailable {
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A `git` command of a git source's checkout failed.
+    #[error("git {args}: {stderr}")]
+    Git {
+        /// Its arguments, space-separated.
+        args: String,
+        /// What it said on stderr.
+        stderr: String,
+    },
+    /// A git source's subdirectory is not in the commit checked out.
+    #[error("{remote}: no directory {subdir} at {commit}")]
+    GitSubdirMissing {
+        /// The repository.
+        remote: String,
+        /// The subdirectory asked for.
+        subdir: String,
+        /// The commit checked out.
+        commit: String,
+    },
     /// A path a file action names has no last component (`/`).
     #[error("{0}: not a file path")]
     NotAFilePath(String),

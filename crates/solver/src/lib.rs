@@ -162,14 +162,6 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
-    /// Fetching an `ADD <url>` or git source failed.
-    #[error("{what}: {message}")]
-    Remote {
-        /// The URL, repository or file at fault.
-        what: String,
-        /// What failed.
-        message: String,
-    },
     /// A remote source's content is not what its pinned checksum or commit says.
     #[error("{source_ref}: {got}, expected {expected}")]
     Pinned {
