@@ -14,10 +14,12 @@
 //! process left behind is cleaned up by the next one ([`Solver::new`]). Each build's key
 //! components are recorded, for [`explain`] to say why a step missed the cache.
 //!
-//! The solver touches the host only through the runtime's traits: a [`Host`] (its
-//! `Snapshotter` and `Executor`) and the build's local sources (`Source`s). [`Solver::new`]
-//! drives the real ones ([`Host::real`]); [`Solver::with_host`] takes any, which is how the
-//! scheduling and caching are tested without root.
+//! The solver touches the host only through the runtime: a [`Host`] (its `Snapshotter` and
+//! `Executor`), the build's local sources (`Source`s), the file-operation backend
+//! (`runtime::file::FileBackend`, which applies file ops' actions) and `runtime::fetch` (HTTP
+//! and git sources). [`Solver::new`] drives the real ones ([`Host::real`]);
+//! [`Solver::with_host`] takes any host, which is how the scheduling and caching are tested
+//! without root.
 //!
 //! Invariant: a cache key depends only on the vertex digest, input keys and content checksums.
 //!
