@@ -92,7 +92,7 @@ impl Solver {
         let id = self.snapshots.commit(active)?;
         if let Some(linked) = linked {
             tracing::debug!(vertex = %v.digest(), linked, "copy linked unchanged files");
-            crate::copies::remember(&self.opts.root, v.digest(), &id);
+            xbuild_runtime::reuse::remember_copy(&self.opts.root, v.digest(), &id);
         }
         Ok(Some(id))
     }
@@ -121,7 +121,7 @@ impl Solver {
     /// The directory of changes and the reuse note of the snapshot the copy `v` made last,
     /// held for this build, when it is still there.
     fn previous_copy(&self, v: &Vertex) -> Result<Option<(PathBuf, PathBuf)>, Error> {
-        let Some(id) = crate::copies::last(&self.opts.root, v.digest()) else {
+        let Some(id) = xbuild_runtime::reuse::last_copy(&self.opts.root, v.digest()) else {
             return Ok(None);
         };
         let Some(note) = self.snapshots.note_path(&id, REUSE_NOTE) else {

@@ -41,7 +41,6 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod copies;
 mod exec;
 pub mod explain;
 mod file;
