@@ -58,7 +58,7 @@ impl Download {
     pub fn get(url: &str, tmp: &Path) -> Result<Self, Error> {
         let failed = |e: Box<dyn std::error::Error + Send + Sync>| Error::Download {
             url: url.to_string(),
-            source: e,
+            reason: e,
         };
         let resp = ureq::get(url).call().map_err(|e| failed(Box::new(e)))?;
         let mtime = resp
@@ -253,5 +253,65 @@ mod tests {
         assert_eq!(http_date("Wed, 21 Oct 2015 07:28:00 GMT"), Some(1445412480));
         assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
         assert_eq!(http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn a_refused_download_names_its_url() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = tempfile::tempdir().unwrap();
+        let url = format!("http://127.0.0.1:{port}/file");
+        let e = Download::get(&url, &d.path().join("download")).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!("downloading {url}: ")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_checkout_keeps_a_subdirectory_and_drops_git() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = d.path().join("repo");
+        std::fs::create_dir_all(repo.join("sub")).unwrap();
+        std::fs::write(repo.join("sub/hello"), "from git\n").unwrap();
+        for args in [
+            &["init", "-q", "-b", "main"][..],
+            &["add", "."],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "-m",
+                "one",
+            ],
+        ] {
+            git(&repo, args).unwrap();
+        }
+        let fetch = |n: &str| {
+            GitCheckout::fetch(repo.to_str().unwrap(), "main", &d.path().join(n)).unwrap()
+        };
+        let c = fetch("a");
+        assert_eq!(c.commit.len(), 40);
+        let commit = c.commit.clone();
+        let e = c.tree(Some("nope"), false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{}: no directory nope at {commit}", repo.display())
+        );
+        let tree = fetch("b").tree(Some("sub"), false).unwrap();
+        let out = d.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        tree.copy_into(&out).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.join("hello")).unwrap(),
+            "from git\n"
+        );
+        assert!(!d.path().join("b/.git").exists());
     }
 }

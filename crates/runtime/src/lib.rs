@@ -160,12 +160,13 @@ pub enum Error {
     #[error("{0} is not a directory")]
     NotADirectory(String),
     /// Downloading an `ADD <url>` source failed.
-    #[error("downloading {url}: {source}")]
+    #[error("downloading {url}: {reason}")]
     Download {
         /// The URL.
         url: String,
-        /// The HTTP client's or the connection's error.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        /// The HTTP client's or the connection's error (its text is the message; not chained
+        /// as a source, so that a report does not repeat what it already says).
+        reason: Box<dyn std::error::Error + Send + Sync>,
     },
     /// `git` could not be started.
     #[error("running git (install git): {source}")]
