@@ -155,6 +155,19 @@ pub struct Selection<'a> {
     pub exclude: &'a [String],
 }
 
+impl<'a> Selection<'a> {
+    /// What the graph's copy action `c` selects in its source.
+    pub fn of(c: &'a xbuild_llb::CopyAction) -> Self {
+        Selection {
+            src: &c.src,
+            allow_wildcard: c.allow_wildcard,
+            follow: c.follow_symlinks,
+            include: &c.include_patterns,
+            exclude: &c.exclude_patterns,
+        }
+    }
+}
+
 /// One path a selection covers and the checksum of what it is (type, mode, content or link
 /// target).
 #[derive(Clone, Debug, PartialEq, Eq)]

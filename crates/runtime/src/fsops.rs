@@ -151,6 +151,16 @@ impl Root {
     }
 }
 
+/// The host path the open handle `fd` points at (read from `/proc/self/fd`), with no symlink
+/// left in it.
+pub fn real_path(fd: &OwnedFd) -> Result<PathBuf, Error> {
+    let link = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(fd)
+    ));
+    std::fs::read_link(&link).map_err(|e| Error::io(&link, e))
+}
+
 /// `p` without leading `/`, cleaned of `.` components (`..` is left to the resolver, which
 /// keeps it inside the root).
 pub fn rel(p: &str) -> PathBuf {

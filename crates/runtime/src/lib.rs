@@ -2,11 +2,13 @@
 //! runtime, safe file operations (COPY, WORKDIR), layer unpacking, snapshot diffs and build
 //! context checksums.
 //!
-//! The solver drives the host through three small traits — [`Snapshotter`] (snapshots made,
-//! mounted, committed), [`Executor`] (a RUN step's process run on a rootfs) and
-//! [`context::Source`] (a local source read in place) — so that it can be tested without root
-//! on stand-ins. The real implementations are [`LayerSnapshotter`] (overlayfs, or copying where
-//! overlay is unavailable), [`RuncExecutor`] and [`context::LocalContext`].
+//! The solver drives the host through small traits — [`Snapshotter`] (snapshots made,
+//! mounted, committed), [`Executor`] (a RUN step's process run on a rootfs),
+//! [`context::Source`] (a local source read in place) and [`file::FileBackend`] (a file op's
+//! actions applied to a mounted snapshot) — so that it can be tested without root on
+//! stand-ins. The real implementations are [`LayerSnapshotter`] (overlayfs, or copying where
+//! overlay is unavailable), [`RuncExecutor`], [`context::LocalContext`] and
+//! [`file::HostFileBackend`].
 //!
 //! Invariant: only this crate mounts, creates namespaces or starts processes. Every path inside
 //! a rootfs or a context is resolved so that no symlink or `..` can leave it.
@@ -42,6 +44,8 @@ pub mod copy;
 pub mod diff;
 pub mod dockerignore;
 mod exec;
+pub mod fetch;
+pub mod file;
 pub mod fsops;
 pub mod glob;
 mod mount;
@@ -155,6 +159,53 @@ pub enum Error {
     /// A path that must be a directory is not.
     #[error("{0} is not a directory")]
     NotADirectory(String),
+    /// Downloading an `ADD <url>` source failed.
+    #[error("downloading {url}: {reason}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// The HTTP client's or the connection's error (its text is the message; not chained
+        /// as a source, so that a report does not repeat what it already says).
+        reason: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// `git` could not be started.
+    #[error("running git (install git): {source}")]
+    GitUnavailable {
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A `git` command of a git source's checkout failed.
+    #[error("git {args}: {stderr}")]
+    Git {
+        /// Its arguments, space-separated.
+        args: String,
+        /// What it said on stderr.
+        stderr: String,
+    },
+    /// A git source's subdirectory is not in the commit checked out.
+    #[error("{remote}: no directory {subdir} at {commit}")]
+    GitSubdirMissing {
+        /// The repository.
+        remote: String,
+        /// The subdirectory asked for.
+        subdir: String,
+        /// The commit checked out.
+        commit: String,
+    },
+    /// A path a file action names has no last component (`/`).
+    #[error("{0}: not a file path")]
+    NotAFilePath(String),
+    /// The parent directory of a path a file action creates or removes does not exist.
+    #[error("{path}: parent directory /{parent} does not exist")]
+    NoParentDir {
+        /// The path as the action names it.
+        path: String,
+        /// Its parent, relative to the root.
+        parent: String,
+    },
+    /// A copy's `--chmod` that is not a mode.
+    #[error(transparent)]
+    BadChmod(#[from] chmod::BadMode),
     /// A malformed wildcard.
     #[error("{0}")]
     BadPattern(String),

@@ -21,6 +21,9 @@
 //! its directory of changes (where the copy made or copied up their directories) and restores
 //! those directories' times. Whatever a later write of the same copy put at such a path wins.
 //!
+//! Which snapshot a copy made last is a hint kept per copy under `<root>/copies/`
+//! ([`last_copy`], [`remember_copy`], [`forget_copies_unless`]).
+//!
 //! ```no_run
 //! # fn demo() -> Result<(), xbuild_runtime::Error> {
 //! use std::path::Path;
@@ -380,9 +383,71 @@ fn write_record(path: &Path, stamps: &HashMap<String, FileStamp>) -> Result<(), 
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
+/// The directory, under an xbuild root, of the hints saying which snapshot each copy from the
+/// build context made last (one small file per copy, named by its vertex digest's hex).
+fn hints_dir(root: &Path) -> PathBuf {
+    root.join("copies")
+}
+
+fn hint_path(root: &Path, vertex: &xbuild_llb::Digest) -> PathBuf {
+    let s = vertex.to_string();
+    let hex = s.rsplit(':').next().unwrap_or(&s);
+    hints_dir(root).join(hex)
+}
+
+/// The snapshot the copy `vertex` made last, if the root's hint says so. A hint only: a
+/// missing, damaged or stale one means the copy copies everything.
+pub fn last_copy(root: &Path, vertex: &xbuild_llb::Digest) -> Option<String> {
+    let s = std::fs::read_to_string(hint_path(root, vertex)).ok()?;
+    let id = s.trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// Remembers that the copy `vertex` made `snapshot` (temp file + rename; a failure only costs
+/// the next run its links).
+pub fn remember_copy(root: &Path, vertex: &xbuild_llb::Digest, snapshot: &str) {
+    let p = hint_path(root, vertex);
+    let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+    let r = std::fs::create_dir_all(hints_dir(root))
+        .and_then(|_| std::fs::write(&tmp, snapshot))
+        .and_then(|_| std::fs::rename(&tmp, &p));
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::debug!(path = %p.display(), error = %e, "could not remember a copy's snapshot");
+    }
+}
+
+/// Forgets the hints naming a snapshot `keep` does not accept (for prune).
+pub fn forget_copies_unless(root: &Path, keep: impl Fn(&str) -> bool) {
+    let Ok(entries) = std::fs::read_dir(hints_dir(root)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let stale = std::fs::read_to_string(e.path()).map_or(true, |s| !keep(s.trim()));
+        if stale {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_hints_round_trip_and_prune_drops_stale_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let a = xbuild_llb::Digest::of(b"a");
+        let b = xbuild_llb::Digest::of(b"b");
+        assert_eq!(last_copy(d.path(), &a), None);
+        remember_copy(d.path(), &a, "snap1");
+        remember_copy(d.path(), &b, "snap2");
+        remember_copy(d.path(), &a, "snap3");
+        assert_eq!(last_copy(d.path(), &a).as_deref(), Some("snap3"));
+        forget_copies_unless(d.path(), |s| s == "snap3");
+        assert_eq!(last_copy(d.path(), &a).as_deref(), Some("snap3"));
+        assert_eq!(last_copy(d.path(), &b), None);
+    }
 
     #[test]
     fn records_round_trip_and_damage_is_ignored() {

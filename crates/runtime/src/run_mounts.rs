@@ -276,6 +276,19 @@ pub fn scratch_copy(source: &Path, scratch: &Path, overlay: bool) -> Result<Moun
     mount::overlay(&[source.to_path_buf()], Some((&upper, &work)), &target)
 }
 
+/// Removes a step's scratch directory (what [`scratch_copy`], [`SecretFile`] and [`SshForward`]
+/// made under it dropped first); what cannot be removed is left for the next process on the
+/// root to clean up.
+pub fn remove_scratch(dir: &Path) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::debug!(path = %dir.display(), error = %e, "could not remove a scratch directory");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

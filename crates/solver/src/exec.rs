@@ -2,13 +2,12 @@
 //! the runtime on a fresh snapshot, and everything released whatever happens.
 
 use std::any::Any;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 use xbuild_llb::{Definition, ExecOp, MountKind, Vertex};
-use xbuild_runtime::fsops::Root;
-use xbuild_runtime::run_mounts::{CacheInit, SecretFile, SshForward, scratch_copy};
+use xbuild_runtime::fsops::{Root, real_path};
+use xbuild_runtime::run_mounts::{CacheInit, SecretFile, SshForward, remove_scratch, scratch_copy};
 use xbuild_runtime::{ExecMount, ExecSpec, SnapshotterKind, Stream};
 
 use crate::{Error, Event, Solved, Solver, blocking};
@@ -27,20 +26,9 @@ impl Drop for Held {
             drop(i);
         }
         for d in &self.scratch {
-            let _ = std::fs::remove_dir_all(d);
+            remove_scratch(d);
         }
     }
-}
-
-/// The host path a resolved handle points at, with no symlink left in it.
-fn real_path(fd: &std::os::fd::OwnedFd) -> Result<PathBuf, Error> {
-    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    std::fs::read_link(&link).map_err(|e| {
-        Error::Runtime(xbuild_runtime::Error::Io {
-            path: link.into(),
-            source: e,
-        })
-    })
 }
 
 impl Solver {
@@ -73,7 +61,7 @@ impl Solver {
             path: format!("{what}: {source}"),
             problem: "does not exist in the mounted source".into(),
         })?;
-        real_path(&fd)
+        Ok(real_path(&fd)?)
     }
 
     fn scratch_dir(&self, held: &mut Held) -> PathBuf {

@@ -1,19 +1,15 @@
 //! Running a file vertex: copy, mkdir, mkfile, rm and symlink actions applied in order on a
 //! fresh snapshot of input 0.
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-use xbuild_llb::{Chmod, Definition, FileAction, FileOp, Vertex};
+use xbuild_llb::{Definition, FileAction, FileOp, Vertex};
 use xbuild_runtime::SnapshotterKind;
-use xbuild_runtime::chmod::ModeSet;
-use xbuild_runtime::copy::{CopyRequest, SourceTree, resolve_sources};
 use xbuild_runtime::dockerignore::Filter;
-use xbuild_runtime::fsops::{CopyMeta, ModeSpec, Root};
+use xbuild_runtime::file::{CopySource, FileBackend};
+use xbuild_runtime::fsops::Root;
 use xbuild_runtime::reuse::Reuse;
-use xbuild_runtime::user::resolve_chown;
 
 use crate::{Error, Solved, Solver, blocking};
 
@@ -24,13 +20,6 @@ struct Input {
     filter: Option<Arc<Filter>>,
     /// A stage or image (owners kept) rather than the build context (owners become root).
     keep_owner: bool,
-}
-
-fn io_err(path: &Path, e: impl Into<std::io::Error>) -> Error {
-    Error::Runtime(xbuild_runtime::Error::Io {
-        path: path.to_path_buf(),
-        source: e.into(),
-    })
 }
 
 impl Solver {
@@ -86,8 +75,9 @@ impl Solver {
             _ => None,
         };
         let actions = f.actions.clone();
+        let files = self.files.clone();
         let (applied, reuse) = blocking(move || {
-            let r = apply_file_actions(&target, &actions, &inputs, reuse.as_mut());
+            let r = apply_file_actions(&*files, &target, &actions, &inputs, reuse.as_mut());
             Ok((r, reuse))
         })
         .await?;
@@ -102,7 +92,7 @@ impl Solver {
         let id = self.snapshots.commit(active)?;
         if let Some(linked) = linked {
             tracing::debug!(vertex = %v.digest(), linked, "copy linked unchanged files");
-            crate::copies::remember(&self.opts.root, v.digest(), &id);
+            xbuild_runtime::reuse::remember_copy(&self.opts.root, v.digest(), &id);
         }
         Ok(Some(id))
     }
@@ -131,7 +121,7 @@ impl Solver {
     /// The directory of changes and the reuse note of the snapshot the copy `v` made last,
     /// held for this build, when it is still there.
     fn previous_copy(&self, v: &Vertex) -> Result<Option<(PathBuf, PathBuf)>, Error> {
-        let Some(id) = crate::copies::last(&self.opts.root, v.digest()) else {
+        let Some(id) = xbuild_runtime::reuse::last_copy(&self.opts.root, v.digest()) else {
             return Ok(None);
         };
         let Some(note) = self.snapshots.note_path(&id, REUSE_NOTE) else {
@@ -149,16 +139,10 @@ impl Solver {
 /// The note in which a copy's snapshot records what its files were copied from.
 const REUSE_NOTE: &str = "copied";
 
-fn mode_spec(m: &Option<Chmod>) -> Result<Option<ModeSpec>, Error> {
-    Ok(match m {
-        None => None,
-        Some(Chmod::Octal(m)) => Some(ModeSpec::Octal(*m)),
-        Some(Chmod::Symbolic(s)) => Some(ModeSpec::Symbolic(ModeSet::parse(s)?)),
-    })
-}
-
-/// Applies a file op's actions on the mounted `target`, copies through `reuse` when given.
+/// Applies a file op's actions on the mounted `target` through `files`, copies through
+/// `reuse` when given.
 fn apply_file_actions(
+    files: &dyn FileBackend,
     target: &Path,
     actions: &[FileAction],
     inputs: &[Input],
@@ -175,175 +159,18 @@ fn apply_file_actions(
                         .ok_or_else(|| Error::Missing {
                             what: format!("copy input {}", c.input),
                         })?;
-                let src = Root::open(&input.dir)?;
-                let tree = SourceTree {
-                    root: &src,
+                let source = CopySource {
+                    dir: &input.dir,
                     filter: input.filter.as_deref(),
-                    name: if input.keep_owner {
-                        "the source stage"
-                    } else {
-                        "the build context"
-                    },
+                    keep_owner: input.keep_owner,
                 };
-                let chown = c.chown.as_ref().map(|ch| resolve_chown(&dest, ch));
-                let req = CopyRequest {
-                    src: &c.src,
-                    dest: &c.dest,
-                    follow_symlinks: c.follow_symlinks,
-                    dir_copy_contents: c.dir_copy_contents,
-                    allow_wildcard: c.allow_wildcard,
-                    allow_empty_wildcard: c.allow_empty_wildcard,
-                    create_dest_path: c.create_dest_path,
-                    include_patterns: &c.include_patterns,
-                    exclude_patterns: &c.exclude_patterns,
-                    required_paths: &c.required_paths,
-                    attempt_unpack: c.attempt_unpack,
-                    meta: CopyMeta {
-                        chown,
-                        keep_owner: input.keep_owner,
-                        mode: mode_spec(&c.mode)?,
-                    },
-                };
-                match reuse.as_deref_mut() {
-                    Some(r) => xbuild_runtime::copy::copy_reusing(&tree, &dest, &req, r)?,
-                    None => xbuild_runtime::copy::copy(&tree, &dest, &req)?,
-                }
+                files.copy(&dest, &source, c, reuse.as_deref_mut())?;
             }
-            FileAction::Mkdir(m) => {
-                let owner = m.chown.as_ref().map(|ch| resolve_chown(&dest, ch));
-                if m.make_parents {
-                    xbuild_runtime::copy::mkdir(&dest, &m.path, m.mode, owner)?;
-                } else {
-                    let (dir, name) = parent_and_name(&dest, &m.path)?;
-                    match rustix::fs::mkdirat(&dir, &name, Mode::from_raw_mode(m.mode & 0o7777)) {
-                        Ok(()) => {
-                            rustix::fs::chmodat(
-                                &dir,
-                                &name,
-                                Mode::from_raw_mode(m.mode & 0o7777),
-                                AtFlags::empty(),
-                            )
-                            .map_err(|e| io_err(Path::new(&m.path), e))?;
-                            if let Some((u, g)) = owner {
-                                chown_at(&dir, &name, u, g, &m.path)?;
-                            }
-                        }
-                        Err(rustix::io::Errno::EXIST) => {}
-                        Err(e) => return Err(io_err(Path::new(&m.path), e)),
-                    }
-                }
-            }
-            FileAction::Mkfile(m) => {
-                let owner = m.chown.as_ref().map(|ch| resolve_chown(&dest, ch));
-                let (dir, name) = parent_and_name(&dest, &m.path)?;
-                if let Ok(st) = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)
-                    && FileType::from_raw_mode(st.st_mode) != FileType::Directory
-                {
-                    rustix::fs::unlinkat(&dir, &name, AtFlags::empty())
-                        .map_err(|e| io_err(Path::new(&m.path), e))?;
-                }
-                let fd = rustix::fs::openat(
-                    &dir,
-                    &name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| io_err(Path::new(&m.path), e))?;
-                let mut file = std::fs::File::from(fd);
-                std::io::Write::write_all(&mut file, &m.data)
-                    .map_err(|e| io_err(Path::new(&m.path), e))?;
-                rustix::fs::fchmod(&file, Mode::from_raw_mode(m.mode & 0o7777))
-                    .map_err(|e| io_err(Path::new(&m.path), e))?;
-                if let Some((u, g)) = owner {
-                    rustix::fs::fchown(
-                        &file,
-                        Some(rustix::fs::Uid::from_raw(u)),
-                        Some(rustix::fs::Gid::from_raw(g)),
-                    )
-                    .map_err(|e| io_err(Path::new(&m.path), e))?;
-                }
-            }
-            FileAction::Rm(r) => {
-                let tree = SourceTree {
-                    root: &dest,
-                    filter: None,
-                    name: "the filesystem",
-                };
-                let paths = if r.allow_wildcard {
-                    resolve_sources(&tree, &r.path, true, false)?
-                } else {
-                    vec![
-                        xbuild_runtime::fsops::rel(&r.path)
-                            .to_string_lossy()
-                            .to_string(),
-                    ]
-                };
-                for p in paths {
-                    let (dir, name) = parent_and_name(&dest, &p)?;
-                    match rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
-                        Ok(st) => {
-                            let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-                            xbuild_runtime::fsops::remove_at(dir.as_fd(), &name, is_dir)
-                                .map_err(|e| io_err(Path::new(&p), e))?;
-                        }
-                        Err(rustix::io::Errno::NOENT) if r.allow_not_found => {}
-                        Err(e) => return Err(io_err(Path::new(&r.path), e)),
-                    }
-                }
-            }
-            FileAction::Symlink(s) => {
-                let (dir, name) = parent_and_name(&dest, &s.newpath)?;
-                rustix::fs::symlinkat(s.oldpath.as_str(), &dir, &name)
-                    .map_err(|e| io_err(Path::new(&s.newpath), e))?;
-            }
+            FileAction::Mkdir(m) => files.mkdir(&dest, m)?,
+            FileAction::Mkfile(m) => files.mkfile(&dest, m)?,
+            FileAction::Rm(r) => files.rm(&dest, r)?,
+            FileAction::Symlink(s) => files.symlink(&dest, s)?,
         }
     }
     Ok(())
-}
-
-fn chown_at(
-    dir: &std::os::fd::OwnedFd,
-    name: &std::ffi::OsStr,
-    u: u32,
-    g: u32,
-    p: &str,
-) -> Result<(), Error> {
-    rustix::fs::chownat(
-        dir,
-        name,
-        Some(rustix::fs::Uid::from_raw(u)),
-        Some(rustix::fs::Gid::from_raw(g)),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| io_err(Path::new(p), e))
-}
-
-/// The existing parent directory of `p` inside the root (symlinks resolved inside it) and
-/// `p`'s last name.
-fn parent_and_name(
-    root: &Root,
-    p: &str,
-) -> Result<(std::os::fd::OwnedFd, std::ffi::OsString), Error> {
-    let rel = xbuild_runtime::fsops::rel(p);
-    let name = rel
-        .file_name()
-        .ok_or_else(|| Error::Path {
-            path: p.to_string(),
-            problem: "not a file path".into(),
-        })?
-        .to_os_string();
-    let parent = rel
-        .parent()
-        .map(|x| x.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let fd = root.resolve(&parent, true)?.ok_or_else(|| Error::Path {
-        path: p.to_string(),
-        problem: format!("parent directory /{parent} does not exist"),
-    })?;
-    let dir = Root::reopen(&fd, true).map_err(|e| io_err(Path::new(p), e))?;
-    Ok((dir, name))
 }

@@ -197,7 +197,9 @@ pub fn prune(
     for id in &plan.delete {
         snaps.remove(id)?;
     }
-    crate::copies::forget_unless(&root, |id| committed.contains(id) && !forget.contains(id));
+    xbuild_runtime::reuse::forget_copies_unless(&root, |id| {
+        committed.contains(id) && !forget.contains(id)
+    });
     report.snapshots = plan.delete.len();
     report.reclaimed = plan.reclaimed;
     if opts.all && opts.keep_storage.is_none() {

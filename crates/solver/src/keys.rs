@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use xbuild_cache::history::{ContentRecord, FileSum, History};
 use xbuild_cache::statcache::{Stamp, StatCache};
-use xbuild_llb::{CopyAction, Definition, Digest, DigestBuilder, FileAction, Op, Vertex};
+use xbuild_llb::{Definition, Digest, DigestBuilder, FileAction, Op, Vertex};
 use xbuild_runtime::context::{Checksum, ContentHashes, FileStamp, Selection};
 use xbuild_runtime::dockerignore::Filter;
 
@@ -64,17 +64,6 @@ pub fn context_checksum(
             paths,
         )?,
     })
-}
-
-/// What copy `c` selects in its source.
-fn selection(c: &CopyAction) -> Selection<'_> {
-    Selection {
-        src: &c.src,
-        allow_wildcard: c.allow_wildcard,
-        follow: c.follow_symlinks,
-        include: &c.include_patterns,
-        exclude: &c.exclude_patterns,
-    }
 }
 
 /// The builder every cache key starts from.
@@ -152,7 +141,7 @@ impl Solver {
         let history = History::new(&self.opts.root);
         // A source that knows the checksum needs no walk, and no stat cache loaded (unless
         // `explain` lacks the file list of that checksum).
-        let sel = selection(&c);
+        let sel = Selection::of(&c);
         if let Some(total) = source.known_checksum(filter.as_deref(), &sel) {
             let hex = hex::encode(total);
             if history.has_files(&hex) {
@@ -167,7 +156,7 @@ impl Solver {
         }
         let cache = self.stat_cache();
         Ok(Some(Box::new(move || {
-            let sel = selection(&c);
+            let sel = Selection::of(&c);
             let hashes = Hashes(&cache);
             let sum = source.checksum(filter.as_deref(), &sel, &hashes, false)?;
             let hex = hex::encode(sum.total);

@@ -14,10 +14,12 @@
 //! process left behind is cleaned up by the next one ([`Solver::new`]). Each build's key
 //! components are recorded, for [`explain`] to say why a step missed the cache.
 //!
-//! The solver touches the host only through the runtime's traits: a [`Host`] (its
-//! `Snapshotter` and `Executor`) and the build's local sources (`Source`s). [`Solver::new`]
-//! drives the real ones ([`Host::real`]); [`Solver::with_host`] takes any, which is how the
-//! scheduling and caching are tested without root.
+//! The solver touches the host only through the runtime: a [`Host`] (its `Snapshotter` and
+//! `Executor`), the build's local sources (`Source`s), the file-operation backend
+//! (`runtime::file::FileBackend`, which applies file ops' actions) and `runtime::fetch` (HTTP
+//! and git sources). [`Solver::new`] drives the real ones ([`Host::real`]);
+//! [`Solver::with_host`] takes any host, which is how the scheduling and caching are tested
+//! without root.
 //!
 //! Invariant: a cache key depends only on the vertex digest, input keys and content checksums.
 //!
@@ -39,7 +41,6 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod copies;
 mod exec;
 pub mod explain;
 mod file;
@@ -71,6 +72,7 @@ use xbuild_cache::statcache::StatCache;
 use xbuild_llb::{Definition, Digest, Op, SourceOp, Vertex};
 use xbuild_runtime::context::Source;
 use xbuild_runtime::dockerignore::Filter;
+use xbuild_runtime::file::{FileBackend, HostFileBackend};
 use xbuild_runtime::run_mounts::CacheMounts;
 use xbuild_runtime::{Executor, LayerSnapshotter, RuncExecutor, Snapshotter, SnapshotterKind};
 
@@ -160,17 +162,6 @@ pub enum Error {
         path: String,
         /// What is wrong with it.
         problem: String,
-    },
-    /// A `--chmod` that is not a mode.
-    #[error(transparent)]
-    Chmod(#[from] xbuild_runtime::chmod::BadMode),
-    /// Fetching an `ADD <url>` or git source failed.
-    #[error("{what}: {message}")]
-    Remote {
-        /// The URL, repository or file at fault.
-        what: String,
-        /// What failed.
-        message: String,
     },
     /// A remote source's content is not what its pinned checksum or commit says.
     #[error("{source_ref}: {got}, expected {expected}")]
@@ -376,6 +367,7 @@ pub struct Solver {
     store: Arc<Store>,
     snapshots: Arc<dyn Snapshotter>,
     executor: Arc<dyn Executor>,
+    files: Arc<dyn FileBackend>,
     cache_mounts: CacheMounts,
     opts: SolverOptions,
     progress: Arc<dyn ProgressSink>,
@@ -473,6 +465,7 @@ impl Solver {
         Ok(Solver {
             snapshots: host.snapshotter,
             executor: host.executor,
+            files: Arc::new(HostFileBackend),
             cache_mounts: CacheMounts::new(&opts.root)?,
             store,
             opts,
