@@ -2,8 +2,9 @@
 # run_overhead.sh — per-RUN overhead, side by side with Docker's BuildKit, in one run:
 # a Dockerfile of 50 `RUN true` steps in one stage, built cold (no cache) as a whole process
 # by xbuild (release build) and by `../shared/peers/build buildkit`. Prints both wall times,
-# the per-step cost of each and their ratio. Needs root, busybox:local imported in Docker, and
-# hyperfine.
+# the per-step cost of each and their ratio. Needs root, a running Docker engine and hyperfine.
+# Both builders start from the same busybox rootfs, imported under a name of its own
+# (Docker's `busybox:local`, made by ../shared/peers/base, stays as it is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${STEPS:-50}
@@ -13,12 +14,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ctx=$work/ctx
 mkdir -p "$ctx"
-{ echo "FROM busybox:local"; for i in $(seq "$steps"); do echo "RUN true # $i"; done; } >"$ctx/Dockerfile"
+base=xbuild-bench/busybox:local
+{ echo "FROM $base"; for i in $(seq "$steps"); do echo "RUN true # $i"; done; } >"$ctx/Dockerfile"
 cargo build --release -q -p xbuild-cli
 xb=target/release/xbuild
 root=$work/root
 scripts/mkrootfs "$work/rootfs.tar"
-"$xb" --root "$root" import "$work/rootfs.tar" busybox:local >/dev/null
+"$xb" --root "$root" import "$work/rootfs.tar" "$base" >/dev/null
+/usr/bin/docker import "$work/rootfs.tar" "$base" >/dev/null
 hyperfine --warmup 1 --runs "$runs" --export-json "$work/times.json" \
   -n xbuild "$xb --root $root build -q --no-cache $ctx" \
   -n buildkit "$peers/build buildkit $ctx --no-cache" >&2
