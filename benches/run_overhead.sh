@@ -7,6 +7,7 @@
 # (Docker's `busybox:local`, made by ../shared/peers/base, stays as it is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null || apt-get install -y -qq --no-install-recommends hyperfine >/dev/null
 steps=${STEPS:-50}
 runs=${RUNS:-3}
 peers=${PEERS:-../shared/peers}
