@@ -248,6 +248,23 @@ impl Lowerer<'_> {
         Some(())
     }
 
+    /// `Some` for ADD; for COPY, an error at source `s`, which is `what` (ADD only).
+    fn add_only(
+        &mut self,
+        flags: &CopyFlags,
+        s: &Word,
+        what: &str,
+        hint: &'static str,
+    ) -> Option<()> {
+        if flags.is_add {
+            return Some(());
+        }
+        self.diags.push(
+            Diagnostic::error(s.span, format!("source can't be {what} for COPY")).with_hint(hint),
+        );
+        None
+    }
+
     /// A git source (ADD only): the repository at `#ref[:subdir]`, copied whole.
     fn copy_git(
         &mut self,
@@ -257,13 +274,7 @@ impl Lowerer<'_> {
         src: &str,
         file: &mut CopyOp,
     ) -> Option<()> {
-        if !flags.is_add {
-            self.diags.push(
-                Diagnostic::error(s.span, "source can't be a git ref for COPY")
-                    .with_hint("use ADD for git sources"),
-            );
-            return None;
-        }
+        self.add_only(flags, s, "a git ref", "use ADD for git sources")?;
         let (remote, frag) = src.split_once('#').unwrap_or((src, ""));
         let (reference, subdir) = frag.split_once(':').unwrap_or((frag, ""));
         let op = Op::Source(SourceOp::Git {
@@ -295,13 +306,7 @@ impl Lowerer<'_> {
         src: &str,
         file: &mut CopyOp,
     ) -> Option<()> {
-        if !flags.is_add {
-            self.diags.push(
-                Diagnostic::error(s.span, "source can't be a URL for COPY")
-                    .with_hint("use ADD for URLs, or RUN curl"),
-            );
-            return None;
-        }
+        self.add_only(flags, s, "a URL", "use ADD for URLs, or RUN curl")?;
         let filename = url_filename(src);
         let checksum = match &flags.checksum {
             Some(c) => match c.parse::<Digest>() {
