@@ -7,7 +7,9 @@
 # (Docker's `busybox:local`, made by ../shared/peers/base, stays as it is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || apt-get install -y -qq --no-install-recommends hyperfine >/dev/null
+. scripts/lib.sh
+# RUN steps on the default network need slirp4netns (and runc, which the peers install).
+install_packages hyperfine runc slirp4netns
 steps=${STEPS:-50}
 runs=${RUNS:-3}
 peers=${PEERS:-../shared/peers}

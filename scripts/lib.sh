@@ -1,4 +1,4 @@
-# Shared helpers of scripts/demo and scripts/test (sourced, not run).
+# Shared helpers of scripts/demo, scripts/test and the bench scripts (sourced, not run).
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::Error;
 use crate::copy::{CopyRequest, SourceTree};
@@ -43,6 +44,14 @@ impl Drop for Scratch {
     }
 }
 
+/// How long a server may take to accept a connection (and its name to resolve).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a server may send nothing, before its response or in the middle of its body,
+/// before the download is abandoned: a server that stalls cannot hold a build (or a worker's
+/// build slot) forever. A slow but steady download of any length still completes.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A file downloaded over HTTP(S), in a temporary file.
 #[derive(Debug)]
 pub struct Download {
@@ -54,13 +63,35 @@ pub struct Download {
 }
 
 impl Download {
-    /// Downloads `url` into the file `tmp`, hashing it as it arrives.
+    /// Downloads `url` into the file `tmp`, hashing it as it arrives; a server silent for
+    /// [`STALL_TIMEOUT`] fails it ([`Error::DownloadStalled`]).
     pub fn get(url: &str, tmp: &Path) -> Result<Self, Error> {
+        Self::get_with(url, tmp, STALL_TIMEOUT)
+    }
+
+    fn get_with(url: &str, tmp: &Path, stall: Duration) -> Result<Self, Error> {
         let failed = |e: Box<dyn std::error::Error + Send + Sync>| Error::Download {
             url: url.to_string(),
             reason: e,
         };
-        let resp = ureq::get(url).call().map_err(|e| failed(Box::new(e)))?;
+        let stalled = || Error::DownloadStalled {
+            url: url.to_string(),
+            after: stall,
+        };
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .timeout_resolve(Some(CONNECT_TIMEOUT))
+                .timeout_connect(Some(CONNECT_TIMEOUT))
+                .timeout_send_request(Some(stall))
+                .timeout_recv_response(Some(stall))
+                .timeout_per_read(Some(stall))
+                .timeout_per_write(Some(stall))
+                .build(),
+        );
+        let resp = agent.get(url).call().map_err(|e| match e {
+            ureq::Error::Timeout(_) => stalled(),
+            e => failed(Box::new(e)),
+        })?;
         let mtime = resp
             .headers()
             .get("last-modified")
@@ -71,7 +102,13 @@ impl Download {
         let mut hasher = sha2::Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = body.read(&mut buf).map_err(|e| failed(Box::new(e)))?;
+            let n = body.read(&mut buf).map_err(|e| {
+                if timed_out(&e) {
+                    stalled()
+                } else {
+                    failed(Box::new(e))
+                }
+            })?;
             if n == 0 {
                 break;
             }
@@ -109,6 +146,15 @@ impl Download {
         }
         Ok(())
     }
+}
+
+/// True when a body read failed because the server went silent (ureq reports its timeouts
+/// through the reader as `TimedOut`, or as its own `Timeout` error inside an I/O error).
+fn timed_out(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
 }
 
 /// Parses an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`, RFC 7231's preferred form).
@@ -269,6 +315,47 @@ mod tests {
             e.to_string().starts_with(&format!("downloading {url}: ")),
             "{e}"
         );
+    }
+
+    /// A server that answers the request and then goes silent mid-body: once before its
+    /// response (`headers == false`), once after it.
+    fn stalling_server(headers: bool) -> (String, std::thread::JoinHandle<()>) {
+        use std::io::Write as _;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/file", l.local_addr().unwrap());
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req);
+            if headers {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\npartial");
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        (url, t)
+    }
+
+    #[test]
+    fn download_from_a_server_that_stalls_fails_after_the_stall_timeout() {
+        for headers in [false, true] {
+            let (url, server) = stalling_server(headers);
+            let d = tempfile::tempdir().unwrap();
+            let start = std::time::Instant::now();
+            let e =
+                Download::get_with(&url, &d.path().join("download"), Duration::from_millis(300))
+                    .unwrap_err();
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                start.elapsed()
+            );
+            assert!(
+                matches!(&e, Error::DownloadStalled { url: u, .. } if *u == url),
+                "headers={headers}: {e}"
+            );
+            assert!(e.to_string().contains("sent nothing for 300ms"), "{e}");
+            server.join().unwrap();
+        }
     }
 
     #[test]

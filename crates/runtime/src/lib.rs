@@ -168,6 +168,16 @@ pub enum Error {
         /// as a source, so that a report does not repeat what it already says).
         reason: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An `ADD <url>` server sent nothing for [`fetch::STALL_TIMEOUT`].
+    #[error(
+        "downloading {url}: the server sent nothing for {after:?}; check the URL and the network, then build again"
+    )]
+    DownloadStalled {
+        /// The URL.
+        url: String,
+        /// How long it was silent.
+        after: std::time::Duration,
+    },
     /// `git` could not be started.
     #[error("running git (install git): {source}")]
     GitUnavailable {
