@@ -1,13 +1,12 @@
 //! Auth negotiation: ask the registry's `/v2/` endpoint what it wants, then fetch a Bearer token
 //! (realm/service/scope, with the user's credentials when there are any) or use Basic auth.
 //!
-//! Done here rather than inside `oci-client` because its own negotiation drops token-server
-//! errors (the request then fails as a bare 401), asks for one repository scope only (a
-//! cross-repository mount needs `pull` on the source too) and knows nothing of Docker's
-//! credential store. The token it yields is handed to `oci-client` as `RegistryAuth::Bearer`.
+//! Token-server errors are kept (not reduced to a bare 401), a token may carry several
+//! repository scopes (a cross-repository mount needs `pull` on the source too), and credentials
+//! come from Docker's credential store. The result, an [`Auth`], is what every request of a
+//! session carries.
 
 use base64::Engine as _;
-use oci_client::secrets::RegistryAuth;
 
 use crate::challenge::{Challenge, parse_challenges};
 use crate::credentials::Credentials;
@@ -33,6 +32,38 @@ pub(crate) struct AuthRequest<'a> {
     pub attempts: u32,
 }
 
+/// What a session's requests authenticate with (its `Debug` shows no secret).
+#[derive(Clone, Debug)]
+pub(crate) enum Auth {
+    /// Nothing: the registry asked for no credentials.
+    Anonymous,
+    /// The user's credentials, sent with every request.
+    Basic(Credentials),
+    /// A token from the registry's token server.
+    Bearer(Token),
+}
+
+/// A Bearer token (its `Debug` is redacted).
+#[derive(Clone)]
+pub(crate) struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Auth {
+    /// `req` carrying these credentials.
+    pub fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::Anonymous => req,
+            Auth::Basic(c) => req.basic_auth(&c.username, Some(&c.password)),
+            Auth::Bearer(Token(token)) => req.bearer_auth(token),
+        }
+    }
+}
+
 fn basic_header(c: &Credentials) -> String {
     let raw = format!("{}:{}", c.username, c.password);
     format!(
@@ -41,11 +72,11 @@ fn basic_header(c: &Credentials) -> String {
     )
 }
 
-/// Negotiates access; the result is what `oci-client` sends with every request.
+/// Negotiates access; the result is what a session sends with every request.
 pub(crate) async fn negotiate(
     http: &reqwest::Client,
     req: &AuthRequest<'_>,
-) -> Result<RegistryAuth, Error> {
+) -> Result<Auth, Error> {
     let fail = |step: Step, message: String| Error::Registry {
         reference: req.reference.to_string(),
         step,
@@ -97,13 +128,13 @@ pub(crate) async fn negotiate(
     })?;
     match status {
         200..=299 => Ok(match &req.credentials {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
-            None => RegistryAuth::Anonymous,
+            Some(c) => Auth::Basic(c.clone()),
+            None => Auth::Anonymous,
         }),
         401 => {
             if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
                 let token = fetch_token(http, req, bearer).await?;
-                return Ok(RegistryAuth::Bearer(token));
+                return Ok(Auth::Bearer(Token(token)));
             }
             let realm = challenges
                 .iter()
@@ -130,7 +161,7 @@ pub(crate) async fn negotiate(
             check_basic(http, req, &url, c)
                 .await
                 .map_err(|m| fail(Step::Auth, m))?;
-            Ok(RegistryAuth::Basic(c.username.clone(), c.password.clone()))
+            Ok(Auth::Basic(c.clone()))
         }
         other => Err(fail(
             Step::Resolve,
@@ -334,7 +365,7 @@ mod tests {
         let auth = negotiate(&crate::session::http_client().unwrap(), &request(&host))
             .await
             .unwrap();
-        assert!(matches!(auth, RegistryAuth::Anonymous));
+        assert!(matches!(auth, Auth::Anonymous));
         assert_eq!(
             served.await.unwrap().len(),
             3,
@@ -403,7 +434,7 @@ mod tests {
         let auth = negotiate(&crate::session::http_client().unwrap(), &req)
             .await
             .unwrap();
-        assert!(matches!(auth, RegistryAuth::Bearer(t) if t == "tok-123"));
+        assert!(matches!(auth, Auth::Bearer(Token(t)) if t == "tok-123"));
         let seen = served.await.unwrap();
         let token_req = &seen[1];
         assert!(

@@ -3,11 +3,11 @@
 //!
 //! References are normalized as Docker does ([`Reference`]); credentials come from Docker's
 //! `config.json` and its credential helpers ([`DockerConfig`]); auth follows the registry's
-//! challenge (Bearer tokens with realm/service/scope, or Basic). The HTTP work is done by the
-//! `oci-client` crate; this crate adds what it lacks: Docker's credential store, our own auth
-//! negotiation (clear errors, multi-scope tokens for cross-repository mounts), bounded retries,
-//! platform selection with a useful error, digest-verified streaming into the store, and pushes
-//! that skip what the registry has.
+//! challenge (Bearer tokens with realm/service/scope, or Basic). The OCI distribution protocol
+//! is spoken here over `reqwest`, pulls and pushes alike, with every response body read bounded
+//! (see [`MAX_ERROR_BODY`] and the other limits): clear errors, multi-scope tokens for
+//! cross-repository mounts, bounded retries, platform selection with a useful error,
+//! digest-verified streaming into the store, and pushes that skip what the registry has.
 //!
 //! Invariant: every blob enters the store through `Store::blob_writer` and is committed only when
 //! it hashes to the digest its manifest names; a failed or corrupt download leaves nothing.

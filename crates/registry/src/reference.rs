@@ -197,19 +197,6 @@ impl Reference {
             (None, None) => name,
         }
     }
-
-    /// The reference in the form `oci-client` takes.
-    pub(crate) fn to_oci(&self) -> oci_client::Reference {
-        let registry = self.registry_host().to_string();
-        match &self.digest {
-            Some(d) => oci_client::Reference::with_digest(registry, self.path.clone(), d.clone()),
-            None => oci_client::Reference::with_tag(
-                registry,
-                self.path.clone(),
-                self.tag.clone().unwrap_or_else(|| DEFAULT_TAG.into()),
-            ),
-        }
-    }
 }
 
 impl fmt::Display for Reference {

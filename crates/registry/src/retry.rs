@@ -5,8 +5,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use oci_client::errors::OciDistributionError;
-
 use crate::limits::MAX_STALLED_ATTEMPTS;
 use crate::{Error, Step};
 
@@ -129,37 +127,6 @@ impl From<reqwest::Error> for Failure {
                 .is_timeout()
                 .then(|| e.url().map(|u| u.to_string()).unwrap_or_default()),
             attempts: 1,
-        }
-    }
-}
-
-impl From<OciDistributionError> for Failure {
-    fn from(e: OciDistributionError) -> Self {
-        use OciDistributionError as E;
-        match e {
-            E::RequestError(r) => r.into(),
-            E::ServerError { code, message, .. } => Failure::status(code, &message),
-            E::RegistryError { envelope, .. } => Failure::fatal(
-                envelope
-                    .errors
-                    .iter()
-                    .map(|x| format!("{:?} {}", x.code, x.message).trim().to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            E::UnauthorizedError { url } => Failure::fatal(format!(
-                "HTTP 401 unauthorized at {url}: the credentials are missing or were rejected"
-            )),
-            E::IoError(io) => Failure {
-                retryable: !matches!(
-                    io.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
-                ),
-                message: chain(&io),
-                stalled: None,
-                attempts: 1,
-            },
-            other => Failure::fatal(chain(&other)),
         }
     }
 }

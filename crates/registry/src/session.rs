@@ -1,21 +1,18 @@
-//! A [`Registry`] handle: transport settings, and per-repository sessions (an authenticated
-//! `oci-client` for one repository and access level).
+//! A [`Registry`] handle: transport settings, and per-repository sessions (the negotiated
+//! credentials and the HTTP client for one repository and access level).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-
-use crate::auth::{AuthRequest, negotiate};
+use crate::auth::{Auth, AuthRequest, negotiate};
 use crate::credentials::{Credentials, DockerConfig};
 use crate::limits::{CONNECT_TIMEOUT, STALL_TIMEOUT};
 use crate::{Error, Platform, Reference, Step};
 
-/// How long a registry may stay silent during a push (oci-client's uploads): longer than
-/// [`STALL_TIMEOUT`], as a registry may hash a large upload before it answers.
+/// How long a registry may stay silent during a push: longer than [`STALL_TIMEOUT`], as a
+/// registry may hash a large upload before it answers.
 const PUSH_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How a [`Registry`] connects and what it pulls.
@@ -60,16 +57,15 @@ pub(crate) enum Access {
 pub(crate) struct Session {
     /// The reference the session was opened for (errors name it).
     pub reference: Reference,
-    /// The HTTP client pulls use (every body read bounded, see `limits`).
+    /// The HTTP client: silent for at most [`STALL_TIMEOUT`] when pulling, [`PUSH_READ_TIMEOUT`]
+    /// when pushing (every body read bounded, see `limits`).
     pub http: reqwest::Client,
+    /// `scheme://host/`, the registry whose requests carry the credentials.
+    pub registry: reqwest::Url,
     /// `scheme://host/v2/repository`, the prefix of the repository's URLs.
     pub base: String,
-    /// The client for chunked uploads and pushes' other requests.
-    pub client: oci_client::Client,
-    /// The client for monolithic uploads.
-    pub monolithic: oci_client::Client,
     /// What requests authenticate with.
-    pub auth: RegistryAuth,
+    pub auth: Auth,
     /// Attempts per request.
     pub attempts: u32,
 }
@@ -77,12 +73,16 @@ pub(crate) struct Session {
 impl Session {
     /// A GET of `url` carrying the session's credentials.
     pub fn get(&self, url: &str) -> reqwest::RequestBuilder {
-        let req = self.http.get(url);
-        match &self.auth {
-            RegistryAuth::Bearer(token) => req.bearer_auth(token),
-            RegistryAuth::Basic(user, password) => req.basic_auth(user, Some(password)),
-            RegistryAuth::Anonymous => req,
-        }
+        self.auth.apply(self.http.get(url))
+    }
+
+    /// A `method` request of `url`, carrying the session's credentials only when `url` is on
+    /// the registry itself (scheme, host and port): an upload `Location` on another host (a
+    /// storage backend) is followed without them, as Docker's client does.
+    pub fn request(&self, method: reqwest::Method, url: reqwest::Url) -> reqwest::RequestBuilder {
+        let own = url.origin() == self.registry.origin();
+        let req = self.http.request(method, url);
+        if own { self.auth.apply(req) } else { req }
     }
 
     /// The URL of the manifest `reference` (of this repository) names.
@@ -109,20 +109,24 @@ impl Session {
 pub struct Registry {
     pub(crate) opts: RegistryOptions,
     http: reqwest::Client,
+    push_http: reqwest::Client,
     sessions: tokio::sync::Mutex<HashMap<(String, String, Access), Arc<Session>>>,
 }
 
 impl Registry {
     /// A registry handle with `opts`.
     pub fn new(opts: RegistryOptions) -> Result<Self, Error> {
-        let http = http_client().map_err(|e| Error::Registry {
+        let setup = |e: reqwest::Error| Error::Registry {
             reference: "(registry client)".into(),
             step: Step::Resolve,
             message: format!("cannot set up HTTP: {e}"),
-        })?;
+        };
+        let http = http_client().map_err(setup)?;
+        let push_http = client_with(PUSH_READ_TIMEOUT).map_err(setup)?;
         Ok(Registry {
             opts,
             http,
+            push_http,
             sessions: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -249,37 +253,20 @@ impl Registry {
             },
         )
         .await?;
-        let client = |monolithic: bool| {
-            oci_client::Client::try_from(ClientConfig {
-                protocol: if insecure {
-                    ClientProtocol::Http
-                } else {
-                    ClientProtocol::Https
-                },
-                use_monolithic_push: monolithic,
-                platform_resolver: None,
-                connect_timeout: Some(CONNECT_TIMEOUT),
-                read_timeout: Some(PUSH_READ_TIMEOUT),
-                user_agent: concat!("xbuild/", env!("CARGO_PKG_VERSION")),
-                ..Default::default()
-            })
-            .map_err(|e| Error::Registry {
+        let registry = reqwest::Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
+            Error::InvalidReference {
                 reference: reference.to_string(),
-                step: Step::Resolve,
-                message: format!("cannot set up the registry client: {e}"),
-            })
-        };
-        let (chunked, monolithic) = (client(false)?, client(true)?);
-        // Calls that take no credentials (blob HEAD, mounts, blob GETs) use what is stored here.
-        for c in [&chunked, &monolithic] {
-            c.store_auth_if_needed(&host, &auth).await;
-        }
+                message: format!("{host} is not a registry address: {e}"),
+            }
+        })?;
         let session = Arc::new(Session {
             reference: reference.clone(),
-            http: self.http.clone(),
+            http: match access {
+                Access::Pull => self.http.clone(),
+                Access::Push(_) => self.push_http.clone(),
+            },
+            registry,
             base: format!("{scheme}://{host}/v2/{}", reference.path()),
-            client: chunked,
-            monolithic,
             auth,
             attempts: self.opts.attempts,
         });
@@ -288,14 +275,19 @@ impl Registry {
     }
 }
 
-/// The HTTP client auth negotiation uses (TLS through rustls with the ring provider, which
-/// reqwest is built without).
+/// The HTTP client auth negotiation and pulls use (TLS through rustls with the ring provider,
+/// which reqwest is built without): silent for at most [`STALL_TIMEOUT`].
 pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    client_with(STALL_TIMEOUT)
+}
+
+/// An HTTP client that gives up on a registry silent for `read_timeout`.
+fn client_with(read_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(concat!("xbuild/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(STALL_TIMEOUT)
+        .read_timeout(read_timeout)
         .build()
 }
 
