@@ -463,13 +463,7 @@ impl worker_server::Worker for Service {
                     &cancel,
                     &mut metrics,
                 ));
-            let mut outcome = match run.await {
-                Ok(o) => o,
-                Err(message) => Outcome {
-                    error: message,
-                    ..Outcome::default()
-                },
-            };
+            let mut outcome = settle(n, run).await;
             outcome.files_received = metrics.outcome.files_received;
             outcome.bytes_received = metrics.outcome.bytes_received;
             outcome.context_entries = metrics.outcome.context_entries;
@@ -495,6 +489,33 @@ impl worker_server::Worker for Service {
             tonic::metadata::MetadataValue::from_static(xbuild::worker::MANIFEST_DIGEST_FEATURE),
         );
         Ok(response)
+    }
+}
+
+/// What a build session ends with: its outcome, its error as a failed outcome, or, when the
+/// session panicked (a bug), a failed outcome saying so. The client always hears how its build
+/// ended, and the worker goes on serving others (what the session held is released as it
+/// unwinds).
+async fn settle(build: u64, run: impl Future<Output = Result<Outcome, String>>) -> Outcome {
+    use futures_util::FutureExt as _;
+    let error = match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+        Ok(Ok(outcome)) => return outcome,
+        Ok(Err(message)) => message,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string());
+            tracing::error!(build, panic = %what, "a build session panicked");
+            format!(
+                "the worker failed while running this build (a bug in xbuild: {what}); the build was abandoned and nothing of it was kept; please report it"
+            )
+        }
+    };
+    Outcome {
+        error,
+        ..Outcome::default()
     }
 }
 
@@ -1063,6 +1084,38 @@ fn to_proto(e: Event) -> proto::Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn worker_session_that_panics_still_tells_its_client_how_the_build_ended() {
+        let ok = settle(1, async {
+            Ok(Outcome {
+                executed: 3,
+                ..Outcome::default()
+            })
+        })
+        .await;
+        assert_eq!((ok.executed, ok.error.as_str()), (3, ""));
+        let failed = settle(2, async { Err("no context".to_string()) }).await;
+        assert_eq!(failed.error, "no context");
+        let panicked = settle(3, async {
+            let v: Vec<u8> = Vec::new();
+            // An index out of bounds, as a bug would make it.
+            #[allow(clippy::indexing_slicing)]
+            let byte = v[usize::from(v.is_empty())];
+            Ok(Outcome {
+                executed: u64::from(byte),
+                ..Outcome::default()
+            })
+        })
+        .await;
+        assert!(
+            panicked.error.starts_with(
+                "the worker failed while running this build (a bug in xbuild: index out of bounds"
+            ),
+            "{}",
+            panicked.error
+        );
+    }
     use xbuild_runtime::context::NoContentHashes;
 
     #[test]
