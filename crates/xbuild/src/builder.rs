@@ -250,19 +250,31 @@ impl Builder {
     pub async fn lower_pulled(&self, opts: &BuildOptions) -> Result<Definition, Error> {
         let (file, text) = Self::read_dockerfile(opts)?;
         let store = self.store()?;
-        cancellable(&opts.cancel, self.lower_pulling(&store, &file, &text, opts)).await
+        cancellable(
+            &opts.cancel,
+            self.lower_pulling(&store, &file, &text, opts, None),
+        )
+        .await
     }
 
     /// Runs a build and writes its outputs: lowers the Dockerfile (pulling base images it
-    /// needs), then [`build_definition`](Self::build_definition).
+    /// needs), then solves and exports the graph as [`build_definition`](Self::build_definition)
+    /// does, in one session that leases each base image as soon as lowering resolves it.
     pub async fn build(&self, opts: &BuildOptions) -> Result<BuildResult, Error> {
         let started = Instant::now();
         for t in &opts.tags {
             Reference::parse(t).map_err(Error::Usage)?;
         }
-        let def = self.lower_pulled(opts).await?;
+        // One session from the first base image resolved to the last output written: what
+        // lowering resolves is leased at once, not when solving starts.
+        let (file, text) = Self::read_dockerfile(opts)?;
+        let store = self.store()?;
+        let session = xbuild_cache::lease::Session::start(&self.root)?;
+        let lowering = self.lower_pulling(&store, &file, &text, opts, Some(&session));
+        let def = cancellable(&opts.cancel, lowering).await?;
         let lowered = started.elapsed();
-        let mut result = self.build_definition(&def, opts).await?;
+        let solution = self.solve_in(&def, opts, session).await?;
+        let mut result = self.export_solution(&solution, opts).await?;
         result.timings.lower = lowered;
         result.timings.total = started.elapsed();
         Ok(result)
@@ -285,6 +297,17 @@ impl Builder {
     /// Runs every vertex the graph's outputs need (cached ones are looked up, not run). The
     /// [`Solution`] keeps its results leased against `prune` until it is dropped.
     pub async fn solve(&self, def: &Definition, opts: &BuildOptions) -> Result<Solution, Error> {
+        let session = xbuild_cache::lease::Session::start(&self.root)?;
+        self.solve_in(def, opts, session).await
+    }
+
+    /// [`solve`](Self::solve) in the build's `session`, whose leases it keeps and adds to.
+    async fn solve_in(
+        &self,
+        def: &Definition,
+        opts: &BuildOptions,
+        session: xbuild_cache::lease::Session,
+    ) -> Result<Solution, Error> {
         let started = Instant::now();
         let targets: Vec<Digest> = def.outputs().iter().map(|o| o.vertex.clone()).collect();
         if targets.is_empty() {
@@ -327,7 +350,6 @@ impl Builder {
         let recorder = Arc::new(events::Recorder::new(opts.progress.clone()));
         // The real host: snapshots on this root, RUN steps through the OCI runtime, what they
         // create owned by the build's session.
-        let session = xbuild_cache::lease::Session::start(&self.root)?;
         let snapshots = self.snapshots()?.with_owner(session.id());
         let host = xbuild_solver::Host {
             snapshotter: Arc::new(snapshots.clone()),
@@ -582,4 +604,47 @@ pub(crate) async fn cancellable<T>(
 
 fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context directory `name` under `dir` holding `Dockerfile` and a file `f`.
+    fn context(dir: &Path, name: &str, dockerfile: &str) -> PathBuf {
+        let ctx = dir.join(name);
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        std::fs::write(ctx.join("f"), "content\n").unwrap();
+        ctx
+    }
+
+    #[tokio::test]
+    async fn base_image_removed_between_lowering_and_solving_does_not_fail_the_build() {
+        let d = tempfile::tempdir().unwrap();
+        let b = Builder::new(d.path().join("root"));
+        let mut base = BuildOptions::new(context(d.path(), "base", "FROM scratch\nCOPY f /f\n"));
+        base.tags = vec!["base:1".into()];
+        b.build(&base).await.unwrap();
+
+        // Lowered in the build's session, which leases the base as it resolves it...
+        let mut app = BuildOptions::new(context(d.path(), "app", "FROM base:1\nCOPY f /g\n"));
+        app.tags = vec!["app:1".into()];
+        let store = b.store().unwrap();
+        let session = xbuild_cache::lease::Session::start(&b.root).unwrap();
+        let (file, text) = Builder::read_dockerfile(&app).unwrap();
+        let def = b
+            .lower_pulling(&store, &file, &text, &app, Some(&session))
+            .await
+            .unwrap();
+        // ...then the base is removed and everything unused pruned before solving starts.
+        b.remove("base:1", true).unwrap();
+        b.prune(true).unwrap();
+        assert!(b.inspect("base:1").is_err());
+
+        let solution = b.solve_in(&def, &app, session).await.unwrap();
+        b.export_solution(&solution, &app).await.unwrap();
+        drop(solution);
+        assert!(b.inspect("app:1").is_ok());
+    }
 }

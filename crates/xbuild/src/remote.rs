@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::join_all;
 
 use xbuild_cache::Store;
+use xbuild_cache::lease::Session;
 use xbuild_cache::oci::Manifest;
 use xbuild_llb::{Definition, Digest, ImageConfig};
 use xbuild_parser::lower::{ImageResolver, ResolvedImage};
@@ -120,13 +121,16 @@ impl Builder {
     }
 
     /// Lowers the Dockerfile, pulling the base images the store lacks (all of them with
-    /// `opts.pull`), until every reference resolves.
+    /// `opts.pull`), until every reference resolves. With a `lease`, every base image is held
+    /// for that session the moment it resolves, so that removing it (`rmi`, prune) from then
+    /// on cannot fail the build that lowered it.
     pub(crate) async fn lower_pulling(
         &self,
         store: &Arc<Store>,
         file: &str,
         text: &str,
         opts: &BuildOptions,
+        lease: Option<&Session>,
     ) -> Result<Definition, Error> {
         let mut pulled: HashSet<String> = HashSet::new();
         let mut failed: HashMap<String, String> = HashMap::new();
@@ -134,6 +138,7 @@ impl Builder {
         for _ in 0..MAX_ROUNDS {
             let resolver = PullingResolver {
                 store,
+                lease,
                 force: opts.pull,
                 pulled: &pulled,
                 failed: &failed,
@@ -163,6 +168,9 @@ impl Builder {
                 match res {
                     Ok(p) => {
                         tracing::info!(image = %name, %platform, manifest = %p.manifest, fetched = p.fetched, "pulled");
+                        if let Some(session) = lease {
+                            store.hold_image(session, &p.manifest)?;
+                        }
                     }
                     Err(e) => {
                         failed.insert(key.clone(), e.to_string());
@@ -231,6 +239,8 @@ fn mount_sources(store: &Store, target: &Reference) -> Result<MountSources, Erro
 /// Resolves base images from the store, noting those it must pull first.
 struct PullingResolver<'a> {
     store: &'a Store,
+    /// The build's session, which holds every image resolved (see [`Store::hold_image`]).
+    lease: Option<&'a Session>,
     /// `--pull`: re-resolve tags even when the store has them.
     force: bool,
     /// References pulled during this build, by [`pull_key`].
@@ -270,6 +280,16 @@ impl ImageResolver for PullingResolver<'_> {
             Some(_) => from_digest(self.store, &r, &want),
             None => from_tag(self.store, &r),
         }?;
+        // Held before it is used: an image removed between the lookup and the hold counts
+        // as missing (pulled again, or an error naming it).
+        let local = match (local, self.lease) {
+            (Some(img), Some(session)) => match self.store.hold_image(session, &img.digest) {
+                Ok(true) => Some(img),
+                Ok(false) => None,
+                Err(e) => return Err(e.to_string()),
+            },
+            (local, _) => local,
+        };
         if let Some(e) = self.failed.get(&key) {
             // A local image for another platform is why the pull was tried: say both.
             return Err(
