@@ -179,17 +179,12 @@ impl Registry {
         let url =
             parse_url(&s.manifest_url(target)).map_err(|f| s.error(Step::Manifest, f.message))?;
         with_retries(s.attempts, &target.to_string(), || async {
-            let res = s
+            let put = s
                 .request(Method::PUT, url.clone())
                 .header(CONTENT_TYPE, content_type.clone())
                 .body(bytes.clone())
-                .timeout(DOCUMENT_TIMEOUT)
-                .send()
-                .await?;
-            if !res.status().is_success() {
-                return Err(refused(&Method::PUT, res).await);
-            }
-            Ok(())
+                .timeout(DOCUMENT_TIMEOUT);
+            accepted(Method::PUT, put).await.map(drop)
         })
         .await
         .map_err(|f| s.error(Step::Manifest, f.message))?;
@@ -286,6 +281,20 @@ impl Registry {
 /// `url` parsed; a session's URLs always parse, so a failure is final.
 fn parse_url(url: &str) -> Result<Url, Failure> {
     Url::parse(url).map_err(|e| Failure::fatal(format!("{url:?} is not a URL: {e}")))
+}
+
+/// Sends `req` (a `method` request); any answer but a 2xx is a failure carrying the start of
+/// its body ([`refused`]).
+async fn accepted(
+    method: Method,
+    req: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, Failure> {
+    let res = req.send().await?;
+    if res.status().is_success() {
+        Ok(res)
+    } else {
+        Err(refused(&method, res).await)
+    }
 }
 
 /// A response the registry refused (not `2xx`) as a [`Failure`] naming the request: the
@@ -399,17 +408,12 @@ async fn finish_upload(
     size: u64,
 ) -> Result<(), Failure> {
     location.query_pairs_mut().append_pair("digest", digest);
-    let res = s
+    let put = s
         .request(Method::PUT, location)
         .header(CONTENT_LENGTH, size)
         .header(CONTENT_TYPE, "application/octet-stream")
-        .body(body)
-        .send()
-        .await?;
-    if !res.status().is_success() {
-        return Err(refused(&Method::PUT, res).await);
-    }
-    Ok(())
+        .body(body);
+    accepted(Method::PUT, put).await.map(drop)
 }
 
 /// Uploads a blob of `size` bytes in one request: a POST, then a PUT carrying it all.
@@ -457,17 +461,13 @@ async fn upload_chunked(
 /// where the upload goes on (the same place when the answer names none).
 async fn patch(s: &Session, location: Url, chunk: Bytes, start: u64) -> Result<Url, Failure> {
     let end = start + chunk.len() as u64 - 1;
-    let res = s
+    let req = s
         .request(Method::PATCH, location.clone())
         .header(CONTENT_RANGE, format!("{start}-{end}"))
         .header(CONTENT_LENGTH, chunk.len())
         .header(CONTENT_TYPE, "application/octet-stream")
-        .body(chunk)
-        .send()
-        .await?;
-    if !res.status().is_success() {
-        return Err(refused(&Method::PATCH, res).await);
-    }
+        .body(chunk);
+    let res = accepted(Method::PATCH, req).await?;
     Ok(resolve_location(&Method::PATCH, &res)?.unwrap_or(location))
 }
 
