@@ -366,12 +366,7 @@ async fn mount(s: &Session, digest: &str, from: &str) -> Result<bool, Failure> {
     let base = format!("{}/blobs/uploads/", s.base);
     let url = Url::parse_with_params(&base, &[("mount", digest), ("from", from)])
         .map_err(|e| Failure::fatal(format!("{base:?} is not a URL: {e}")))?;
-    let res = s
-        .request(Method::POST, url)
-        .header(CONTENT_LENGTH, 0)
-        .timeout(DOCUMENT_TIMEOUT)
-        .send()
-        .await?;
+    let res = post_upload(s, url).await?;
     match res.status() {
         StatusCode::CREATED => Ok(true),
         st if st.is_success() => Ok(false),
@@ -379,15 +374,19 @@ async fn mount(s: &Session, digest: &str, from: &str) -> Result<bool, Failure> {
     }
 }
 
+/// An empty POST to the upload endpoint `url` (which a query may turn into a mount).
+async fn post_upload(s: &Session, url: Url) -> Result<reqwest::Response, Failure> {
+    let req = s
+        .request(Method::POST, url)
+        .header(CONTENT_LENGTH, 0)
+        .timeout(DOCUMENT_TIMEOUT);
+    Ok(req.send().await?)
+}
+
 /// Starts an upload to the session's repository (a POST answered 202); returns where it goes on.
 async fn begin_upload(s: &Session) -> Result<Url, Failure> {
     let url = parse_url(&format!("{}/blobs/uploads/", s.base))?;
-    let res = s
-        .request(Method::POST, url)
-        .header(CONTENT_LENGTH, 0)
-        .timeout(DOCUMENT_TIMEOUT)
-        .send()
-        .await?;
+    let res = post_upload(s, url).await?;
     match res.status() {
         StatusCode::ACCEPTED => upload_location(&Method::POST, &res),
         st if st.is_success() => Err(Failure::fatal(format!(
