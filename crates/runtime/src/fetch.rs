@@ -209,8 +209,8 @@ pub struct GitCheckout {
 }
 
 impl GitCheckout {
-    /// Clones `remote` at `reference` (a branch, tag or commit; `HEAD` when empty) into `dir`
-    /// (`git` on PATH, never prompting).
+    /// Clones `remote` at `reference` (a branch, tag or commit; `HEAD` when empty) into `dir`,
+    /// with its submodules (`git` on PATH, never prompting).
     pub fn fetch(remote: &str, reference: &str, dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         git(dir, &["init", "-q"])?;
@@ -221,12 +221,25 @@ impl GitCheckout {
             reference
         };
         if git(dir, &["fetch", "-q", "--depth=1", "origin", r]).is_err() {
-            // A commit that is not a ref tip needs a full fetch.
-            git(dir, &["fetch", "-q", "origin"])?;
+            // A commit that is not a ref tip (or that the remote will not serve shallowly)
+            // needs a full fetch.
+            git(dir, &["fetch", "-q", "--tags", "origin"])?;
             git(dir, &["checkout", "-q", r])?;
         } else {
             git(dir, &["checkout", "-q", "FETCH_HEAD"])?;
         }
+        // Submodules too, as BuildKit's git source checks them out.
+        git(
+            dir,
+            &[
+                "submodule",
+                "update",
+                "-q",
+                "--init",
+                "--recursive",
+                "--depth=1",
+            ],
+        )?;
         let commit = git(dir, &["rev-parse", "HEAD"])?;
         Ok(GitCheckout {
             dir: dir.to_path_buf(),
@@ -266,6 +279,11 @@ pub struct GitTree {
 }
 
 impl GitTree {
+    /// The tree's directory on the host (inside the checkout).
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
     /// Copies the tree into `dest` (a snapshot's directory), everything owned by root.
     pub fn copy_into(&self, dest: &Path) -> Result<(), Error> {
         let src = Root::open(&self.dir)?;

@@ -11,7 +11,8 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
+
+use xbuild_runtime::fetch::GitCheckout;
 
 use crate::Error;
 
@@ -276,77 +277,32 @@ pub fn dockerfile_from_stdin(
     Ok(context)
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .map_err(|e| format!("running git: {e} (is git installed?)"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`git {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 /// Clones `url` with the system `git` into a scratch directory under the xbuild root `root`
-/// (shallow at the ref when the remote allows it), checks out its ref, and uses its
-/// subdirectory as the context; the `.git` directory is not part of the context. `file` is
+/// (shallow at the ref when the remote allows it, with its submodules: the runtime's
+/// [`GitCheckout`], as `ADD <git url>` does), and uses its subdirectory as the context; the
+/// `.git` directory is not part of the context. `file` is
 /// `-f`, relative to that subdirectory.
 pub fn from_git(url: &GitUrl, file: Option<&Path>, root: &Path) -> Result<PreparedContext, Error> {
     let fail = |m: String| Error::Context(format!("git context {}: {m}", url.remote));
     let tmp = scratch(root)?;
     let repo = tmp.path().join("repo");
-    std::fs::create_dir(&repo).map_err(io_at(&repo))?;
-    git(&repo, &["init", "-q"]).map_err(fail)?;
-    git(&repo, &["remote", "add", "origin", &url.remote]).map_err(fail)?;
-    let want = url.reference.as_deref().unwrap_or("HEAD");
-    if git(&repo, &["fetch", "-q", "--depth=1", "origin", want]).is_ok() {
-        git(&repo, &["checkout", "-q", "FETCH_HEAD"]).map_err(fail)?;
-    } else {
-        // A commit the remote will not serve shallowly: fetch everything, then check it out.
-        git(&repo, &["fetch", "-q", "--tags", "origin"]).map_err(fail)?;
-        git(&repo, &["checkout", "-q", want]).map_err(fail)?;
+    let want = url.reference.as_deref().unwrap_or("");
+    let checkout = GitCheckout::fetch(&url.remote, want, &repo).map_err(|e| fail(e.to_string()))?;
+    if let Some(sub) = &url.subdir {
+        dockerfile_inside(&repo, Path::new(sub))
+            .map_err(|_| fail(format!("subdirectory {sub:?} leaves the repository")))?;
     }
-    git(
-        &repo,
-        &[
-            "submodule",
-            "update",
-            "-q",
-            "--init",
-            "--recursive",
-            "--depth=1",
-        ],
-    )
-    .map_err(fail)?;
-    let dot_git = repo.join(".git");
-    std::fs::remove_dir_all(&dot_git).map_err(io_at(&dot_git))?;
-    let context = match &url.subdir {
-        None => repo.clone(),
-        Some(sub) => {
-            let dir = dockerfile_inside(&repo, Path::new(sub))
-                .map_err(|_| fail(format!("subdirectory {sub:?} leaves the repository")))?;
-            let real = dir.canonicalize().map_err(|e| {
-                fail(format!(
-                    "subdirectory {sub:?} is not in the repository: {e}"
-                ))
-            })?;
-            let top = repo.canonicalize().map_err(io_at(&repo))?;
-            if !real.starts_with(&top) || !real.is_dir() {
-                return Err(fail(format!(
-                    "subdirectory {sub:?} is not a directory inside the repository"
-                )));
-            }
-            real
-        }
-    };
+    // The subdirectory is resolved inside the checkout (its symlinks too).
+    let tree = checkout
+        .tree(url.subdir.as_deref(), false)
+        .map_err(|e| fail(e.to_string()))?;
+    let context = tree.path().to_path_buf();
+    if !context.is_dir() {
+        return Err(fail(format!(
+            "subdirectory {:?} is not a directory inside the repository",
+            url.subdir.as_deref().unwrap_or_default()
+        )));
+    }
     let dockerfile = file.map(|f| dockerfile_inside(&context, f)).transpose()?;
     Ok(PreparedContext {
         context,
