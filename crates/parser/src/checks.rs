@@ -98,7 +98,7 @@ pub fn invalid_base_image_platform(
     Some(format!(
         "Base image {name} was pulled with platform {}, expected {} for current build",
         crate::gofmt::quote(&format!("{os}/{architecture}")),
-        crate::gofmt::quote(&expected.format())
+        crate::gofmt::quote(&expected.to_string())
     ))
 }
 
