@@ -738,6 +738,14 @@ mod tests {
     }
 
     #[test]
+    fn copy_ignored_file_reads_patterns_as_the_context_filter_does() {
+        // A pattern the context filter refuses (bad `filepath.Match` syntax) turns the check off,
+        assert!(IgnoreMatcher::new(&["*.md", "a/[x-]"]).is_none());
+        // and a `!` that cleaning brings to the front is an exception for both.
+        assert!(IgnoreMatcher::new(&["*.md", "./!keep.md"]).is_none());
+    }
+
+    #[test]
     fn invalid_base_image_platform_compares_os_and_architecture() {
         let amd64 = Platform::parse("linux/amd64").unwrap();
         assert_eq!(
