@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xbuild_runtime::dockerignore::{MatchInfo, PatternMatcher, clean, read_ignore_file};
+use xbuild_dockerignore::{MatchInfo, PatternMatcher, clean, read_ignore_file};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

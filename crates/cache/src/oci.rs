@@ -37,17 +37,9 @@ pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
     }
 }
 
-/// The platform of a manifest in an index.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    /// CPU architecture (`amd64`).
-    pub architecture: String,
-    /// OS (`linux`).
-    pub os: String,
-    /// CPU variant (`v8`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
+/// The platform of a manifest in an index: the OCI `platform` object is xbuild's one platform
+/// type.
+pub use xbuild_llb::Platform;
 
 /// A reference to a blob: media type, digest, size.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

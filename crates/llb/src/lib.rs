@@ -32,6 +32,7 @@ mod digest;
 mod image;
 mod op;
 pub mod path;
+pub mod platform;
 
 pub use definition::{Definition, Vertex, VertexMeta, vertex_digest};
 pub use digest::{Digest, DigestBuilder};
@@ -41,6 +42,7 @@ pub use op::{
     MkdirAction, MkfileAction, Mount, MountKind, NetworkMode, Op, RmAction, Security, SourceOp,
     SymlinkAction,
 };
+pub use platform::Platform;
 
 /// What can go wrong building or loading a graph.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@ use crate::reference;
 use crate::shell::{Budget, Lexer, ShellError};
 use crate::span::{Diagnostic, Span};
 use crate::suggest;
+use xbuild_dockerignore::{PatternMatcher, clean};
 
 /// Rule names with their documentation URLs.
 pub const RULES: &[(&str, &str)] = &[
@@ -97,7 +98,7 @@ pub fn invalid_base_image_platform(
     Some(format!(
         "Base image {name} was pulled with platform {}, expected {} for current build",
         crate::gofmt::quote(&format!("{os}/{architecture}")),
-        crate::gofmt::quote(&expected.format())
+        crate::gofmt::quote(&expected.to_string())
     ))
 }
 
@@ -129,20 +130,12 @@ pub fn workdir_relative_path(path: &str, os: &str, workdir_set: bool) -> Option<
     })
 }
 
-/// One `.dockerignore` pattern, compiled as moby's patternmatcher compiles it.
-#[derive(Debug)]
-enum IgnoreKind {
-    Exact,
-    Prefix,
-    Suffix,
-    Regex(regex::Regex),
-}
-
 /// The `.dockerignore` patterns as BuildKit's CopyIgnoredFile check reads them: no exception
-/// (`!`) patterns, each matching a path or one of its parent directories.
+/// (`!`) patterns, each matching a path or one of its parent directories, through the same
+/// [`xbuild_dockerignore::PatternMatcher`] that filters the build context.
 #[derive(Debug)]
 pub struct IgnoreMatcher {
-    patterns: Vec<(String, IgnoreKind)>,
+    matcher: PatternMatcher,
     root_ignored: bool,
 }
 
@@ -151,58 +144,27 @@ impl IgnoreMatcher {
     /// exception pattern (BuildKit cannot tell statically whether a negated file is copied),
     /// or a pattern that does not compile (the context transfer reports it).
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Option<Self> {
-        let mut out = IgnoreMatcher {
-            patterns: Vec::new(),
-            root_ignored: false,
-        };
-        for p in patterns {
-            let p = p.as_ref().trim();
-            if p.is_empty() {
-                continue;
-            }
-            if p.starts_with('!') {
-                return None;
-            }
-            let cleaned = clean_path(p);
-            if matches!(cleaned.as_str(), "*" | "**" | "**/*") {
-                out.root_ignored = true;
-            }
-            let kind = compile_ignore(&cleaned)?;
-            out.patterns.push((cleaned, kind));
+        let matcher = PatternMatcher::new(patterns).ok()?;
+        if matcher.is_empty() || matcher.exclusions() {
+            return None;
         }
-        (!out.patterns.is_empty()).then_some(out)
-    }
-
-    fn matches(&self, path: &str) -> bool {
-        self.patterns.iter().any(|(p, k)| match k {
-            IgnoreKind::Exact => path == p,
-            IgnoreKind::Prefix => path.starts_with(&p[..p.len().saturating_sub(2)]),
-            IgnoreKind::Suffix => {
-                let suffix = p.get(2..).unwrap_or_default();
-                path.ends_with(suffix) || (suffix.starts_with('/') && path == &suffix[1..])
-            }
-            IgnoreKind::Regex(r) => r.is_match(path),
+        let root_ignored = patterns
+            .iter()
+            .any(|p| matches!(clean(p.as_ref().trim()).as_str(), "*" | "**" | "**/*"));
+        Some(IgnoreMatcher {
+            matcher,
+            root_ignored,
         })
     }
 
     /// BuildKit's CopyIgnoredFile message for the context source `src` of a COPY (or ADD),
     /// when `src` or one of its parent directories is excluded.
     pub fn copy_ignored(&self, is_add: bool, src: &str) -> Option<String> {
-        let src = clean_path(src);
+        let src = clean(src);
         if (src == "." || src == "/") && !self.root_ignored {
             return None;
         }
-        let parent = match src.rfind('/') {
-            Some(0) => "/",
-            Some(n) => &src[..n],
-            None => ".",
-        };
-        let mut hit = self.matches(&src);
-        if !hit && parent != "." {
-            let dirs: Vec<&str> = parent.split('/').collect();
-            hit = (1..=dirs.len()).any(|n| self.matches(&dirs[..n].join("/")));
-        }
-        hit.then(|| {
+        self.matcher.matches_or_parent_matches(&src).then(|| {
             format!(
                 "Attempting to {} file {} that is excluded by .dockerignore",
                 if is_add { "Add" } else { "Copy" },
@@ -210,101 +172,6 @@ impl IgnoreMatcher {
             )
         })
     }
-}
-
-/// Go's `filepath.Clean` for slash-separated paths.
-fn clean_path(p: &str) -> String {
-    let abs = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !abs {
-                    parts.push("..");
-                }
-            }
-            c => parts.push(c),
-        }
-    }
-    let joined = parts.join("/");
-    match (abs, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
-
-/// patternmatcher's `compile`: a cleaned pattern to its match kind.
-fn compile_ignore(p: &str) -> Option<IgnoreKind> {
-    let mut re = String::from("^");
-    // 0 exact, 1 prefix, 2 suffix, 3 regex
-    let mut kind = 0u8;
-    let chars: Vec<char> = p.chars().collect();
-    let mut i = 0;
-    let mut iteration = 0;
-    while i < chars.len() {
-        let ch = chars[i];
-        i += 1;
-        if ch == '*' {
-            if chars.get(i) == Some(&'*') {
-                i += 1;
-                if chars.get(i) == Some(&'/') {
-                    i += 1;
-                }
-                if i >= chars.len() {
-                    if kind == 0 {
-                        kind = 1;
-                    } else {
-                        re.push_str(".*");
-                        kind = 3;
-                    }
-                } else {
-                    re.push_str("(.*/)?");
-                    kind = 3;
-                }
-                if iteration == 0 {
-                    kind = 2;
-                }
-            } else {
-                re.push_str("[^/]*");
-                kind = 3;
-            }
-        } else if ch == '?' {
-            re.push_str("[^/]");
-            kind = 3;
-        } else if ".+()|{}$".contains(ch) {
-            re.push('\\');
-            re.push(ch);
-        } else if ch == '\\' {
-            match chars.get(i) {
-                Some(&next) => {
-                    i += 1;
-                    re.push('\\');
-                    re.push(next);
-                    kind = 3;
-                }
-                None => re.push_str("\\\\"),
-            }
-        } else if ch == '[' || ch == ']' {
-            re.push(ch);
-            kind = 3;
-        } else {
-            re.push(ch);
-        }
-        iteration += 1;
-    }
-    Some(match kind {
-        0 => IgnoreKind::Exact,
-        1 => IgnoreKind::Prefix,
-        2 => IgnoreKind::Suffix,
-        _ => {
-            re.push('$');
-            IgnoreKind::Regex(regex::Regex::new(&re).ok()?)
-        }
-    })
 }
 
 fn all_lower(s: &str) -> bool {
@@ -868,6 +735,14 @@ mod tests {
         assert!(IgnoreMatcher::new(&["*.md", "!README.md"]).is_none());
         assert!(IgnoreMatcher::new::<&str>(&[]).is_none());
         assert!(IgnoreMatcher::new(&["  "]).is_none());
+    }
+
+    #[test]
+    fn copy_ignored_file_reads_patterns_as_the_context_filter_does() {
+        // A pattern the context filter refuses (bad `filepath.Match` syntax) turns the check off,
+        assert!(IgnoreMatcher::new(&["*.md", "a/[x-]"]).is_none());
+        // and a `!` that cleaning brings to the front is an exception for both.
+        assert!(IgnoreMatcher::new(&["*.md", "./!keep.md"]).is_none());
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl ImageResolver for Placeholder {
         let p = self.platforms.get(reference).unwrap_or(platform);
         Ok(ResolvedImage {
             reference: reference.into(),
-            digest: Digest::of(format!("{reference} {}", p.format()).as_bytes()),
+            digest: Digest::of(format!("{reference} {p}").as_bytes()),
             config: ImageConfig::default(),
             history: vec![],
             os: p.os.clone(),

@@ -45,11 +45,12 @@ pub use limits::{
     CONNECT_TIMEOUT, DOCUMENT_TIMEOUT, Document, MAX_CONFIG_SIZE, MAX_ERROR_BODY,
     MAX_MANIFEST_SIZE, MAX_STALLED_ATTEMPTS, MAX_TOKEN_SIZE, STALL_TIMEOUT,
 };
-pub use platform::Platform;
+pub use platform::select_manifest;
 pub use pull::Pulled;
 pub use push::{BlobPush, MountSources, Pushed};
 pub use reference::{DOCKER_HUB, Reference};
 pub use session::{Registry, RegistryOptions};
+pub use xbuild_llb::Platform;
 
 use std::fmt;
 

@@ -1,93 +1,54 @@
-//! The build platform, and picking its manifest out of an index or manifest list.
-
-use std::fmt;
+//! Picking the build platform's manifest out of an index or manifest list. The platform type
+//! is [`xbuild_llb::Platform`] (re-exported as `xbuild_registry::Platform`).
 
 use xbuild_cache::oci::{Descriptor, Index};
+use xbuild_llb::Platform;
 
-/// An OS/architecture(/variant) triple as OCI names it (`linux/amd64`, `linux/arm64/v8`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Platform {
-    /// The OS (`linux`).
-    pub os: String,
-    /// The architecture (`amd64`).
-    pub architecture: String,
-    /// The variant (`v8`), if any.
-    pub variant: Option<String>,
+/// Whether an index entry's `offered` variant serves `want` (no variant wanted: any; `arm64`
+/// without a variant is `v8`).
+fn variant_matches(want: &Platform, offered: Option<&str>) -> bool {
+    let norm = |v: Option<&str>| match (want.architecture.as_str(), v) {
+        ("arm64", None) => Some("v8".to_string()),
+        (_, v) => v.map(str::to_string),
+    };
+    match &want.variant {
+        None => true,
+        Some(_) => norm(want.variant.as_deref()) == norm(offered),
+    }
 }
 
-impl Platform {
-    /// A platform from its parts.
-    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Self {
-        Platform {
-            os: os.to_string(),
-            architecture: architecture.to_string(),
-            variant: variant.map(str::to_string),
-        }
-    }
-
-    /// The machine's own platform (Linux on the host CPU).
-    pub fn host() -> Self {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" => "ppc64le",
-            other => other,
-        };
-        Platform::new("linux", arch, None)
-    }
-
-    fn variant_matches(&self, other: Option<&str>) -> bool {
-        let norm = |v: Option<&str>| match (self.architecture.as_str(), v) {
-            ("arm64", None) => Some("v8".to_string()),
-            (_, v) => v.map(str::to_string),
-        };
-        match &self.variant {
-            None => true,
-            Some(_) => norm(self.variant.as_deref()) == norm(other),
-        }
-    }
-
-    /// Picks the manifest for this platform from `index`; the error lists the platforms it offers.
-    pub fn select<'a>(&self, index: &'a Index) -> Result<&'a Descriptor, Vec<String>> {
-        let candidates = index.manifests.iter().filter(|d| {
-            d.platform.as_ref().is_some_and(|p| {
-                p.os == self.os
-                    && p.architecture == self.architecture
-                    && self.variant_matches(p.variant.as_deref())
-            })
-        });
-        let mut best: Option<&Descriptor> = None;
-        for d in candidates {
-            let exact =
-                d.platform.as_ref().and_then(|p| p.variant.as_deref()) == self.variant.as_deref();
-            if best.is_none() || exact {
-                best = Some(d);
-                if exact {
-                    break;
-                }
+/// Picks the manifest for `want` from `index`; the error lists the platforms it offers.
+pub fn select_manifest<'a>(
+    want: &Platform,
+    index: &'a Index,
+) -> Result<&'a Descriptor, Vec<String>> {
+    let candidates = index.manifests.iter().filter(|d| {
+        d.platform.as_ref().is_some_and(|p| {
+            p.os == want.os
+                && p.architecture == want.architecture
+                && variant_matches(want, p.variant.as_deref())
+        })
+    });
+    let mut best: Option<&Descriptor> = None;
+    for d in candidates {
+        let exact =
+            d.platform.as_ref().and_then(|p| p.variant.as_deref()) == want.variant.as_deref();
+        if best.is_none() || exact {
+            best = Some(d);
+            if exact {
+                break;
             }
         }
-        best.ok_or_else(|| {
-            index
-                .manifests
-                .iter()
-                .filter_map(|d| d.platform.as_ref())
-                .filter(|p| p.os != "unknown")
-                .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref()).to_string())
-                .collect()
-        })
     }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
+    best.ok_or_else(|| {
+        index
+            .manifests
+            .iter()
+            .filter_map(|d| d.platform.as_ref())
+            .filter(|p| p.os != "unknown")
+            .map(Platform::to_string)
+            .collect()
+    })
 }
 
 #[cfg(test)]
@@ -108,7 +69,8 @@ mod tests {
     #[test]
     fn selects_os_arch_and_variant() {
         let i = index();
-        let pick = |p: Platform| p.select(&i).map(|d| d.digest.as_str()[7..8].to_string());
+        let pick =
+            |p: Platform| select_manifest(&p, &i).map(|d| d.digest.as_str()[7..8].to_string());
         assert_eq!(pick(Platform::new("linux", "amd64", None)).unwrap(), "3");
         assert_eq!(pick(Platform::new("linux", "arm64", None)).unwrap(), "2");
         assert_eq!(

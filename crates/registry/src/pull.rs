@@ -165,11 +165,12 @@ impl Registry {
             let idx: Index = serde_json::from_slice(&bytes)
                 .map_err(|e| s.error(Step::Manifest, format!("the index does not parse: {e}")))?;
             let want = platform;
-            let chosen = want.select(&idx).map_err(|available| Error::NoPlatform {
-                reference: reference.to_string(),
-                wanted: want.to_string(),
-                available,
-            })?;
+            let chosen =
+                crate::select_manifest(want, &idx).map_err(|available| Error::NoPlatform {
+                    reference: reference.to_string(),
+                    wanted: want.to_string(),
+                    available,
+                })?;
             if chosen.size > MAX_MANIFEST_SIZE {
                 return Err(Error::TooLarge {
                     reference: reference.to_string(),

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 use crate::copy::{SourceTree, resolve_sources};
-use crate::dockerignore::{Filter, FilterState, Verdict};
 pub use crate::fsops::FileStamp;
 use crate::fsops::{Root, list_dir, open_nofollow, stat_at};
+use xbuild_dockerignore::{Filter, FilterState, Verdict};
 
 /// What kind of file a mode is, in words, for errors.
 fn kind_of(ft: FileType) -> &'static str {

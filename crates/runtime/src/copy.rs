@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::Error;
-use crate::dockerignore::{Filter, FilterState, Verdict};
 use crate::fsops::{Copier, CopyMeta, Root, list_dir, open_dir_at, rel, stat_at};
-use crate::glob;
 use crate::reuse::{DirSlot, Reuse};
+use xbuild_dockerignore::glob;
+use xbuild_dockerignore::{Filter, FilterState, Verdict};
 
 /// A tree to copy from, with the patterns that decide what exists in it (a build context's
 /// `.dockerignore`); paths are checked relative to the tree's root.

@@ -15,10 +15,10 @@ use xbuild_llb::{Chmod, CopyAction, MkdirAction, MkfileAction, RmAction, Symlink
 use crate::Error;
 use crate::chmod::ModeSet;
 use crate::copy::{CopyRequest, SourceTree, resolve_sources};
-use crate::dockerignore::Filter;
 use crate::fsops::{CopyMeta, ModeSpec, Root, rel, remove_at};
 use crate::reuse::Reuse;
 use crate::user::resolve_chown;
+use xbuild_dockerignore::Filter;
 
 /// Where a copy action reads from: a directory on the host and what of it is visible.
 #[derive(Clone, Copy)]

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use xbuild_dockerignore::Filter;
 use xbuild_llb::{Definition, FileAction, FileOp, Vertex};
 use xbuild_runtime::SnapshotterKind;
-use xbuild_runtime::dockerignore::Filter;
 use xbuild_runtime::file::{CopySource, FileBackend};
 use xbuild_runtime::fsops::Root;
 use xbuild_runtime::reuse::Reuse;

@@ -15,9 +15,9 @@ use tokio::task::JoinHandle;
 
 use xbuild_cache::history::{ContentRecord, FileSum, History};
 use xbuild_cache::statcache::{Stamp, StatCache};
+use xbuild_dockerignore::Filter;
 use xbuild_llb::{Definition, Digest, DigestBuilder, FileAction, Op, Vertex};
 use xbuild_runtime::context::{Checksum, ContentHashes, FileStamp, Selection};
-use xbuild_runtime::dockerignore::Filter;
 
 use crate::{Error, Solved, Solver, blocking};
 

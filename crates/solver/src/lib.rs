@@ -69,9 +69,9 @@ use xbuild_cache::Store;
 use xbuild_cache::lease::{Hold, Session};
 use xbuild_cache::lock::GcLock;
 use xbuild_cache::statcache::StatCache;
+use xbuild_dockerignore::Filter;
 use xbuild_llb::{Definition, Digest, Op, SourceOp, Vertex};
 use xbuild_runtime::context::Source;
-use xbuild_runtime::dockerignore::Filter;
 use xbuild_runtime::file::{FileBackend, HostFileBackend};
 use xbuild_runtime::run_mounts::CacheMounts;
 use xbuild_runtime::{Executor, LayerSnapshotter, RuncExecutor, Snapshotter, SnapshotterKind};
@@ -123,7 +123,7 @@ pub enum Error {
         /// The source's name.
         name: String,
         /// The bad pattern.
-        source: xbuild_runtime::dockerignore::BadPattern,
+        source: xbuild_dockerignore::BadPattern,
     },
     /// A `--secret` given on the command line is malformed.
     #[error("invalid --secret {spec:?}: {problem}")]

@@ -13,8 +13,8 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use xbuild_cache::statcache::StatCache;
+use xbuild_dockerignore::Filter;
 use xbuild_runtime::context::{Checksum, ContentHashes, Selection, Source, checksum_with};
-use xbuild_runtime::dockerignore::Filter;
 use xbuild_solver::{Event, ProgressSink};
 
 use xbuild::worker::context::manifest_digest;

@@ -522,7 +522,7 @@ impl Builder {
     /// `cold`.
     pub fn context_checksum(&self, dir: &Path, cold: bool) -> Result<(String, usize), Error> {
         let ignore = read_ignore(dir, &dir.join(".dockerignore"))?.unwrap_or_default();
-        let filter = xbuild_runtime::dockerignore::Filter::new(&[], &ignore)
+        let filter = xbuild_dockerignore::Filter::new(&[], &ignore)
             .map_err(|e| Error::Usage(format!("{}/.dockerignore: {e}", dir.display())))?;
         let sel = xbuild_runtime::context::Selection {
             src: "/",

@@ -132,15 +132,12 @@ pub(crate) fn lower_options(file: &str, opts: &BuildOptions) -> Result<LowerOpti
 
 /// The patterns of the ignore file `path` (in `context` or named outside it), read as BuildKit
 /// reads one (a BOM, comments and blank lines dropped, each pattern cleaned and a leading `/`
-/// removed: see [`xbuild_runtime::dockerignore::read_ignore_file`]); `None` when there is no
+/// removed: see [`xbuild_dockerignore::read_ignore_file`]); `None` when there is no
 /// such file. The one reader of `.dockerignore` files for local and remote builds and
 /// `debug context-checksum`.
 pub(crate) fn read_ignore(context: &Path, path: &Path) -> Result<Option<Vec<String>>, Error> {
-    Ok(
-        xbuild_runtime::context::read_build_file(context, path)?.map(|bytes| {
-            xbuild_runtime::dockerignore::read_ignore_file(&String::from_utf8_lossy(&bytes))
-        }),
-    )
+    Ok(xbuild_runtime::context::read_build_file(context, path)?
+        .map(|bytes| xbuild_dockerignore::read_ignore_file(&String::from_utf8_lossy(&bytes))))
 }
 
 /// The `.dockerignore` patterns of a build: `<Dockerfile>.dockerignore` beside the Dockerfile

@@ -105,7 +105,7 @@ impl ImageFilter {
 
 fn check_pattern(p: &str) -> Result<(), Error> {
     for part in p.split('/') {
-        xbuild_runtime::glob::matches(part, "")
+        xbuild_dockerignore::glob::matches(part, "")
             .map_err(|e| Error::Usage(format!("invalid reference filter: {e}")))?;
     }
     Ok(())
@@ -118,7 +118,7 @@ pub(crate) fn path_match(pattern: &str, name: &str) -> bool {
     p.len() == n.len()
         && p.iter()
             .zip(&n)
-            .all(|(p, n)| xbuild_runtime::glob::matches(p, n).unwrap_or(false))
+            .all(|(p, n)| xbuild_dockerignore::glob::matches(p, n).unwrap_or(false))
 }
 
 #[cfg(test)]

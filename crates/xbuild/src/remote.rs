@@ -14,9 +14,8 @@ use futures_util::future::join_all;
 use xbuild_cache::Store;
 use xbuild_cache::lease::Session;
 use xbuild_cache::oci::Manifest;
-use xbuild_llb::{Definition, Digest, ImageConfig};
+use xbuild_llb::{Definition, Digest, ImageConfig, Platform};
 use xbuild_parser::lower::{ImageResolver, ResolvedImage};
-use xbuild_parser::platform::Platform;
 use xbuild_registry::{Credentials, MountSources, Pushed, Reference, Registry};
 
 use crate::store::{self, platform_mismatch, resolved_image};
@@ -186,7 +185,7 @@ impl Builder {
 }
 
 /// The key a base image pull is known by in one build: the reference and the platform.
-fn pull_key(reference: &str, platform: &xbuild_registry::Platform) -> String {
+fn pull_key(reference: &str, platform: &Platform) -> String {
     format!("{reference} {platform}")
 }
 
@@ -196,7 +195,7 @@ async fn pull_into(
     registry: &Registry,
     store: &Arc<Store>,
     r: &Reference,
-    platform: &xbuild_registry::Platform,
+    platform: &Platform,
 ) -> Result<PullSummary, Error> {
     let pulled = registry.pull_for(store, r, platform).await?;
     let name = r.familiar();
@@ -248,11 +247,11 @@ struct PullingResolver<'a> {
     /// References whose pull failed, by [`pull_key`], with the error.
     failed: &'a HashMap<String, String>,
     /// References to pull before the next round, with the platform wanted.
-    missing: Mutex<Vec<(String, xbuild_registry::Platform)>>,
+    missing: Mutex<Vec<(String, Platform)>>,
 }
 
 impl PullingResolver<'_> {
-    fn need(&self, reference: &str, platform: xbuild_registry::Platform) -> ResolvedImage {
+    fn need(&self, reference: &str, platform: Platform) -> ResolvedImage {
         if let Ok(mut m) = self.missing.lock() {
             m.push((reference.to_string(), platform));
         }
@@ -269,15 +268,11 @@ impl PullingResolver<'_> {
 
 impl ImageResolver for PullingResolver<'_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
-        let want = xbuild_registry::Platform::new(
-            &platform.os,
-            &platform.architecture,
-            platform.variant.as_deref(),
-        );
-        let key = pull_key(reference, &want);
+        let want = platform;
+        let key = pull_key(reference, want);
         let r = Reference::parse(reference).map_err(|e| e.to_string())?;
         let local = match r.digest() {
-            Some(_) => from_digest(self.store, &r, &want),
+            Some(_) => from_digest(self.store, &r, want),
             None => from_tag(self.store, &r),
         }?;
         // Held before it is used: an image removed between the lookup and the hold counts
@@ -305,7 +300,7 @@ impl ImageResolver for PullingResolver<'_> {
             Some(img) if fresh || r.digest().is_some() => Ok(img),
             Some(img) if !self.force && platform_mismatch(&img, platform).is_none() => Ok(img),
             None if fresh => Err(format!("{r} was pulled but is not in the local store")),
-            _ => Ok(self.need(reference, want)),
+            _ => Ok(self.need(reference, want.clone())),
         }
     }
 }
@@ -324,7 +319,7 @@ fn from_tag(store: &Store, r: &Reference) -> Result<Option<ResolvedImage>, Strin
 fn from_digest(
     store: &Store,
     r: &Reference,
-    platform: &xbuild_registry::Platform,
+    platform: &Platform,
 ) -> Result<Option<ResolvedImage>, String> {
     Ok(store::pinned(store, r, platform)
         .map_err(|e| e.to_string())?

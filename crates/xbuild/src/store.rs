@@ -6,9 +6,8 @@ use std::path::Path;
 
 use xbuild_cache::oci::{self, ImageConfigFile, Index, Manifest};
 use xbuild_cache::{ImageRecord, Store, TagRecord};
-use xbuild_llb::{Digest, HistoryEntry};
+use xbuild_llb::{Digest, HistoryEntry, Platform};
 use xbuild_parser::lower::{ImageResolver, ResolvedImage};
-use xbuild_parser::platform::Platform;
 
 use crate::Error;
 use crate::reference::Reference;
@@ -173,8 +172,7 @@ pub(crate) fn find(store: &Store, name: &str) -> Result<Found, Error> {
     let images = all_images(store)?;
     if name.contains('@') {
         let r = xbuild_registry::Reference::parse(name)?;
-        let Some((manifest, config)) = pinned(store, &r, &xbuild_registry::Platform::host())?
-        else {
+        let Some((manifest, config)) = pinned(store, &r, &Platform::host())? else {
             return Err(Error::NoSuchImage(name.to_string()));
         };
         let image = match images.into_iter().find(|i| i.manifest == manifest) {
@@ -366,14 +364,9 @@ impl ImageResolver for StoreResolver<'_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
         if reference.contains('@') {
             let r = xbuild_registry::Reference::parse(reference).map_err(|e| e.to_string())?;
-            let want = xbuild_registry::Platform::new(
-                &platform.os,
-                &platform.architecture,
-                platform.variant.as_deref(),
-            );
             // A pinned image is used as it is, whatever its platform (as a build's resolver
             // and BuildKit do).
-            return match pinned(self.store, &r, &want).map_err(|e| e.to_string())? {
+            return match pinned(self.store, &r, platform).map_err(|e| e.to_string())? {
                 Some((manifest, c)) => Ok(resolved_image(r.familiar(), manifest, c)),
                 None => Err(format!("{reference} is not in the local image store")),
             };
@@ -402,7 +395,7 @@ impl ImageResolver for StoreResolver<'_> {
 pub(crate) fn pinned(
     store: &Store,
     r: &xbuild_registry::Reference,
-    platform: &xbuild_registry::Platform,
+    platform: &Platform,
 ) -> Result<Option<(Digest, ImageConfigFile)>, Error> {
     let Some(digest) = r.digest() else {
         return Err(Error::Usage(format!("{r}: not a reference by digest")));
@@ -436,7 +429,7 @@ pub(crate) fn pinned(
     };
     let manifest = if is_index {
         let idx: Index = store.read_json(&d).map_err(in_store)?;
-        match platform.select(&idx) {
+        match xbuild_registry::select_manifest(platform, &idx) {
             Ok(m) => m.digest.clone(),
             Err(_) => return Ok(None),
         }
@@ -468,10 +461,7 @@ pub(crate) fn platform_mismatch(img: &ResolvedImage, want: &Platform) -> Option<
     }
     Some(format!(
         "image with reference {} was found but does not match the specified platform: wanted {}, actual: {}/{}",
-        img.reference,
-        want.format(),
-        img.os,
-        img.architecture
+        img.reference, want, img.os, img.architecture
     ))
 }
 

@@ -705,7 +705,7 @@ mod tests {
                 .find_map(|e| e.strip_prefix(&format!("{k}=")))
                 .map(str::to_string)
         };
-        assert_eq!(env("BUILDPLATFORM"), Some(host.format()));
+        assert_eq!(env("BUILDPLATFORM"), Some(host.to_string()));
         assert_eq!(env("BUILDOS").as_deref(), Some("linux"));
         assert_eq!(
             env("BUILDARCH").as_deref(),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use xbuild_cache::statcache::{Stamp, StatCache};
-use xbuild_runtime::dockerignore::{Filter, FilterState, Verdict};
+use xbuild_dockerignore::{Filter, FilterState, Verdict};
 
 use super::Error;
 use super::proto::{Entry, entry::Kind};

@@ -1,8 +1,6 @@
-//! `.dockerignore` files and the include/exclude patterns of contexts and copies, with
-//! moby/patternmatcher's exact behaviour: patterns are cleaned like Go's `filepath.Clean`,
-//! anchored at the root, `*`/`?` never cross `/`, `**` crosses any number of directories,
-//! `!pattern` re-includes, later patterns win, and a pattern that matches a directory matches
-//! everything below it.
+//! moby/patternmatcher: patterns are cleaned like Go's `filepath.Clean`, anchored at the root,
+//! `*`/`?` never cross `/`, `**` crosses any number of directories, `!pattern` re-includes,
+//! later patterns win, and a pattern that matches a directory matches everything below it.
 //!
 //! [`Filter`] applies include and exclude patterns to a tree the way BuildKit's fsutil does: a
 //! path is kept when it matches an include pattern (or has no include patterns to match) and
