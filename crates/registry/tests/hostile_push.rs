@@ -3,13 +3,15 @@
 //! form of upload `Location` (absolute path, relative, another host).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use xbuild_cache::Store;
-use xbuild_cache::oci::{self, Descriptor, ImageConfigFile, Manifest};
+use xbuild_cache::oci::{ImageConfigFile, Manifest};
 use xbuild_llb::Digest;
 use xbuild_registry::{MAX_ERROR_BODY, MountSources, Reference, Registry, RegistryOptions};
 
@@ -19,31 +21,8 @@ const GIVE_UP: u64 = 256 << 20;
 
 /// A small image (a config and one layer of `layer_size` bytes) written into `store`.
 fn image(store: &Store, layer_size: usize) -> Digest {
-    let mut layer = store.blob_writer().unwrap();
     let bytes: Vec<u8> = (0..layer_size).map(|i| (i % 251) as u8).collect();
-    std::io::Write::write_all(&mut layer, &bytes).unwrap();
-    let size = layer.size();
-    let layer = layer.commit(None).unwrap();
-    let config = store
-        .put_json(oci::MEDIA_CONFIG, &ImageConfigFile::default())
-        .unwrap();
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(oci::MEDIA_MANIFEST.into()),
-        config,
-        layers: vec![Descriptor {
-            media_type: oci::MEDIA_LAYER_TAR.into(),
-            digest: layer,
-            size,
-            annotations: None,
-            platform: None,
-        }],
-        annotations: None,
-    };
-    store
-        .put_json(oci::MEDIA_MANIFEST, &manifest)
-        .unwrap()
-        .digest
+    common::image(store, &bytes, ImageConfigFile::default(), false)
 }
 
 /// Reads one request: its head, and how many bytes of body followed (its `Content-Length`).

@@ -2,14 +2,15 @@
 //! the generic blob/manifest entry points, and a pull into a fresh store.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::Write;
+mod common;
+
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xbuild_cache::Store;
-use xbuild_cache::oci::{self, Descriptor, ImageConfigFile, Manifest, RootFs};
+use xbuild_cache::oci::{self, ImageConfigFile, Manifest, RootFs};
 use xbuild_llb::Digest;
 use xbuild_registry::{BlobPush, MountSources, Reference, Registry, RegistryOptions};
 
@@ -61,43 +62,24 @@ fn start() -> Server {
 
 /// A tiny image (a 9 MiB incompressible "layer" and a config) written straight into a store.
 fn image(store: &Store) -> Digest {
-    let mut layer = store.blob_writer().unwrap();
+    let mut layer = Vec::with_capacity(9 << 20);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..(9 << 20) / 8 {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        layer.write_all(&x.to_le_bytes()).unwrap();
+        layer.extend_from_slice(&x.to_le_bytes());
     }
-    let size = layer.size();
-    let layer = layer.commit(None).unwrap();
     let config = ImageConfigFile {
         architecture: "amd64".into(),
         os: "linux".into(),
         rootfs: RootFs {
             typ: "layers".into(),
-            diff_ids: vec![layer.clone()],
+            diff_ids: Vec::new(),
         },
         ..Default::default()
     };
-    let config = store.put_json(oci::MEDIA_CONFIG, &config).unwrap();
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(oci::MEDIA_MANIFEST.into()),
-        config,
-        layers: vec![Descriptor {
-            media_type: oci::MEDIA_LAYER_TAR.into(),
-            digest: layer,
-            size,
-            annotations: None,
-            platform: None,
-        }],
-        annotations: None,
-    };
-    store
-        .put_json(oci::MEDIA_MANIFEST, &manifest)
-        .unwrap()
-        .digest
+    common::image(store, &layer, config, true)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
