@@ -28,22 +28,7 @@ fn make_context(dir: &Path, files: usize, size: usize) {
 }
 
 fn copy(src: &str, dest: &str) -> FileAction {
-    FileAction::Copy(CopyAction {
-        input: 1,
-        src: src.into(),
-        dest: dest.into(),
-        chown: None,
-        mode: None,
-        follow_symlinks: true,
-        dir_copy_contents: true,
-        allow_wildcard: false,
-        allow_empty_wildcard: false,
-        create_dest_path: true,
-        include_patterns: vec![],
-        exclude_patterns: vec![],
-        required_paths: vec![],
-        attempt_unpack: false,
-    })
+    FileAction::Copy(CopyAction::new(1, src, dest))
 }
 
 /// Ten stages from scratch, each copying one module of the context, gathered by a last copy.

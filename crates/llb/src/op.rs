@@ -336,6 +336,31 @@ pub struct CopyAction {
     pub attempt_unpack: bool,
 }
 
+impl CopyAction {
+    /// A plain `COPY src dest` from input `input`: follows a symlink named as the source,
+    /// copies a directory's contents, creates missing parents of `dest`; no owner, mode,
+    /// wildcards, patterns or unpacking. Set the other fields on the result, so that a new
+    /// field (a new COPY flag) has one default here rather than one in every caller.
+    pub fn new(input: usize, src: impl Into<String>, dest: impl Into<String>) -> Self {
+        CopyAction {
+            input,
+            src: src.into(),
+            dest: dest.into(),
+            chown: None,
+            mode: None,
+            follow_symlinks: true,
+            dir_copy_contents: true,
+            allow_wildcard: false,
+            allow_empty_wildcard: false,
+            create_dest_path: true,
+            include_patterns: Vec::new(),
+            exclude_patterns: Vec::new(),
+            required_paths: Vec::new(),
+            attempt_unpack: false,
+        }
+    }
+}
+
 /// Creates a directory (WORKDIR).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MkdirAction {

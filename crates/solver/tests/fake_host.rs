@@ -347,22 +347,11 @@ fn gather(def: &mut Definition, on: &Digest, inputs: &[(&Digest, &str)]) -> Dige
     let mut actions = Vec::new();
     for (n, (d, cmd)) in inputs.iter().enumerate() {
         all.push((*d).clone());
-        actions.push(FileAction::Copy(CopyAction {
-            input: n + 1,
-            src: format!("/ran-{cmd}"),
-            dest: "/".into(),
-            chown: None,
-            mode: None,
-            follow_symlinks: true,
-            dir_copy_contents: true,
-            allow_wildcard: false,
-            allow_empty_wildcard: false,
-            create_dest_path: true,
-            include_patterns: vec![],
-            exclude_patterns: vec![],
-            required_paths: vec![],
-            attempt_unpack: false,
-        }));
+        actions.push(FileAction::Copy(CopyAction::new(
+            n + 1,
+            format!("/ran-{cmd}"),
+            "/",
+        )));
     }
     def.add(Op::File(FileOp { actions }), all).unwrap()
 }

@@ -196,22 +196,7 @@ fn run(def: &mut Definition, on: &Digest, cmd: &str, line: u32) -> Digest {
 }
 
 fn copy(input: usize, src: &str, dest: &str) -> FileAction {
-    FileAction::Copy(CopyAction {
-        input,
-        src: src.into(),
-        dest: dest.into(),
-        chown: None,
-        mode: None,
-        follow_symlinks: true,
-        dir_copy_contents: true,
-        allow_wildcard: false,
-        allow_empty_wildcard: false,
-        create_dest_path: true,
-        include_patterns: vec![],
-        exclude_patterns: vec![],
-        required_paths: vec![],
-        attempt_unpack: false,
-    })
+    FileAction::Copy(CopyAction::new(input, src, dest))
 }
 
 /// A vertex copying `/x` of each input onto `on`.

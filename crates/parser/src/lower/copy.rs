@@ -460,20 +460,14 @@ fn copy_action(
     exclude: &[String],
 ) -> CopyAction {
     CopyAction {
-        input,
-        src,
-        dest: flags.dest.clone(),
         chown: flags.chown.clone(),
         mode: flags.mode.clone(),
         follow_symlinks: local,
         dir_copy_contents: local,
         allow_wildcard: local,
         allow_empty_wildcard: local,
-        create_dest_path: true,
-        include_patterns: vec![],
         exclude_patterns: exclude.to_vec(),
-        required_paths: vec![],
-        attempt_unpack: false,
+        ..CopyAction::new(input, src, flags.dest.clone())
     }
 }
 
