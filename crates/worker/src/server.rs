@@ -1084,6 +1084,7 @@ fn to_proto(e: Event) -> proto::Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xbuild_runtime::context::NoContentHashes;
 
     #[tokio::test]
     async fn worker_session_that_panics_still_tells_its_client_how_the_build_ended() {
@@ -1116,7 +1117,6 @@ mod tests {
             panicked.error
         );
     }
-    use xbuild_runtime::context::NoContentHashes;
 
     #[test]
     fn a_laid_out_context_gives_the_checksums_a_local_build_computes() {
