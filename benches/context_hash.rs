@@ -28,10 +28,10 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("checksum_2000_files_16k", |b| {
         b.iter(|| {
-            xbuild_runtime::context::checksum(
+            xbuild_runtime::checksum(
                 dir.path(),
                 None,
-                &xbuild_runtime::context::Selection {
+                &xbuild_runtime::Selection {
                     src: "/",
                     allow_wildcard: true,
                     follow: true,

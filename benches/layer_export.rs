@@ -112,13 +112,13 @@ fn make_tree(mib: u64) -> PathBuf {
     dir
 }
 
-fn changes(dir: &Path) -> Vec<xbuild_runtime::diff::Change> {
-    xbuild_runtime::diff::changes(dir)
+fn changes(dir: &Path) -> Vec<xbuild_runtime::Change> {
+    xbuild_runtime::changes(dir)
         .expect("walk")
         .into_iter()
         .filter(|c| match c {
-            xbuild_runtime::diff::Change::Upsert { path, .. } => path != Path::new(".complete"),
-            xbuild_runtime::diff::Change::Delete { .. } => true,
+            xbuild_runtime::Change::Upsert { path, .. } => path != Path::new(".complete"),
+            xbuild_runtime::Change::Delete { .. } => true,
         })
         .collect()
 }

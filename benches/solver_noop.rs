@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use xbuild_cache::{CacheRecord, Store};
 use xbuild_llb::{CopyAction, Definition, Digest, FileAction, FileOp, Op, SourceOp};
+use xbuild_runtime::LocalContext;
 use xbuild_runtime::SnapshotterKind;
-use xbuild_runtime::context::LocalContext;
 use xbuild_solver::{NoProgress, Solver, SolverOptions};
 
 fn make_context(dir: &Path, files: usize, size: usize) {

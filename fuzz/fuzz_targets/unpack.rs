@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use xbuild_runtime::unpack::{TarKind, unpack_into};
+use xbuild_runtime::{TarKind, unpack_into};
 
 /// What the sentinel parent holds: every entry's name, type and content.
 fn snapshot(parent: &Path) -> Vec<(String, bool, Vec<u8>)> {
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         let before = snapshot(parent.path());
         let keep_before = std::fs::read(parent.path().join("sibling-dir/keep")).unwrap();
         let fd: OwnedFd = std::fs::File::open(&root).unwrap().into();
-        if let Ok(r) = xbuild_runtime::archive::decompressed(data) {
+        if let Ok(r) = xbuild_runtime::decompressed(data) {
             // Errors are expected; a panic or an escape is not.
             let _ = unpack_into(r, &fd, kind, Some(64 << 20));
         }

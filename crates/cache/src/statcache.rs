@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use xbuild_llb::FileStamp;
+
 use crate::{Error, io};
 
 const MAGIC: &[u8; 8] = b"XBSTAT01";
@@ -61,24 +63,9 @@ impl std::hash::Hasher for InodeHasher {
     }
 }
 
-/// What identifies a file's content without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Stamp {
-    /// The device.
-    pub dev: u64,
-    /// The inode.
-    pub ino: u64,
-    /// The size in bytes.
-    pub size: u64,
-    /// The modification time, in nanoseconds since the epoch.
-    pub mtime_ns: i64,
-    /// The status change time, in nanoseconds since the epoch.
-    pub ctime_ns: i64,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Rec {
-    stamp: Stamp,
+    stamp: FileStamp,
     hash: [u8; 32],
 }
 
@@ -129,7 +116,7 @@ fn parse(bytes: &[u8]) -> Option<Vec<Rec>> {
     };
     let mut out = Vec::with_capacity(count);
     for c in recs.chunks_exact(RECORD) {
-        let stamp = Stamp {
+        let stamp = FileStamp {
             dev: u64_at(c, 0)?,
             ino: u64_at(c, 1)?,
             size: u64_at(c, 2)?,
@@ -220,7 +207,7 @@ impl StatCache {
     }
 
     /// The content hash recorded for a file with exactly this stamp.
-    pub fn get(&self, stamp: &Stamp) -> Option<[u8; 32]> {
+    pub fn get(&self, stamp: &FileStamp) -> Option<[u8; 32]> {
         let key = (stamp.dev, stamp.ino);
         if let Some(&i) = self.index.get(&key) {
             let r = &self.base[i as usize];
@@ -242,7 +229,7 @@ impl StatCache {
     }
 
     /// Records the content hash of the file with this stamp.
-    pub fn put(&self, stamp: Stamp, hash: [u8; 32]) {
+    pub fn put(&self, stamp: FileStamp, hash: [u8; 32]) {
         if let Ok(mut added) = self.added.lock() {
             added.insert((stamp.dev, stamp.ino), Rec { stamp, hash });
         }
@@ -252,7 +239,7 @@ impl StatCache {
     /// a directory nothing else writes (a remote worker's copy of a client's context): it is
     /// persisted even when its change is recent, since no later write can hide behind a coarse
     /// timestamp.
-    pub fn put_settled(&self, stamp: Stamp, hash: [u8; 32]) {
+    pub fn put_settled(&self, stamp: FileStamp, hash: [u8; 32]) {
         if let Ok(mut settled) = self.settled.lock() {
             settled.insert((stamp.dev, stamp.ino));
         }
@@ -325,8 +312,8 @@ impl StatCache {
 mod tests {
     use super::*;
 
-    fn stamp(ino: u64, ctime_ns: i64) -> Stamp {
-        Stamp {
+    fn stamp(ino: u64, ctime_ns: i64) -> FileStamp {
+        FileStamp {
             dev: 1,
             ino,
             size: 10,

@@ -63,10 +63,10 @@ pub fn export_local(
         let unpacked = std::fs::File::open(dest)
             .map_err(|e| Error::io(dest, e))
             .and_then(|d| {
-                xbuild_runtime::unpack::unpack_into(
+                xbuild_runtime::unpack_into(
                     BufReader::new(reader),
                     &d.into(),
-                    xbuild_runtime::unpack::TarKind::Archive,
+                    xbuild_runtime::TarKind::Archive,
                     None,
                 )
                 .map(|_| ())

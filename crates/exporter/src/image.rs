@@ -681,7 +681,7 @@ mod tests {
         let (bm, _) = load_image(&store, &base.manifest.digest).unwrap();
         let blob = std::fs::File::open(store.blob_path(&bm.layers[0].digest)).unwrap();
         let active = snaps.prepare(None).unwrap();
-        xbuild_runtime::unpack::unpack(crate::decompress(blob).unwrap(), &active.upper()).unwrap();
+        xbuild_runtime::unpack(crate::decompress(blob).unwrap(), &active.upper()).unwrap();
         let top_base = Some(snaps.commit(active).unwrap());
         let mut def = Definition::new();
         let src = def

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use xbuild_cache::{DiffRecord, LayerRecord, Store};
-use xbuild_runtime::diff::{Change, changes};
+use xbuild_runtime::{Change, changes};
 use xbuild_runtime::{LayerSnapshotter, Snapshotter};
 
 use crate::Error;
@@ -458,7 +458,7 @@ mod tests {
         let out = dir.path().join("out");
         std::fs::create_dir_all(&out).unwrap();
         let f = std::fs::File::open(store.blob_path(&rec.digest)).unwrap();
-        xbuild_runtime::unpack::unpack(crate::compress::decompress(f).unwrap(), &out).unwrap();
+        xbuild_runtime::unpack(crate::compress::decompress(f).unwrap(), &out).unwrap();
         assert_eq!(
             xattr::get(out.join("ping"), "security.capability").unwrap(),
             Some(cap)

@@ -33,6 +33,7 @@ mod image;
 mod op;
 pub mod path;
 pub mod platform;
+mod stamp;
 
 pub use definition::{Definition, Vertex, VertexMeta, vertex_digest};
 pub use digest::{Digest, DigestBuilder};
@@ -43,6 +44,7 @@ pub use op::{
     SymlinkAction,
 };
 pub use platform::Platform;
+pub use stamp::{FileStamp, nanos};
 
 /// What can go wrong building or loading a graph.
 #[derive(Debug, thiserror::Error)]

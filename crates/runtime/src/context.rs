@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 use crate::copy::{SourceTree, resolve_sources};
-pub use crate::fsops::FileStamp;
 use crate::fsops::{Root, list_dir, open_nofollow, stat_at};
 use xbuild_dockerignore::{Filter, FilterState, Verdict};
+pub use xbuild_llb::FileStamp;
 
 /// What kind of file a mode is, in words, for errors.
 fn kind_of(ft: FileType) -> &'static str {
@@ -613,7 +613,7 @@ fn leaf_sum(
 ) -> std::io::Result<[u8; 32]> {
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {
-            let stamp = FileStamp::of(st);
+            let stamp = crate::fsops::stamp_of(st);
             if let Some(h) = hashes.get(&stamp) {
                 return Ok(file_entry_sum(st, &h));
             }
@@ -633,7 +633,7 @@ fn leaf_sum(
 
 /// The checksum of an opened regular file (a match named directly).
 fn file_sum(f: &OwnedFd, st: &Stat, hashes: &dyn ContentHashes) -> std::io::Result<[u8; 32]> {
-    let stamp = FileStamp::of(st);
+    let stamp = crate::fsops::stamp_of(st);
     let h = match hashes.get(&stamp) {
         Some(h) => h,
         None => {

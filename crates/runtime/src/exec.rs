@@ -121,7 +121,7 @@ impl RuncExecutor {
     }
 
     /// The same executor, with its containers owned by session `owner` (see
-    /// [`crate::recover`]).
+    /// [`crate::clean_owner`]).
     pub fn with_owner(mut self, owner: &str) -> Self {
         self.owner = Some(owner.to_string());
         self

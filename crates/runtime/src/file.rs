@@ -32,7 +32,7 @@ pub struct CopySource<'a> {
 }
 
 /// Applies a file op's actions on a mounted root; each method takes the graph's own action.
-pub trait FileBackend: Send + Sync {
+pub trait FileBackend: Send + Sync + std::fmt::Debug {
     /// Creates a directory (`make_parents`: with its missing parents).
     fn mkdir(&self, root: &Root, action: &MkdirAction) -> Result<(), Error>;
     /// Creates (or replaces) a file with fixed content.

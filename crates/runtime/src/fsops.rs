@@ -13,6 +13,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+use xbuild_llb::FileStamp;
+
 use crate::Error;
 
 /// A directory tree whose paths resolve inside it (a rootfs, a context).
@@ -57,6 +59,12 @@ impl Root {
             }
             Err(e) => Err(self.err(p, std::io::Error::other(e))),
         }
+    }
+
+    /// The host path `p` resolves to inside the tree (symlinks followed, none left in the
+    /// result): where a mount of it may point. `Ok(None)` when it does not exist.
+    pub fn host_path_of(&self, p: &str) -> Result<Option<PathBuf>, Error> {
+        self.resolve(p, true)?.map(|fd| real_path(&fd)).transpose()
     }
 
     /// Opens a resolved `O_PATH` handle for reading (a directory or a regular file).
@@ -571,32 +579,14 @@ pub(crate) fn open_nofollow(
     )?))
 }
 
-/// What identifies a file's content without reading it: if none of these changed, the content
-/// did not either (the stat cache's key).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileStamp {
-    /// The device.
-    pub dev: u64,
-    /// The inode.
-    pub ino: u64,
-    /// The size in bytes.
-    pub size: u64,
-    /// The modification time, in nanoseconds since the epoch.
-    pub mtime_ns: i64,
-    /// The status change time, in nanoseconds since the epoch.
-    pub ctime_ns: i64,
-}
-
-impl FileStamp {
-    /// The stamp of a file from its stat.
-    pub fn of(st: &Stat) -> Self {
-        FileStamp {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            size: st.st_size as u64,
-            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
-            ctime_ns: st.st_ctime.saturating_mul(1_000_000_000) + st.st_ctime_nsec as i64,
-        }
+/// The stamp of a file from its stat.
+pub(crate) fn stamp_of(st: &Stat) -> FileStamp {
+    FileStamp {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size: st.st_size as u64,
+        mtime_ns: xbuild_llb::nanos(st.st_mtime, st.st_mtime_nsec as i64),
+        ctime_ns: xbuild_llb::nanos(st.st_ctime, st.st_ctime_nsec as i64),
     }
 }
 

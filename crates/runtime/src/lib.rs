@@ -4,11 +4,11 @@
 //!
 //! The solver drives the host through small traits — [`Snapshotter`] (snapshots made,
 //! mounted, committed), [`Executor`] (a RUN step's process run on a rootfs),
-//! [`context::Source`] (a local source read in place) and [`file::FileBackend`] (a file op's
+//! [`Source`] (a local source read in place) and [`FileBackend`] (a file op's
 //! actions applied to a mounted snapshot) — so that it can be tested without root on
 //! stand-ins. The real implementations are [`LayerSnapshotter`] (overlayfs, or copying where
-//! overlay is unavailable), [`RuncExecutor`], [`context::LocalContext`] and
-//! [`file::HostFileBackend`].
+//! overlay is unavailable), [`RuncExecutor`], [`LocalContext`] and
+//! [`HostFileBackend`].
 //!
 //! Invariant: only this crate mounts, creates namespaces or starts processes. Every path inside
 //! a rootfs or a context is resolved so that no symlink or `..` can leave it.
@@ -37,35 +37,65 @@
 //! # let _ = id; Ok(()) }
 //! ```
 
-pub mod archive;
-pub mod chmod;
-pub mod context;
-pub mod copy;
-pub mod diff;
+mod archive;
+mod chmod;
+mod context;
+mod copy;
+mod diff;
 mod exec;
-pub mod fetch;
-pub mod file;
-pub mod fsops;
+mod fetch;
+mod file;
+mod fsops;
 mod mount;
 mod native;
 mod network;
-pub mod recover;
-pub mod reuse;
-pub mod run_mounts;
+mod recover;
+mod reuse;
+mod run_mounts;
 mod seccomp;
 mod snapshot;
 mod spec;
-pub mod unpack;
-pub mod user;
+mod unpack;
+mod user;
 
-pub use exec::{ExecFuture, Executor, LineSink, RuncExecutor, Stream, TAIL_LINES, find_on_path};
+// The public surface: the traits the solver drives the host through, their real
+// implementations, and the types they take and give. Everything else is private.
+
+// Snapshots: made, mounted, committed, diffed, filled from layers.
+pub use diff::{Change, changes};
 pub use mount::MountGuard;
-pub use network::resolv_conf;
 pub use snapshot::{
     Active, LayerSnapshotter, MAX_LOWERS, SnapshotEntry, Snapshotter, SnapshotterKind, View,
     disk_usage,
 };
+pub use unpack::{TarKind, UnpackStats, unpack, unpack_into};
+
+// RUN steps: the process, its mounts (cache, secret, ssh, scratch copies of sources).
+pub use exec::{ExecFuture, Executor, LineSink, RuncExecutor, Stream, TAIL_LINES, find_on_path};
+pub use network::resolv_conf;
+pub use run_mounts::{
+    CacheInit, CacheLease, CacheMounts, SecretFile, SshForward, remove_scratch, scratch_copy,
+};
 pub use spec::{ExecMount, ExecSpec, HOSTNAME};
+
+// File ops: the graph's own actions applied beneath a mounted root.
+pub use file::{CopySource, FileBackend, HostFileBackend};
+pub use fsops::{Root, remove_at};
+pub use reuse::Reuse;
+
+// Local sources (build contexts): read in place, checksummed.
+pub use context::{
+    Checksum, ContentHashes, FileStamp, LocalContext, MAX_BUILD_FILE, NoContentHashes, PathSum,
+    Selection, Source, checksum, checksum_with, read_build_file,
+};
+
+// Remote sources: `ADD <url>` downloads and git checkouts, and archives (`ADD` of a tar, a
+// context sent as one).
+pub use archive::{decompressed, extract, is_archive};
+pub use fetch::{CONNECT_TIMEOUT, Download, GitCheckout, GitTree, STALL_TIMEOUT, Scratch};
+
+// What a killed build left behind.
+pub use recover::{Recovered, SCRATCH_PREFIX, clean_owner, clean_scratch};
 
 use std::path::{Path, PathBuf};
 

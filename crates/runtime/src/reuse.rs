@@ -27,7 +27,7 @@
 //! ```no_run
 //! # fn demo() -> Result<(), xbuild_runtime::Error> {
 //! use std::path::Path;
-//! use xbuild_runtime::reuse::Reuse;
+//! use xbuild_runtime::Reuse;
 //!
 //! let mut reuse = Reuse::new(
 //!     Path::new("/var/lib/xbuild/snapshots/new/fs"),
@@ -37,7 +37,7 @@
 //!         Path::new("/var/lib/xbuild/snapshots/old/copied"),
 //!     )),
 //! )?;
-//! // … xbuild_runtime::copy::copy_reusing(&tree, &dest, &request, &mut reuse)?, then unmount …
+//! // … a `FileBackend::copy` with `Some(&mut reuse)`, then unmount …
 //! let linked = reuse.finish(Path::new("/var/lib/xbuild/snapshots/new/copied"))?;
 //! # let _ = linked; Ok(()) }
 //! ```
@@ -51,8 +51,8 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
 use crate::Error;
-use crate::fsops::FileStamp;
 use crate::fsops::{CopyMeta, open_dir_at, stat_at, times};
+use xbuild_llb::FileStamp;
 
 /// How recent a source's last change may be for its stamp to be trusted: a write within the
 /// timestamp granularity of the last one could leave the stamp unchanged.
@@ -203,7 +203,7 @@ impl Reuse {
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_nlink != 1 {
             return Ok(false);
         }
-        let stamp = FileStamp::of(st);
+        let stamp = crate::fsops::stamp_of(st);
         let Some((_, recorded)) = &self.prev else {
             return Ok(false);
         };
@@ -253,11 +253,11 @@ impl Reuse {
         after: Option<&Stat>,
     ) {
         let rel = join(&self.dir(slot, dst).rel, name);
-        let stamp = FileStamp::of(before);
+        let stamp = crate::fsops::stamp_of(before);
         let trusted = FileType::from_raw_mode(before.st_mode) == FileType::RegularFile
             && before.st_nlink == 1
             && stamp.ctime_ns < self.not_before_ns
-            && after.is_some_and(|a| FileStamp::of(a) == stamp);
+            && after.is_some_and(|a| crate::fsops::stamp_of(a) == stamp);
         if trusted {
             self.stamps.insert(rel, stamp);
         } else {

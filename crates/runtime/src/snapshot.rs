@@ -105,6 +105,20 @@ pub trait Snapshotter: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The snapshot the copy `vertex` made last, as remembered by [`Snapshotter::remember_copy`]:
+    /// a hint only (it may be gone or stale), for linking what that copy wrote. `None` by
+    /// default.
+    fn last_copy(&self, vertex: &xbuild_llb::Digest) -> Option<String> {
+        let _ = vertex;
+        None
+    }
+
+    /// Remembers that the copy `vertex` made snapshot `id` (a failure only costs the next run
+    /// its links). Does nothing by default.
+    fn remember_copy(&self, vertex: &xbuild_llb::Digest, id: &str) {
+        let _ = (vertex, id);
+    }
+
     /// A fresh path (not created) for something a step mounts for a while (scratch copies,
     /// secrets), where what a dead build left is found and cleaned up.
     fn scratch_path(&self, what: &str) -> PathBuf;
@@ -283,7 +297,7 @@ impl LayerSnapshotter {
     }
 
     /// The same snapshotter, with what it creates from now on owned by session `owner` (see
-    /// [`crate::recover`]).
+    /// [`crate::clean_owner`]).
     pub fn with_owner(mut self, owner: &str) -> Self {
         self.owner = Some(owner.to_string());
         self
@@ -575,6 +589,14 @@ impl Snapshotter for LayerSnapshotter {
     /// A fresh path under `<root>/mounts/` for something mounted for a while (a step's
     /// scratch copies, secrets): named after the owner, so that it is cleaned up if the owner
     /// dies. Not created.
+    fn last_copy(&self, vertex: &xbuild_llb::Digest) -> Option<String> {
+        crate::reuse::last_copy(&self.root, vertex)
+    }
+
+    fn remember_copy(&self, vertex: &xbuild_llb::Digest, id: &str) {
+        crate::reuse::remember_copy(&self.root, vertex, id);
+    }
+
     fn scratch_path(&self, what: &str) -> PathBuf {
         self.mounts.join(self.mount_name(what))
     }
@@ -619,6 +641,12 @@ impl LayerSnapshotter {
     /// already counted in `seen` (hard links shared with other snapshots) count once.
     pub fn disk_usage(&self, id: &str, seen: &mut HashSet<(u64, u64)>) -> u64 {
         disk_usage(&self.dir.join(id), seen)
+    }
+
+    /// Forgets the copy hints ([`Snapshotter::remember_copy`]) naming a snapshot `keep` does
+    /// not accept (for prune).
+    pub fn forget_copies_unless(&self, keep: impl Fn(&str) -> bool) {
+        crate::reuse::forget_copies_unless(&self.root, keep);
     }
 
     /// Deletes a snapshot: it disappears at once (moved to `<root>/trash/`), then its files

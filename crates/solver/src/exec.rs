@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 use xbuild_llb::{Definition, ExecOp, MountKind, Vertex};
-use xbuild_runtime::fsops::{Root, real_path};
-use xbuild_runtime::run_mounts::{CacheInit, SecretFile, SshForward, remove_scratch, scratch_copy};
+use xbuild_runtime::Root;
+use xbuild_runtime::{CacheInit, SecretFile, SshForward, remove_scratch, scratch_copy};
 use xbuild_runtime::{ExecMount, ExecSpec, SnapshotterKind, Stream};
 
 use crate::{Error, Event, Solved, Solver, blocking};
@@ -56,12 +56,12 @@ impl Solver {
 
     /// `source` inside the tree at `dir`, resolved without leaving it.
     fn resolve_in(dir: &Path, source: &str, what: &str) -> Result<PathBuf, Error> {
-        let root = Root::open(dir)?;
-        let fd = root.resolve(source, true)?.ok_or_else(|| Error::Path {
-            path: format!("{what}: {source}"),
-            problem: "does not exist in the mounted source".into(),
-        })?;
-        Ok(real_path(&fd)?)
+        Root::open(dir)?
+            .host_path_of(source)?
+            .ok_or_else(|| Error::Path {
+                path: format!("{what}: {source}"),
+                problem: "does not exist in the mounted source".into(),
+            })
     }
 
     fn scratch_dir(&self, held: &mut Held) -> PathBuf {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use xbuild_dockerignore::Filter;
 use xbuild_llb::{Definition, FileAction, FileOp, Vertex};
+use xbuild_runtime::Reuse;
+use xbuild_runtime::Root;
 use xbuild_runtime::SnapshotterKind;
-use xbuild_runtime::file::{CopySource, FileBackend};
-use xbuild_runtime::fsops::Root;
-use xbuild_runtime::reuse::Reuse;
+use xbuild_runtime::{CopySource, FileBackend};
 
 use crate::{Error, Solved, Solver, blocking};
 
@@ -92,7 +92,7 @@ impl Solver {
         let id = self.snapshots.commit(active)?;
         if let Some(linked) = linked {
             tracing::debug!(vertex = %v.digest(), linked, "copy linked unchanged files");
-            xbuild_runtime::reuse::remember_copy(&self.opts.root, v.digest(), &id);
+            self.snapshots.remember_copy(v.digest(), &id);
         }
         Ok(Some(id))
     }
@@ -121,7 +121,7 @@ impl Solver {
     /// The directory of changes and the reuse note of the snapshot the copy `v` made last,
     /// held for this build, when it is still there.
     fn previous_copy(&self, v: &Vertex) -> Result<Option<(PathBuf, PathBuf)>, Error> {
-        let Some(id) = xbuild_runtime::reuse::last_copy(&self.opts.root, v.digest()) else {
+        let Some(id) = self.snapshots.last_copy(v.digest()) else {
             return Ok(None);
         };
         let Some(note) = self.snapshots.note_path(&id, REUSE_NOTE) else {

@@ -197,9 +197,7 @@ pub fn prune(
     for id in &plan.delete {
         snaps.remove(id)?;
     }
-    xbuild_runtime::reuse::forget_copies_unless(&root, |id| {
-        committed.contains(id) && !forget.contains(id)
-    });
+    snaps.forget_copies_unless(|id| committed.contains(id) && !forget.contains(id));
     report.snapshots = plan.delete.len();
     report.reclaimed = plan.reclaimed;
     if opts.all && opts.keep_storage.is_none() {

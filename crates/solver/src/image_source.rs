@@ -126,10 +126,10 @@ pub fn unpack_chain(
                 let read_err = |e: std::io::Error| xbuild_cache::into_store_error(e, &path);
                 let active = snapshots.prepare(top.as_deref())?;
                 let unpacked = (|| -> Result<Digest, Error> {
-                    let reader = xbuild_runtime::archive::decompressed(BufReader::new(&mut blob))
+                    let reader = xbuild_runtime::decompressed(BufReader::new(&mut blob))
                         .map_err(read_err)?;
                     let mut diff = DigestReader::new(reader);
-                    xbuild_runtime::unpack::unpack(&mut diff, &active.upper())?;
+                    xbuild_runtime::unpack(&mut diff, &active.upper())?;
                     Ok(diff.finish().map_err(read_err)?)
                 })();
                 // A corrupt blob often makes the decompressor or the unpacker fail first: the

@@ -14,33 +14,23 @@ use std::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use xbuild_cache::history::{ContentRecord, FileSum, History};
-use xbuild_cache::statcache::{Stamp, StatCache};
+use xbuild_cache::statcache::StatCache;
 use xbuild_dockerignore::Filter;
 use xbuild_llb::{Definition, Digest, DigestBuilder, FileAction, Op, Vertex};
-use xbuild_runtime::context::{Checksum, ContentHashes, FileStamp, Selection};
+use xbuild_runtime::{Checksum, ContentHashes, FileStamp, Selection};
 
 use crate::{Error, Solved, Solver, blocking};
 
 /// The stat cache as the runtime's context hashing sees it.
 struct Hashes<'a>(&'a StatCache);
 
-fn stamp(s: &FileStamp) -> Stamp {
-    Stamp {
-        dev: s.dev,
-        ino: s.ino,
-        size: s.size,
-        mtime_ns: s.mtime_ns,
-        ctime_ns: s.ctime_ns,
-    }
-}
-
 impl ContentHashes for Hashes<'_> {
     fn get(&self, s: &FileStamp) -> Option<[u8; 32]> {
-        self.0.get(&stamp(s))
+        self.0.get(s)
     }
 
     fn put(&self, s: FileStamp, hash: [u8; 32]) {
-        self.0.put(stamp(&s), hash)
+        self.0.put(s, hash)
     }
 }
 
@@ -55,12 +45,12 @@ pub fn context_checksum(
     paths: bool,
 ) -> Result<Checksum, Error> {
     Ok(match stat_cache {
-        Some(c) => xbuild_runtime::context::checksum_with(dir, filter, sel, &Hashes(c), paths)?,
-        None => xbuild_runtime::context::checksum_with(
+        Some(c) => xbuild_runtime::checksum_with(dir, filter, sel, &Hashes(c), paths)?,
+        None => xbuild_runtime::checksum_with(
             dir,
             filter,
             sel,
-            &xbuild_runtime::context::NoContentHashes,
+            &xbuild_runtime::NoContentHashes,
             paths,
         )?,
     })

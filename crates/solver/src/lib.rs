@@ -14,10 +14,9 @@
 //! process left behind is cleaned up by the next one ([`Solver::new`]). Each build's key
 //! components are recorded, for [`explain`] to say why a step missed the cache.
 //!
-//! The solver touches the host only through the runtime: a [`Host`] (its `Snapshotter` and
-//! `Executor`), the build's local sources (`Source`s), the file-operation backend
-//! (`runtime::file::FileBackend`, which applies file ops' actions) and `runtime::fetch` (HTTP
-//! and git sources). [`Solver::new`] drives the real ones ([`Host::real`]);
+//! The solver touches the host only through the runtime: a [`Host`] (its `Snapshotter`,
+//! `Executor` and `FileBackend`, which applies file ops' actions), the build's local sources
+//! (`Source`s) and the runtime's `Download` and `GitCheckout` (HTTP and git sources). [`Solver::new`] drives the real ones ([`Host::real`]);
 //! [`Solver::with_host`] takes any host, which is how the scheduling and caching are tested
 //! without root.
 //!
@@ -31,7 +30,7 @@
 //! let root = std::path::Path::new("/var/lib/xbuild");
 //! let store = Arc::new(xbuild_cache::Store::open(root)?);
 //! let mut opts = SolverOptions::new(root);
-//! let context = xbuild_runtime::context::LocalContext::new("./app");
+//! let context = xbuild_runtime::LocalContext::new("./app");
 //! opts.contexts.insert("context".into(), Arc::new(context));
 //! let solver = Solver::new(store, opts, Arc::new(NoProgress))?;
 //! let target = def.outputs()[0].vertex.clone();
@@ -71,10 +70,10 @@ use xbuild_cache::lock::GcLock;
 use xbuild_cache::statcache::StatCache;
 use xbuild_dockerignore::Filter;
 use xbuild_llb::{Definition, Digest, Op, SourceOp, Vertex};
-use xbuild_runtime::context::Source;
-use xbuild_runtime::file::{FileBackend, HostFileBackend};
-use xbuild_runtime::run_mounts::CacheMounts;
+use xbuild_runtime::CacheMounts;
+use xbuild_runtime::Source;
 use xbuild_runtime::{Executor, LayerSnapshotter, RuncExecutor, Snapshotter, SnapshotterKind};
+use xbuild_runtime::{FileBackend, HostFileBackend};
 
 /// What can go wrong solving.
 #[derive(Debug, thiserror::Error)]
@@ -219,7 +218,7 @@ pub struct SolverOptions {
     /// The xbuild root.
     pub root: PathBuf,
     /// Local sources by name (`context` → the build context, a
-    /// [`LocalContext`](xbuild_runtime::context::LocalContext)).
+    /// [`LocalContext`](xbuild_runtime::LocalContext)).
     pub contexts: HashMap<String, Arc<dyn Source>>,
     /// Ignore cached results (results are still recorded).
     pub no_cache: bool,
@@ -382,12 +381,15 @@ pub struct Host {
     pub snapshotter: Arc<dyn Snapshotter>,
     /// Runs RUN steps.
     pub executor: Arc<dyn Executor>,
+    /// Applies file ops' actions (COPY, WORKDIR, heredoc files) to mounted snapshots.
+    pub files: Arc<dyn FileBackend>,
 }
 
 impl Host {
-    /// The real host of the root `root`: a [`LayerSnapshotter`] of `kind` and a
+    /// The real host of the root `root`: a [`LayerSnapshotter`] of `kind`, a
     /// [`RuncExecutor`] running `runtime` (`runc` on PATH when `None`), what they create owned
-    /// by session `session` so that it is cleaned up if the session dies.
+    /// by session `session` so that it is cleaned up if the session dies, and the
+    /// [`HostFileBackend`].
     pub fn real(
         root: &Path,
         kind: SnapshotterKind,
@@ -397,6 +399,7 @@ impl Host {
         Ok(Host {
             snapshotter: Arc::new(LayerSnapshotter::with_kind(root, kind)?.with_owner(session)),
             executor: Arc::new(RuncExecutor::new(root, runtime).with_owner(session)),
+            files: Arc::new(HostFileBackend),
         })
     }
 }
@@ -409,11 +412,11 @@ fn now_rfc3339() -> String {
 /// uncommitted snapshots, scratch contexts, half-written blobs); returns how many sessions
 /// were cleaned.
 pub fn recover(root: &Path, runtime: Option<&Path>) -> Result<usize, Error> {
-    xbuild_runtime::recover::clean_scratch(root);
+    xbuild_runtime::clean_scratch(root);
     xbuild_cache::clean_partial_blobs(root);
     let mut n = 0;
     for dead in xbuild_cache::lease::dead_sessions(root)? {
-        let r = xbuild_runtime::recover::clean_owner(root, dead.id(), runtime)?;
+        let r = xbuild_runtime::clean_owner(root, dead.id(), runtime)?;
         if !r.is_empty() {
             tracing::warn!(
                 session = dead.id(),
@@ -465,7 +468,7 @@ impl Solver {
         Ok(Solver {
             snapshots: host.snapshotter,
             executor: host.executor,
-            files: Arc::new(HostFileBackend),
+            files: host.files,
             cache_mounts: CacheMounts::new(&opts.root)?,
             store,
             opts,

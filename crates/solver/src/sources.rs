@@ -6,7 +6,7 @@ use std::path::Path;
 
 use xbuild_cache::CacheRecord;
 use xbuild_llb::{Digest, DigestBuilder, Op, SourceOp, Vertex};
-use xbuild_runtime::fetch::{Download, GitCheckout, Scratch};
+use xbuild_runtime::{Download, GitCheckout, Scratch};
 
 use crate::{Error, Solver, VertexResult, blocking, now_rfc3339};
 

@@ -305,6 +305,7 @@ impl Env {
         let host = Host {
             snapshotter: self.snaps.clone(),
             executor: exec.clone(),
+            files: Arc::new(xbuild_runtime::HostFileBackend),
         };
         Solver::with_host(self.store.clone(), opts, events.clone(), session, host).unwrap()
     }

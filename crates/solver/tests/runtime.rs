@@ -15,7 +15,7 @@ use xbuild_llb::{
     CacheSharing, Definition, Digest, ExecOp, FileAction, FileOp, MergeOp, MkfileAction, Mount,
     MountKind, NetworkMode, Op, RmAction, SourceOp, SymlinkAction,
 };
-use xbuild_runtime::diff::Change;
+use xbuild_runtime::Change;
 use xbuild_runtime::{LayerSnapshotter, SnapshotterKind};
 use xbuild_solver::{Event, ProgressSink, SecretSource, Solved, Solver, SolverOptions};
 
@@ -422,7 +422,7 @@ async fn cache_mounts_persist_and_secrets_leave_no_trace() {
 }
 
 fn flate2_decode(bytes: &[u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut d = xbuild_runtime::archive::decompressed(bytes)?;
+    let mut d = xbuild_runtime::decompressed(bytes)?;
     d.read_to_end(out)
 }
 

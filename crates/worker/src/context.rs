@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-use xbuild_cache::statcache::{Stamp, StatCache};
+use xbuild_cache::statcache::StatCache;
 
-use xbuild::worker::context::{manifest_digest, ns, stamp_of_stat};
+use xbuild::worker::context::{manifest_digest, stamp_of_stat};
 use xbuild::worker::proto::{Entry, ManifestChunk, entry::Kind};
+use xbuild_llb::{FileStamp, nanos};
 
 use crate::Error;
 
@@ -391,14 +392,14 @@ pub fn repair(dir: &Path, store: &FileStore, hashes: &StatCache) -> Result<bool,
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Status {
     mode: u32,
-    stamp: Stamp,
+    stamp: FileStamp,
 }
 
 impl Status {
     fn of(md: &std::fs::Metadata) -> Self {
         Status {
             mode: md.mode(),
-            stamp: stamp_of(md),
+            stamp: FileStamp::of_metadata(md),
         }
     }
 
@@ -471,7 +472,7 @@ fn read_status(dir: &Path) -> Option<Vec<(String, Status)>> {
         for x in &mut v {
             *x = u64::from_le_bytes(take(8)?.try_into().ok()?);
         }
-        let stamp = Stamp {
+        let stamp = FileStamp {
             dev: v[0],
             ino: v[1],
             size: v[2],
@@ -587,7 +588,7 @@ pub fn materialize(
                             && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
                             && st.st_size as u64 == e.size
                             && st.st_mode & 0o7777 == e.mode
-                            && ns(st.st_mtime, st.st_mtime_nsec) == e.mtime_ns
+                            && nanos(st.st_mtime, st.st_mtime_nsec as i64) == e.mtime_ns
                     });
                 index.insert(e.path.clone(), hex);
                 let digest =
@@ -731,7 +732,7 @@ fn remove_at(
 ) -> std::io::Result<()> {
     match have {
         None => Ok(()),
-        Some(st) => xbuild_runtime::fsops::remove_at(
+        Some(st) => xbuild_runtime::remove_at(
             dir,
             std::ffi::OsStr::new(name),
             FileType::from_raw_mode(st.st_mode) == FileType::Directory,
@@ -851,16 +852,6 @@ pub fn collect_garbage(
     Ok(out)
 }
 
-fn stamp_of(md: &std::fs::Metadata) -> Stamp {
-    Stamp {
-        dev: md.dev(),
-        ino: md.ino(),
-        size: md.size(),
-        mtime_ns: md.mtime().saturating_mul(1_000_000_000) + md.mtime_nsec(),
-        ctime_ns: md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec(),
-    }
-}
-
 fn remove_any(path: &Path) -> Result<(), Error> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(io(path)),
@@ -914,8 +905,7 @@ fn remove_unlisted(
                     remove_unlisted(dir, sub.as_fd(), &path, kept)?;
                 }
             }
-            _ => xbuild_runtime::fsops::remove_at(fd, &name, is_dir)
-                .map_err(io(&here.join(&name)))?,
+            _ => xbuild_runtime::remove_at(fd, &name, is_dir).map_err(io(&here.join(&name)))?,
         }
     }
     Ok(())

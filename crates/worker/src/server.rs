@@ -14,7 +14,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use xbuild_cache::statcache::StatCache;
 use xbuild_dockerignore::Filter;
-use xbuild_runtime::context::{Checksum, ContentHashes, Selection, Source, checksum_with};
+use xbuild_runtime::{Checksum, ContentHashes, Selection, Source, checksum_with};
 use xbuild_solver::{Event, ProgressSink};
 
 use xbuild::worker::context::manifest_digest;
@@ -1084,7 +1084,7 @@ fn to_proto(e: Event) -> proto::Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xbuild_runtime::context::NoContentHashes;
+    use xbuild_runtime::NoContentHashes;
 
     #[tokio::test]
     async fn worker_session_that_panics_still_tells_its_client_how_the_build_ended() {

@@ -11,7 +11,7 @@ use xbuild_cache::Store;
 use xbuild_cache::oci::ImageConfigFile;
 use xbuild_exporter::StepResult;
 use xbuild_parser::lower::{CONTEXT_NAME, LowerOptions};
-use xbuild_runtime::context::LocalContext;
+use xbuild_runtime::LocalContext;
 use xbuild_runtime::{LayerSnapshotter, RuncExecutor, Snapshotter};
 use xbuild_solver::{Solver, SolverOptions};
 
@@ -175,7 +175,7 @@ impl Builder {
             return Ok((name, text.clone()));
         }
         let path = PathBuf::from(&name);
-        let bytes = xbuild_runtime::context::read_build_file(&opts.context, &path)?
+        let bytes = xbuild_runtime::read_build_file(&opts.context, &path)?
             .ok_or_else(|| io(&path)(std::io::ErrorKind::NotFound.into()))?;
         let text = xbuild_parser::decode(bytes).map_err(|e| Error::Dockerfile {
             file: name.clone(),
@@ -328,7 +328,7 @@ impl Builder {
                     context.display()
                 )));
             }
-            let source: Arc<dyn xbuild_runtime::context::Source> = match &opts.context_source {
+            let source: Arc<dyn xbuild_runtime::Source> = match &opts.context_source {
                 Some(s) => s.clone(),
                 None => Arc::new(LocalContext::new(context)),
             };
@@ -356,6 +356,7 @@ impl Builder {
             executor: Arc::new(
                 RuncExecutor::new(&self.root, self.runtime.clone()).with_owner(session.id()),
             ),
+            files: Arc::new(xbuild_runtime::HostFileBackend),
         };
         let solver = Solver::with_host(store.clone(), sopts, recorder.clone(), session, host)?;
         let solved = match solver.solve(def, &targets).await {
@@ -524,7 +525,7 @@ impl Builder {
         let ignore = read_ignore(dir, &dir.join(".dockerignore"))?.unwrap_or_default();
         let filter = xbuild_dockerignore::Filter::new(&[], &ignore)
             .map_err(|e| Error::Usage(format!("{}/.dockerignore: {e}", dir.display())))?;
-        let sel = xbuild_runtime::context::Selection {
+        let sel = xbuild_runtime::Selection {
             src: "/",
             allow_wildcard: true,
             follow: true,

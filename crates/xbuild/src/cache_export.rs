@@ -17,7 +17,7 @@ use xbuild_cache::cacheconfig::{
 use xbuild_cache::oci::{Descriptor, MEDIA_INDEX, Manifest};
 use xbuild_exporter::{Compression, ExportOptions};
 use xbuild_llb::{Definition, Digest, MountKind, Op};
-use xbuild_runtime::run_mounts::CacheMounts;
+use xbuild_runtime::CacheMounts;
 use xbuild_runtime::{LayerSnapshotter, Snapshotter};
 use xbuild_solver::VertexResult;
 

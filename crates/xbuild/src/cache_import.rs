@@ -20,7 +20,7 @@ use xbuild_cache::cacheconfig::{
 use xbuild_cache::oci::{self, Descriptor, Index, Manifest};
 use xbuild_llb::Digest;
 use xbuild_registry::{Document, Reference, Registry};
-use xbuild_runtime::run_mounts::CacheMounts;
+use xbuild_runtime::CacheMounts;
 use xbuild_solver::remote_cache::BlobFuture;
 use xbuild_solver::{BlobFetcher, ImportedCache, RemoteCache};
 

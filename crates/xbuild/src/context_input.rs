@@ -3,7 +3,7 @@
 //! with the system `git`. Archives and clones land in a scratch directory under the xbuild
 //! root's `tmp/` that lives as long as the [`PreparedContext`]; it stays locked while its
 //! process lives, so that a process killed mid-build leaves nothing the next one does not
-//! remove (see [`xbuild_runtime::recover::clean_scratch`]). What standard input brings is
+//! remove (see [`xbuild_runtime::clean_scratch`]). What standard input brings is
 //! limited in size ([`DEFAULT_MAX_CONTEXT_SIZE`] unless told otherwise) and sparse files stay
 //! sparse.
 
@@ -12,7 +12,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
-use xbuild_runtime::fetch::GitCheckout;
+use xbuild_runtime::GitCheckout;
 
 use crate::Error;
 
@@ -153,7 +153,7 @@ fn scratch(root: &Path) -> Result<Scratch, Error> {
         .map_err(io_at(&tmp))?;
     let name = format!(
         "{}{:016x}",
-        xbuild_runtime::recover::SCRATCH_PREFIX,
+        xbuild_runtime::SCRATCH_PREFIX,
         rand::random::<u64>()
     );
     let hidden = tmp.join(format!(".{name}.new"));
@@ -227,11 +227,11 @@ pub fn from_stdin(
     let context = tmp.path().join("context");
     std::fs::create_dir(&context).map_err(io_at(&context))?;
     let fd: OwnedFd = std::fs::File::open(&raw).map_err(io_at(&raw))?.into();
-    let dockerfile = if xbuild_runtime::archive::is_archive(std::os::fd::AsFd::as_fd(&fd)) {
+    let dockerfile = if xbuild_runtime::is_archive(std::os::fd::AsFd::as_fd(&fd)) {
         let dest: OwnedFd = std::fs::File::open(&context)
             .map_err(io_at(&context))?
             .into();
-        xbuild_runtime::archive::extract(fd, dest, Path::new("<stdin>"), Some(max_size)).map_err(
+        xbuild_runtime::extract(fd, dest, Path::new("<stdin>"), Some(max_size)).map_err(
             |e| match e {
                 xbuild_runtime::Error::ArchiveTooLarge { entry, limit } => Error::ContextTooLarge {
                     limit,
@@ -474,7 +474,7 @@ mod tests {
         let live = from_stdin(&b"FROM scratch\n"[..], None, root.path(), 1 << 20).unwrap();
         let dead = root.path().join("tmp/context-00000000deadbeef");
         std::fs::create_dir_all(dead.join("sub")).unwrap();
-        assert_eq!(xbuild_runtime::recover::clean_scratch(root.path()), 1);
+        assert_eq!(xbuild_runtime::clean_scratch(root.path()), 1);
         assert!(!dead.exists());
         assert!(live.context.exists());
     }

@@ -136,7 +136,7 @@ pub(crate) fn lower_options(file: &str, opts: &BuildOptions) -> Result<LowerOpti
 /// such file. The one reader of `.dockerignore` files for local and remote builds and
 /// `debug context-checksum`.
 pub(crate) fn read_ignore(context: &Path, path: &Path) -> Result<Option<Vec<String>>, Error> {
-    Ok(xbuild_runtime::context::read_build_file(context, path)?
+    Ok(xbuild_runtime::read_build_file(context, path)?
         .map(|bytes| xbuild_dockerignore::read_ignore_file(&String::from_utf8_lossy(&bytes))))
 }
 

@@ -67,8 +67,8 @@ pub struct BuildOptions {
     pub allow_network_host: bool,
     /// Reads the build context through this source rather than as the directory `context`
     /// (a remote worker's laid-out context, whose checksums it already knows); its
-    /// [`dir`](xbuild_runtime::context::Source::dir) must be `context`.
-    pub context_source: Option<Arc<dyn xbuild_runtime::context::Source>>,
+    /// [`dir`](xbuild_runtime::Source::dir) must be `context`.
+    pub context_source: Option<Arc<dyn xbuild_runtime::Source>>,
 }
 
 impl BuildOptions {

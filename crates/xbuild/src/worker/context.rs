@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-use xbuild_cache::statcache::{Stamp, StatCache};
+use xbuild_cache::statcache::StatCache;
 use xbuild_dockerignore::{Filter, FilterState, Verdict};
+use xbuild_llb::{FileStamp, nanos};
 
 use super::Error;
 use super::proto::{Entry, entry::Kind};
@@ -88,19 +89,14 @@ enum Slot {
     Below(usize),
 }
 
-/// A stat time in nanoseconds since 1970, as a manifest entry's `mtime_ns` holds it.
-pub fn ns(sec: i64, nsec: u64) -> i64 {
-    sec.saturating_mul(1_000_000_000) + nsec as i64
-}
-
 /// What the stat cache knows a file by: its device, inode, size, mtime and ctime.
-pub fn stamp_of_stat(st: &rustix::fs::Stat) -> Stamp {
-    Stamp {
+pub fn stamp_of_stat(st: &rustix::fs::Stat) -> FileStamp {
+    FileStamp {
         dev: st.st_dev,
         ino: st.st_ino,
         size: st.st_size as u64,
-        mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
-        ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+        mtime_ns: nanos(st.st_mtime, st.st_mtime_nsec as i64),
+        ctime_ns: nanos(st.st_ctime, st.st_ctime_nsec as i64),
     }
 }
 
@@ -163,7 +159,7 @@ impl Scanner<'_> {
             let mut entry = Entry {
                 mode: st.st_mode & 0o7777,
                 size: 0,
-                mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+                mtime_ns: nanos(st.st_mtime, st.st_mtime_nsec as i64),
                 ..Entry::default()
             };
             if is_dir {
@@ -275,7 +271,7 @@ impl Scanner<'_> {
         let h = *h.finalize().as_bytes();
         self.cache.put(stamp_of_stat(&st), h);
         e.mode = st.st_mode & 0o7777;
-        e.mtime_ns = ns(st.st_mtime, st.st_mtime_nsec);
+        e.mtime_ns = nanos(st.st_mtime, st.st_mtime_nsec as i64);
         e.size = st.st_size as u64;
         e.digest = h.to_vec();
         Ok(e)
