@@ -1015,7 +1015,7 @@ fn rmi(builder: &Builder, a: RmiArgs) -> Result<ExitCode> {
                 }
             }
             Err(e) => {
-                eprintln!("Error: {e}");
+                eprintln!("Error: {}", library_message(&e));
                 code = ExitCode::from(1);
             }
         }

@@ -225,16 +225,8 @@ async fn read_registry(
     let name = reference.to_string();
     let (bytes, media_type, digest) = registry.fetch_manifest(&reference).await?;
     let json = |document: String| {
-        let name = name.clone();
-        move |source| {
-            bad_cache(
-                &name,
-                BadCacheError::Json {
-                    document: document.clone(),
-                    source,
-                },
-            )
-        }
+        let name = &name;
+        move |source| bad_cache(name, BadCacheError::Json { document, source })
     };
     let (results, blobs) = if media_type == oci::MEDIA_INDEX || media_type == oci::MEDIA_DOCKER_LIST
     {
