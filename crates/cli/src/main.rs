@@ -553,7 +553,11 @@ fn describe(e: &anyhow::Error) -> String {
     if let Some(rendered) = library.and_then(|e| e.rendered_diagnostics(color)) {
         return rendered;
     }
-    let mut out = format!("error: {e}");
+    let text = |cause: &(dyn std::error::Error + 'static)| match cause.downcast_ref() {
+        Some(library) => library_message(library),
+        None => cause.to_string(),
+    };
+    let mut out = format!("error: {}", text(e.as_ref()));
     if let Some(step) = library.and_then(xbuild::Error::step_failure) {
         if let Some(l) = step.location {
             out.push_str(&format!("\n  at {l}"));
@@ -566,12 +570,85 @@ fn describe(e: &anyhow::Error) -> String {
         }
     }
     for cause in e.chain().skip(1) {
-        let text = cause.to_string();
+        let text = text(cause);
         if !out.contains(&text) {
             out.push_str(&format!("\n  caused by: {text}"));
         }
     }
     out
+}
+
+/// The command-line flag of a library option.
+fn flag(option: xbuild::OptionName) -> &'static str {
+    use xbuild::OptionName as O;
+    match option {
+        O::Output => "--output",
+        O::CacheFrom => "--cache-from",
+        O::CacheTo => "--cache-to",
+        O::BuildArg => "--build-arg",
+        O::Label => "--label",
+        O::Allow => "--allow",
+        O::Secret => "--secret",
+        O::Ssh => "--ssh",
+        O::Platform => "--platform",
+        O::Dockerfile => "-f",
+        O::MaxContextSize => "--max-context-size",
+    }
+}
+
+/// A library error as the command line words it: the options it names, by their flags.
+fn library_message(e: &xbuild::Error) -> String {
+    use xbuild::{CacheSpecError, Conflict, Error as E, OptionError};
+    match e {
+        E::ContextTooLarge { limit, entry } => format!(
+            "the build context on standard input holds more than {flag} ({limit} bytes){}; pass a larger {flag} or send a smaller context",
+            entry
+                .as_ref()
+                .map(|e| format!(" at member {e:?}"))
+                .unwrap_or_default(),
+            flag = flag(xbuild::OptionName::MaxContextSize),
+        ),
+        E::Conflict(Conflict::PushWithoutImageOutput) => {
+            "--push needs an image output (type=image or type=registry)".into()
+        }
+        E::Conflict(Conflict::PushWithoutName) => {
+            "--push needs a name to push to: add -t HOST/REPO:TAG".into()
+        }
+        E::Conflict(Conflict::DockerfileWithStdinDockerfile) => {
+            "-f cannot be used when standard input is a Dockerfile rather than a tar archive".into()
+        }
+        E::CacheSpec {
+            problem: CacheSpecError::InlineImport,
+            ..
+        } => {
+            "--cache-from type=inline: name the image instead: --cache-from type=registry,ref=IMAGE"
+                .into()
+        }
+        E::InvalidOption {
+            option,
+            value,
+            problem: OptionError::NoSshAgent,
+        } => {
+            let ssh = flag(*option);
+            format!("{ssh} {value}: SSH_AUTH_SOCK is not set; pass {ssh} {value}=SOCKET")
+        }
+        _ => {
+            let text = e.to_string();
+            // The library's message starts with the option's name: swapped for its flag.
+            let Some(option) = e.option() else {
+                return text;
+            };
+            let Some(rest) = text.strip_prefix(&option.to_string()) else {
+                return text;
+            };
+            let invalid = if matches!(e, E::Output { .. } | E::CacheSpec { .. }) {
+                "invalid "
+            } else {
+                ""
+            };
+            format!("{invalid}{}{rest}", flag(option))
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -938,7 +1015,7 @@ fn rmi(builder: &Builder, a: RmiArgs) -> Result<ExitCode> {
                 }
             }
             Err(e) => {
-                eprintln!("Error: {e}");
+                eprintln!("Error: {}", library_message(&e));
                 code = ExitCode::from(1);
             }
         }
@@ -1189,7 +1266,7 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
             let mut opts = BuildOptions::new(context);
             opts.dockerfile = Some(file);
             opts.target = target;
-            opts.build_args = xbuild::key_values("--build-arg", &build_args)?;
+            opts.build_args = xbuild::key_values(xbuild::OptionName::BuildArg, &build_args)?;
             let def = builder.lower(&opts)?;
             match format.as_deref().unwrap_or("json") {
                 "dot" => print!("{}", def.to_dot()),
@@ -1359,5 +1436,47 @@ fn print_explanation(e: &xbuild::Explanation) {
         for r in &v.reasons {
             println!("          {r}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_errors_name_options_by_their_flags() {
+        let e = xbuild::OutputSpec::parse("type=foo").unwrap_err();
+        assert_eq!(
+            library_message(&e),
+            "invalid --output \"type=foo\": unknown type \"foo\"; expected one of image, registry, oci, docker, local, tar"
+        );
+        let e = xbuild::CacheSpec::parse_to("type=s3").unwrap_err();
+        assert!(
+            library_message(&e)
+                .starts_with("invalid --cache-to \"type=s3\": type=s3 is not supported"),
+            "{e}"
+        );
+        let e = xbuild::key_values(xbuild::OptionName::Label, &["x".into()]).unwrap_err();
+        assert_eq!(library_message(&e), "--label \"x\": expected KEY=VALUE");
+        let e = xbuild::Error::ContextTooLarge {
+            limit: 10,
+            entry: None,
+        };
+        assert_eq!(
+            library_message(&e),
+            "the build context on standard input holds more than --max-context-size (10 bytes); pass a larger --max-context-size or send a smaller context"
+        );
+        let e = xbuild::Error::NoSuchImage("x".into());
+        assert_eq!(library_message(&e), e.to_string());
+    }
+
+    #[test]
+    fn describe_renders_the_library_error_with_flags() {
+        let e = anyhow::Error::from(xbuild::Error::from(xbuild::Conflict::PushWithoutName));
+        assert_eq!(
+            describe(&e),
+            "error: --push needs a name to push to: add -t HOST/REPO:TAG"
+        );
+        assert_eq!(exit_code(&e), 2);
     }
 }

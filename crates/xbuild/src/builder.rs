@@ -18,9 +18,10 @@ use xbuild_solver::{Solver, SolverOptions};
 use crate::dockerfile::{AnyBase, check_dockerfile, lower_options, read_ignore, syntax_override};
 use crate::outputs::now_rfc3339;
 use crate::{
-    BuildOptions, CancellationToken, Definition, Diagnostic, Digest, DiskUsage, Error, Explanation,
-    PruneOptions, PruneReport, Pushed, Reference, RegistryOptions, Severity, SnapshotterKind,
-    StepTiming, StoreResolver, Timings, cache_import, events, io, lower_text,
+    BuildOptions, CancellationToken, ContextError, Definition, Diagnostic, Digest, DiskUsage,
+    Error, Explanation, InternalError, PruneOptions, PruneReport, Pushed, Reference,
+    RegistryOptions, Severity, SnapshotterKind, StepTiming, StoreResolver, Timings, cache_import,
+    events, io, lower_text,
 };
 
 /// What [`Builder::check`] found.
@@ -263,7 +264,7 @@ impl Builder {
     pub async fn build(&self, opts: &BuildOptions) -> Result<BuildResult, Error> {
         let started = Instant::now();
         for t in &opts.tags {
-            Reference::parse(t).map_err(Error::Usage)?;
+            Reference::parse(t).map_err(|reason| crate::store::reference(t, reason))?;
         }
         // One session from the first base image resolved to the last output written: what
         // lowering resolves is leased at once, not when solving starts.
@@ -311,9 +312,7 @@ impl Builder {
         let started = Instant::now();
         let targets: Vec<Digest> = def.outputs().iter().map(|o| o.vertex.clone()).collect();
         if targets.is_empty() {
-            return Err(Error::Usage(
-                "the graph has no output: name one with Definition::add_output".into(),
-            ));
+            return Err(Error::NoOutput);
         }
         let store = self.store()?;
         let mut sopts = SolverOptions::new(&self.root);
@@ -323,10 +322,7 @@ impl Builder {
         if uses_context {
             let context = opts.context.canonicalize().map_err(io(&opts.context))?;
             if !context.is_dir() {
-                return Err(Error::Usage(format!(
-                    "{}: the build context must be a directory",
-                    context.display()
-                )));
+                return Err(ContextError::NotADirectory(context).into());
             }
             let source: Arc<dyn xbuild_runtime::Source> = match &opts.context_source {
                 Some(s) => s.clone(),
@@ -387,7 +383,7 @@ impl Builder {
             .outputs()
             .first()
             .cloned()
-            .ok_or_else(|| Error::Usage("the graph produced no output".into()))?;
+            .ok_or(InternalError::NoResult)?;
         let solved = &solution.solved;
         let top = solved
             .results
@@ -439,10 +435,10 @@ impl Builder {
         if let Some(s) = snapshot
             && !snapshots.exists(s)
         {
-            return Err(Error::Usage(format!(
-                "snapshot {s} does not exist in {}",
-                self.root.display()
-            )));
+            return Err(Error::NoSuchSnapshot {
+                snapshot: s.to_string(),
+                root: self.root.clone(),
+            });
         }
         let mut def = Definition::new();
         let vertex = def
@@ -450,11 +446,10 @@ impl Builder {
                 xbuild_llb::Op::Source(xbuild_llb::SourceOp::Scratch),
                 vec![],
             )
-            .map_err(|e| Error::Usage(e.to_string()))?;
+            .map_err(InternalError::Graph)?;
         let (os, architecture) = match &opts.platform {
             Some(p) => {
-                let p = xbuild_parser::platform::Platform::parse(p)
-                    .map_err(|e| Error::Usage(format!("--platform: {e}")))?;
+                let p = xbuild_parser::platform::Platform::parse(p).map_err(Error::Platform)?;
                 (p.os, p.architecture)
             }
             None => (
@@ -523,8 +518,11 @@ impl Builder {
     /// `cold`.
     pub fn context_checksum(&self, dir: &Path, cold: bool) -> Result<(String, usize), Error> {
         let ignore = read_ignore(dir, &dir.join(".dockerignore"))?.unwrap_or_default();
-        let filter = xbuild_dockerignore::Filter::new(&[], &ignore)
-            .map_err(|e| Error::Usage(format!("{}/.dockerignore: {e}", dir.display())))?;
+        let filter =
+            xbuild_dockerignore::Filter::new(&[], &ignore).map_err(|source| Error::Ignore {
+                path: dir.join(".dockerignore"),
+                source,
+            })?;
         let sel = xbuild_runtime::Selection {
             src: "/",
             allow_wildcard: true,

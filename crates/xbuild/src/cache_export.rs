@@ -22,7 +22,7 @@ use xbuild_runtime::{LayerSnapshotter, Snapshotter};
 use xbuild_solver::VertexResult;
 
 use crate::cachespec::CacheMode;
-use crate::{Error, io};
+use crate::{Error, InternalError, io};
 
 /// The layers of cache exports are gzip tars, as BuildKit writes them by default.
 const LAYER_OPTS: ExportOptions = ExportOptions {
@@ -80,7 +80,7 @@ fn selected(s: &Solution<'_>, mode: CacheMode) -> Result<HashSet<Digest>, Error>
         let v = s
             .def
             .vertex(&d)
-            .ok_or_else(|| Error::Usage(format!("internal: vertex {d} is not in the graph")))?;
+            .ok_or_else(|| InternalError::MissingVertex(d.clone()))?;
         match v.op() {
             Op::Exec(_) | Op::File(_) => stack.extend(v.inputs().first().cloned()),
             Op::Merge(_) => stack.extend(v.inputs().iter().cloned()),
@@ -265,8 +265,10 @@ pub(crate) fn write_local(store: &Store, cache: &ExportedCache, dir: &Path) -> R
         }],
         annotations: None,
     };
-    let bytes = serde_json::to_vec(&layout_index)
-        .map_err(|e| Error::Usage(format!("internal: cache index: {e}")))?;
+    let bytes = serde_json::to_vec(&layout_index).map_err(|source| InternalError::Encode {
+        what: "the cache index",
+        source,
+    })?;
     write_atomic(&dir.join("index.json"), |f| f.write_all(&bytes))
 }
 

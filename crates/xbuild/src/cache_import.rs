@@ -24,8 +24,16 @@ use xbuild_runtime::CacheMounts;
 use xbuild_solver::remote_cache::BlobFuture;
 use xbuild_solver::{BlobFetcher, ImportedCache, RemoteCache};
 
-use crate::Error;
 use crate::cachespec::CacheSpec;
+use crate::{BadCacheError, CacheSpecError, Error, InternalError, OptionName};
+
+/// A cache `name` whose documents are not a build cache's.
+fn bad_cache(name: &str, problem: BadCacheError) -> Error {
+    Error::BadCache {
+        name: name.to_string(),
+        problem,
+    }
+}
 
 /// Fetches blobs from a registry repository.
 struct RegistryBlobs {
@@ -118,10 +126,11 @@ pub(crate) async fn import_all(
             }
             CacheSpec::Local { dir, .. } => read_local(store, dir).await,
             CacheSpec::Inline => {
-                return Err(Error::Usage(
-                    "--cache-from type=inline: name the image instead: --cache-from type=registry,ref=IMAGE"
-                        .into(),
-                ));
+                return Err(Error::CacheSpec {
+                    option: OptionName::CacheFrom,
+                    spec: "type=inline".into(),
+                    problem: CacheSpecError::InlineImport,
+                });
             }
         };
         let read = match read {
@@ -170,7 +179,10 @@ async fn seed_mounts(store: &Arc<Store>, read: &Read) -> Result<(), Error> {
             Ok::<_, Error>(mounts.import(&id, std::io::BufReader::new(blob))?)
         })
         .await
-        .map_err(|e| Error::Usage(format!("internal: cache mount import failed: {e}")))??;
+        .map_err(|source| InternalError::Task {
+            what: "cache mount import",
+            source,
+        })??;
         tracing::info!(id = %id_of(b), created, "cache mount imported");
     }
     Ok(())
@@ -186,6 +198,7 @@ fn id_of(b: &Descriptor) -> &str {
 
 /// The cache config a cache index lists, its results and the other blobs.
 fn read_index(
+    name: &str,
     store: &Store,
     index: &Index,
 ) -> Result<(HashMap<Digest, ChainResult>, Vec<Descriptor>), Error> {
@@ -193,11 +206,7 @@ fn read_index(
         .manifests
         .iter()
         .find(|d| d.media_type == MEDIA_CACHE_CONFIG)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "the index lists no {MEDIA_CACHE_CONFIG} blob: not a build cache"
-            ))
-        })?;
+        .ok_or_else(|| bad_cache(name, BadCacheError::NoConfig))?;
     let config: CacheConfig = store.read_json(&config.digest)?;
     let blobs: Vec<Descriptor> = index
         .manifests
@@ -215,11 +224,14 @@ async fn read_registry(
 ) -> Result<Read, Error> {
     let name = reference.to_string();
     let (bytes, media_type, digest) = registry.fetch_manifest(&reference).await?;
-    let bad = |what: String| Error::Usage(format!("{name}: {what}"));
+    let json = |document: String| {
+        let name = &name;
+        move |source| bad_cache(name, BadCacheError::Json { document, source })
+    };
     let (results, blobs) = if media_type == oci::MEDIA_INDEX || media_type == oci::MEDIA_DOCKER_LIST
     {
-        let index: Index = serde_json::from_slice(&bytes)
-            .map_err(|e| bad(format!("cache index {digest}: {e}")))?;
+        let index: Index =
+            serde_json::from_slice(&bytes).map_err(json(format!("cache index {digest}")))?;
         if let Some(config) = index
             .manifests
             .iter()
@@ -227,12 +239,12 @@ async fn read_registry(
         {
             registry.fetch_config(store, &reference, config).await?;
         }
-        read_index(store, &index)?
+        read_index(&name, store, &index)?
     } else {
         let m: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| bad(format!("manifest {digest}: {e}")))?;
+            serde_json::from_slice(&bytes).map_err(json(format!("manifest {digest}")))?;
         registry.fetch_config(store, &reference, &m.config).await?;
-        (inline_results(store, &m)?, Vec::new())
+        (inline_results(&name, store, &m)?, Vec::new())
     };
     Ok(Read {
         name,
@@ -247,30 +259,42 @@ async fn read_registry(
 
 /// The results of an image's inline cache (`moby.buildkit.cache.v0` in its config): records
 /// whose layer indexes are the image's layers.
-fn inline_results(store: &Store, m: &Manifest) -> Result<HashMap<Digest, ChainResult>, Error> {
+fn inline_results(
+    name: &str,
+    store: &Store,
+    m: &Manifest,
+) -> Result<HashMap<Digest, ChainResult>, Error> {
     let config: serde_json::Value = store.read_json(&m.config.digest)?;
-    let bad = |what: String| Error::Usage(format!("image config {}: {what}", m.config.digest));
+    let digest = &m.config.digest;
+    let bad = |problem| bad_cache(name, problem);
     let Some(encoded) = config.get(INLINE_CACHE_KEY).and_then(|v| v.as_str()) else {
-        return Err(bad(format!(
-            "no {INLINE_CACHE_KEY}: the image was not built with --cache-to type=inline"
-        )));
+        return Err(bad(BadCacheError::NoInlineCache(digest.clone())));
     };
     let json = base64::engine::general_purpose::STANDARD
         .decode(encoded)
-        .map_err(|e| bad(format!("{INLINE_CACHE_KEY} is not base64: {e}")))?;
-    let records: Vec<CacheRecord> =
-        serde_json::from_slice(&json).map_err(|e| bad(format!("{INLINE_CACHE_KEY}: {e}")))?;
+        .map_err(|source| {
+            bad(BadCacheError::Base64 {
+                digest: digest.clone(),
+                source,
+            })
+        })?;
+    let records: Vec<CacheRecord> = serde_json::from_slice(&json).map_err(|source| {
+        bad(BadCacheError::Json {
+            document: format!("image config {digest}: {INLINE_CACHE_KEY}"),
+            source,
+        })
+    })?;
     let diff_ids: Vec<Digest> = config
         .get("rootfs")
         .and_then(|r| r.get("diff_ids"))
         .and_then(|d| serde_json::from_value(d.clone()).ok())
-        .ok_or_else(|| bad("no rootfs.diff_ids".into()))?;
+        .ok_or_else(|| bad(BadCacheError::NoDiffIds(digest.clone())))?;
     if diff_ids.len() != m.layers.len() {
-        return Err(bad(format!(
-            "{} layers but {} diff_ids",
-            m.layers.len(),
-            diff_ids.len()
-        )));
+        return Err(bad(BadCacheError::LayerCount {
+            digest: digest.clone(),
+            layers: m.layers.len(),
+            diff_ids: diff_ids.len(),
+        }));
     }
     let layers = m
         .layers
@@ -347,7 +371,15 @@ fn check_size(dir: &Path, d: &Descriptor, what: Document) -> Result<(), Error> {
 async fn read_local(store: &Arc<Store>, dir: &Path) -> Result<Read, Error> {
     let name = dir.display().to_string();
     let layout: Index = serde_json::from_slice(&read_layout_index(&dir.join("index.json"))?)
-        .map_err(|e| Error::Usage(format!("{name}/index.json: {e}")))?;
+        .map_err(|source| {
+            bad_cache(
+                &name,
+                BadCacheError::Json {
+                    document: "index.json".into(),
+                    source,
+                },
+            )
+        })?;
     let named = |d: &&Descriptor| {
         d.annotations
             .as_ref()
@@ -359,7 +391,7 @@ async fn read_local(store: &Arc<Store>, dir: &Path) -> Result<Read, Error> {
         .iter()
         .find(named)
         .or_else(|| layout.manifests.first())
-        .ok_or_else(|| Error::Usage(format!("{name}/index.json lists no cache")))?
+        .ok_or_else(|| bad_cache(&name, BadCacheError::Empty))?
         .clone();
     check_size(dir, &entry, Document::Manifest)?;
     let fetcher = LocalBlobs {
@@ -380,8 +412,11 @@ async fn read_local(store: &Arc<Store>, dir: &Path) -> Result<Read, Error> {
         Ok(index)
     })
     .await
-    .map_err(|e| Error::Usage(format!("internal: cache import failed: {e}")))??;
-    let (results, blobs) = read_index(store, &index)?;
+    .map_err(|source| InternalError::Task {
+        what: "cache import",
+        source,
+    })??;
+    let (results, blobs) = read_index(&name, store, &index)?;
     Ok(Read {
         name,
         fetcher: Arc::new(LocalBlobs {

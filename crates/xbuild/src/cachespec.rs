@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::{Error, Reference};
+use crate::{CacheSpecError, Error, OptionName, Reference};
 
 /// Which results a cache export carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,10 +48,18 @@ enum Direction {
 }
 
 impl Direction {
-    fn flag(self) -> &'static str {
+    fn option(self) -> OptionName {
         match self {
-            Direction::To => "--cache-to",
-            Direction::From => "--cache-from",
+            Direction::To => OptionName::CacheTo,
+            Direction::From => OptionName::CacheFrom,
+        }
+    }
+
+    /// The key naming a local cache's directory.
+    fn dir_key(self) -> &'static str {
+        match self {
+            Direction::To => "dest",
+            Direction::From => "src",
         }
     }
 }
@@ -73,20 +81,23 @@ impl CacheSpec {
     }
 
     fn parse_with(spec: &str, dir: Direction) -> Result<Self, Error> {
-        let flag = dir.flag();
-        let usage = |what: String| {
-            Error::Usage(format!(
-                "invalid {flag} {spec:?}: {what}; expected type=registry,ref=HOST/REPO:TAG[,mode=min|max], \
-                 type=local,{}=DIR[,mode=min|max], type=inline or a bare reference",
-                if dir == Direction::To { "dest" } else { "src" }
-            ))
+        let usage = |problem: CacheSpecError| Error::CacheSpec {
+            option: dir.option(),
+            spec: spec.to_string(),
+            problem,
+        };
+        let bad_reference = |reference: &str, reason| {
+            usage(CacheSpecError::Reference {
+                reference: reference.to_string(),
+                reason,
+            })
         };
         let spec_t = spec.trim();
         if spec_t.is_empty() {
-            return Err(usage("empty value".into()));
+            return Err(usage(CacheSpecError::Empty));
         }
         if !spec_t.contains('=') {
-            Reference::parse(spec_t).map_err(usage)?;
+            Reference::parse(spec_t).map_err(|e| bad_reference(spec_t, e))?;
             return Ok(CacheSpec::Registry {
                 reference: spec_t.to_string(),
                 mode: CacheMode::Min,
@@ -101,7 +112,7 @@ impl CacheSpec {
         for part in spec_t.split(',') {
             let (k, v) = part
                 .split_once('=')
-                .ok_or_else(|| usage(format!("{part:?} is not key=value")))?;
+                .ok_or_else(|| usage(CacheSpecError::NotKeyValue(part.to_string())))?;
             let (k, v) = (k.trim(), v.trim());
             match k {
                 "type" => typ = Some(v.to_string()),
@@ -112,7 +123,7 @@ impl CacheSpec {
                     mode = match v {
                         "min" => CacheMode::Min,
                         "max" => CacheMode::Max,
-                        other => return Err(usage(format!("mode={other} must be min or max"))),
+                        other => return Err(usage(CacheSpecError::Mode(other.to_string()))),
                     }
                 }
                 "export-mounts" if dir == Direction::To => {
@@ -120,9 +131,7 @@ impl CacheSpec {
                         "true" => true,
                         "false" => false,
                         other => {
-                            return Err(usage(format!(
-                                "export-mounts={other} must be true or false"
-                            )));
+                            return Err(usage(CacheSpecError::ExportMounts(other.to_string())));
                         }
                     }
                 }
@@ -131,17 +140,16 @@ impl CacheSpec {
                 "oci-mediatypes" | "compression" | "compression-level" | "force-compression"
                 | "ignore-error" | "image-manifest" | "tag"
                     if dir == Direction::To => {}
-                other => return Err(usage(format!("unknown option {other}="))),
+                other => return Err(usage(CacheSpecError::UnknownKey(other.to_string()))),
             }
         }
-        let typ = typ.ok_or_else(|| usage("type= is required".into()))?;
+        let typ = typ.ok_or_else(|| usage(CacheSpecError::MissingType))?;
         match typ.as_str() {
             "registry" => {
-                let reference =
-                    reference.ok_or_else(|| usage("type=registry needs ref=".into()))?;
-                Reference::parse(&reference).map_err(usage)?;
+                let reference = reference.ok_or_else(|| usage(CacheSpecError::MissingRef))?;
+                Reference::parse(&reference).map_err(|e| bad_reference(&reference, e))?;
                 if path.is_some() {
-                    return Err(usage("src=/dest= belong to type=local".into()));
+                    return Err(usage(CacheSpecError::DirOnRegistry));
                 }
                 Ok(CacheSpec::Registry {
                     reference,
@@ -150,14 +158,10 @@ impl CacheSpec {
                 })
             }
             "local" => {
-                let dir_path = path.ok_or_else(|| {
-                    usage(format!(
-                        "type=local needs {}=DIR",
-                        if dir == Direction::To { "dest" } else { "src" }
-                    ))
-                })?;
+                let dir_path =
+                    path.ok_or_else(|| usage(CacheSpecError::MissingDir { key: dir.dir_key() }))?;
                 if reference.is_some() {
-                    return Err(usage("ref= belongs to type=registry".into()));
+                    return Err(usage(CacheSpecError::RefOnLocal));
                 }
                 Ok(CacheSpec::Local {
                     dir: dir_path,
@@ -167,17 +171,14 @@ impl CacheSpec {
             }
             "inline" => {
                 if reference.is_some() || path.is_some() || export_mounts {
-                    return Err(usage("type=inline takes no other options".into()));
+                    return Err(usage(CacheSpecError::InlineWithOptions));
                 }
                 if mode == CacheMode::Max {
-                    return Err(usage(
-                        "type=inline only supports mode=min (the image carries only its own layers)"
-                            .into(),
-                    ));
+                    return Err(usage(CacheSpecError::InlineMax));
                 }
                 Ok(CacheSpec::Inline)
             }
-            other => Err(usage(format!("type={other} is not supported"))),
+            other => Err(usage(CacheSpecError::UnknownType(other.to_string()))),
         }
     }
 
@@ -282,6 +283,33 @@ mod tests {
         assert!(msg("type=inline,mode=max", true).contains("mode=min"));
         assert!(msg("", false).contains("empty value"));
         assert!(msg("type=registry,ref=r,mode=max", false).contains("unknown option mode="));
-        assert!(msg("UPPER/Case", false).contains("--cache-from"));
+        assert!(msg("UPPER/Case", false).starts_with("cache import spec \"UPPER/Case\": "));
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let err = CacheSpec::parse_to("type=s3").unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::CacheSpec { option: OptionName::CacheTo, spec, problem: CacheSpecError::UnknownType(t) }
+                    if spec == "type=s3" && t == "s3"
+            ),
+            "{err:?}"
+        );
+        assert!(err.is_usage());
+        assert_eq!(err.option(), Some(OptionName::CacheTo));
+        let err = CacheSpec::parse_from("type=local").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::CacheSpec {
+                    option: OptionName::CacheFrom,
+                    problem: CacheSpecError::MissingDir { key: "src" },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 
 use xbuild_runtime::GitCheckout;
 
-use crate::Error;
+use crate::{Conflict, ContextError, Error, GitContextError};
 
 /// The `PATH | - | URL` argument of `xbuild build`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -201,10 +201,7 @@ fn dockerfile_inside(context: &Path, file: &Path) -> Result<PathBuf, Error> {
         .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
         .collect();
     if rel.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(Error::Usage(format!(
-            "-f {}: the Dockerfile of an archive or git context must be inside it",
-            file.display()
-        )));
+        return Err(ContextError::DockerfileOutside(file.to_path_buf()).into());
     }
     Ok(context.join(rel))
 }
@@ -245,10 +242,7 @@ pub fn from_stdin(
     } else {
         drop(fd);
         if file.is_some() {
-            return Err(Error::Usage(
-                "-f cannot be used when standard input is a Dockerfile rather than a tar archive"
-                    .into(),
-            ));
+            return Err(Conflict::DockerfileWithStdinDockerfile.into());
         }
         let df = tmp.path().join("Dockerfile");
         std::fs::rename(&raw, &df).map_err(io_at(&df))?;
@@ -283,24 +277,26 @@ pub fn dockerfile_from_stdin(
 /// `.git` directory is not part of the context. `file` is
 /// `-f`, relative to that subdirectory.
 pub fn from_git(url: &GitUrl, file: Option<&Path>, root: &Path) -> Result<PreparedContext, Error> {
-    let fail = |m: String| Error::Context(format!("git context {}: {m}", url.remote));
+    let fail = |source: GitContextError| Error::GitContext {
+        url: url.remote.clone(),
+        source,
+    };
     let tmp = scratch(root)?;
     let repo = tmp.path().join("repo");
     let want = url.reference.as_deref().unwrap_or("");
-    let checkout = GitCheckout::fetch(&url.remote, want, &repo).map_err(|e| fail(e.to_string()))?;
+    let checkout = GitCheckout::fetch(&url.remote, want, &repo).map_err(|e| fail(e.into()))?;
     if let Some(sub) = &url.subdir {
         dockerfile_inside(&repo, Path::new(sub))
-            .map_err(|_| fail(format!("subdirectory {sub:?} leaves the repository")))?;
+            .map_err(|_| fail(GitContextError::SubdirOutside(sub.clone())))?;
     }
     // The subdirectory is resolved inside the checkout (its symlinks too).
     let tree = checkout
         .tree(url.subdir.as_deref(), false)
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(e.into()))?;
     let context = tree.path().to_path_buf();
     if !context.is_dir() {
-        return Err(fail(format!(
-            "subdirectory {:?} is not a directory inside the repository",
-            url.subdir.as_deref().unwrap_or_default()
+        return Err(fail(GitContextError::SubdirNotADirectory(
+            url.subdir.clone().unwrap_or_default(),
         )));
     }
     let dockerfile = file.map(|f| dockerfile_inside(&context, f)).transpose()?;
@@ -395,7 +391,15 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let err =
             from_stdin(&bytes[..], Some(Path::new("../x")), root.path(), 1 << 20).unwrap_err();
-        assert!(matches!(err, Error::Usage(_)), "{err}");
+        assert!(
+            matches!(&err, Error::BadContext(ContextError::DockerfileOutside(p)) if p == Path::new("../x")),
+            "{err}"
+        );
+        assert!(err.is_usage());
+        assert_eq!(
+            err.to_string(),
+            "Dockerfile path ../x: the Dockerfile of an archive or git context must be inside it"
+        );
         let ok = from_stdin(
             &bytes[..],
             Some(Path::new("/Dockerfile")),
@@ -456,7 +460,11 @@ mod tests {
             matches!(&err, Error::ContextTooLarge { limit, entry: Some(e) } if *limit == 1 << 20 && e == "big.img"),
             "{err}"
         );
-        assert!(err.to_string().contains("--max-context-size"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("context size limit (1048576 bytes)"),
+            "{err}"
+        );
         let err = from_stdin(&[b'#'; 4096][..], None, root.path(), 1000).unwrap_err();
         assert!(
             matches!(err, Error::ContextTooLarge { entry: None, .. }),

@@ -77,11 +77,12 @@ pub(crate) fn syntax_override(
     let Some(value) = build_args.get(SYNTAX_ARG) else {
         return Ok(None);
     };
-    xbuild_parser::syntax_frontend(value).map(Some).map_err(|e| {
-        Error::Usage(format!(
-            "--build-arg {SYNTAX_ARG}={value}: {e}; {SYNTAX_ARG} can name BuildKit's Dockerfile frontend only (docker/dockerfile:1, docker/dockerfile:1-labs, docker/dockerfile-upstream:master, dockerfile.v0)"
-        ))
-    })
+    xbuild_parser::syntax_frontend(value)
+        .map(Some)
+        .map_err(|source| Error::Frontend {
+            value: value.clone(),
+            source,
+        })
 }
 
 /// Resolves bases through the local store when it has them, and any other reference as an
@@ -121,8 +122,7 @@ pub(crate) fn lower_options(file: &str, opts: &BuildOptions) -> Result<LowerOpti
     lopts.labels = opts.labels.clone();
     lopts.exclude_patterns = dockerignore(opts)?;
     if let Some(p) = &opts.platform {
-        let p = xbuild_parser::platform::Platform::parse(p)
-            .map_err(|e| Error::Usage(format!("--platform: {e}")))?;
+        let p = xbuild_parser::platform::Platform::parse(p).map_err(Error::Platform)?;
         lopts.os = p.os;
         lopts.architecture = p.architecture;
         lopts.variant = p.variant;

@@ -5,8 +5,8 @@
 //! `reference=PATTERN` (any may match; Go's `path.Match` against `name:tag` or `name`, so `*`
 //! stops at `/`). Filters of different kinds must all match.
 
-use crate::Error;
 use crate::store::ImageSummary;
+use crate::{Error, FilterError};
 
 /// A parsed set of image filters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,19 +28,19 @@ impl ImageFilter {
     pub fn parse(filters: &[String]) -> Result<Self, Error> {
         let mut f = ImageFilter::default();
         for s in filters {
-            let (k, v) = s.split_once('=').ok_or_else(|| {
-                Error::Usage(format!("bad format of filter {s:?} (expected name=value)"))
-            })?;
+            let bad = |problem: FilterError| Error::Filter {
+                filter: s.clone(),
+                problem,
+            };
+            let (k, v) = s
+                .split_once('=')
+                .ok_or_else(|| bad(FilterError::NotKeyValue))?;
             match k.trim().to_ascii_lowercase().as_str() {
                 "dangling" => {
                     f.dangling = Some(match v.to_ascii_lowercase().as_str() {
                         "true" | "1" => true,
                         "false" | "0" => false,
-                        _ => {
-                            return Err(Error::Usage(format!(
-                                "invalid filter 'dangling={v}': expected true or false"
-                            )));
-                        }
+                        _ => return Err(bad(FilterError::Dangling(v.to_string()))),
                     })
                 }
                 "label" => f.labels.push(match v.split_once('=') {
@@ -50,14 +50,10 @@ impl ImageFilter {
                 "before" => f.before = Some(v.to_string()),
                 "since" => f.since = Some(v.to_string()),
                 "reference" => {
-                    check_pattern(v)?;
+                    check_pattern(v).map_err(|e| bad(e.into()))?;
                     f.references.push(v.to_string())
                 }
-                other => {
-                    return Err(Error::Usage(format!(
-                        "invalid filter '{other}': use dangling, label, before, since or reference"
-                    )));
-                }
+                other => return Err(bad(FilterError::UnknownName(other.to_string()))),
             }
         }
         Ok(f)
@@ -103,10 +99,9 @@ impl ImageFilter {
     }
 }
 
-fn check_pattern(p: &str) -> Result<(), Error> {
+fn check_pattern(p: &str) -> Result<(), xbuild_dockerignore::glob::BadPattern> {
     for part in p.split('/') {
-        xbuild_dockerignore::glob::matches(part, "")
-            .map_err(|e| Error::Usage(format!("invalid reference filter: {e}")))?;
+        xbuild_dockerignore::glob::matches(part, "")?;
     }
     Ok(())
 }
@@ -181,7 +176,11 @@ mod tests {
     fn bad_filters_are_usage_errors() {
         for bad in ["nope=1", "dangling=maybe", "novalue", "reference=[a"] {
             let err = ImageFilter::parse(&[bad.to_string()]).unwrap_err();
-            assert!(matches!(err, Error::Usage(_)), "{bad}: {err}");
+            assert!(
+                matches!(&err, Error::Filter { filter, .. } if filter == bad),
+                "{bad}: {err}"
+            );
+            assert!(err.is_usage(), "{bad}");
         }
     }
 }

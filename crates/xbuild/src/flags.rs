@@ -26,7 +26,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::context_input::PreparedContext;
-use crate::{BuildOptions, CacheSpec, Error, OutputSpec, SecretSource, parse_epoch};
+use crate::{
+    BuildOptions, CacheSpec, Error, OptionError, OptionName, OutputSpec, SecretSource, parse_epoch,
+};
 
 /// The build argument (and environment variable) that clamps a build's times.
 const EPOCH: &str = "SOURCE_DATE_EPOCH";
@@ -107,14 +109,16 @@ impl BuildFlags {
                 "security.insecure" => opts.allow_insecure = true,
                 "network.host" => opts.allow_network_host = true,
                 other => {
-                    return Err(Error::Usage(format!(
-                        "--allow {other}: expected security.insecure or network.host"
-                    )));
+                    return Err(Error::InvalidOption {
+                        option: OptionName::Allow,
+                        value: other.to_string(),
+                        problem: OptionError::UnknownEntitlement,
+                    });
                 }
             }
         }
-        opts.labels = key_values("--label", &self.labels)?;
-        opts.build_args = key_values("--build-arg", &self.build_args)?;
+        opts.labels = key_values(OptionName::Label, &self.labels)?;
+        opts.build_args = key_values(OptionName::BuildArg, &self.build_args)?;
         Ok(opts)
     }
 
@@ -132,7 +136,14 @@ impl BuildFlags {
         opts.pull = self.pull;
         opts.push = self.push;
         for sec in &self.secrets {
-            let (id, src) = SecretSource::parse(sec).map_err(|e| Error::Usage(e.to_string()))?;
+            let (id, src) = SecretSource::parse(sec).map_err(|e| match e {
+                xbuild_solver::Error::SecretSpec { spec, problem } => Error::InvalidOption {
+                    option: OptionName::Secret,
+                    value: spec,
+                    problem: OptionError::Secret(problem),
+                },
+                e => e.into(),
+            })?;
             opts.secrets.insert(id, src);
         }
         for s in &self.ssh {
@@ -140,11 +151,13 @@ impl BuildFlags {
                 Some((id, p)) => (id.to_string(), PathBuf::from(p)),
                 None => (
                     s.clone(),
-                    env.ssh_auth_sock.clone().ok_or_else(|| {
-                        Error::Usage(format!(
-                            "--ssh {s}: SSH_AUTH_SOCK is not set; pass --ssh {s}=SOCKET"
-                        ))
-                    })?,
+                    env.ssh_auth_sock
+                        .clone()
+                        .ok_or_else(|| Error::InvalidOption {
+                            option: OptionName::Ssh,
+                            value: s.clone(),
+                            problem: OptionError::NoSshAgent,
+                        })?,
                 ),
             };
             opts.ssh.insert(id, sock);
@@ -171,14 +184,16 @@ impl BuildFlags {
     }
 }
 
-/// The `KEY=VALUE` values of the repeatable flag `flag` (`--build-arg`, `--label`), the last
-/// one of a key winning.
-pub fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>, Error> {
+/// The `KEY=VALUE` values of the repeatable option `option` ([`OptionName::BuildArg`],
+/// [`OptionName::Label`]), the last one of a key winning.
+pub fn key_values(option: OptionName, items: &[String]) -> Result<BTreeMap<String, String>, Error> {
     let mut out = BTreeMap::new();
     for a in items {
-        let (k, v) = a
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("{flag} {a:?}: expected KEY=VALUE")))?;
+        let (k, v) = a.split_once('=').ok_or_else(|| Error::InvalidOption {
+            option,
+            value: a.clone(),
+            problem: OptionError::NotKeyValue,
+        })?;
         out.insert(k.to_string(), v.to_string());
     }
     Ok(out)
@@ -270,13 +285,28 @@ mod tests {
 
     #[test]
     fn key_values_need_an_equals_sign_and_the_last_value_wins() {
-        let kv = key_values("--label", &["a=1".into(), "b=".into(), "a=2".into()]).unwrap();
+        let kv = key_values(
+            OptionName::Label,
+            &["a=1".into(), "b=".into(), "a=2".into()],
+        )
+        .unwrap();
         assert_eq!(kv["a"], "2");
         assert_eq!(kv["b"], "");
-        let err = key_values("--build-arg", &["NOVALUE".into()]).unwrap_err();
+        let err = key_values(OptionName::BuildArg, &["NOVALUE".into()]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "--build-arg \"NOVALUE\": expected KEY=VALUE"
+            "build argument \"NOVALUE\": expected KEY=VALUE"
+        );
+        assert!(
+            matches!(
+                &err,
+                Error::InvalidOption {
+                    option: OptionName::BuildArg,
+                    value,
+                    problem: OptionError::NotKeyValue,
+                } if value == "NOVALUE"
+            ),
+            "{err:?}"
         );
     }
 }

@@ -73,7 +73,7 @@ impl Builder {
         epoch: Option<i64>,
     ) -> Result<Digest, Error> {
         let r = name
-            .map(|n| Reference::parse(n).map_err(Error::Usage))
+            .map(|n| Reference::parse(n).map_err(|reason| store::reference(n, reason)))
             .transpose()?;
         let store = self.store()?;
         let _lease = store.lease()?;

@@ -33,7 +33,8 @@
 //! A front end that takes `xbuild build`'s flags gets the command line's rules
 //! (`SOURCE_DATE_EPOCH`, `--ssh` from `SSH_AUTH_SOCK`, `--allow`, `--build-arg`) through
 //! [`BuildFlags`], and reads what it shows a user from an [`Error`] through
-//! [`Error::is_usage`], [`Error::rendered_diagnostics`] and [`Error::step_failure`].
+//! [`Error::is_usage`], [`Error::rendered_diagnostics`] and [`Error::step_failure`]; errors
+//! about an option say which ([`Error::option`]), for a front end to name it its own way.
 #![forbid(unsafe_code)]
 
 mod builder;
@@ -59,7 +60,10 @@ pub mod worker;
 pub use builder::{BuildResult, Builder, CacheExported, CheckReport, Solution};
 pub use cachespec::{CacheMode, CacheSpec};
 pub use dockerfile::{check_dockerfile, render_diagnostics};
-pub use error::{Error, StepFailure};
+pub use error::{
+    BadCacheError, CacheSpecError, Conflict, ContextError, Error, FilterError, GitContextError,
+    ImageError, InternalError, OptionError, OptionName, OutputError, StepFailure,
+};
 pub use events::{ChannelSink, EventStream, SharedSink, StepTiming, Timings, event_stream};
 pub use filter::ImageFilter;
 pub use flags::{BuildFlags, Environment, key_values};

@@ -123,9 +123,5 @@ pub fn parse_epoch(v: &str) -> Result<i64, Error> {
         .parse::<i64>()
         .ok()
         .filter(|e| *e >= 0)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "SOURCE_DATE_EPOCH={v:?}: expected whole seconds since 1970-01-01 (e.g. 0)"
-            ))
-        })
+        .ok_or_else(|| Error::SourceDateEpoch(v.to_string()))
 }

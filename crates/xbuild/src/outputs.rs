@@ -16,8 +16,8 @@ use xbuild_runtime::LayerSnapshotter;
 use crate::builder::cancellable;
 use crate::{
     ArchiveFormat, BuildOptions, BuildResult, Builder, CacheExported, CacheMode, CacheSpec,
-    Compression, Definition, Digest, Error, Reference, Timings, cache_export, cache_import, io,
-    store,
+    Compression, Conflict, Definition, Digest, Error, InternalError, OutputError, Reference,
+    Timings, cache_export, cache_import, io, store,
 };
 
 /// Where a build's result goes (`docker build --output` / BuildKit's exporters).
@@ -77,14 +77,16 @@ impl OutputSpec {
                 _ => OutputSpec::Local { dest: spec.into() },
             });
         }
+        let bad = |problem: OutputError| Error::Output {
+            spec: spec.to_string(),
+            problem,
+        };
         let mut kv = BTreeMap::new();
         let mut names: Vec<String> = Vec::new();
         for part in spec.split(',') {
-            let (k, v) = part.split_once('=').ok_or_else(|| {
-                Error::Usage(format!(
-                    "invalid --output {spec:?}: expected key=value pairs such as type=oci,dest=DIR"
-                ))
-            })?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| bad(OutputError::NotKeyValue))?;
             if k.trim() == "name" {
                 names.push(v.trim().to_string());
             } else {
@@ -93,41 +95,43 @@ impl OutputSpec {
         }
         let typ = kv
             .remove("type")
-            .ok_or_else(|| Error::Usage(format!("invalid --output {spec:?}: type= is required")))?;
+            .ok_or_else(|| bad(OutputError::MissingType))?;
         let dest = kv.remove("dest").map(PathBuf::from);
         let need_dest = |d: Option<PathBuf>| {
-            d.ok_or_else(|| Error::Usage(format!("--output {spec:?} needs dest=PATH")))
+            d.ok_or_else(|| bad(OutputError::MissingDest { kind: typ.clone() }))
         };
         for n in &names {
-            Reference::parse(n).map_err(|e| Error::Usage(format!("--output name={n}: {e}")))?;
+            Reference::parse(n).map_err(|reason| {
+                bad(OutputError::Name {
+                    name: n.clone(),
+                    reason,
+                })
+            })?;
         }
         let compression = kv
             .remove("compression")
-            .map(|c| Compression::parse(&c))
+            .map(|c| Compression::parse(&c).map_err(|_| bad(OutputError::Compression(c))))
             .transpose()?;
         let tar = kv.remove("tar").map(|t| t != "false");
         let push = match kv.remove("push").as_deref() {
             None | Some("false") => typ == "registry",
             Some("true") => true,
-            Some(other) => {
-                return Err(Error::Usage(format!(
-                    "--output {spec:?}: push={other} must be true or false"
-                )));
-            }
+            Some(other) => return Err(bad(OutputError::Push(other.to_string()))),
         };
         for ignored in ["oci-mediatypes", "force-compression", "compression-level"] {
             kv.remove(ignored);
         }
         if let Some(k) = kv.keys().next() {
-            return Err(Error::Usage(format!(
-                "--output {spec:?}: unknown option {k}= for type={typ}"
-            )));
+            return Err(bad(OutputError::UnknownKey {
+                key: k.clone(),
+                kind: typ.clone(),
+            }));
         }
         let layered = matches!(typ.as_str(), "image" | "registry" | "oci" | "docker");
         if compression.is_some() && !layered {
-            return Err(Error::Usage(format!(
-                "--output {spec:?}: compression= applies to image, oci and docker outputs"
-            )));
+            return Err(bad(OutputError::CompressionWithoutLayers {
+                kind: typ.clone(),
+            }));
         }
         match typ.as_str() {
             "image" | "registry" => Ok(OutputSpec::Image {
@@ -158,9 +162,7 @@ impl OutputSpec {
             "tar" => Ok(OutputSpec::Tar {
                 dest: need_dest(dest)?,
             }),
-            other => Err(Error::Usage(format!(
-                "--output type={other} is not supported; use image, registry, oci, docker, local or tar"
-            ))),
+            other => Err(bad(OutputError::UnknownType(other.to_string()))),
         }
     }
 
@@ -284,7 +286,10 @@ impl Builder {
             )
         })
         .await
-        .map_err(|e| Error::Usage(format!("export task failed: {e}")))??;
+        .map_err(|source| InternalError::Task {
+            what: "export",
+            source,
+        })??;
         let exported = started.elapsed();
         let solution = Arc::new(SolvedBuild {
             store: store.clone(),
@@ -297,14 +302,10 @@ impl Builder {
         let mut pushed = Vec::new();
         if !push_names.is_empty() || opts.push {
             let Some(img) = &image else {
-                return Err(Error::Usage(
-                    "--push needs an image output (type=image or type=registry)".into(),
-                ));
+                return Err(Conflict::PushWithoutImageOutput.into());
             };
             if push_names.is_empty() {
-                return Err(Error::Usage(
-                    "--push needs a name to push to: add -t HOST/REPO:TAG".into(),
-                ));
+                return Err(Conflict::PushWithoutName.into());
             }
             let mut manifest = img.manifest.digest.clone();
             if opts.cache_to.contains(&CacheSpec::Inline) {
@@ -368,7 +369,10 @@ impl Builder {
         let cache =
             tokio::task::spawn_blocking(move || cache_export::collect(&s.view(), mode, mounts))
                 .await
-                .map_err(|e| Error::Usage(format!("cache export task failed: {e}")))??;
+                .map_err(|source| InternalError::Task {
+                    what: "cache export",
+                    source,
+                })??;
         let Some(cache) = cache else {
             tracing::warn!(%target, "--cache-to: the build produced no cache to export");
             return Ok(None);
@@ -384,7 +388,10 @@ impl Builder {
                 let c2 = c.clone();
                 tokio::task::spawn_blocking(move || cache_export::write_local(&s.store, &c2, &dir))
                     .await
-                    .map_err(|e| Error::Usage(format!("cache export task failed: {e}")))??;
+                    .map_err(|source| InternalError::Task {
+                        what: "cache export",
+                        source,
+                    })??;
                 return Ok(Some(CacheExported {
                     target,
                     index: c.index.digest.clone(),
@@ -447,7 +454,10 @@ async fn with_inline_cache(
         cache_export::embed_inline(&s.store, &m, &value).map(|d| (d, records))
     })
     .await
-    .map_err(|e| Error::Usage(format!("cache export task failed: {e}")))?
+    .map_err(|source| InternalError::Task {
+        what: "cache export",
+        source,
+    })?
 }
 
 /// A digest of everything an exported image is made from: its output (config, history,
@@ -538,7 +548,7 @@ fn export_outputs(
     let image_of = |c: &Option<Compression>| -> Result<&BuiltImage, Error> {
         images
             .get(&c.unwrap_or(default))
-            .ok_or_else(|| Error::Usage("internal: image not built".into()))
+            .ok_or_else(|| InternalError::ImageNotBuilt.into())
     };
     let names_or_tags = |names: &[String]| -> Vec<String> {
         if names.is_empty() {
@@ -662,5 +672,59 @@ fn full_name(tag: &str) -> String {
         Ok(r) if r.tag().is_none() && r.digest().is_none() => format!("{r}:latest"),
         Ok(r) => r.to_string(),
         Err(_) => tag.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(spec: &str) -> OutputError {
+        match OutputSpec::parse(spec) {
+            Err(Error::Output { spec: s, problem }) if s == spec => problem,
+            other => panic!("{spec}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_typed_usage_errors() {
+        assert_eq!(problem("type=foo"), OutputError::UnknownType("foo".into()));
+        assert_eq!(problem("type=oci,dest"), OutputError::NotKeyValue);
+        assert_eq!(problem("dest=x"), OutputError::MissingType);
+        assert_eq!(
+            problem("type=tar"),
+            OutputError::MissingDest { kind: "tar".into() }
+        );
+        assert_eq!(
+            problem("type=local,dest=x,colour=red"),
+            OutputError::UnknownKey {
+                key: "colour".into(),
+                kind: "local".into()
+            }
+        );
+        assert_eq!(
+            problem("type=image,push=maybe"),
+            OutputError::Push("maybe".into())
+        );
+        assert_eq!(
+            problem("type=image,compression=lz4"),
+            OutputError::Compression("lz4".into())
+        );
+        assert_eq!(
+            problem("type=local,dest=x,compression=gzip"),
+            OutputError::CompressionWithoutLayers {
+                kind: "local".into()
+            }
+        );
+        assert!(matches!(
+            problem("type=image,name=Bad Name"),
+            OutputError::Name { name, .. } if name == "Bad Name"
+        ));
+        let err = OutputSpec::parse("type=foo").unwrap_err();
+        assert!(err.is_usage());
+        assert_eq!(
+            err.to_string(),
+            "output spec \"type=foo\": unknown type \"foo\"; expected one of image, registry, oci, docker, local, tar"
+        );
     }
 }

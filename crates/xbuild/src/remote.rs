@@ -19,7 +19,7 @@ use xbuild_parser::lower::{ImageResolver, ResolvedImage};
 use xbuild_registry::{Credentials, MountSources, Pushed, Reference, Registry};
 
 use crate::store::{self, platform_mismatch, resolved_image};
-use crate::{BuildOptions, Builder, Error, lower_text};
+use crate::{BuildOptions, Builder, Error, ImageError, InternalError, lower_text};
 
 /// How many lower → pull rounds a build may take (ONBUILD triggers can name further images).
 const MAX_ROUNDS: usize = 8;
@@ -67,9 +67,7 @@ impl Builder {
     pub async fn push(&self, name: &str) -> Result<Pushed, Error> {
         let r = parse(name)?;
         if r.digest().is_some() {
-            return Err(Error::Usage(format!(
-                "{name}: push takes a tag, not a digest reference"
-            )));
+            return Err(ImageError::PushDigest(name.to_string()).into());
         }
         let store = self.shared_store()?;
         let tag = match store::lookup(&store, &r.familiar()) {
@@ -147,7 +145,7 @@ impl Builder {
             let mut missing = resolver
                 .missing
                 .into_inner()
-                .map_err(|_| Error::Usage("image resolution state was poisoned".into()))?;
+                .map_err(|_| InternalError::Poisoned("image resolution state"))?;
             missing.sort_by_key(|(name, p)| pull_key(name, p));
             missing.dedup();
             if missing.is_empty() {
@@ -178,9 +176,11 @@ impl Builder {
                 pulled.insert(key);
             }
         }
-        Err(Error::Usage(format!(
-            "{file}: base images kept naming further images to pull after {MAX_ROUNDS} rounds"
-        )))
+        Err(InternalError::ResolveRounds {
+            file: file.to_string(),
+            rounds: MAX_ROUNDS,
+        }
+        .into())
     }
 }
 

@@ -9,8 +9,16 @@ use xbuild_cache::{ImageRecord, Store, TagRecord};
 use xbuild_llb::{Digest, HistoryEntry, Platform};
 use xbuild_parser::lower::{ImageResolver, ResolvedImage};
 
-use crate::Error;
 use crate::reference::Reference;
+use crate::{Error, ImageError};
+
+/// An image name [`Reference::parse`] refuses, and why.
+pub(crate) fn reference(name: &str, reason: String) -> Error {
+    Error::Reference {
+        name: name.to_string(),
+        reason,
+    }
+}
 
 /// One row of `xbuild images`: a tag, or an untagged image (`<none>`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -118,7 +126,7 @@ pub fn record_image(store: &Store, manifest: &Digest) -> Result<(), Error> {
 
 /// Points `name` at a stored manifest (moving it off any other image, which stays untagged).
 pub fn tag(store: &Store, name: &str, manifest: &Digest) -> Result<Reference, Error> {
-    let r = Reference::parse(name).map_err(Error::Usage)?;
+    let r = Reference::parse(name).map_err(|reason| reference(name, reason))?;
     if store
         .get_tag(&r.to_string())?
         .is_some_and(|t| &t.manifest == manifest)
@@ -158,7 +166,7 @@ pub(crate) fn lookup(
     store: &Store,
     name: &str,
 ) -> Result<(Reference, TagRecord, Manifest, ImageConfigFile), Error> {
-    let r = Reference::parse(name).map_err(Error::Usage)?;
+    let r = Reference::parse(name).map_err(|reason| reference(name, reason))?;
     let tag = store
         .get_tag(&r.to_string())?
         .ok_or_else(|| Error::NoSuchImage(r.to_string()))?;
@@ -214,17 +222,18 @@ pub(crate) fn find(store: &Store, name: &str) -> Result<Found, Error> {
                 });
             }
             _ => {
-                return Err(Error::Usage(format!(
-                    "{name}: ambiguous image ID prefix ({} images match); give more characters",
-                    ids.len()
-                )));
+                return Err(ImageError::AmbiguousId {
+                    prefix: name.to_string(),
+                    matches: ids.len(),
+                }
+                .into());
             }
         }
     }
-    if let Err(e) = Reference::parse(name)
+    if let Err(reason) = Reference::parse(name)
         && id_like(name).is_none()
     {
-        return Err(Error::Usage(e));
+        return Err(reference(name, reason));
     }
     Err(Error::NoSuchImage(name.to_string()))
 }
@@ -312,10 +321,10 @@ pub(crate) fn remove(store: &Store, name: &str, force: bool) -> Result<Vec<Remov
     let untag: Vec<Reference> = match &found.by_tag {
         Some(t) => vec![t.clone()],
         None if img.tags.len() > 1 && !force => {
-            return Err(Error::Usage(format!(
-                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                img.id().short()
-            )));
+            return Err(ImageError::NeedsForce {
+                id: img.id().short().to_string(),
+            }
+            .into());
         }
         None => img.tags.clone(),
     };
@@ -398,12 +407,10 @@ pub(crate) fn pinned(
     platform: &Platform,
 ) -> Result<Option<(Digest, ImageConfigFile)>, Error> {
     let Some(digest) = r.digest() else {
-        return Err(Error::Usage(format!("{r}: not a reference by digest")));
+        return Err(ImageError::NotByDigest(r.to_string()).into());
     };
     let Ok(d) = digest.parse::<Digest>() else {
-        return Err(Error::Usage(format!(
-            "{r}: only sha256 digests are supported"
-        )));
+        return Err(ImageError::DigestAlgorithm(r.to_string()).into());
     };
     let in_store = |source: xbuild_cache::Error| Error::Pinned {
         reference: r.to_string(),
@@ -416,9 +423,13 @@ pub(crate) fn pinned(
     let limit = xbuild_registry::Document::Manifest.limit();
     let size = store.blob_size(&d).map_err(in_store)?;
     if size > limit {
-        return Err(Error::Usage(format!(
-            "{r}: the local store's {d} is {size} bytes, more than a manifest may be ({limit} bytes): the digest names a layer or another blob, not an image manifest or index; pin the manifest digest (`xbuild inspect --format '{{{{.Descriptor.digest}}}}' IMAGE`)"
-        )));
+        return Err(ImageError::NotAManifest {
+            reference: r.to_string(),
+            digest: d,
+            size,
+            limit,
+        }
+        .into());
     }
     let bytes = store.read_blob(&d).map_err(in_store)?;
     let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
