@@ -216,12 +216,7 @@ pub(crate) fn mkdir_at(
         Err(rustix::io::Errno::EXIST) => {}
         Err(e) => return Err(e.into()),
     }
-    Ok(rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
+    open_dir_at(dir, name)
 }
 
 pub(crate) fn chown_at(
