@@ -2,10 +2,7 @@
 //!
 //! As in Go (and so in Docker), `[!d]` is the set of `!` and `d`; only `^` negates a set.
 
-/// A malformed pattern (Go's `ErrBadPattern`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("syntax error in pattern {0:?}")]
-pub struct BadPattern(pub String);
+use crate::BadPattern;
 
 /// True when `s` has a character `filepath.Match` treats as special.
 pub fn has_wildcard(s: &str) -> bool {
@@ -14,7 +11,7 @@ pub fn has_wildcard(s: &str) -> bool {
 
 /// Matches `name` (no `/`) against `pattern`, exactly as Go's `filepath.Match`.
 pub fn matches(pattern: &str, name: &str) -> Result<bool, BadPattern> {
-    let bad = || BadPattern(pattern.to_string());
+    let bad = || BadPattern::Syntax(pattern.to_string());
     let p: Vec<char> = pattern.chars().collect();
     let s: Vec<char> = name.chars().collect();
     // Go scans star-separated chunks; a straightforward backtracking matcher gives the same

@@ -9,14 +9,32 @@
 
 use regex::Regex;
 
-/// A malformed pattern.
+/// A malformed pattern: a `.dockerignore` line, a copy's exclude, a glob.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid pattern {pattern:?}: {why}")]
-pub struct BadPattern {
-    /// The pattern as given.
-    pub pattern: String,
-    /// What is wrong with it.
-    pub why: String,
+pub enum BadPattern {
+    /// A glob Go's `filepath.Match` refuses (`ErrBadPattern`): an unclosed `[`, a `\` at the
+    /// end, an empty set.
+    #[error("syntax error in pattern {0:?}")]
+    Syntax(String),
+    /// A pattern that is `!` alone.
+    #[error("invalid pattern {0:?}: illegal exclusion pattern: \"!\"")]
+    LoneExclusion(String),
+    /// A pattern with a path component that is not a valid glob.
+    #[error("invalid pattern {pattern:?}: syntax error in pattern {component:?}")]
+    Component {
+        /// The pattern as given.
+        pattern: String,
+        /// Its component that is not a valid glob.
+        component: String,
+    },
+    /// A pattern whose translation to a regular expression the regex engine refuses.
+    #[error("invalid pattern {pattern:?}: {reason}")]
+    Regex {
+        /// The pattern as given.
+        pattern: String,
+        /// The engine's complaint.
+        reason: String,
+    },
 }
 
 /// Reads a `.dockerignore` file's patterns: comments (`#` first) and blank lines are skipped,
@@ -89,7 +107,7 @@ impl Pattern {
 }
 
 /// Turns a cleaned pattern into its match kind, as patternmatcher's `compile` does.
-fn compile(p: &str) -> Result<Kind, String> {
+fn compile(p: &str) -> Result<Kind, regex::Error> {
     let mut re = String::from("^");
     let mut kind = 0u8; // 0 exact, 1 prefix, 2 suffix, 3 regex
     let chars: Vec<char> = p.chars().collect();
@@ -152,7 +170,7 @@ fn compile(p: &str) -> Result<Kind, String> {
         2 => Kind::Suffix,
         _ => {
             re.push('$');
-            Kind::Regex(Regex::new(&re).map_err(|e| e.to_string())?)
+            Kind::Regex(Regex::new(&re)?)
         }
     })
 }
@@ -179,10 +197,6 @@ impl PatternMatcher {
         };
         for raw in patterns {
             let raw = raw.as_ref();
-            let bad = |why: String| BadPattern {
-                pattern: raw.to_string(),
-                why,
-            };
             let p = raw.trim();
             if p.is_empty() {
                 continue;
@@ -191,16 +205,22 @@ impl PatternMatcher {
             let mut exclusion = false;
             if let Some(rest) = p.strip_prefix('!') {
                 if rest.is_empty() {
-                    return Err(bad("illegal exclusion pattern: \"!\"".into()));
+                    return Err(BadPattern::LoneExclusion(raw.to_string()));
                 }
                 exclusion = true;
                 p = rest.to_string();
                 out.exclusions = true;
             }
             for part in p.split('/') {
-                crate::glob::matches(part, ".").map_err(|e| bad(e.to_string()))?;
+                crate::glob::matches(part, ".").map_err(|_| BadPattern::Component {
+                    pattern: raw.to_string(),
+                    component: part.to_string(),
+                })?;
             }
-            let kind = compile(&p).map_err(bad)?;
+            let kind = compile(&p).map_err(|e| BadPattern::Regex {
+                pattern: raw.to_string(),
+                reason: e.to_string(),
+            })?;
             out.patterns.push(Pattern {
                 cleaned: p,
                 exclusion,

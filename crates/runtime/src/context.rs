@@ -271,8 +271,7 @@ pub fn checksum_with(
         filter,
         name: "build context",
     };
-    let action =
-        Filter::new(sel.include, sel.exclude).map_err(|e| Error::BadPattern(e.to_string()))?;
+    let action = Filter::new(sel.include, sel.exclude)?;
     let matches = resolve_sources(&source, sel.src, sel.allow_wildcard, sel.follow)?;
     let walker = Walker {
         ctx: filter,
@@ -461,22 +460,17 @@ impl Walker<'_> {
                 continue;
             };
             let n = name.to_string_lossy();
-            let (cv, cst2, cp) = match self.ctx {
+            // What a filter says of this entry, and the state and path its children use.
+            let check = |filter: Option<&Filter>, base: &str, state: &FilterState| match filter {
                 Some(f) => {
-                    let cp = join(rel.ctx, &n);
-                    let (v, s) = f.check(&cp, cst);
-                    (v, s, cp)
+                    let p = join(base, &n);
+                    let (v, s) = f.check(&p, state);
+                    (v, s, p)
                 }
                 None => (all, FilterState::default(), String::new()),
             };
-            let (av, ast2, ap) = match self.action {
-                Some(f) => {
-                    let ap = join(rel.act, &n);
-                    let (v, s) = f.check(&ap, ast);
-                    (v, s, ap)
-                }
-                None => (all, FilterState::default(), String::new()),
-            };
+            let (cv, cst2, cp) = check(self.ctx, rel.ctx, cst);
+            let (av, ast2, ap) = check(self.action, rel.act, ast);
             let keep = cv.keep && av.keep;
             if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
                 if keep {

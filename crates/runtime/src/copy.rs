@@ -149,8 +149,7 @@ pub fn resolve_sources(
                 .map_err(|e| Error::io(&tree.root.host_path().join(base), e))?;
             for name in names {
                 let name = name.to_string_lossy().to_string();
-                let m =
-                    glob::matches(&comp, &name).map_err(|e| Error::BadPattern(e.to_string()))?;
+                let m = glob::matches(&comp, &name)?;
                 if m {
                     next.push(join(base, &name));
                 }
@@ -299,8 +298,7 @@ fn copy_with(
             .unwrap_or_else(|| "/".into())
     };
     dest_root.ensure_dir(&ensure, 0o755, owner)?;
-    let action = Filter::new(req.include_patterns, req.exclude_patterns)
-        .map_err(|e| Error::BadPattern(e.to_string()))?;
+    let action = Filter::new(req.include_patterns, req.exclude_patterns)?;
     let mut walk = Walk {
         copier: Copier::new(req.meta.clone()),
         ctx: src.filter,

@@ -244,9 +244,9 @@ pub enum Error {
     /// A copy's `--chmod` that is not a mode.
     #[error(transparent)]
     BadChmod(#[from] chmod::BadMode),
-    /// A malformed wildcard.
-    #[error("{0}")]
-    BadPattern(String),
+    /// A malformed wildcard or exclude pattern.
+    #[error(transparent)]
+    BadPattern(#[from] xbuild_dockerignore::BadPattern),
     /// The isolated default network of RUN steps could not be set up.
     #[error("setting up the default network of RUN steps: {action}: {reason} ({hint})")]
     Network {

@@ -451,7 +451,7 @@ pub enum FilterError {
     UnknownName(String),
     /// A `reference=` pattern that cannot be parsed.
     #[error(transparent)]
-    Pattern(#[from] xbuild_dockerignore::glob::BadPattern),
+    Pattern(#[from] xbuild_dockerignore::BadPattern),
 }
 
 /// A build context or Dockerfile path that cannot be used ([`Error::BadContext`]).

@@ -99,7 +99,7 @@ impl ImageFilter {
     }
 }
 
-fn check_pattern(p: &str) -> Result<(), xbuild_dockerignore::glob::BadPattern> {
+fn check_pattern(p: &str) -> Result<(), xbuild_dockerignore::BadPattern> {
     for part in p.split('/') {
         xbuild_dockerignore::glob::matches(part, "")?;
     }
