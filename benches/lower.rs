@@ -20,8 +20,7 @@ impl ImageResolver for Canned {
                 ..Default::default()
             },
             history: vec![],
-            os: platform.os.clone(),
-            architecture: platform.architecture.clone(),
+            platform: Platform::new(&platform.os, &platform.architecture, None),
         })
     }
 }

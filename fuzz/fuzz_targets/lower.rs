@@ -32,8 +32,7 @@ impl ImageResolver for Placeholder {
             digest: Digest::of(reference.as_bytes()),
             config,
             history: vec![],
-            os: platform.os.clone(),
-            architecture: platform.architecture.clone(),
+            platform: Platform::new(&platform.os, &platform.architecture, None),
         })
     }
 }

@@ -79,25 +79,24 @@ impl Linter<'_> {
 }
 
 /// BuildKit's `InvalidBaseImagePlatform`: the message when the base image `name` resolved to
-/// `os`/`architecture` while the stage asked for `expected` (only OS and architecture are
-/// compared, as `validateBaseImagePlatform`); `None` when they match, or when the image does
-/// not say its OS or architecture (an image imported from a root filesystem: it matches any, as
-/// the local store treats it).
+/// `actual` while the stage asked for `expected` (only OS and architecture are compared, as
+/// `validateBaseImagePlatform`); `None` when they match, or when the image does not say its OS
+/// or architecture (an image imported from a root filesystem: it matches any, as the local
+/// store treats it).
 pub fn invalid_base_image_platform(
     name: &str,
     expected: &Platform,
-    os: &str,
-    architecture: &str,
+    actual: &Platform,
 ) -> Option<String> {
-    if os.is_empty() || architecture.is_empty() {
+    if actual.os.is_empty() || actual.architecture.is_empty() {
         return None;
     }
-    if expected.os == os && expected.architecture == architecture {
+    if expected.os == actual.os && expected.architecture == actual.architecture {
         return None;
     }
     Some(format!(
         "Base image {name} was pulled with platform {}, expected {} for current build",
-        crate::gofmt::quote(&format!("{os}/{architecture}")),
+        crate::gofmt::quote(&format!("{}/{}", actual.os, actual.architecture)),
         crate::gofmt::quote(&expected.to_string())
     ))
 }
@@ -749,17 +748,27 @@ mod tests {
     fn invalid_base_image_platform_compares_os_and_architecture() {
         let amd64 = Platform::parse("linux/amd64").unwrap();
         assert_eq!(
-            invalid_base_image_platform("alpine", &amd64, "linux", "arm64").as_deref(),
+            invalid_base_image_platform("alpine", &amd64, &Platform::new("linux", "arm64", None))
+                .as_deref(),
             Some(
                 "Base image alpine was pulled with platform \"linux/arm64\", expected \"linux/amd64\" for current build"
             )
         );
-        assert!(invalid_base_image_platform("alpine", &amd64, "linux", "amd64").is_none());
-        assert!(invalid_base_image_platform("imported", &amd64, "", "").is_none());
+        assert!(
+            invalid_base_image_platform("alpine", &amd64, &Platform::new("linux", "amd64", None))
+                .is_none()
+        );
+        assert!(
+            invalid_base_image_platform("imported", &amd64, &Platform::new("", "", None)).is_none()
+        );
         let armv7 = Platform::parse("linux/arm/v7").unwrap();
-        assert!(invalid_base_image_platform("x", &armv7, "linux", "arm").is_none());
+        assert!(
+            invalid_base_image_platform("x", &armv7, &Platform::new("linux", "arm", None))
+                .is_none()
+        );
         assert_eq!(
-            invalid_base_image_platform("x", &armv7, "windows", "arm").as_deref(),
+            invalid_base_image_platform("x", &armv7, &Platform::new("windows", "arm", None))
+                .as_deref(),
             Some(
                 "Base image x was pulled with platform \"windows/arm\", expected \"linux/arm/v7\" for current build"
             )

@@ -21,8 +21,7 @@ impl ImageResolver for AnyImage {
             digest: Digest::of(reference.as_bytes()),
             config: ImageConfig::default(),
             history: vec![],
-            os: platform.os.clone(),
-            architecture: platform.architecture.clone(),
+            platform: Platform::new(&platform.os, &platform.architecture, None),
         })
     }
 }

@@ -51,15 +51,14 @@ impl ImageResolver for Canned {
             digest,
             config,
             history: vec![],
-            os: platform.os.clone(),
-            architecture: platform.architecture.clone(),
+            platform: Platform::new(&platform.os, &platform.architecture, None),
         })
     }
 }
 
 fn opts() -> LowerOptions {
     let mut o = LowerOptions::for_host("Dockerfile");
-    o.architecture = "amd64".into();
+    o.platform.architecture = "amd64".into();
     o
 }
 
@@ -627,7 +626,7 @@ fn serialization_round_trips_keep_digests() {
 fn labels_and_platform_options() {
     let mut o = opts();
     o.labels.insert("org.example".into(), "1".into());
-    o.architecture = "arm64".into();
+    o.platform.architecture = "arm64".into();
     let d = lower_with("FROM scratch\nCOPY a /a\n", &o).unwrap();
     assert_eq!(d.outputs()[0].config.labels["org.example"], "1");
     assert_eq!(d.outputs()[0].architecture, "arm64");

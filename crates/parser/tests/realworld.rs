@@ -68,8 +68,7 @@ impl ImageResolver for Placeholder {
             digest: Digest::of(format!("{reference} {p}").as_bytes()),
             config: ImageConfig::default(),
             history: vec![],
-            os: p.os.clone(),
-            architecture: p.architecture.clone(),
+            platform: Platform::new(&p.os, &p.architecture, None),
         })
     }
 }
@@ -139,13 +138,11 @@ fn check(path: &Path, src: &str) -> Result<(), String> {
         .filter_map(|d| d.rule.map(str::to_string))
         .collect();
     let mut opts = LowerOptions::for_host(path.display().to_string());
-    opts.os = "linux".into();
-    opts.architecture = "amd64".into();
+    opts.platform.os = "linux".into();
+    opts.platform.architecture = "amd64".into();
     if let Some(p) = &h.platform {
         let p = Platform::parse(p).map_err(|e| e.to_string())?;
-        opts.os = p.os;
-        opts.architecture = p.architecture;
-        opts.variant = p.variant;
+        opts.platform = p;
     }
     opts.build_args = h.args.clone();
     opts.exclude_patterns = h.ignore.clone();

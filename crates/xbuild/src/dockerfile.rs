@@ -108,8 +108,11 @@ impl xbuild_parser::lower::ImageResolver for AnyBase<'_> {
             digest: Digest::of(reference.as_bytes()),
             config: Default::default(),
             history: Vec::new(),
-            os: platform.os.clone(),
-            architecture: platform.architecture.clone(),
+            platform: xbuild_parser::platform::Platform::new(
+                &platform.os,
+                &platform.architecture,
+                None,
+            ),
         })
     }
 }
@@ -122,10 +125,7 @@ pub(crate) fn lower_options(file: &str, opts: &BuildOptions) -> Result<LowerOpti
     lopts.labels = opts.labels.clone();
     lopts.exclude_patterns = dockerignore(opts)?;
     if let Some(p) = &opts.platform {
-        let p = xbuild_parser::platform::Platform::parse(p).map_err(Error::Platform)?;
-        lopts.os = p.os;
-        lopts.architecture = p.architecture;
-        lopts.variant = p.variant;
+        lopts.platform = xbuild_parser::platform::Platform::parse(p).map_err(Error::Platform)?;
     }
     Ok(lopts)
 }

@@ -260,8 +260,7 @@ impl PullingResolver<'_> {
             digest: Digest::of(b"xbuild: not resolved yet"),
             config: ImageConfig::default(),
             history: Vec::new(),
-            os: "linux".into(),
-            architecture: xbuild_parser::lower::host_architecture().into(),
+            platform: Platform::host(),
         }
     }
 }

@@ -465,14 +465,15 @@ pub(crate) fn pinned(
 /// (`FROM --platform`, `--platform`); `None` when it matches. An image whose config leaves
 /// its OS or architecture out matches any.
 pub(crate) fn platform_mismatch(img: &ResolvedImage, want: &Platform) -> Option<String> {
-    let os_ok = img.os.is_empty() || img.os == want.os;
-    let arch_ok = img.architecture.is_empty() || img.architecture == want.architecture;
+    let os_ok = img.platform.os.is_empty() || img.platform.os == want.os;
+    let arch_ok =
+        img.platform.architecture.is_empty() || img.platform.architecture == want.architecture;
     if os_ok && arch_ok {
         return None;
     }
     Some(format!(
         "image with reference {} was found but does not match the specified platform: wanted {}, actual: {}/{}",
-        img.reference, want, img.os, img.architecture
+        img.reference, want, img.platform.os, img.platform.architecture
     ))
 }
 
@@ -498,8 +499,9 @@ pub(crate) fn resolved_image(
                 vertex: None,
             })
             .collect(),
-        os: c.os,
-        architecture: c.architecture,
+        // The variant is not carried over, as before the platform was one type: a stage on
+        // this image keeps the OS and architecture its config states.
+        platform: xbuild_llb::Platform::new(&c.os, &c.architecture, None),
     }
 }
 

@@ -512,7 +512,7 @@ mod tests {
         // A stage built on a stage with a WORKDIR inherits it.
         assert!(rules("FROM scratch AS a\nWORKDIR /a\nFROM a\nWORKDIR b\n", &o).is_empty());
         let mut win = amd64();
-        win.os = "windows".into();
+        win.platform.os = "windows".into();
         let src = "# escape=`\nFROM scratch\nWORKDIR C:\\app\n";
         assert!(rules(src, &win).is_empty());
         assert_eq!(rules(src, &o), vec!["WorkdirRelativePath"]);

@@ -60,10 +60,8 @@ pub struct ResolvedImage {
     pub config: ImageConfig,
     /// Its history.
     pub history: Vec<HistoryEntry>,
-    /// Its OS.
-    pub os: String,
-    /// Its architecture.
-    pub architecture: String,
+    /// Its platform, as its config states it.
+    pub platform: Platform,
 }
 
 /// Finds base images' configurations (the image store or a registry implements it).
@@ -74,18 +72,15 @@ pub trait ImageResolver {
 }
 
 /// Options of a build that change the graph.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LowerOptions {
     /// The Dockerfile's name as shown in errors and vertex metadata.
     pub file: String,
     /// `--build-arg` values.
     pub build_args: BTreeMap<String, String>,
-    /// The OS of the image to build (`linux`).
-    pub os: String,
-    /// The architecture of the image to build, as OCI names it (`amd64`).
-    pub architecture: String,
-    /// The CPU variant of the image to build (`v7` of `linux/arm/v7`), if any.
-    pub variant: Option<String>,
+    /// The platform of the image to build (`linux/amd64`); an empty OS or architecture is
+    /// the host's.
+    pub platform: Platform,
     /// `--target`: the stage to build (default: the last one).
     pub target: Option<String>,
     /// `--label` values added to the target's image config.
@@ -99,30 +94,35 @@ pub struct LowerOptions {
     pub all_stages: bool,
 }
 
+impl Default for LowerOptions {
+    /// No file name, the host's platform, nothing else set.
+    fn default() -> Self {
+        LowerOptions::for_host("")
+    }
+}
+
 impl LowerOptions {
     /// Options for building `file` for the host's platform.
     pub fn for_host(file: impl Into<String>) -> Self {
         LowerOptions {
             file: file.into(),
-            os: "linux".into(),
-            architecture: host_architecture().into(),
-            ..Default::default()
+            build_args: BTreeMap::new(),
+            platform: Platform::host(),
+            target: None,
+            labels: BTreeMap::new(),
+            exclude_patterns: Vec::new(),
+            all_stages: false,
         }
     }
 
+    /// The target platform, the host's OS and architecture filled in where empty.
     fn platform(&self) -> Platform {
+        let host = Platform::host();
+        let or = |s: &str, default: String| if s.is_empty() { default } else { s.to_string() };
         Platform {
-            os: if self.os.is_empty() {
-                "linux".into()
-            } else {
-                self.os.clone()
-            },
-            architecture: if self.architecture.is_empty() {
-                host_architecture().into()
-            } else {
-                self.architecture.clone()
-            },
-            variant: self.variant.clone(),
+            os: or(&self.platform.os, host.os),
+            architecture: or(&self.platform.architecture, host.architecture),
+            variant: self.platform.variant.clone(),
         }
     }
 }
@@ -691,7 +691,7 @@ mod tests {
             "arm64"
         };
         let mut opts = LowerOptions::for_host("Dockerfile");
-        opts.architecture = target.into();
+        opts.platform.architecture = target.into();
         let src = "FROM scratch\n\
                    ARG BUILDPLATFORM BUILDOS BUILDARCH BUILDVARIANT\n\
                    ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT\n\
@@ -722,8 +722,7 @@ mod tests {
     #[test]
     fn targetvariant_and_targetplatform_keep_the_target_variant() {
         let mut opts = LowerOptions::for_host("Dockerfile");
-        opts.architecture = "arm".into();
-        opts.variant = Some("v7".into());
+        opts.platform = Platform::new("linux", "arm", Some("v7"));
         let src = "FROM scratch\nARG TARGETPLATFORM TARGETVARIANT\nRUN echo $TARGETPLATFORM\n";
         let def = lower_opts(src, &opts).unwrap();
         let run = execs(&def).pop().unwrap();

@@ -439,8 +439,7 @@ impl<'a> Lowerer<'a> {
         if let Some(msg) = crate::checks::invalid_base_image_platform(
             &self.stages[i].base_name,
             &expected,
-            &resolved.os,
-            &resolved.architecture,
+            &resolved.platform,
         ) {
             self.check_warn(from, "InvalidBaseImagePlatform", from.span, msg);
         }
@@ -452,13 +451,8 @@ impl<'a> Lowerer<'a> {
             digest: resolved.digest.clone(),
         });
         let state = self.add(op, vec![], None, from.span)?;
-        let platform = Platform {
-            os: resolved.os,
-            architecture: resolved.architecture,
-            variant: None,
-        };
         Some(BaseState {
-            out: StageOut::fresh(state, config, resolved.history, platform),
+            out: StageOut::fresh(state, config, resolved.history, resolved.platform),
             triggers,
             counts_from: true,
         })
@@ -660,7 +654,7 @@ mod tests {
     fn invalid_base_image_platform_is_quiet_when_platforms_match_or_skipped() {
         assert!(check_warnings("FROM --platform=linux/arm64 alpine\n", &amd64()).is_empty());
         let mut arm = amd64();
-        arm.architecture = "arm64".into();
+        arm.platform.architecture = "arm64".into();
         assert!(check_warnings("FROM alpine\n", &arm).is_empty());
         assert!(
             check_warnings(

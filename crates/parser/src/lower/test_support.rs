@@ -27,8 +27,7 @@ impl ImageResolver for Arm64Only {
             digest: xbuild_llb::Digest::of(reference.as_bytes()),
             config: ImageConfig::default(),
             history: vec![],
-            os: "linux".into(),
-            architecture: "arm64".into(),
+            platform: Platform::new("linux", "arm64", None),
         })
     }
 }
@@ -46,7 +45,7 @@ pub(super) fn lower_opts(src: &str, opts: &LowerOptions) -> Result<Definition, V
 /// [`lower_opts`] for `linux/amd64`.
 pub(super) fn lower(src: &str) -> Result<Definition, Vec<Diagnostic>> {
     let mut opts = LowerOptions::for_host("Dockerfile");
-    opts.architecture = "amd64".into();
+    opts.platform.architecture = "amd64".into();
     lower_opts(src, &opts)
 }
 
@@ -79,7 +78,6 @@ pub(super) fn check_warnings(src: &str, opts: &LowerOptions) -> Vec<(String, Str
 /// Options for building `linux/amd64`.
 pub(super) fn amd64() -> LowerOptions {
     let mut o = LowerOptions::for_host("Dockerfile");
-    o.os = "linux".into();
-    o.architecture = "amd64".into();
+    o.platform = Platform::new("linux", "amd64", None);
     o
 }
