@@ -33,6 +33,7 @@ mod image;
 mod op;
 pub mod path;
 pub mod platform;
+pub mod reference;
 
 pub use definition::{Definition, Vertex, VertexMeta, vertex_digest};
 pub use digest::{Digest, DigestBuilder};
