@@ -92,6 +92,14 @@ mod tests {
     }
 
     #[test]
+    fn an_uppercase_hex_digest_is_refused() {
+        let upper = format!("alpine@sha256:{}", "A".repeat(64));
+        let err = parse_reference(&upper).unwrap_err();
+        assert!(err.to_string().contains("lowercase hex"), "{err}");
+        assert!(parse_reference(&upper.to_lowercase()).is_ok());
+    }
+
+    #[test]
     fn a_pinned_child_drops_the_tag() {
         let r = parse_reference("127.0.0.1:5000/team/app:1").unwrap();
         let d = format!("sha256:{}", "e".repeat(64));
