@@ -33,6 +33,7 @@ mod image;
 mod op;
 pub mod path;
 pub mod platform;
+pub mod reference;
 mod stamp;
 
 pub use definition::{Definition, Vertex, VertexMeta, vertex_digest};

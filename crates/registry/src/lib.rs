@@ -1,7 +1,8 @@
 //! Talks to OCI/Docker registries: pulls images into an xbuild content store and pushes them
 //! from it.
 //!
-//! References are normalized as Docker does ([`Reference`]); credentials come from Docker's
+//! References are the one [`Reference`] of `xbuild_llb`, parsed as `docker pull` does
+//! ([`parse_reference`]); credentials come from Docker's
 //! `config.json` and its credential helpers ([`DockerConfig`]); auth follows the registry's
 //! challenge (Bearer tokens with realm/service/scope, or Basic). The OCI distribution protocol
 //! is spoken here over `reqwest`, pulls and pushes alike, with every response body read bounded
@@ -15,14 +16,14 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), xbuild_registry::Error> {
 //! use std::sync::Arc;
-//! use xbuild_registry::{Reference, Registry, RegistryOptions};
+//! use xbuild_registry::{Registry, RegistryOptions, parse_reference};
 //!
 //! let store = Arc::new(xbuild_cache::Store::open("/var/lib/xbuild".as_ref())?);
 //! let registry = Registry::new(RegistryOptions::default())?;
-//! let alpine = Reference::parse("alpine")?;            // docker.io/library/alpine:latest
+//! let alpine = parse_reference("alpine")?;            // docker.io/library/alpine:latest
 //! let pulled = registry.pull(&store, &alpine).await?;
 //! println!("{} is {}", alpine, pulled.manifest.digest);
-//! let target = Reference::parse("127.0.0.1:5000/mirror/alpine:latest")?;
+//! let target = parse_reference("127.0.0.1:5000/mirror/alpine:latest")?;
 //! registry.push(&store, &pulled.manifest.digest, &target, &Default::default()).await?;
 //! # Ok(()) }
 //! ```
@@ -48,9 +49,10 @@ pub use limits::{
 pub use platform::select_manifest;
 pub use pull::Pulled;
 pub use push::{BlobPush, MountSources, Pushed};
-pub use reference::{DOCKER_HUB, Reference};
+pub use reference::{RegistryAddress, parse_reference};
 pub use session::{Registry, RegistryOptions};
 pub use xbuild_llb::Platform;
+pub use xbuild_llb::reference::{DOCKER_HUB, Reference, ReferenceError};
 
 use std::fmt;
 

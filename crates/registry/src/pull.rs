@@ -175,11 +175,14 @@ impl Registry {
                 return Err(Error::TooLarge {
                     reference: reference.to_string(),
                     what: Document::Manifest,
-                    url: s.manifest_url(&reference.with_digest(chosen.digest.as_str())?),
+                    url: s.manifest_url(&crate::reference::pinned(
+                        reference,
+                        chosen.digest.as_str(),
+                    )?),
                     declared: Some(chosen.size),
                 });
             }
-            let child = reference.with_digest(chosen.digest.as_str())?;
+            let child = crate::reference::pinned(reference, chosen.digest.as_str())?;
             tracing::debug!(%reference, platform = %want, manifest = %chosen.digest, "picked from index");
             index = Some((
                 bytes,

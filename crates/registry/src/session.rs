@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::auth::{Auth, AuthRequest, negotiate};
 use crate::credentials::{Credentials, DockerConfig};
 use crate::limits::{CONNECT_TIMEOUT, STALL_TIMEOUT};
-use crate::{Error, Platform, Reference, Step};
+use crate::{Error, Platform, Reference, RegistryAddress, Step};
 
 /// How long a registry may stay silent during a push: longer than [`STALL_TIMEOUT`], as a
 /// registry may hash a large upload before it answers.
@@ -172,12 +172,13 @@ impl Registry {
     /// the Docker config. Returns the config file written.
     pub async fn login(&self, server: &str, creds: &Credentials) -> Result<PathBuf, Error> {
         let domain = server_domain(server);
-        let probe = Reference::parse(&format!("{domain}/xbuild-login-probe")).map_err(|_| {
-            Error::InvalidReference {
-                reference: server.to_string(),
-                message: "not a registry host name".into(),
-            }
-        })?;
+        let probe =
+            Reference::parse_docker_ref(&format!("{domain}/xbuild-login-probe")).map_err(|_| {
+                Error::InvalidReference {
+                    reference: server.to_string(),
+                    message: "not a registry host name".into(),
+                }
+            })?;
         let host = probe.registry_host().to_string();
         let scheme = if self.is_insecure(&host) {
             "http"

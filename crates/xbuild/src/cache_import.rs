@@ -121,7 +121,7 @@ pub(crate) async fn import_all(
     for spec in specs {
         let read = match spec {
             CacheSpec::Registry { reference, .. } => {
-                let r = Reference::parse(reference)?;
+                let r = xbuild_registry::parse_reference(reference)?;
                 read_registry(registry()?, store, r).await
             }
             CacheSpec::Local { dir, .. } => read_local(store, dir).await,

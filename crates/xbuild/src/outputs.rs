@@ -379,7 +379,7 @@ impl Builder {
         };
         let uploaded = match spec {
             CacheSpec::Registry { reference, .. } => {
-                let r = xbuild_registry::Reference::parse(reference)?;
+                let r = xbuild_registry::parse_reference(reference)?;
                 cache_export::push(&self.registry()?, &solution.store, &cache, &r).await?
             }
             CacheSpec::Local { dir, .. } => {
@@ -668,11 +668,7 @@ impl BuildResult {
 /// A tag as buildx reports it: registry, repository and tag spelled out
 /// (`app` → `docker.io/library/app:latest`).
 fn full_name(tag: &str) -> String {
-    match xbuild_registry::Reference::parse(tag) {
-        Ok(r) if r.tag().is_none() && r.digest().is_none() => format!("{r}:latest"),
-        Ok(r) => r.to_string(),
-        Err(_) => tag.to_string(),
-    }
+    xbuild_registry::parse_reference(tag).map_or_else(|_| tag.to_string(), |r| r.to_string())
 }
 
 #[cfg(test)]

@@ -1,9 +1,13 @@
-//! Image references as the local store names them: `name[:tag]`, `:latest` by default.
+//! Image references as the local store names them: `name[:tag]`, `:latest` by default. The
+//! grammar is that of the one [`xbuild_llb::reference::Reference`]; the store's policy on top
+//! keeps the name as written (it is the store's key) and refuses digests.
+
+use xbuild_llb::reference::{self, ReferenceError};
 
 /// A `name:tag` reference split in two.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reference {
-    /// The repository (`busybox`, `registry:5000/team/app`).
+    /// The repository as written (`busybox`, `registry:5000/team/app`).
     pub repository: String,
     /// The tag (`latest` when none was given).
     pub tag: String,
@@ -15,42 +19,45 @@ impl Reference {
     /// the registry's reference parser and the store's pinned resolution instead).
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() {
-            return Err("an image reference cannot be empty".into());
+            return Err(ReferenceError::Empty.to_string());
         }
         if s.contains('@') {
             return Err(format!(
                 "{s}: refusing to create a tag with a digest reference; a tag is name[:tag] (images are found by digest with name@sha256:…)"
             ));
         }
-        let slash = s.rfind('/').map(|i| i + 1).unwrap_or(0);
-        let (repository, tag) = match s[slash..].rfind(':') {
-            Some(i) => (&s[..slash + i], &s[slash + i + 1..]),
-            None => (s, "latest"),
+        let parsed = reference::Reference::parse(s).map_err(|e| message(s, &e))?;
+        let (repository, tag) = match parsed.tag() {
+            Some(t) => (
+                s.strip_suffix(t)
+                    .and_then(|r| r.strip_suffix(':'))
+                    .unwrap_or(s),
+                t,
+            ),
+            None => (s, reference::DEFAULT_TAG),
         };
-        let valid_repo = !repository.is_empty()
-            && repository
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/:".contains(c));
-        if !valid_repo {
-            return Err(format!(
-                "invalid reference format {s:?}: repository name must be lowercase letters, digits and . _ - /"
-            ));
-        }
-        let valid_tag = !tag.is_empty()
-            && tag.len() <= 128
-            && tag
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-            && !tag.starts_with(['.', '-']);
-        if !valid_tag {
-            return Err(format!(
-                "invalid reference format {s:?}: invalid tag {tag:?}"
-            ));
-        }
         Ok(Reference {
             repository: repository.to_string(),
             tag: tag.to_string(),
         })
+    }
+}
+
+/// The store's words for why `s` is no `name[:tag]`.
+fn message(s: &str, e: &ReferenceError) -> String {
+    let slash = s.rfind('/').map_or(0, |i| i + 1);
+    if let Some(i) = s[slash..].rfind(':') {
+        let (repository, tag) = (&s[..slash + i], &s[slash + i + 1..]);
+        if reference::Reference::parse(repository).is_ok() {
+            return format!("invalid reference format {s:?}: invalid tag {tag:?}");
+        }
+    }
+    match e {
+        ReferenceError::Empty => e.to_string(),
+        ReferenceError::Uppercase(_) | ReferenceError::Format => format!(
+            "invalid reference format {s:?}: repository name must be lowercase letters, digits and . _ - /"
+        ),
+        e => format!("invalid reference format {s:?}: {e}"),
     }
 }
 
@@ -81,5 +88,54 @@ mod tests {
         assert!(Reference::parse("").is_err());
         let pinned = format!("a@sha256:{}", "0".repeat(64));
         assert!(Reference::parse(&pinned).unwrap_err().contains("tag"));
+    }
+
+    #[test]
+    fn the_name_is_kept_as_written() {
+        let r = Reference::parse("docker.io/library/busybox:1").unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/busybox:1");
+        let r = Reference::parse("registry:5000/team/app:v2").unwrap();
+        assert_eq!(
+            (r.repository.as_str(), r.tag.as_str()),
+            ("registry:5000/team/app", "v2")
+        );
+    }
+
+    #[test]
+    fn messages_say_which_part_is_wrong() {
+        assert_eq!(
+            Reference::parse("").unwrap_err(),
+            "an image reference cannot be empty"
+        );
+        assert_eq!(
+            Reference::parse("app:-x").unwrap_err(),
+            "invalid reference format \"app:-x\": invalid tag \"-x\""
+        );
+        assert!(
+            Reference::parse("Upper:1")
+                .unwrap_err()
+                .contains("repository name must be lowercase")
+        );
+    }
+
+    #[test]
+    fn names_follow_dockers_grammar() {
+        for bad in ["a..b", "-a", "a//b", "a/", "a-/b", "dock_.er"] {
+            assert!(Reference::parse(bad).is_err(), "{bad}");
+        }
+        let long = format!("{}a", "a/".repeat(128));
+        assert!(Reference::parse(&long).unwrap_err().contains("255"));
+    }
+
+    #[test]
+    fn an_uppercase_first_component_is_a_registry_host() {
+        let r = Reference::parse("LOCALDOMAIN/app:1").unwrap();
+        assert_eq!(r.repository, "LOCALDOMAIN/app");
+    }
+
+    #[test]
+    fn a_64_hex_name_is_an_image_id_not_a_tag() {
+        let id = "a".repeat(64);
+        assert!(Reference::parse(&id).unwrap_err().contains("image ID"));
     }
 }

@@ -41,7 +41,7 @@ pub struct PullSummary {
 }
 
 fn parse(name: &str) -> Result<Reference, Error> {
-    Ok(Reference::parse(name)?)
+    Ok(xbuild_registry::parse_reference(name)?)
 }
 
 impl Builder {
@@ -216,7 +216,7 @@ async fn pull_into(
 fn mount_sources(store: &Store, target: &Reference) -> Result<MountSources, Error> {
     let mut out = MountSources::new();
     for (name, tag) in store.tags()? {
-        let Ok(r) = Reference::parse(&name) else {
+        let Ok(r) = xbuild_registry::parse_reference(&name) else {
             continue;
         };
         if r.domain() != target.domain() || r.path() == target.path() {
@@ -269,7 +269,7 @@ impl ImageResolver for PullingResolver<'_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
         let want = platform;
         let key = pull_key(reference, want);
-        let r = Reference::parse(reference).map_err(|e| e.to_string())?;
+        let r = xbuild_registry::parse_reference(reference).map_err(|e| e.to_string())?;
         let local = match r.digest() {
             Some(_) => from_digest(self.store, &r, want),
             None => from_tag(self.store, &r),

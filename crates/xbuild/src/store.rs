@@ -179,7 +179,7 @@ pub(crate) fn lookup(
 pub(crate) fn find(store: &Store, name: &str) -> Result<Found, Error> {
     let images = all_images(store)?;
     if name.contains('@') {
-        let r = xbuild_registry::Reference::parse(name)?;
+        let r = xbuild_registry::parse_reference(name)?;
         let Some((manifest, config)) = pinned(store, &r, &Platform::host())? else {
             return Err(Error::NoSuchImage(name.to_string()));
         };
@@ -372,7 +372,7 @@ impl<'a> StoreResolver<'a> {
 impl ImageResolver for StoreResolver<'_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
         if reference.contains('@') {
-            let r = xbuild_registry::Reference::parse(reference).map_err(|e| e.to_string())?;
+            let r = xbuild_registry::parse_reference(reference).map_err(|e| e.to_string())?;
             // A pinned image is used as it is, whatever its platform (as a build's resolver
             // and BuildKit do).
             return match pinned(self.store, &r, platform).map_err(|e| e.to_string())? {

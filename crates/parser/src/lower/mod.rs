@@ -403,7 +403,7 @@ impl Lowerer<'_> {
             cmd_set: false,
         };
         if counts_from && let Base::Image(r) = &self.stages[i].base {
-            let desc = ctx.describe(&format!("FROM {}", r.normalized()), false);
+            let desc = ctx.describe(&format!("FROM {r}"), false);
             let m = ctx.meta(desc, from);
             self.def.set_meta(&out.state, m);
         }

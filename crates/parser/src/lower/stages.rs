@@ -12,9 +12,10 @@ use crate::ast::{Command, Instruction, Word};
 use crate::env::{ConfigEnvIndex, Env};
 use crate::gofmt;
 use crate::platform::Platform;
-use crate::reference::{self, ImageRef};
+use crate::reference;
 use crate::span::{Diagnostic, Span};
 use crate::suggest;
+use xbuild_llb::reference::Reference;
 
 /// Where a stage starts from.
 #[derive(Clone, Debug)]
@@ -22,7 +23,7 @@ pub(super) enum Base {
     /// `FROM scratch` (or a base name that could not be parsed, with an error recorded).
     Scratch,
     /// An image, looked up through the resolver.
-    Image(ImageRef),
+    Image(Reference),
     /// An earlier stage, by index.
     Stage(usize),
 }
@@ -425,7 +426,7 @@ impl<'a> Lowerer<'a> {
 
     /// Stage `i`'s base image, resolved for the stage's platform (InvalidBaseImagePlatform
     /// when it is another).
-    fn image_base(&mut self, i: usize, r: &ImageRef) -> Option<BaseState> {
+    fn image_base(&mut self, i: usize, r: &Reference) -> Option<BaseState> {
         let from = self.stages[i].from;
         let familiar = r.familiar();
         let resolved = match self.resolver.resolve(&familiar, &self.stage_platform(i)) {

@@ -728,7 +728,7 @@ async fn finish(
     let mut pushed = Vec::new();
     for p in &o.pushed {
         let (Ok(reference), Some(manifest)) = (
-            xbuild_registry::Reference::parse(&p.reference),
+            xbuild_registry::parse_reference(&p.reference),
             digest(&p.manifest),
         ) else {
             return Err(Error::Protocol(format!("the worker reported a bad push: {p:?}")).into());
