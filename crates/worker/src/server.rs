@@ -28,8 +28,8 @@ use xbuild::{
     SharedSink,
 };
 
-use crate::Error;
 use crate::context::{self, FileStore};
+use crate::{Error, TlsSetup};
 
 /// How `xbuild worker` serves.
 #[derive(Clone, Debug)]
@@ -104,26 +104,18 @@ pub async fn serve(
                     ca,
                 )?));
             }
-            server = server
-                .tls_config(tls)
-                .map_err(|e| Error::Config(format!("--tls-cert/--tls-key: {e}")))?;
+            server = server.tls_config(tls).map_err(TlsSetup::Identity)?;
         }
         (None, None) => {
             if opts.tls_client_ca.is_some() {
-                return Err(Error::Config(
-                    "--tls-client-ca needs --tls-cert and --tls-key".into(),
-                ));
+                return Err(TlsSetup::ClientCaWithoutCert.into());
             }
             if !opts.listen.ip().is_loopback() && !opts.insecure {
-                return Err(Error::Config(format!(
-                    "--listen {}: plain TCP is only served on loopback; give --tls-cert and --tls-key, or --insecure",
-                    opts.listen
-                )));
+                return Err(Error::PlainTcp { addr: opts.listen });
             }
         }
-        _ => {
-            return Err(Error::Config("--tls-cert and --tls-key go together".into()));
-        }
+        (Some(_), None) => return Err(TlsSetup::CertWithoutKey.into()),
+        (None, Some(_)) => return Err(TlsSetup::KeyWithoutCert.into()),
     }
     let token = match &opts.token_file {
         Some(f) => Some(read_token("--token-file", f)?),
@@ -148,12 +140,14 @@ pub async fn serve(
     for d in [&state.contexts, &state.out] {
         context::private_dir(d)?;
     }
+    let listen = |source| Error::Listen {
+        addr: opts.listen,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
-        .map_err(|e| Error::Config(format!("--listen {}: {e}", opts.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Config(format!("--listen {}: {e}", opts.listen)))?;
+        .map_err(listen)?;
+    let addr = listener.local_addr().map_err(listen)?;
     on_listen(addr);
     let service = tonic::service::interceptor::InterceptedService::new(
         worker_server::WorkerServer::new(Service(state)).max_decoding_message_size(16 << 20),
@@ -163,7 +157,7 @@ pub async fn serve(
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
-        .map_err(|e| Error::Config(format!("serving on {addr}: {e}")))
+        .map_err(|source| Error::Serve { addr, source })
 }
 
 /// The entitlements a worker can grant (BuildKit's names).
