@@ -350,15 +350,12 @@ async fn connect(addr: &str, remote: &Remote) -> Result<Channel, Error> {
             "--remote-tls-ca",
             ca,
         )?));
-        match (&remote.cert, &remote.key) {
-            (Some(c), Some(k)) => {
-                tls = tls.identity(Identity::from_pem(
-                    read_flag_file("--remote-cert", c)?,
-                    read_flag_file("--remote-key", k)?,
-                ));
-            }
-            // `Remote::check` refused a certificate without its key and the other way round.
-            _ => {}
+        // `Remote::check` refused a certificate without its key and the other way round.
+        if let (Some(c), Some(k)) = (&remote.cert, &remote.key) {
+            tls = tls.identity(Identity::from_pem(
+                read_flag_file("--remote-cert", c)?,
+                read_flag_file("--remote-key", k)?,
+            ));
         }
         endpoint = endpoint.tls_config(tls).map_err(bad)?;
     }
@@ -469,7 +466,7 @@ async fn build_on(
     let mut image: Option<Receiver> = None;
     let violation = |violation| Error::Protocol {
         worker: addr.to_string(),
-        violation,
+        violation: Box::new(violation),
     };
     let lost = |message: &str| Error::Lost {
         addr: addr.to_string(),
@@ -742,10 +739,10 @@ async fn finish(
         ) else {
             return Err(Error::Protocol {
                 worker: worker.to_string(),
-                violation: ProtocolViolation::BadPush {
+                violation: Box::new(ProtocolViolation::BadPush {
                     reference: p.reference.clone(),
                     manifest: p.manifest.clone(),
-                },
+                }),
             }
             .into());
         };
@@ -879,7 +876,7 @@ mod tests {
     fn a_protocol_violation_names_the_worker() {
         let e = Error::Protocol {
             worker: "10.0.0.1:7443".into(),
-            violation: ProtocolViolation::UnknownContent([0xab; 32]),
+            violation: Box::new(ProtocolViolation::UnknownContent([0xab; 32])),
         };
         assert_eq!(
             e.to_string(),

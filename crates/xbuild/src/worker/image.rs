@@ -58,7 +58,7 @@ impl Receiver {
     ) -> Result<(Self, Vec<String>), Error> {
         let bad = |violation| Error::Protocol {
             worker: addr.to_string(),
-            violation,
+            violation: Box::new(violation),
         };
         let digest = Digest::from_str(&offer.manifest_digest)
             .map_err(|_| bad(V::ManifestDigest(offer.manifest_digest.clone())))?;
@@ -132,7 +132,7 @@ impl Receiver {
         let worker = self.addr.clone();
         let bad = move |violation| Error::Protocol {
             worker: worker.clone(),
-            violation,
+            violation: Box::new(violation),
         };
         let Some(want) = self.wanted.front() else {
             return Err(bad(V::ExtraBlob(data.digest)));
@@ -183,7 +183,7 @@ impl Receiver {
         if let Some(l) = self.wanted.front() {
             return Err(Error::Protocol {
                 worker: self.addr.clone(),
-                violation: V::LayerNotSent(l.digest.clone()),
+                violation: Box::new(V::LayerNotSent(l.digest.clone())),
             });
         }
         let source = format!("the image from worker {}", self.addr);
@@ -192,7 +192,7 @@ impl Receiver {
         })
         .map_err(|e| Error::Protocol {
             worker: self.addr.clone(),
-            violation: V::Layers(Box::new(e)),
+            violation: Box::new(V::Layers(Box::new(e))),
         })?;
         self.store.put_blob(&self.config_bytes)?;
         self.store.put_blob(&self.manifest_bytes)?;

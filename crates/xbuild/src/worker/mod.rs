@@ -112,7 +112,7 @@ pub enum Error {
         /// The worker's address.
         worker: String,
         /// What it did.
-        violation: ProtocolViolation,
+        violation: Box<ProtocolViolation>,
     },
     /// The local content store, where an image comes back, could not be opened.
     #[error(transparent)]
