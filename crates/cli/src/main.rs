@@ -553,9 +553,18 @@ fn describe(e: &anyhow::Error) -> String {
     if let Some(rendered) = library.and_then(|e| e.rendered_diagnostics(color)) {
         return rendered;
     }
-    let text = |cause: &(dyn std::error::Error + 'static)| match cause.downcast_ref() {
-        Some(library) => library_message(library),
-        None => cause.to_string(),
+    let text = |cause: &(dyn std::error::Error + 'static)| {
+        if let Some(library) = cause.downcast_ref() {
+            return library_message(library);
+        }
+        let flagged = if let Some(remote) = cause.downcast_ref() {
+            remote_message(remote)
+        } else if let Some(worker) = cause.downcast_ref() {
+            worker_message(worker)
+        } else {
+            None
+        };
+        flagged.unwrap_or_else(|| cause.to_string())
     };
     let mut out = format!("error: {}", text(e.as_ref()));
     if let Some(step) = library.and_then(xbuild::Error::step_failure) {
@@ -596,10 +605,61 @@ fn flag(option: xbuild::OptionName) -> &'static str {
     }
 }
 
+/// A remote build's error (`xbuild build --remote`) as the command line words it, for those
+/// about settings that have a flag; `None` for the others, whose library message stands.
+fn remote_message(e: &xbuild::worker::Error) -> Option<String> {
+    use xbuild::worker::{Error as E, RemoteUnsupported as U, TlsProblem as T};
+    Some(match e {
+        E::NoWorker => "--remote needs at least one worker address".into(),
+        E::Unsupported {
+            what: U::SecretsOrSsh,
+        } => "--secret and --ssh are not sent to remote workers; build locally to use them".into(),
+        E::Unsupported { what: U::Cache } => {
+            "--cache-from/--cache-to are set on the worker (--cache-registry), not by a remote client"
+                .into()
+        }
+        E::Unsupported {
+            what: U::SeveralOutputs,
+        } => "a remote build writes one --output; give only one".into(),
+        E::Tls(T::CertWithoutKey | T::KeyWithoutCert) => {
+            "--remote-cert and --remote-key go together".into()
+        }
+        E::Tls(T::CertWithoutCa) => {
+            "--remote-cert/--remote-key need --remote-tls-ca (the CA of the worker's certificate)"
+                .into()
+        }
+        E::Tls(T::Endpoint { addr, source }) => format!("--remote {addr}: {source}"),
+        E::BadToken { path } => format!(
+            "--remote-token-file {}: not a valid bearer token",
+            path.display()
+        ),
+        _ => return None,
+    })
+}
+
+/// An error of `xbuild worker` as the command line words it, for those about settings that
+/// have a flag; `None` for the others, whose library message stands.
+fn worker_message(e: &xbuild_worker::Error) -> Option<String> {
+    use xbuild_worker::{Error as E, TlsSetup as T};
+    Some(match e {
+        E::Tls(T::CertWithoutKey | T::KeyWithoutCert) => {
+            "--tls-cert and --tls-key go together".into()
+        }
+        E::Tls(T::ClientCaWithoutCert) => "--tls-client-ca needs --tls-cert and --tls-key".into(),
+        E::Tls(T::Identity(source)) => format!("--tls-cert/--tls-key: {source}"),
+        E::PlainTcp { addr } => format!(
+            "--listen {addr}: plain TCP is only served on loopback; give --tls-cert and --tls-key, or --insecure"
+        ),
+        E::Listen { addr, source } => format!("--listen {addr}: {source}"),
+        _ => return None,
+    })
+}
+
 /// A library error as the command line words it: the options it names, by their flags.
 fn library_message(e: &xbuild::Error) -> String {
     use xbuild::{CacheSpecError, Conflict, Error as E, OptionError};
     match e {
+        E::Worker(remote) => remote_message(remote).unwrap_or_else(|| e.to_string()),
         E::ContextTooLarge { limit, entry } => format!(
             "the build context on standard input holds more than {flag} ({limit} bytes){}; pass a larger {flag} or send a smaller context",
             entry
@@ -1468,6 +1528,43 @@ mod tests {
         );
         let e = xbuild::Error::NoSuchImage("x".into());
         assert_eq!(library_message(&e), e.to_string());
+    }
+
+    #[test]
+    fn remote_and_worker_settings_are_named_by_their_flags() {
+        use xbuild::worker::{Error as R, RemoteUnsupported, TlsProblem};
+        let e = xbuild::Error::from(R::Unsupported {
+            what: RemoteUnsupported::SeveralOutputs,
+        });
+        assert_eq!(
+            library_message(&e),
+            "a remote build writes one --output; give only one"
+        );
+        let e = anyhow::Error::from(xbuild::Error::from(R::Tls(TlsProblem::CertWithoutKey)));
+        assert_eq!(
+            describe(&e),
+            "error: --remote-cert and --remote-key go together"
+        );
+        assert_eq!(exit_code(&e), 1, "as before: not a usage error");
+        let e = xbuild::Error::from(R::Lost {
+            addr: "w:1".into(),
+            message: "gone".into(),
+        });
+        assert_eq!(library_message(&e), e.to_string());
+        let e = anyhow::Error::from(xbuild_worker::Error::from(
+            xbuild_worker::TlsSetup::ClientCaWithoutCert,
+        ));
+        assert_eq!(
+            describe(&e),
+            "error: --tls-client-ca needs --tls-cert and --tls-key"
+        );
+        let e = anyhow::Error::from(xbuild_worker::Error::PlainTcp {
+            addr: "0.0.0.0:7443".parse().unwrap(),
+        });
+        assert!(
+            describe(&e).starts_with("error: --listen 0.0.0.0:7443: plain TCP"),
+            "{e}"
+        );
     }
 
     #[test]

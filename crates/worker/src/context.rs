@@ -19,7 +19,7 @@ use xbuild::worker::context::{manifest_digest, stamp_of_stat};
 use xbuild::worker::proto::{Entry, ManifestChunk, entry::Kind};
 use xbuild_llb::{FileStamp, nanos};
 
-use crate::Error;
+use crate::{Error, LayoutProblem};
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
@@ -365,24 +365,22 @@ pub fn repair(dir: &Path, store: &FileStore, hashes: &StatCache) -> Result<bool,
     if intact(dir) {
         return Ok(false);
     }
-    let bad = |what: &str| {
-        Error::Protocol(format!(
-            "the context layout {} was changed outside the worker and {what}; build again to send the context",
-            dir.display()
-        ))
+    let bad = |problem| Error::LayoutChanged {
+        dir: dir.to_path_buf(),
+        problem,
     };
-    let record = read_record(dir).ok_or_else(|| bad("its record is gone"))?;
+    let record = read_record(dir).ok_or_else(|| bad(LayoutProblem::RecordGone))?;
     let path = dir.with_extension("entries");
     let bytes = std::fs::read(&path).map_err(io(&path))?;
     let entries = <ManifestChunk as prost::Message>::decode(bytes.as_slice())
-        .map_err(|_| bad("its manifest is damaged"))?
+        .map_err(|_| bad(LayoutProblem::ManifestDamaged))?
         .entries;
     if manifest_digest(&entries) != record.digest {
-        return Err(bad("its manifest is not the one recorded"));
+        return Err(bad(LayoutProblem::ManifestNotRecorded));
     }
-    validate(&entries).map_err(|e| bad(&e.to_string()))?;
+    validate(&entries).map_err(|e| bad(LayoutProblem::BadManifest(Box::new(e))))?;
     if !store.missing(&entries).is_empty() {
-        return Err(bad("the worker lacks some of its contents"));
+        return Err(bad(LayoutProblem::ContentsMissing));
     }
     materialize(dir, &entries, store, hashes)?;
     Ok(true)

@@ -8,9 +8,34 @@ use crate::context::ManifestProblem;
 /// What can go wrong starting a worker or serving a build.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Bad settings (certificates, the address to listen on).
-    #[error("{0}")]
-    Config(String),
+    /// TLS settings that cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsSetup),
+    /// Plain TCP asked for on an address other than loopback, without
+    /// [`WorkerOptions::insecure`](crate::WorkerOptions::insecure).
+    #[error(
+        "listening on {addr}: plain TCP is only served on loopback; give a TLS certificate and key, or allow insecure connections"
+    )]
+    PlainTcp {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// The address to listen on cannot be bound.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Serving failed once listening.
+    #[error("serving on {addr}: {source}")]
+    Serve {
+        /// The address listened on.
+        addr: SocketAddr,
+        /// The transport error.
+        source: tonic::transport::Error,
+    },
     /// A certificate, key or token file named by a flag cannot be used.
     #[error(transparent)]
     FlagFile(#[from] xbuild::worker::FlagFileError),
@@ -54,10 +79,17 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
-    /// A client sent something the protocol does not allow, or a context layout was changed
-    /// outside the worker and cannot be laid out again.
-    #[error("protocol error: {0}")]
-    Protocol(String),
+    /// A context layout was changed outside the worker and cannot be laid out again.
+    #[error(
+        "the context layout {} was changed outside the worker and {problem}; build again to send the context",
+        dir.display()
+    )]
+    LayoutChanged {
+        /// The layout's directory.
+        dir: PathBuf,
+        /// Why it cannot be laid out again.
+        problem: LayoutProblem,
+    },
     /// The worker's stat cache or a store failed.
     #[error(transparent)]
     Store(#[from] xbuild_cache::Error),
@@ -69,4 +101,42 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// TLS settings of a worker that cannot be used ([`Error::Tls`]).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetup {
+    /// A server certificate without its key.
+    #[error("TLS server certificate without its key")]
+    CertWithoutKey,
+    /// A server key without its certificate.
+    #[error("TLS server key without its certificate")]
+    KeyWithoutCert,
+    /// A client CA (mTLS) without a server certificate and key: TLS is on only with them.
+    #[error("a TLS client CA needs the server's certificate and key")]
+    ClientCaWithoutCert,
+    /// A certificate, key or client CA the TLS stack refuses.
+    #[error("TLS server certificate and key: {0}")]
+    Identity(#[source] tonic::transport::Error),
+}
+
+/// Why a context layout changed outside the worker cannot be laid out again
+/// ([`Error::LayoutChanged`]).
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutProblem {
+    /// Its record is gone.
+    #[error("its record is gone")]
+    RecordGone,
+    /// Its manifest cannot be decoded.
+    #[error("its manifest is damaged")]
+    ManifestDamaged,
+    /// Its manifest is not the one recorded.
+    #[error("its manifest is not the one recorded")]
+    ManifestNotRecorded,
+    /// Its manifest holds an entry no scan lists.
+    #[error("{0}")]
+    BadManifest(#[source] Box<Error>),
+    /// The worker's file store lacks some of its contents.
+    #[error("the worker lacks some of its contents")]
+    ContentsMissing,
 }

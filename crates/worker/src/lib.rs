@@ -31,5 +31,5 @@ pub mod context;
 mod error;
 mod server;
 
-pub use error::Error;
+pub use error::{Error, LayoutProblem, TlsSetup};
 pub use server::{WorkerOptions, serve};

@@ -28,8 +28,8 @@ use xbuild::{
     SharedSink,
 };
 
-use crate::Error;
 use crate::context::{self, FileStore};
+use crate::{Error, TlsSetup};
 
 /// How `xbuild worker` serves.
 #[derive(Clone, Debug)]
@@ -74,6 +74,41 @@ impl WorkerOptions {
             entitlements: Vec::new(),
         }
     }
+
+    /// Checks the settings that go together, as [`serve`] does before anything else: known
+    /// entitlements; a server certificate and its key, both or neither; a client CA only
+    /// with them; plain TCP only on loopback unless [`insecure`](Self::insecure); and, on an
+    /// address other than loopback, client authentication (a client CA or a token) unless
+    /// [`allow_unauthenticated`](Self::allow_unauthenticated), for such a worker runs
+    /// anyone's builds as root.
+    pub fn check(&self) -> Result<(), Error> {
+        for name in &self.entitlements {
+            if !ENTITLEMENTS.contains(&name.as_str()) {
+                return Err(Error::UnknownEntitlement { name: name.clone() });
+            }
+        }
+        let loopback = self.listen.ip().is_loopback();
+        if !self.authenticated() && !loopback && !self.allow_unauthenticated {
+            return Err(Error::Unauthenticated { addr: self.listen });
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), Some(_)) => Ok(()),
+            (Some(_), None) => Err(TlsSetup::CertWithoutKey.into()),
+            (None, Some(_)) => Err(TlsSetup::KeyWithoutCert.into()),
+            (None, None) if self.tls_client_ca.is_some() => {
+                Err(TlsSetup::ClientCaWithoutCert.into())
+            }
+            (None, None) if !loopback && !self.insecure => {
+                Err(Error::PlainTcp { addr: self.listen })
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// Clients must authenticate: by a certificate (a client CA) or a token.
+    fn authenticated(&self) -> bool {
+        self.tls_client_ca.is_some() || self.token_file.is_some()
+    }
 }
 
 /// Serves builds with `builder` until `shutdown` resolves; `on_listen` learns the bound address.
@@ -84,46 +119,28 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     install_crypto();
-    for name in &opts.entitlements {
-        if !ENTITLEMENTS.contains(&name.as_str()) {
-            return Err(Error::UnknownEntitlement { name: name.clone() });
-        }
+    opts.check()?;
+    if opts.allow_unauthenticated && !opts.authenticated() && !opts.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %opts.listen,
+            "serving builds without client authentication (--allow-unauthenticated): anyone who reaches this address runs builds as root on this machine"
+        );
     }
-    check_listen(&opts)?;
     let mut server = Server::builder();
-    match (&opts.tls_cert, &opts.tls_key) {
-        (Some(cert), Some(key)) => {
-            let identity = Identity::from_pem(
-                read_flag_file("--tls-cert", cert)?,
-                read_flag_file("--tls-key", key)?,
-            );
-            let mut tls = ServerTlsConfig::new().identity(identity);
-            if let Some(ca) = &opts.tls_client_ca {
-                tls = tls.client_ca_root(Certificate::from_pem(read_flag_file(
-                    "--tls-client-ca",
-                    ca,
-                )?));
-            }
-            server = server
-                .tls_config(tls)
-                .map_err(|e| Error::Config(format!("--tls-cert/--tls-key: {e}")))?;
+    // `WorkerOptions::check` refused a certificate without its key and the other way round.
+    if let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) {
+        let identity = Identity::from_pem(
+            read_flag_file("--tls-cert", cert)?,
+            read_flag_file("--tls-key", key)?,
+        );
+        let mut tls = ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &opts.tls_client_ca {
+            tls = tls.client_ca_root(Certificate::from_pem(read_flag_file(
+                "--tls-client-ca",
+                ca,
+            )?));
         }
-        (None, None) => {
-            if opts.tls_client_ca.is_some() {
-                return Err(Error::Config(
-                    "--tls-client-ca needs --tls-cert and --tls-key".into(),
-                ));
-            }
-            if !opts.listen.ip().is_loopback() && !opts.insecure {
-                return Err(Error::Config(format!(
-                    "--listen {}: plain TCP is only served on loopback; give --tls-cert and --tls-key, or --insecure",
-                    opts.listen
-                )));
-            }
-        }
-        _ => {
-            return Err(Error::Config("--tls-cert and --tls-key go together".into()));
-        }
+        server = server.tls_config(tls).map_err(TlsSetup::Identity)?;
     }
     let token = match &opts.token_file {
         Some(f) => Some(read_token("--token-file", f)?),
@@ -148,12 +165,14 @@ pub async fn serve(
     for d in [&state.contexts, &state.out] {
         context::private_dir(d)?;
     }
+    let listen = |source| Error::Listen {
+        addr: opts.listen,
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
-        .map_err(|e| Error::Config(format!("--listen {}: {e}", opts.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Config(format!("--listen {}: {e}", opts.listen)))?;
+        .map_err(listen)?;
+    let addr = listener.local_addr().map_err(listen)?;
     on_listen(addr);
     let service = tonic::service::interceptor::InterceptedService::new(
         worker_server::WorkerServer::new(Service(state)).max_decoding_message_size(16 << 20),
@@ -163,29 +182,11 @@ pub async fn serve(
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
-        .map_err(|e| Error::Config(format!("serving on {addr}: {e}")))
+        .map_err(|source| Error::Serve { addr, source })
 }
 
 /// The entitlements a worker can grant (BuildKit's names).
 const ENTITLEMENTS: [&str; 2] = ["security.insecure", "network.host"];
-
-/// Refuses to serve clients that authenticate with neither a certificate nor a token on an
-/// address other than loopback, unless `--allow-unauthenticated` says to (then warns): such a
-/// worker runs anyone's builds as root.
-fn check_listen(opts: &WorkerOptions) -> Result<(), Error> {
-    let authenticated = opts.tls_client_ca.is_some() || opts.token_file.is_some();
-    if authenticated || opts.listen.ip().is_loopback() {
-        return Ok(());
-    }
-    if !opts.allow_unauthenticated {
-        return Err(Error::Unauthenticated { addr: opts.listen });
-    }
-    tracing::warn!(
-        listen = %opts.listen,
-        "serving builds without client authentication (--allow-unauthenticated): anyone who reaches this address runs builds as root on this machine"
-    );
-    Ok(())
-}
 
 /// The entitlements `req` asks for, each granted only when the worker was started with it
 /// (`granted`); the first one that is not is an error naming the worker flag.
@@ -1171,5 +1172,45 @@ mod tests {
             .flat_map(|f| selections.iter().map(|s| selection_key(*f, s)))
             .collect();
         assert_eq!(keys.len(), 6, "each filter and selection has its own key");
+    }
+
+    #[test]
+    fn worker_settings_that_do_not_go_together_are_refused_before_anything_else() {
+        let local = WorkerOptions::new("127.0.0.1:0".parse().unwrap());
+        assert!(local.check().is_ok());
+        let with = |f: &dyn Fn(&mut WorkerOptions)| {
+            let mut o = local.clone();
+            f(&mut o);
+            o.check()
+        };
+        let e = with(&|o| o.tls_cert = Some("c.pem".into())).unwrap_err();
+        assert!(matches!(e, Error::Tls(TlsSetup::CertWithoutKey)), "{e}");
+        let e = with(&|o| o.tls_key = Some("k.pem".into())).unwrap_err();
+        assert!(matches!(e, Error::Tls(TlsSetup::KeyWithoutCert)), "{e}");
+        let e = with(&|o| o.tls_client_ca = Some("ca.pem".into())).unwrap_err();
+        assert!(
+            matches!(e, Error::Tls(TlsSetup::ClientCaWithoutCert)),
+            "{e}"
+        );
+        let e = with(&|o| o.entitlements = vec!["root".into()]).unwrap_err();
+        assert!(matches!(e, Error::UnknownEntitlement { .. }), "{e}");
+        let anywhere: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        let e = with(&|o| o.listen = anywhere).unwrap_err();
+        assert!(matches!(e, Error::Unauthenticated { .. }), "{e}");
+        let e = with(&|o| {
+            o.listen = anywhere;
+            o.token_file = Some("token".into());
+        })
+        .unwrap_err();
+        assert!(matches!(e, Error::PlainTcp { .. }), "{e}");
+        assert!(!e.to_string().contains("--"), "library terms: {e}");
+        assert!(
+            with(&|o| {
+                o.listen = anywhere;
+                o.token_file = Some("token".into());
+                o.insecure = true;
+            })
+            .is_ok()
+        );
     }
 }

@@ -22,7 +22,8 @@ use super::proto::{
     output, worker_client::WorkerClient, worker_message,
 };
 use super::{
-    Error, FEATURES_HEADER, MANIFEST_DIGEST_FEATURE, install_crypto, read_flag_file, read_token,
+    Error, FEATURES_HEADER, MANIFEST_DIGEST_FEATURE, ProtocolViolation, RemoteUnsupported,
+    TlsProblem, install_crypto, read_flag_file, read_token,
 };
 use crate::{BuildOptions, BuildResult, Builder, OutputSpec, Timings};
 
@@ -48,6 +49,21 @@ impl Remote {
         Remote {
             addrs,
             ..Remote::default()
+        }
+    }
+
+    /// Checks the settings that go together: at least one worker address; a client
+    /// certificate and its key, both or neither; either of them only with the CA (TLS).
+    /// [`build`] checks them before anything else.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.addrs.is_empty() {
+            return Err(Error::NoWorker);
+        }
+        match (&self.cert, &self.key) {
+            (Some(_), None) => Err(TlsProblem::CertWithoutKey.into()),
+            (None, Some(_)) => Err(TlsProblem::KeyWithoutCert.into()),
+            (Some(_), Some(_)) if self.tls_ca.is_none() => Err(TlsProblem::CertWithoutCa.into()),
+            _ => Ok(()),
         }
     }
 }
@@ -118,21 +134,13 @@ pub async fn build(
     remote: &Remote,
 ) -> Result<RemoteResult, crate::Error> {
     let started = Instant::now();
-    if remote.addrs.is_empty() {
-        return Err(Error::Config("--remote needs at least one worker address".into()).into());
-    }
+    remote.check()?;
+    let unsupported = |what| Error::Unsupported { what };
     if !opts.secrets.is_empty() || !opts.ssh.is_empty() {
-        return Err(Error::Config(
-            "--secret and --ssh are not sent to remote workers; build locally to use them".into(),
-        )
-        .into());
+        return Err(unsupported(RemoteUnsupported::SecretsOrSsh).into());
     }
     if !opts.cache_from.is_empty() || !opts.cache_to.is_empty() {
-        return Err(Error::Config(
-            "--cache-from/--cache-to are set on the worker (--cache-registry), not by a remote client"
-                .into(),
-        )
-        .into());
+        return Err(unsupported(RemoteUnsupported::Cache).into());
     }
     let (req, place) = request(opts)?;
     // The first worker's connection and the local content store (where an image comes back)
@@ -157,7 +165,10 @@ pub async fn build(
             Ok(m)
         })
         .await
-        .map_err(|e| Error::Config(format!("scanning the context: {e}")))??
+        .map_err(|source| crate::InternalError::Task {
+            what: "scanning the context",
+            source,
+        })??
     };
     // A store that does not open says so when the image comes back.
     if let Ok(Err(e)) = store.await {
@@ -184,8 +195,10 @@ pub async fn build(
                 let layers = image
                     .as_ref()
                     .map_or((0, 0), |i| (i.layers_received, i.layers_present));
-                let result =
-                    finish(builder, opts, &req, &place, &tmp, &outcome, image, started).await?;
+                let result = finish(
+                    builder, opts, &req, &place, &tmp, addr, &outcome, image, started,
+                )
+                .await?;
                 return Ok(RemoteResult {
                     result,
                     worker: addr.clone(),
@@ -205,9 +218,7 @@ pub async fn build(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(last
-        .unwrap_or_else(|| Error::Config("no worker address".into()))
-        .into())
+    Err(last.unwrap_or(Error::NoWorker).into())
 }
 
 /// The request for `opts`, and where its output goes.
@@ -224,9 +235,10 @@ fn request(opts: &BuildOptions) -> Result<(BuildRequest, Place), crate::Error> {
         opts.outputs.clone()
     };
     if outputs.len() > 1 {
-        return Err(
-            Error::Config("a remote build writes one --output; give only one".into()).into(),
-        );
+        return Err(Error::Unsupported {
+            what: RemoteUnsupported::SeveralOutputs,
+        }
+        .into());
     }
     let mut push = opts.push;
     let mut out = proto::Output::default();
@@ -327,33 +339,25 @@ async fn connect(addr: &str, remote: &Remote) -> Result<Channel, Error> {
     } else {
         "http"
     };
-    let bad = |e: &dyn std::fmt::Display| Error::Config(format!("--remote {addr}: {e}"));
-    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(|e| bad(&e))?;
+    remote.check()?;
+    let bad = |source| TlsProblem::Endpoint {
+        addr: addr.to_string(),
+        source,
+    };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(bad)?;
     if let Some(ca) = &remote.tls_ca {
         let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read_flag_file(
             "--remote-tls-ca",
             ca,
         )?));
-        match (&remote.cert, &remote.key) {
-            (Some(c), Some(k)) => {
-                tls = tls.identity(Identity::from_pem(
-                    read_flag_file("--remote-cert", c)?,
-                    read_flag_file("--remote-key", k)?,
-                ));
-            }
-            (None, None) => {}
-            _ => {
-                return Err(Error::Config(
-                    "--remote-cert and --remote-key go together".into(),
-                ));
-            }
+        // `Remote::check` refused a certificate without its key and the other way round.
+        if let (Some(c), Some(k)) = (&remote.cert, &remote.key) {
+            tls = tls.identity(Identity::from_pem(
+                read_flag_file("--remote-cert", c)?,
+                read_flag_file("--remote-key", k)?,
+            ));
         }
-        endpoint = endpoint.tls_config(tls).map_err(|e| bad(&e))?;
-    } else if remote.cert.is_some() || remote.key.is_some() {
-        return Err(Error::Config(
-            "--remote-cert/--remote-key need --remote-tls-ca (the CA of the worker's certificate)"
-                .into(),
-        ));
+        endpoint = endpoint.tls_config(tls).map_err(bad)?;
     }
     endpoint
         .connect_timeout(std::time::Duration::from_secs(10))
@@ -416,7 +420,7 @@ async fn build_on(
             let t = read_token("--remote-token-file", f)?;
             Some(
                 MetadataValue::try_from(format!("Bearer {t}"))
-                    .map_err(|_| Error::Config("--remote-token-file: not a valid token".into()))?,
+                    .map_err(|_| Error::BadToken { path: f.clone() })?,
             )
         }
         None => None,
@@ -460,6 +464,10 @@ async fn build_on(
     };
     let mut out: Option<tokio::fs::File> = None;
     let mut image: Option<Receiver> = None;
+    let violation = |violation| Error::Protocol {
+        worker: addr.to_string(),
+        violation: Box::new(violation),
+    };
     let lost = |message: &str| Error::Lost {
         addr: addr.to_string(),
         message: message.to_string(),
@@ -473,9 +481,7 @@ async fn build_on(
         match m.msg {
             Some(worker_message::Msg::Status(status)) => {
                 if !by_digest || sender.is_some() {
-                    return Err(Error::Protocol(format!(
-                        "worker {addr} sent a context status it was not asked for"
-                    )));
+                    return Err(violation(ProtocolViolation::UnrequestedStatus));
                 }
                 if !status.laid_out {
                     sender = Some(send_manifest(&tx, None, manifest));
@@ -488,15 +494,11 @@ async fn build_on(
                 }
                 let contents = manifest.contents();
                 for d in need.files {
-                    let digest = <[u8; 32]>::try_from(d.as_slice()).map_err(|_| {
-                        Error::Protocol("the worker asked for a digest that is not 32 bytes".into())
-                    })?;
-                    let path = contents.get(&digest).ok_or_else(|| {
-                        Error::Protocol(format!(
-                            "the worker asked for {} which the context does not hold",
-                            hex::encode(digest)
-                        ))
-                    })?;
+                    let digest = <[u8; 32]>::try_from(d.as_slice())
+                        .map_err(|_| violation(ProtocolViolation::DigestLength))?;
+                    let path = contents
+                        .get(&digest)
+                        .ok_or_else(|| violation(ProtocolViolation::UnknownContent(digest)))?;
                     if send_file(&tx, digest, path).await.is_err() {
                         break;
                     }
@@ -526,11 +528,11 @@ async fn build_on(
             }
             Some(worker_message::Msg::Offer(offer)) => {
                 if image.is_some() || out.is_some() {
-                    return Err(Error::Protocol(format!(
-                        "worker {addr} offered a second output"
-                    )));
+                    return Err(violation(ProtocolViolation::SecondOutput));
                 }
-                let store = builder.store().map_err(|e| Error::Config(e.to_string()))?;
+                let store = builder
+                    .store()
+                    .map_err(|e| Error::LocalStore(Box::new(e)))?;
                 let (receiver, wants) = Receiver::new(addr, store, offer)?;
                 image = Some(receiver);
                 let wants = ClientMessage {
@@ -541,9 +543,7 @@ async fn build_on(
             }
             Some(worker_message::Msg::Blob(data)) => {
                 let Some(receiver) = image.as_mut() else {
-                    return Err(Error::Protocol(format!(
-                        "worker {addr} sent a blob before offering an image"
-                    )));
+                    return Err(violation(ProtocolViolation::BlobBeforeOffer));
                 };
                 receiver.chunk(data)?;
             }
@@ -563,22 +563,24 @@ async fn build_on(
                 let received = match image.take() {
                     Some(r) => {
                         if r.manifest_digest().as_str() != o.manifest {
-                            return Err(Error::Protocol(format!(
-                                "worker {addr} offered image {} but reported {:?}",
-                                r.manifest_digest(),
-                                o.manifest
-                            )));
+                            return Err(violation(ProtocolViolation::ImageMismatch {
+                                offered: r.manifest_digest().clone(),
+                                reported: o.manifest,
+                            }));
                         }
                         let done = tokio::task::spawn_blocking(move || r.finish())
                             .await
-                            .map_err(|e| Error::Protocol(format!("receiving the image: {e}")))??;
+                            .map_err(|source| Error::Task {
+                                what: "receiving the image",
+                                source,
+                            })??;
                         Some(done)
                     }
                     None => None,
                 };
                 return Ok((o, received, manifest_sent));
             }
-            None => return Err(Error::Protocol("the worker sent an empty message".into())),
+            None => return Err(violation(ProtocolViolation::EmptyMessage)),
         }
     }
 }
@@ -705,6 +707,7 @@ async fn finish(
     req: &BuildRequest,
     place: &Place,
     tmp: &Path,
+    worker: &str,
     o: &Outcome,
     image: Option<Received>,
     started: Instant,
@@ -723,7 +726,10 @@ async fn finish(
         None => place_output(&b, &place, &src),
     })
     .await
-    .map_err(|e| Error::Config(format!("writing the output: {e}")))??;
+    .map_err(|source| crate::InternalError::Task {
+        what: "writing the output",
+        source,
+    })??;
     let digest = |s: &str| Digest::from_str(s).ok();
     let mut pushed = Vec::new();
     for p in &o.pushed {
@@ -731,7 +737,14 @@ async fn finish(
             xbuild_registry::parse_reference(&p.reference),
             digest(&p.manifest),
         ) else {
-            return Err(Error::Protocol(format!("the worker reported a bad push: {p:?}")).into());
+            return Err(Error::Protocol {
+                worker: worker.to_string(),
+                violation: Box::new(ProtocolViolation::BadPush {
+                    reference: p.reference.clone(),
+                    manifest: p.manifest.clone(),
+                }),
+            }
+            .into());
         };
         pushed.push(crate::Pushed {
             reference,
@@ -826,5 +839,51 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_settings_that_do_not_go_together_are_refused_before_anything_else() {
+        let ok = Remote::new(vec!["w:1".into()]);
+        assert!(ok.check().is_ok());
+        assert!(matches!(Remote::default().check(), Err(Error::NoWorker)));
+        let with = |cert: bool, key: bool, ca: bool| Remote {
+            cert: cert.then(|| "c.pem".into()),
+            key: key.then(|| "k.pem".into()),
+            tls_ca: ca.then(|| "ca.pem".into()),
+            ..ok.clone()
+        };
+        assert!(with(true, true, true).check().is_ok());
+        assert!(with(false, false, true).check().is_ok());
+        assert!(matches!(
+            with(true, false, true).check(),
+            Err(Error::Tls(TlsProblem::CertWithoutKey))
+        ));
+        assert!(matches!(
+            with(false, true, false).check(),
+            Err(Error::Tls(TlsProblem::KeyWithoutCert))
+        ));
+        let e = with(true, true, false).check().unwrap_err();
+        assert!(matches!(e, Error::Tls(TlsProblem::CertWithoutCa)), "{e}");
+        assert!(!e.to_string().contains("--"), "library terms: {e}");
+    }
+
+    #[test]
+    fn a_protocol_violation_names_the_worker() {
+        let e = Error::Protocol {
+            worker: "10.0.0.1:7443".into(),
+            violation: Box::new(ProtocolViolation::UnknownContent([0xab; 32])),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "protocol error: worker 10.0.0.1:7443: asked for {} which the context does not hold",
+                "ab".repeat(32)
+            )
+        );
     }
 }

@@ -12,8 +12,8 @@ use xbuild_cache::statcache::StatCache;
 use xbuild_dockerignore::{Filter, FilterState, Verdict};
 use xbuild_llb::{FileStamp, nanos};
 
-use super::Error;
 use super::proto::{Entry, entry::Kind};
+use super::{ContextProblem, Error};
 
 /// A context as the client sends it.
 #[derive(Debug, Default)]
@@ -47,8 +47,10 @@ impl Manifest {
 /// stat cache `cache` does not know. Directories are read in parallel, each through its own
 /// descriptor (one-name lookups).
 pub fn scan(dir: &Path, ignore: &[String], cache: &StatCache) -> Result<Manifest, Error> {
-    let filter = Filter::new(&[], ignore)
-        .map_err(|e| Error::Config(format!("{}/.dockerignore: {e}", dir.display())))?;
+    let filter = Filter::new(&[], ignore).map_err(|e| Error::Context {
+        path: dir.join(".dockerignore"),
+        problem: ContextProblem::Ignore(e),
+    })?;
     let root = rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -127,10 +129,10 @@ impl Scanner<'_> {
         let mut to_hash = false;
         for name in names {
             let Ok(name) = String::from_utf8(name) else {
-                return Err(Error::Config(format!(
-                    "{}: a file name in it is not UTF-8; rename it or list it in .dockerignore",
-                    here.display()
-                )));
+                return Err(Error::Context {
+                    path: here,
+                    problem: ContextProblem::NonUtf8Name,
+                });
             };
             let path = if rel.is_empty() {
                 name
@@ -221,8 +223,9 @@ impl Scanner<'_> {
                 let target = rustix::fs::readlinkat(fd, base_name(&e.path), Vec::new())
                     .map_err(|err| io(&abs)(err.into()))?;
                 e.set_kind(Kind::Symlink);
-                e.target = target.into_string().map_err(|_| {
-                    Error::Config(format!("{}: the link target is not UTF-8", abs.display()))
+                e.target = target.into_string().map_err(|_| Error::Context {
+                    path: abs,
+                    problem: ContextProblem::NonUtf8LinkTarget,
                 })?;
                 Ok(Slot::Done(e))
             }
@@ -240,10 +243,10 @@ impl Scanner<'_> {
                     }
                 }
             }
-            _ => Err(Error::Config(format!(
-                "{}: sockets, devices and pipes cannot be sent as build context; list it in .dockerignore",
-                self.dir.join(&e.path).display()
-            ))),
+            _ => Err(Error::Context {
+                path: self.dir.join(&e.path),
+                problem: ContextProblem::SpecialFile,
+            }),
         }
     }
 
@@ -261,10 +264,10 @@ impl Scanner<'_> {
         // the entry.
         let st = rustix::fs::fstat(&f).map_err(|err| io(&abs)(err.into()))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(Error::Config(format!(
-                "{}: changed while the context was scanned; build again",
-                abs.display()
-            )));
+            return Err(Error::Context {
+                path: abs,
+                problem: ContextProblem::Changed,
+            });
         }
         let mut h = blake3::Hasher::new();
         h.update_reader(std::fs::File::from(f)).map_err(io(&abs))?;

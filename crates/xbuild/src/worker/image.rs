@@ -12,8 +12,8 @@ use xbuild_cache::oci::{Descriptor, ImageConfigFile, Manifest};
 use xbuild_cache::{BlobWriter, ImageLease, Store};
 use xbuild_llb::Digest;
 
-use super::Error;
 use super::proto::{BlobData, ImageOffer};
+use super::{Error, ProtocolViolation as V};
 
 /// An image a worker offered, being received into the client's store.
 pub(crate) struct Receiver {
@@ -56,32 +56,41 @@ impl Receiver {
         store: Arc<Store>,
         offer: ImageOffer,
     ) -> Result<(Self, Vec<String>), Error> {
-        let bad = |what: String| Error::Protocol(format!("worker {addr}: {what}"));
-        let digest = Digest::from_str(&offer.manifest_digest).map_err(|_| {
-            bad(format!(
-                "offered an image whose manifest digest {:?} is not a sha256 digest",
-                offer.manifest_digest
-            ))
-        })?;
+        let bad = |violation| Error::Protocol {
+            worker: addr.to_string(),
+            violation: Box::new(violation),
+        };
+        let digest = Digest::from_str(&offer.manifest_digest)
+            .map_err(|_| bad(V::ManifestDigest(offer.manifest_digest.clone())))?;
         let got = Digest::of(&offer.manifest);
         if got != digest {
-            return Err(bad(format!(
-                "the manifest it sent hashes to {got}, not {digest}; nothing was stored"
-            )));
+            return Err(bad(V::ManifestHash {
+                offered: digest,
+                got,
+            }));
         }
-        let doc: Manifest = serde_json::from_slice(&offer.manifest)
-            .map_err(|e| bad(format!("manifest {digest} is not an image manifest: {e}")))?;
+        let doc: Manifest = serde_json::from_slice(&offer.manifest).map_err(|source| {
+            bad(V::NotAManifest {
+                digest: digest.clone(),
+                source,
+            })
+        })?;
         let got = Digest::of(&offer.config);
         if got != doc.config.digest || offer.config.len() as u64 != doc.config.size {
-            return Err(bad(format!(
-                "the config it sent ({got}, {} bytes) is not the one manifest {digest} names ({}, {} bytes); nothing was stored",
-                offer.config.len(),
-                doc.config.digest,
-                doc.config.size
-            )));
+            return Err(bad(V::ConfigMismatch {
+                manifest: digest,
+                got,
+                size: offer.config.len() as u64,
+                named: doc.config.digest.clone(),
+                named_size: doc.config.size,
+            }));
         }
-        let config: ImageConfigFile = serde_json::from_slice(&offer.config)
-            .map_err(|e| bad(format!("config {}: {e}", doc.config.digest)))?;
+        let config: ImageConfigFile = serde_json::from_slice(&offer.config).map_err(|source| {
+            bad(V::NotAConfig {
+                digest: doc.config.digest.clone(),
+                source,
+            })
+        })?;
         let lease = store.lease()?;
         let mut seen = BTreeSet::new();
         let wanted: VecDeque<Descriptor> = doc
@@ -120,18 +129,19 @@ impl Receiver {
     /// the last chunk of a layer commits it, which fails when the content does not hash to
     /// the layer's digest.
     pub(crate) fn chunk(&mut self, data: BlobData) -> Result<(), Error> {
-        let bad = |what: String| Error::Protocol(format!("worker {}: {what}", self.addr));
+        let worker = self.addr.clone();
+        let bad = move |violation| Error::Protocol {
+            worker: worker.clone(),
+            violation: Box::new(violation),
+        };
         let Some(want) = self.wanted.front() else {
-            return Err(bad(format!(
-                "sent blob {} after every wanted layer",
-                data.digest
-            )));
+            return Err(bad(V::ExtraBlob(data.digest)));
         };
         if data.digest != want.digest.as_str() {
-            return Err(bad(format!(
-                "sent blob {:?} where layer {} was due",
-                data.digest, want.digest
-            )));
+            return Err(bad(V::BlobOutOfTurn {
+                sent: data.digest,
+                due: want.digest.clone(),
+            }));
         }
         let w = match self.current.as_mut() {
             Some(w) => w,
@@ -142,21 +152,20 @@ impl Receiver {
             source,
         })?;
         if w.size() > want.size || (data.last && w.size() != want.size) {
-            return Err(bad(format!(
-                "sent {} bytes for layer {}, whose descriptor says {}; nothing was stored",
-                w.size(),
-                want.digest,
-                want.size
-            )));
+            return Err(bad(V::LayerSize {
+                layer: want.digest.clone(),
+                sent: w.size(),
+                size: want.size,
+            }));
         }
         if data.last
             && let (Some(w), Some(want)) = (self.current.take(), self.wanted.pop_front())
         {
-            w.commit(Some(&want.digest)).map_err(|e| {
-                bad(format!(
-                    "layer {}: {e}; the transfer was corrupted, nothing was stored",
-                    want.digest
-                ))
+            w.commit(Some(&want.digest)).map_err(|source| {
+                bad(V::CorruptLayer {
+                    layer: want.digest.clone(),
+                    source,
+                })
             })?;
             self.received.insert(want.digest);
         }
@@ -172,16 +181,19 @@ impl Receiver {
     /// diff_ids and stores the config and manifest.
     pub(crate) fn finish(self) -> Result<Received, Error> {
         if let Some(l) = self.wanted.front() {
-            return Err(Error::Protocol(format!(
-                "worker {}: ended the build before sending layer {}",
-                self.addr, l.digest
-            )));
+            return Err(Error::Protocol {
+                worker: self.addr.clone(),
+                violation: Box::new(V::LayerNotSent(l.digest.clone())),
+            });
         }
         let source = format!("the image from worker {}", self.addr);
         xbuild_exporter::verify_layers_where(&self.store, &source, &self.doc, &self.config, |l| {
             self.received.contains(&l.digest)
         })
-        .map_err(|e| Error::Protocol(e.to_string()))?;
+        .map_err(|e| Error::Protocol {
+            worker: self.addr.clone(),
+            violation: Box::new(V::Layers(Box::new(e))),
+        })?;
         self.store.put_blob(&self.config_bytes)?;
         self.store.put_blob(&self.manifest_bytes)?;
         let present = self

@@ -79,13 +79,52 @@ pub enum Error {
     /// The local content store failed while an image came back.
     #[error(transparent)]
     Store(#[from] xbuild_cache::Error),
+    /// No worker address was given.
+    #[error("a remote build needs at least one worker address")]
+    NoWorker,
+    /// A build option a remote build cannot carry.
+    #[error("{what}")]
+    Unsupported {
+        /// The option.
+        what: RemoteUnsupported,
+    },
+    /// TLS settings that cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsProblem),
+    /// A bearer token that cannot be sent in a request header.
+    #[error("{}: not a valid bearer token", path.display())]
+    BadToken {
+        /// The token file.
+        path: PathBuf,
+    },
+    /// A build context that cannot be listed as a manifest ([`context::scan`]).
+    #[error("{}: {problem}", path.display())]
+    Context {
+        /// The file or directory of the context at fault (`DIR/.dockerignore` for its
+        /// patterns).
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: ContextProblem,
+    },
     /// A worker sent something the protocol does not allow.
-    #[error("protocol error: {0}")]
-    Protocol(String),
-    /// Bad settings (addresses, options a remote build cannot carry, a context that cannot be
-    /// listed).
-    #[error("{0}")]
-    Config(String),
+    #[error("protocol error: worker {worker}: {violation}")]
+    Protocol {
+        /// The worker's address.
+        worker: String,
+        /// What it did.
+        violation: Box<ProtocolViolation>,
+    },
+    /// The local content store, where an image comes back, could not be opened.
+    #[error(transparent)]
+    LocalStore(Box<crate::Error>),
+    /// A blocking task that panicked or was cancelled.
+    #[error("{what} task failed: {source}")]
+    Task {
+        /// What the task did.
+        what: &'static str,
+        /// Why it ended.
+        source: tokio::task::JoinError,
+    },
     /// A certificate, key or token file named by a flag cannot be used.
     #[error(transparent)]
     FlagFile(#[from] FlagFileError),
@@ -105,6 +144,188 @@ impl Error {
     pub fn retryable(&self) -> bool {
         matches!(self, Error::Connect { .. } | Error::Lost { .. })
     }
+}
+
+/// A build option a remote build cannot carry ([`Error::Unsupported`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteUnsupported {
+    /// Secrets or SSH agents ([`BuildOptions::secrets`](crate::BuildOptions::secrets),
+    /// [`BuildOptions::ssh`](crate::BuildOptions::ssh)): they stay on the client.
+    #[error("secrets and SSH agents are not sent to remote workers; build locally to use them")]
+    SecretsOrSsh,
+    /// Cache import or export ([`BuildOptions::cache_from`](crate::BuildOptions::cache_from),
+    /// [`BuildOptions::cache_to`](crate::BuildOptions::cache_to)): a worker's cache is its
+    /// own setting.
+    #[error(
+        "cache import and export are set on the worker (its cache registry), not by a remote client"
+    )]
+    Cache,
+    /// More than one output ([`BuildOptions::outputs`](crate::BuildOptions::outputs)).
+    #[error("a remote build writes one output; give only one")]
+    SeveralOutputs,
+}
+
+/// TLS settings of a [`Remote`](client::Remote) that cannot be used ([`Error::Tls`]).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsProblem {
+    /// A client certificate without its key.
+    #[error("TLS client certificate without its key")]
+    CertWithoutKey,
+    /// A client key without its certificate.
+    #[error("TLS client key without its certificate")]
+    KeyWithoutCert,
+    /// A client certificate or key without the CA of the workers' certificates: TLS is on
+    /// only with that CA.
+    #[error("a TLS client certificate needs the CA of the worker's certificate")]
+    CertWithoutCa,
+    /// A worker address, or TLS settings, that the connection cannot be set up with.
+    #[error("worker {addr}: {source}")]
+    Endpoint {
+        /// The worker's address.
+        addr: String,
+        /// Why.
+        source: tonic::transport::Error,
+    },
+}
+
+/// What is wrong with a build context that cannot be listed ([`Error::Context`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ContextProblem {
+    /// Its `.dockerignore` holds a pattern that cannot be parsed.
+    #[error("{0}")]
+    Ignore(#[source] xbuild_dockerignore::BadPattern),
+    /// A directory holding a name that is not UTF-8.
+    #[error("a file name in it is not UTF-8; rename it or list it in .dockerignore")]
+    NonUtf8Name,
+    /// A symlink whose target is not UTF-8.
+    #[error("the link target is not UTF-8")]
+    NonUtf8LinkTarget,
+    /// A socket, device or pipe.
+    #[error("sockets, devices and pipes cannot be sent as build context; list it in .dockerignore")]
+    SpecialFile,
+    /// A file that was replaced while it was hashed.
+    #[error("changed while the context was scanned; build again")]
+    Changed,
+}
+
+/// What a worker sent that the protocol does not allow ([`Error::Protocol`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolViolation {
+    /// A context status the client did not ask for (the worker does not take the manifest's
+    /// digest first, or the manifest is on its way already).
+    #[error("sent a context status it was not asked for")]
+    UnrequestedStatus,
+    /// A content digest asked for that is not 32 bytes long.
+    #[error("asked for a digest that is not 32 bytes")]
+    DigestLength,
+    /// A content asked for that the context does not hold.
+    #[error("asked for {} which the context does not hold", hex::encode(.0))]
+    UnknownContent([u8; 32]),
+    /// An image offered, or an archive sent, after an output already came.
+    #[error("offered a second output")]
+    SecondOutput,
+    /// A blob sent before an image was offered.
+    #[error("sent a blob before offering an image")]
+    BlobBeforeOffer,
+    /// A message with nothing in it.
+    #[error("sent an empty message")]
+    EmptyMessage,
+    /// An outcome naming another image than the one offered.
+    #[error("offered image {offered} but reported {reported:?}")]
+    ImageMismatch {
+        /// The manifest digest offered.
+        offered: xbuild_llb::Digest,
+        /// The one the outcome reported.
+        reported: String,
+    },
+    /// A push reported with a reference or digest that cannot be parsed.
+    #[error("reported a bad push: {reference:?} at {manifest:?}")]
+    BadPush {
+        /// The reference reported.
+        reference: String,
+        /// The manifest digest reported.
+        manifest: String,
+    },
+    /// An image offered with a manifest digest that is not a sha256 digest.
+    #[error("offered an image whose manifest digest {0:?} is not a sha256 digest")]
+    ManifestDigest(String),
+    /// A manifest offered that does not hash to the digest offered with it.
+    #[error("the manifest it sent hashes to {got}, not {offered}; nothing was stored")]
+    ManifestHash {
+        /// The digest offered.
+        offered: xbuild_llb::Digest,
+        /// The manifest's hash.
+        got: xbuild_llb::Digest,
+    },
+    /// A manifest offered that is not an image manifest.
+    #[error("manifest {digest} is not an image manifest: {source}")]
+    NotAManifest {
+        /// Its digest.
+        digest: xbuild_llb::Digest,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// A config offered that is not the one the manifest names.
+    #[error(
+        "the config it sent ({got}, {size} bytes) is not the one manifest {manifest} names ({named}, {named_size} bytes); nothing was stored"
+    )]
+    ConfigMismatch {
+        /// The manifest's digest.
+        manifest: xbuild_llb::Digest,
+        /// The config's hash.
+        got: xbuild_llb::Digest,
+        /// Its size.
+        size: u64,
+        /// The config digest the manifest names.
+        named: xbuild_llb::Digest,
+        /// The config size the manifest names.
+        named_size: u64,
+    },
+    /// A config offered that is not an image config.
+    #[error("config {digest}: {source}")]
+    NotAConfig {
+        /// Its digest.
+        digest: xbuild_llb::Digest,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// A blob sent after every wanted layer came.
+    #[error("sent blob {0} after every wanted layer")]
+    ExtraBlob(String),
+    /// A blob sent out of turn.
+    #[error("sent blob {sent:?} where layer {due} was due")]
+    BlobOutOfTurn {
+        /// The blob's digest, as sent.
+        sent: String,
+        /// The layer due.
+        due: xbuild_llb::Digest,
+    },
+    /// More or fewer bytes for a layer than its descriptor says.
+    #[error(
+        "sent {sent} bytes for layer {layer}, whose descriptor says {size}; nothing was stored"
+    )]
+    LayerSize {
+        /// The layer.
+        layer: xbuild_llb::Digest,
+        /// The bytes sent (so far).
+        sent: u64,
+        /// Its descriptor's size.
+        size: u64,
+    },
+    /// A layer whose content does not hash to its digest.
+    #[error("layer {layer}: {source}; the transfer was corrupted, nothing was stored")]
+    CorruptLayer {
+        /// The layer.
+        layer: xbuild_llb::Digest,
+        /// What the store found.
+        source: xbuild_cache::Error,
+    },
+    /// The build ended before a layer asked for was sent.
+    #[error("ended the build before sending layer {0}")]
+    LayerNotSent(xbuild_llb::Digest),
+    /// The layers received do not match the image config's diff IDs.
+    #[error(transparent)]
+    Layers(Box<xbuild_exporter::Error>),
 }
 
 impl From<Error> for crate::Error {
