@@ -123,29 +123,8 @@ pub struct History {
     pub empty_layer: bool,
 }
 
-/// A container's health check, as Docker records it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Healthcheck {
-    /// `["NONE"]`, `["CMD", ...]` or `["CMD-SHELL", cmd]`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub test: Vec<String>,
-    /// Nanoseconds between checks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<i64>,
-    /// Nanoseconds before a check times out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<i64>,
-    /// Nanoseconds of grace at start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_period: Option<i64>,
-    /// Nanoseconds between checks during the start period.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_interval: Option<i64>,
-    /// Failures before unhealthy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retries: Option<i64>,
-}
+/// A container's health check, as Docker records it: the graph's own type.
+pub use xbuild_llb::Healthcheck;
 
 /// The runtime configuration inside an image config (Docker's superset of OCI's), with its
 /// fields in the order BuildKit writes them.

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use xbuild_cache::oci::{
-    ContainerConfig, Descriptor, Healthcheck, History, ImageConfigFile, MEDIA_CONFIG,
-    MEDIA_MANIFEST, Manifest, RootFs,
+    ContainerConfig, Descriptor, History, ImageConfigFile, MEDIA_CONFIG, MEDIA_MANIFEST, Manifest,
+    RootFs,
 };
 use xbuild_cache::{LayerRecord, Store};
 use xbuild_llb::{Definition, Digest, Op, Output, SourceOp};
@@ -56,14 +56,7 @@ pub fn container_config(c: &xbuild_llb::ImageConfig) -> ContainerConfig {
         entrypoint: c.entrypoint.clone(),
         cmd: c.cmd.clone(),
         args_escaped: c.args_escaped,
-        healthcheck: c.healthcheck.as_ref().map(|h| Healthcheck {
-            test: h.test.clone(),
-            interval: h.interval,
-            timeout: h.timeout,
-            start_period: h.start_period,
-            start_interval: h.start_interval,
-            retries: h.retries,
-        }),
+        healthcheck: c.healthcheck.clone(),
         volumes: set(&c.volumes),
         working_dir: c.working_dir.clone(),
         labels: (!c.labels.is_empty()).then(|| c.labels.clone()),
@@ -91,14 +84,7 @@ pub fn image_config(c: &ContainerConfig) -> xbuild_llb::ImageConfig {
         exposed_ports: keys(&c.exposed_ports),
         volumes: keys(&c.volumes),
         stop_signal: c.stop_signal.clone(),
-        healthcheck: c.healthcheck.as_ref().map(|h| xbuild_llb::Healthcheck {
-            test: h.test.clone(),
-            interval: h.interval,
-            timeout: h.timeout,
-            start_period: h.start_period,
-            start_interval: h.start_interval,
-            retries: h.retries,
-        }),
+        healthcheck: c.healthcheck.clone(),
         on_build: c.on_build.clone().unwrap_or_default(),
         shell: c.shell.clone(),
     }

@@ -5,10 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::Digest;
 
-/// `HEALTHCHECK`: Docker's health check settings (durations in nanoseconds).
+/// `HEALTHCHECK`: Docker's health check settings (durations in nanoseconds), serialized as an
+/// image config's `Healthcheck` object (`Test`, `Interval`, …), so that the graph's value and
+/// the stored config are one type.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Healthcheck {
     /// `["NONE"]`, `["CMD", args…]` or `["CMD-SHELL", command]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub test: Vec<String>,
     /// `--interval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
