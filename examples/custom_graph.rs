@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .config
         .config
         .as_ref()
-        .and_then(|c| c.env.clone())
+        .map(|c| c.env.clone())
         .unwrap_or_default();
     let run = def.add(
         Op::Exec(ExecOp {

@@ -123,54 +123,9 @@ pub struct History {
     pub empty_layer: bool,
 }
 
-/// A container's health check, as Docker records it: the graph's own type.
-pub use xbuild_llb::Healthcheck;
-
-/// The runtime configuration inside an image config (Docker's superset of OCI's), with its
-/// fields in the order BuildKit writes them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ContainerConfig {
-    /// `USER`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub user: String,
-    /// `EXPOSE`, as a set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
-    /// `ENV`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<Vec<String>>,
-    /// `ENTRYPOINT`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entrypoint: Option<Vec<String>>,
-    /// `CMD`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cmd: Option<Vec<String>>,
-    /// `VOLUME`, as a set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
-    /// `WORKDIR`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub working_dir: String,
-    /// `LABEL`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    /// `STOPSIGNAL`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_signal: Option<String>,
-    /// `HEALTHCHECK`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<Healthcheck>,
-    /// Docker's ArgsEscaped (Windows only in practice; BuildKit writes it for shell-form CMD).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub args_escaped: bool,
-    /// `ONBUILD`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_build: Option<Vec<String>>,
-    /// `SHELL`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shell: Option<Vec<String>>,
-}
+/// The runtime configuration inside an image config, and its health check: the graph's own
+/// types, which serialize as BuildKit writes them.
+pub use xbuild_llb::{Healthcheck, ImageConfig};
 
 /// An image config (`application/vnd.oci.image.config.v1+json`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,7 +137,7 @@ pub struct ImageConfigFile {
     pub author: Option<String>,
     /// The runtime configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<ContainerConfig>,
+    pub config: Option<ImageConfig>,
     /// When the image was created (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,

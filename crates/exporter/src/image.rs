@@ -1,10 +1,9 @@
 //! Assembling an image: layers of a snapshot chain, the config, the manifest.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use xbuild_cache::oci::{
-    ContainerConfig, Descriptor, History, ImageConfigFile, MEDIA_CONFIG, MEDIA_MANIFEST, Manifest,
-    RootFs,
+    Descriptor, History, ImageConfigFile, MEDIA_CONFIG, MEDIA_MANIFEST, Manifest, RootFs,
 };
 use xbuild_cache::{LayerRecord, Store};
 use xbuild_llb::{Definition, Digest, Op, Output, SourceOp};
@@ -37,56 +36,6 @@ impl BuiltImage {
     /// The image ID as `docker images` shows it: the config digest.
     pub fn id(&self) -> &Digest {
         &self.config.digest
-    }
-}
-
-/// Converts the frontend's config to the image config's `config` object.
-pub fn container_config(c: &xbuild_llb::ImageConfig) -> ContainerConfig {
-    let set = |s: &std::collections::BTreeSet<String>| {
-        (!s.is_empty()).then(|| {
-            s.iter()
-                .map(|k| (k.clone(), serde_json::json!({})))
-                .collect::<BTreeMap<_, _>>()
-        })
-    };
-    ContainerConfig {
-        user: c.user.clone(),
-        exposed_ports: set(&c.exposed_ports),
-        env: Some(c.env.clone()),
-        entrypoint: c.entrypoint.clone(),
-        cmd: c.cmd.clone(),
-        args_escaped: c.args_escaped,
-        healthcheck: c.healthcheck.clone(),
-        volumes: set(&c.volumes),
-        working_dir: c.working_dir.clone(),
-        labels: (!c.labels.is_empty()).then(|| c.labels.clone()),
-        on_build: (!c.on_build.is_empty()).then(|| c.on_build.clone()),
-        stop_signal: c.stop_signal.clone(),
-        shell: c.shell.clone(),
-    }
-}
-
-/// Converts a stored image's `config` object to the frontend's config (for a base image).
-pub fn image_config(c: &ContainerConfig) -> xbuild_llb::ImageConfig {
-    let keys = |m: &Option<BTreeMap<String, serde_json::Value>>| {
-        m.as_ref()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
-    };
-    xbuild_llb::ImageConfig {
-        user: c.user.clone(),
-        env: c.env.clone().unwrap_or_default(),
-        entrypoint: c.entrypoint.clone(),
-        cmd: c.cmd.clone(),
-        args_escaped: c.args_escaped,
-        working_dir: c.working_dir.clone(),
-        labels: c.labels.clone().unwrap_or_default(),
-        exposed_ports: keys(&c.exposed_ports),
-        volumes: keys(&c.volumes),
-        stop_signal: c.stop_signal.clone(),
-        healthcheck: c.healthcheck.clone(),
-        on_build: c.on_build.clone().unwrap_or_default(),
-        shell: c.shell.clone(),
     }
 }
 
@@ -335,7 +284,7 @@ pub fn build_image(
     let config_file = ImageConfigFile {
         architecture: output.architecture.clone(),
         author: output.author.clone().or(author),
-        config: Some(container_config(&output.config)),
+        config: Some(output.config.clone()),
         created,
         history,
         os: output.os.clone(),
@@ -393,7 +342,7 @@ pub fn load_image(store: &Store, manifest: &Digest) -> Result<(Manifest, ImageCo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
     use xbuild_llb::{ExecOp, HistoryEntry, ImageConfig, NetworkMode, Security};
 
     fn run(def: &mut Definition, input: &Digest, cmd: &str) -> Digest {
@@ -580,7 +529,7 @@ mod tests {
         assert_eq!(m.layers.len(), 2);
         assert!(f.store.get_chain(&c.rootfs.diff_ids[0]).unwrap().is_some());
         // Back to the frontend's config, nothing is lost.
-        assert_eq!(image_config(c.config.as_ref().unwrap()), full_config());
+        assert_eq!(c.config.as_ref(), Some(&full_config()));
     }
 
     #[test]

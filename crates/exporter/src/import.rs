@@ -3,7 +3,7 @@
 use std::io::{BufReader, Read};
 
 use xbuild_cache::oci::{
-    ContainerConfig, Descriptor, History, ImageConfigFile, MEDIA_CONFIG, MEDIA_MANIFEST, Manifest,
+    Descriptor, History, ImageConfig, ImageConfigFile, MEDIA_CONFIG, MEDIA_MANIFEST, Manifest,
     RootFs,
 };
 use xbuild_cache::{DiffRecord, LayerRecord, Store};
@@ -46,7 +46,7 @@ pub fn import_rootfs(
     let config_file = ImageConfigFile {
         architecture: architecture.into(),
         author: None,
-        config: Some(ContainerConfig::default()),
+        config: Some(ImageConfig::default()),
         created: Some(created.into()),
         history: vec![History {
             created: Some(created.into()),

@@ -38,10 +38,7 @@ mod tarball;
 pub use compress::{Compression, decompress};
 pub use diff::{FileChange, diff_trees};
 pub use filesystem::{export_local, export_tar, write_tree};
-pub use image::{
-    BaseImage, BuiltImage, StepResult, base_image, build_image, container_config, image_config,
-    load_image, rfc3339,
-};
+pub use image::{BaseImage, BuiltImage, StepResult, base_image, build_image, load_image, rfc3339};
 pub use import::import_rootfs;
 pub use layer::{ExportOptions, dir_layer, layer_of, write_layer};
 pub use layout::{

@@ -256,29 +256,6 @@ pub struct RunSpec {
     pub devices: Vec<Word>,
 }
 
-/// HEALTHCHECK arguments.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "type")]
-pub enum HealthSpec {
-    /// `HEALTHCHECK NONE`: disable any inherited check.
-    None,
-    /// `HEALTHCHECK [flags] CMD …`.
-    Cmd {
-        /// `["CMD", args…]` (exec form) or `["CMD-SHELL", command]`.
-        test: Vec<String>,
-        /// `--interval` in nanoseconds (0: not set).
-        interval: i64,
-        /// `--timeout` in nanoseconds.
-        timeout: i64,
-        /// `--start-period` in nanoseconds.
-        start_period: i64,
-        /// `--start-interval` in nanoseconds.
-        start_interval: i64,
-        /// `--retries`.
-        retries: i64,
-    },
-}
-
 /// The instruction-specific part of an [`Instruction`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "instruction", content = "arguments", rename_all = "UPPERCASE")]
@@ -350,8 +327,9 @@ pub enum Command {
     Copy(CopySpec),
     /// `ADD`.
     Add(CopySpec),
-    /// `HEALTHCHECK`.
-    Healthcheck(HealthSpec),
+    /// `HEALTHCHECK`: the image config's health check it sets, as BuildKit's
+    /// `HealthCheckCommand` holds one (`NONE` is a test of `["NONE"]`; an unset flag is `None`).
+    Healthcheck(xbuild_llb::Healthcheck),
     /// `ONBUILD instruction`.
     Onbuild {
         /// The trigger instruction's keyword, upper case.

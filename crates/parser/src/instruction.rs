@@ -4,9 +4,10 @@
 use std::borrow::Cow;
 
 use crate::ast::{
-    ArgDecl, CmdLine, Command, CopySpec, Flag, HealthSpec, Heredoc, InlineSource, KeyValue,
-    RunSpec, Word,
+    ArgDecl, CmdLine, Command, CopySpec, Flag, Heredoc, InlineSource, KeyValue, RunSpec, Word,
 };
+use xbuild_llb::Healthcheck;
+
 use crate::gofmt;
 use crate::heredoc;
 use crate::node::{INSTRUCTIONS, Kind, Node};
@@ -710,7 +711,10 @@ fn healthcheck(
             b.push(d);
             return None;
         }
-        return Some(Command::Healthcheck(HealthSpec::None));
+        return Some(Command::Healthcheck(Healthcheck {
+            test: vec!["NONE".into()],
+            ..Healthcheck::default()
+        }));
     }
     let f = b.flags(flags, upper, HEALTH_FLAGS);
     if t != "CMD" {
@@ -742,13 +746,11 @@ fn healthcheck(
     }
     let mut test = vec![if node.json { "CMD" } else { "CMD-SHELL" }.to_string()];
     test.extend(cmd);
-    let mut dur = |name: &str| -> i64 {
-        let Some(w) = f.string(name) else { return 0 };
-        if w.text.is_empty() {
-            return 0;
-        }
+    // A flag left out, empty or zero is not set (`None`).
+    let mut dur = |name: &str| -> Option<i64> {
+        let w = f.string(name).filter(|w| !w.text.is_empty())?;
         match gofmt::parse_duration(&w.text) {
-            Ok(0) => 0,
+            Ok(0) => None,
             Ok(d) if d < 1_000_000 => {
                 b.push(
                     Diagnostic::error(
@@ -757,15 +759,15 @@ fn healthcheck(
                     )
                     .with_hint(format!("give --{name} at least 1ms, e.g. --{name}=30s")),
                 );
-                0
+                None
             }
-            Ok(d) => d,
+            Ok(d) => Some(d),
             Err(e) => {
                 b.push(
                     Diagnostic::error(w.span, e)
                         .with_hint(format!("write a duration such as --{name}=30s or 1m30s")),
                 );
-                0
+                None
             }
         }
     };
@@ -774,17 +776,18 @@ fn healthcheck(
     let start_period = dur("start-period");
     let start_interval = dur("start-interval");
     let retries = match f.string("retries") {
-        None => 0,
-        Some(w) if w.text.is_empty() => 0,
+        None => None,
+        Some(w) if w.text.is_empty() => None,
         Some(w) => match w.text.parse::<i32>() {
             Ok(n) if n < 0 => {
                 b.push(
                     Diagnostic::error(w.span, format!("--retries cannot be negative ({n})"))
                         .with_hint("give --retries a count of 0 or more"),
                 );
-                0
+                None
             }
-            Ok(n) => i64::from(n),
+            Ok(0) => None,
+            Ok(n) => Some(i64::from(n)),
             Err(_) => {
                 b.push(
                     Diagnostic::error(
@@ -796,11 +799,11 @@ fn healthcheck(
                     )
                     .with_hint("give --retries a whole number, e.g. --retries=3"),
                 );
-                0
+                None
             }
         },
     };
-    Some(Command::Healthcheck(HealthSpec::Cmd {
+    Some(Command::Healthcheck(Healthcheck {
         test,
         interval,
         timeout,

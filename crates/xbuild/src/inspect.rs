@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use xbuild_cache::oci::{ContainerConfig, Healthcheck, ImageConfigFile, Manifest};
+use xbuild_cache::oci::{Healthcheck, ImageConfig, ImageConfigFile, Manifest};
 use xbuild_llb::Digest;
 
 use crate::ImageDetails;
@@ -157,20 +157,29 @@ fn empty_list(l: &Option<Vec<String>>) -> bool {
     l.as_ref().is_none_or(Vec::is_empty)
 }
 
-impl From<&ContainerConfig> for DockerConfig {
-    fn from(c: &ContainerConfig) -> Self {
+impl From<&ImageConfig> for DockerConfig {
+    fn from(c: &ImageConfig) -> Self {
+        // Go prints a nil map or slice as `null`: what the stored config left out.
+        let set = |s: &std::collections::BTreeSet<String>| {
+            (!s.is_empty()).then(|| {
+                s.iter()
+                    .map(|k| (k.clone(), serde_json::json!({})))
+                    .collect::<BTreeMap<_, _>>()
+            })
+        };
+        let list = |l: &Vec<String>| (!l.is_empty()).then(|| l.clone());
         DockerConfig {
             user: c.user.clone(),
-            exposed_ports: c.exposed_ports.clone(),
-            env: c.env.clone(),
+            exposed_ports: set(&c.exposed_ports),
+            env: list(&c.env),
             cmd: c.cmd.clone(),
             healthcheck: c.healthcheck.clone(),
             args_escaped: c.args_escaped,
-            volumes: c.volumes.clone(),
+            volumes: set(&c.volumes),
             working_dir: c.working_dir.clone(),
             entrypoint: c.entrypoint.clone(),
-            on_build: c.on_build.clone(),
-            labels: c.labels.clone(),
+            on_build: list(&c.on_build),
+            labels: (!c.labels.is_empty()).then(|| c.labels.clone()),
             stop_signal: c.stop_signal.clone(),
             shell: c.shell.clone(),
             ..DockerConfig::default()
@@ -277,14 +286,14 @@ mod tests {
         let config = ImageConfigFile {
             architecture: "amd64".into(),
             author: Some("someone".into()),
-            config: Some(ContainerConfig {
+            config: Some(ImageConfig {
                 user: "1000:1000".into(),
-                env: Some(vec!["A=1".into()]),
+                env: vec!["A=1".into()],
                 cmd: Some(vec!["/bin/sh".into(), "-c".into(), "echo hello".into()]),
-                labels: Some(BTreeMap::from([("a".into(), "1".into())])),
+                labels: BTreeMap::from([("a".into(), "1".into())]),
                 working_dir: "/app".into(),
                 args_escaped: true,
-                ..ContainerConfig::default()
+                ..ImageConfig::default()
             }),
             created: Some("2026-01-01T00:00:00Z".into()),
             history: vec![History {

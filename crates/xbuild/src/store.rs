@@ -261,7 +261,7 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, Error> {
             .config
             .config
             .as_ref()
-            .and_then(|c| c.labels.clone())
+            .map(|c| c.labels.clone())
             .unwrap_or_default();
         let row = |repository: String, tag: String| ImageSummary {
             repository,
@@ -486,7 +486,7 @@ pub(crate) fn resolved_image(
     ResolvedImage {
         reference,
         digest: manifest,
-        config: xbuild_exporter::image_config(&c.config.unwrap_or_default()),
+        config: c.config.unwrap_or_default(),
         history: c
             .history
             .into_iter()
@@ -527,15 +527,15 @@ fn rustix_is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xbuild_cache::oci::{ContainerConfig, History, MEDIA_CONFIG, MEDIA_MANIFEST, RootFs};
+    use xbuild_cache::oci::{History, ImageConfig, MEDIA_CONFIG, MEDIA_MANIFEST, RootFs};
 
     fn put_image(store: &Store, on_build: Vec<String>, created: &str) -> Digest {
         let config = ImageConfigFile {
             architecture: "amd64".into(),
-            config: Some(ContainerConfig {
-                on_build: Some(on_build),
+            config: Some(ImageConfig {
+                on_build,
                 cmd: Some(vec!["sh".into()]),
-                ..ContainerConfig::default()
+                ..ImageConfig::default()
             }),
             created: Some(created.into()),
             history: vec![History {

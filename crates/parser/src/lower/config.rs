@@ -9,7 +9,7 @@ use xbuild_llb::{FileAction, FileOp, Healthcheck, MkdirAction, Op};
 use super::expand::expansion_error;
 use super::paths::{chown_lookup_name, normalize_workdir, parse_chown};
 use super::{Lowerer, StageCtx, StageOut, history};
-use crate::ast::{ArgDecl, CmdLine, HealthSpec, Instruction, KeyValue, Word};
+use crate::ast::{ArgDecl, CmdLine, Instruction, KeyValue, Word};
 use crate::gofmt;
 use crate::span::Diagnostic;
 
@@ -291,28 +291,7 @@ pub(super) fn entrypoint(out: &mut StageOut, ctx: &StageCtx, cmd: &CmdLine) {
 }
 
 /// HEALTHCHECK, with its history line as Go prints the config struct.
-pub(super) fn healthcheck(out: &mut StageOut, h: &HealthSpec) {
-    let hc = match h {
-        HealthSpec::None => Healthcheck {
-            test: vec!["NONE".into()],
-            ..Default::default()
-        },
-        HealthSpec::Cmd {
-            test,
-            interval,
-            timeout,
-            start_period,
-            start_interval,
-            retries,
-        } => Healthcheck {
-            test: test.clone(),
-            interval: (*interval != 0).then_some(*interval),
-            timeout: (*timeout != 0).then_some(*timeout),
-            start_period: (*start_period != 0).then_some(*start_period),
-            start_interval: (*start_interval != 0).then_some(*start_interval),
-            retries: (*retries != 0).then_some(*retries),
-        },
-    };
+pub(super) fn healthcheck(out: &mut StageOut, hc: &Healthcheck) {
     let mut text = format!(
         "HEALTHCHECK &{{{} {} {} {}",
         gofmt::quote_list(&hc.test),
@@ -328,7 +307,7 @@ pub(super) fn healthcheck(out: &mut StageOut, h: &HealthSpec) {
         gofmt::quote_rune(hc.retries.unwrap_or(0))
     ));
     out.history.push(history(text, false));
-    out.config.healthcheck = Some(hc);
+    out.config.healthcheck = Some(hc.clone());
 }
 
 /// ONBUILD: a trigger for the stages and images built on this one.
