@@ -120,13 +120,8 @@ pub enum Error {
     #[error(transparent)]
     Conflict(#[from] Conflict),
     /// An image name that is not a valid `name[:tag]` reference.
-    #[error("{reason}")]
-    Reference {
-        /// The name, as given.
-        name: String,
-        /// Why it is not valid (naming the name).
-        reason: String,
-    },
+    #[error(transparent)]
+    Reference(#[from] crate::TagError),
     /// An image, or a pinned reference to one, that cannot be used as asked.
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -290,13 +285,8 @@ pub enum OutputError {
         kind: String,
     },
     /// A `name=` that is not a valid image reference.
-    #[error("name={name}: {reason}")]
-    Name {
-        /// The name, as given.
-        name: String,
-        /// Why it is not valid.
-        reason: String,
-    },
+    #[error("name={name}: {0}", name = .0.name())]
+    Name(crate::TagError),
 }
 
 /// The syntax a cache spec takes, for messages.
@@ -330,13 +320,8 @@ pub enum CacheSpecError {
     #[error("type=registry needs ref=")]
     MissingRef,
     /// A reference (`ref=`, or the bare spec) that is not valid.
-    #[error("{reason}")]
-    Reference {
-        /// The reference, as given.
-        reference: String,
-        /// Why it is not valid (naming the reference).
-        reason: String,
-    },
+    #[error("{0}")]
+    Reference(crate::TagError),
     /// `src=`/`dest=` on a registry cache.
     #[error("src=/dest= belong to type=local")]
     DirOnRegistry,
@@ -598,7 +583,7 @@ impl Error {
                 | Error::Frontend { .. }
                 | Error::SourceDateEpoch(_)
                 | Error::Conflict(_)
-                | Error::Reference { .. }
+                | Error::Reference(_)
                 | Error::Image(_)
                 | Error::Filter { .. }
                 | Error::BadContext(_)
@@ -686,5 +671,46 @@ mod tests {
         let e = Error::NoSuchImage("x".into());
         assert_eq!(e.option(), None);
         assert!(!e.is_usage());
+    }
+
+    #[test]
+    fn a_bad_reference_keeps_its_typed_cause() {
+        use crate::TagError;
+        use xbuild_llb::reference::ReferenceError;
+        let e = crate::CacheSpec::parse_from("type=registry,ref=Bad:1").unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::CacheSpec {
+                    option: OptionName::CacheFrom,
+                    problem: CacheSpecError::Reference(TagError::Grammar {
+                        problem: ReferenceError::Uppercase(_),
+                        ..
+                    }),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = crate::OutputSpec::parse("type=image,name=app:-x").unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::Output {
+                    problem: OutputError::Name(TagError::Tag { tag, .. }),
+                    ..
+                } if tag == "-x"
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .ends_with("name=app:-x: invalid reference format \"app:-x\": invalid tag \"-x\""),
+            "{e}"
+        );
+        let e = Error::from(crate::Reference::parse("a@sha256:00").unwrap_err());
+        assert!(matches!(&e, Error::Reference(TagError::Digest(n)) if n == "a@sha256:00"));
+        assert!(e.is_usage());
+        assert_eq!(e.option(), None);
     }
 }
