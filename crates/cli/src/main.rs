@@ -1548,7 +1548,7 @@ mod tests {
         assert_eq!(exit_code(&e), 1, "as before: not a usage error");
         let e = xbuild::Error::from(R::Lost {
             addr: "w:1".into(),
-            message: "gone".into(),
+            cause: xbuild::worker::LostCause::NoOutcome,
         });
         assert_eq!(library_message(&e), e.to_string());
         let e = anyhow::Error::from(xbuild_worker::Error::from(

@@ -45,35 +45,37 @@ pub const MANIFEST_DIGEST_FEATURE: &str = "manifest-digest";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The worker could not be reached.
-    #[error("worker {addr}: cannot connect: {message}")]
+    #[error("worker {addr}: cannot connect: {source}")]
     Connect {
         /// The worker's address.
         addr: String,
         /// Why.
-        message: String,
+        source: ConnectError,
     },
     /// The connection broke before the build finished (the worker died or was stopped).
-    #[error("worker {addr}: the connection was lost before the build finished: {message}")]
+    #[error("worker {addr}: the connection was lost before the build finished: {cause}")]
     Lost {
         /// The worker's address.
         addr: String,
-        /// Why.
-        message: String,
+        /// How it broke.
+        cause: LostCause,
     },
-    /// The worker refused the client (authentication) or the request.
-    #[error("worker {addr} refused the build: {message}")]
+    /// The worker refused the client (authentication) or the request: it ended the call with
+    /// `Unauthenticated` or `PermissionDenied`.
+    #[error("worker {addr} refused the build: {status}")]
     Refused {
         /// The worker's address.
         addr: String,
-        /// Why.
-        message: String,
+        /// The status it ended the call with.
+        status: WorkerStatus,
     },
     /// The build ran on the worker and failed there.
     #[error("worker {addr}: {message}")]
     Failed {
         /// The worker's address.
         addr: String,
-        /// The worker's error.
+        /// The worker's error, as the protocol carries it: text (`Outcome.error`), worded by
+        /// the worker.
         message: String,
     },
     /// The local content store failed while an image came back.
@@ -143,6 +145,61 @@ impl Error {
     /// the connection broke mid-build.
     pub fn retryable(&self) -> bool {
         matches!(self, Error::Connect { .. } | Error::Lost { .. })
+    }
+}
+
+/// Why a worker could not be reached ([`Error::Connect`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The transport failed (name resolution, TCP, TLS); the message is the whole chain of
+    /// causes, since the transport's own is only "transport error".
+    #[error("{}", chain(.0))]
+    Transport(#[source] tonic::transport::Error),
+    /// The task making the connection panicked or was cancelled.
+    #[error("{0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// `e` and its causes, joined by `: `.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// How a connection to a worker broke before the build finished ([`Error::Lost`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LostCause {
+    /// The call ended with a gRPC status other than a refusal.
+    #[error("{0}")]
+    Status(WorkerStatus),
+    /// The worker ended its answer without the build's outcome.
+    #[error("the worker ended the build without an outcome")]
+    NoOutcome,
+}
+
+/// The gRPC status a worker ended a call with: its code and message (the message, or the
+/// code's name when the message is empty).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", if message.is_empty() { format!("{code:?}") } else { message.clone() })]
+pub struct WorkerStatus {
+    /// The status code.
+    pub code: tonic::Code,
+    /// The message (empty when the worker gave none).
+    pub message: String,
+}
+
+impl From<&tonic::Status> for WorkerStatus {
+    fn from(s: &tonic::Status) -> Self {
+        WorkerStatus {
+            code: s.code(),
+            message: s.message().to_string(),
+        }
     }
 }
 
