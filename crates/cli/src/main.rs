@@ -295,6 +295,40 @@ struct WorkerArgs {
     allow_insecure_entitlement: Vec<String>,
 }
 
+/// The `--remote*` flags as the library's settings of a remote build (whose rules are
+/// [`Remote::check`]'s).
+impl From<RemoteArgs> for Remote {
+    fn from(a: RemoteArgs) -> Self {
+        Remote {
+            addrs: a.remote,
+            tls_ca: a.remote_tls_ca,
+            cert: a.remote_cert,
+            key: a.remote_key,
+            token_file: a.remote_token_file,
+        }
+    }
+}
+
+/// The `xbuild worker` flags as the library's settings of a worker (whose rules are
+/// [`WorkerOptions::check`](xbuild_worker::WorkerOptions::check)'s); `--max-parallel` is the
+/// builder's.
+impl From<WorkerArgs> for xbuild_worker::WorkerOptions {
+    fn from(a: WorkerArgs) -> Self {
+        xbuild_worker::WorkerOptions {
+            listen: a.listen,
+            cache_registry: a.cache_registry,
+            max_context_size: a.max_context_size,
+            tls_cert: a.tls_cert,
+            tls_key: a.tls_key,
+            tls_client_ca: a.tls_client_ca,
+            token_file: a.token_file,
+            insecure: a.insecure,
+            allow_unauthenticated: a.allow_unauthenticated,
+            entitlements: a.allow_insecure_entitlement,
+        }
+    }
+}
+
 #[derive(Args)]
 struct ImportArgs {
     /// The tarball (`-` for stdin).
@@ -794,13 +828,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // Ctrl-C cancels the build: its running steps' containers are killed and every
             // mount and snapshot they held is released before xbuild exits.
             let cancel = opts.cancel.clone();
-            let remote = Remote {
-                addrs: remote.remote,
-                tls_ca: remote.remote_tls_ca,
-                cert: remote.remote_cert,
-                key: remote.remote_key,
-                token_file: remote.remote_token_file,
-            };
+            let remote = Remote::from(remote);
             let result = rt.block_on(async {
                 let build = async {
                     let r = match client::build_here_or_remote(&builder, &opts, &remote).await? {
@@ -1341,21 +1369,9 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
 /// `xbuild worker`: serves until interrupted.
 fn worker(builder: Builder, a: WorkerArgs, rt: tokio::runtime::Runtime) -> Result<()> {
     let builder = builder.with_max_parallel_steps(a.max_parallel);
-    let opts = xbuild_worker::WorkerOptions {
-        listen: a.listen,
-        cache_registry: a.cache_registry,
-        max_context_size: a.max_context_size,
-        tls_cert: a.tls_cert,
-        tls_key: a.tls_key,
-        tls_client_ca: a.tls_client_ca,
-        token_file: a.token_file,
-        insecure: a.insecure,
-        allow_unauthenticated: a.allow_unauthenticated,
-        entitlements: a.allow_insecure_entitlement,
-    };
     rt.block_on(xbuild_worker::serve(
         builder,
-        opts,
+        a.into(),
         |addr| eprintln!("xbuild worker listening on {addr}"),
         async {
             let _ = tokio::signal::ctrl_c().await;
@@ -1565,6 +1581,30 @@ mod tests {
             describe(&e).starts_with("error: --listen 0.0.0.0:7443: plain TCP"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn remote_flags_become_the_librarys_settings() {
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            remote: RemoteArgs,
+        }
+        let flags = Flags::try_parse_from([
+            "build",
+            "--remote",
+            "a:1,b:2",
+            "--remote-tls-ca",
+            "ca.pem",
+            "--remote-token-file",
+            "t",
+        ])
+        .unwrap();
+        let r = Remote::from(flags.remote);
+        assert_eq!(r.addrs, ["a:1", "b:2"]);
+        assert_eq!(r.tls_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(r.token_file, Some(PathBuf::from("t")));
+        assert_eq!((r.cert, r.key), (None, None));
     }
 
     #[test]
