@@ -199,8 +199,9 @@ pub enum Error {
     },
 }
 
-/// An option of a build, as errors name it. A command line naming its options by flags can
-/// swap the name for its flag (see [`Error::option`]).
+/// An option of a build, of a remote build or of a worker, as errors name it. A command line
+/// naming its options by flags can swap the name for its flag (see [`Error::option`] and, for
+/// the files of remote builds and workers, `worker::OptionFileError::option`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OptionName {
     /// [`BuildOptions::outputs`](crate::BuildOptions::outputs).
@@ -226,6 +227,22 @@ pub enum OptionName {
     /// The size limit of a build context read from standard input
     /// ([`context_input::from_stdin`](crate::context_input::from_stdin)'s `max_size`).
     MaxContextSize,
+    /// A remote build's CA of the workers' certificates (`worker::Remote::tls_ca`).
+    RemoteTlsCa,
+    /// A remote build's client certificate (`worker::Remote::cert`).
+    RemoteCert,
+    /// A remote build's client key (`worker::Remote::key`).
+    RemoteKey,
+    /// A remote build's bearer token file (`worker::Remote::token_file`).
+    RemoteTokenFile,
+    /// A worker's server certificate (the `xbuild-worker` crate's `WorkerOptions::tls_cert`).
+    WorkerTlsCert,
+    /// A worker's server key (`WorkerOptions::tls_key`).
+    WorkerTlsKey,
+    /// A worker's CA of client certificates (`WorkerOptions::tls_client_ca`).
+    WorkerTlsClientCa,
+    /// A worker's bearer token file (`WorkerOptions::token_file`).
+    WorkerTokenFile,
 }
 
 impl std::fmt::Display for OptionName {
@@ -242,6 +259,14 @@ impl std::fmt::Display for OptionName {
             OptionName::Platform => "platform",
             OptionName::Dockerfile => "Dockerfile path",
             OptionName::MaxContextSize => "context size limit",
+            OptionName::RemoteTlsCa => "workers' TLS CA",
+            OptionName::RemoteCert => "client TLS certificate",
+            OptionName::RemoteKey => "client TLS key",
+            OptionName::RemoteTokenFile => "bearer token file",
+            OptionName::WorkerTlsCert => "TLS server certificate",
+            OptionName::WorkerTlsKey => "TLS server key",
+            OptionName::WorkerTlsClientCa => "TLS client CA",
+            OptionName::WorkerTokenFile => "bearer token file",
         })
     }
 }

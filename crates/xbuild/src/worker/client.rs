@@ -23,9 +23,9 @@ use super::proto::{
 };
 use super::{
     ConnectError, Error, FEATURES_HEADER, LostCause, MANIFEST_DIGEST_FEATURE, ProtocolViolation,
-    RemoteUnsupported, TlsProblem, WorkerStatus, install_crypto, read_flag_file, read_token,
+    RemoteUnsupported, TlsProblem, WorkerStatus, install_crypto, read_option_file, read_token,
 };
-use crate::{BuildOptions, BuildResult, Builder, OutputSpec, Timings};
+use crate::{BuildOptions, BuildResult, Builder, OptionName, OutputSpec, Timings};
 
 /// Where the workers are and how to authenticate to them.
 #[derive(Clone, Debug, Default)]
@@ -346,15 +346,14 @@ async fn connect(addr: &str, remote: &Remote) -> Result<Channel, Error> {
     };
     let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(bad)?;
     if let Some(ca) = &remote.tls_ca {
-        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read_flag_file(
-            "--remote-tls-ca",
-            ca,
-        )?));
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(
+            read_option_file(OptionName::RemoteTlsCa, ca)?,
+        ));
         // `Remote::check` refused a certificate without its key and the other way round.
         if let (Some(c), Some(k)) = (&remote.cert, &remote.key) {
             tls = tls.identity(Identity::from_pem(
-                read_flag_file("--remote-cert", c)?,
-                read_flag_file("--remote-key", k)?,
+                read_option_file(OptionName::RemoteCert, c)?,
+                read_option_file(OptionName::RemoteKey, k)?,
             ));
         }
         endpoint = endpoint.tls_config(tls).map_err(bad)?;
@@ -405,7 +404,7 @@ async fn build_on(
     };
     let token = match &remote.token_file {
         Some(f) => {
-            let t = read_token("--remote-token-file", f)?;
+            let t = read_token(OptionName::RemoteTokenFile, f)?;
             Some(
                 MetadataValue::try_from(format!("Bearer {t}"))
                     .map_err(|_| Error::BadToken { path: f.clone() })?,

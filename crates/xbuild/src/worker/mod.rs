@@ -36,6 +36,8 @@ pub mod proto {
 
 use std::path::{Path, PathBuf};
 
+use crate::OptionName;
+
 /// The response header in which a worker lists the protocol features it has.
 pub const FEATURES_HEADER: &str = "xbuild-features";
 /// The feature of a worker that takes the manifest's digest first (see `proto/worker.proto`).
@@ -127,9 +129,9 @@ pub enum Error {
         /// Why it ended.
         source: tokio::task::JoinError,
     },
-    /// A certificate, key or token file named by a flag cannot be used.
+    /// A certificate, key or token file named by an option cannot be used.
     #[error(transparent)]
-    FlagFile(#[from] FlagFileError),
+    OptionFile(#[from] OptionFileError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -391,47 +393,60 @@ impl From<Error> for crate::Error {
     }
 }
 
-/// A certificate, key or token file, named by a flag, that cannot be used (client and worker
-/// read them alike).
+/// A certificate, key or token file, named by an option of a remote build or a worker, that
+/// cannot be used (client and worker read them alike). The message starts with the option's
+/// name ([`OptionName`]'s `Display`); a command line may swap it for its flag.
 #[derive(Debug, thiserror::Error)]
-pub enum FlagFileError {
+pub enum OptionFileError {
     /// The file cannot be read.
-    #[error("{flag} {}: {source}", path.display())]
+    #[error("{option} {}: {source}", path.display())]
     Unreadable {
-        /// The flag that named it (`--tls-cert`).
-        flag: String,
+        /// The option that named it ([`OptionName::WorkerTlsCert`], …).
+        option: OptionName,
         /// The file.
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
     },
     /// A token file whose first line is empty.
-    #[error("{flag} {}: the file holds no token", path.display())]
+    #[error("{option} {}: the file holds no token", path.display())]
     NoToken {
-        /// The flag that named it (`--token-file`).
-        flag: String,
+        /// The option that named it ([`OptionName::RemoteTokenFile`] or
+        /// [`OptionName::WorkerTokenFile`]).
+        option: OptionName,
         /// The file.
         path: PathBuf,
     },
 }
 
-/// Reads a file named by the flag `flag`, saying which flag when it cannot.
-pub fn read_flag_file(flag: &str, path: &Path) -> Result<Vec<u8>, FlagFileError> {
-    std::fs::read(path).map_err(|source| FlagFileError::Unreadable {
-        flag: flag.to_string(),
+impl OptionFileError {
+    /// The option that named the file.
+    pub fn option(&self) -> OptionName {
+        match self {
+            OptionFileError::Unreadable { option, .. }
+            | OptionFileError::NoToken { option, .. } => *option,
+        }
+    }
+}
+
+/// Reads a file named by the option `option`, saying which option when it cannot.
+pub fn read_option_file(option: OptionName, path: &Path) -> Result<Vec<u8>, OptionFileError> {
+    std::fs::read(path).map_err(|source| OptionFileError::Unreadable {
+        option,
         path: path.to_path_buf(),
         source,
     })
 }
 
-/// Reads a bearer token file: its first line, which must not be empty.
-pub fn read_token(flag: &str, path: &Path) -> Result<String, FlagFileError> {
-    let bytes = read_flag_file(flag, path)?;
+/// Reads a bearer token file, named by the option `option`: its first line, which must not be
+/// empty.
+pub fn read_token(option: OptionName, path: &Path) -> Result<String, OptionFileError> {
+    let bytes = read_option_file(option, path)?;
     let text = String::from_utf8_lossy(&bytes);
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.is_empty() {
-        return Err(FlagFileError::NoToken {
-            flag: flag.to_string(),
+        return Err(OptionFileError::NoToken {
+            option,
             path: path.to_path_buf(),
         });
     }
