@@ -295,6 +295,41 @@ struct WorkerArgs {
     allow_insecure_entitlement: Vec<String>,
 }
 
+/// The `--remote*` flags as the library's settings of a remote build (whose rules are
+/// [`Remote::check`]'s).
+impl From<RemoteArgs> for Remote {
+    fn from(a: RemoteArgs) -> Self {
+        Remote {
+            addrs: a.remote,
+            tls_ca: a.remote_tls_ca,
+            cert: a.remote_cert,
+            key: a.remote_key,
+            token_file: a.remote_token_file,
+        }
+    }
+}
+
+/// The `xbuild worker` flags as the library's settings of a worker (whose rules are
+/// [`WorkerOptions::check`](xbuild_worker::WorkerOptions::check)'s); `--max-parallel` is the
+/// builder's. The errors sent to clients name the worker's settings by these flags.
+impl From<WorkerArgs> for xbuild_worker::WorkerOptions {
+    fn from(a: WorkerArgs) -> Self {
+        xbuild_worker::WorkerOptions {
+            listen: a.listen,
+            cache_registry: a.cache_registry,
+            max_context_size: a.max_context_size,
+            tls_cert: a.tls_cert,
+            tls_key: a.tls_key,
+            tls_client_ca: a.tls_client_ca,
+            token_file: a.token_file,
+            insecure: a.insecure,
+            allow_unauthenticated: a.allow_unauthenticated,
+            entitlements: a.allow_insecure_entitlement,
+            describe: |e| worker_message(e).unwrap_or_else(|| e.to_string()),
+        }
+    }
+}
+
 #[derive(Args)]
 struct ImportArgs {
     /// The tarball (`-` for stdin).
@@ -602,6 +637,25 @@ fn flag(option: xbuild::OptionName) -> &'static str {
         O::Platform => "--platform",
         O::Dockerfile => "-f",
         O::MaxContextSize => "--max-context-size",
+        O::RemoteTlsCa => "--remote-tls-ca",
+        O::RemoteCert => "--remote-cert",
+        O::RemoteKey => "--remote-key",
+        O::RemoteTokenFile => "--remote-token-file",
+        O::WorkerTlsCert => "--tls-cert",
+        O::WorkerTlsKey => "--tls-key",
+        O::WorkerTlsClientCa => "--tls-client-ca",
+        O::WorkerTokenFile => "--token-file",
+    }
+}
+
+/// A certificate, key or token file's error, naming the file by the flag that gave it (the
+/// library's message starts with the option's name).
+fn option_file_message(e: &xbuild::worker::OptionFileError) -> String {
+    let text = e.to_string();
+    let option = e.option();
+    match text.strip_prefix(&option.to_string()) {
+        Some(rest) => format!("{}{rest}", flag(option)),
+        None => text,
     }
 }
 
@@ -633,12 +687,14 @@ fn remote_message(e: &xbuild::worker::Error) -> Option<String> {
             "--remote-token-file {}: not a valid bearer token",
             path.display()
         ),
+        E::OptionFile(f) => option_file_message(f),
         _ => return None,
     })
 }
 
 /// An error of `xbuild worker` as the command line words it, for those about settings that
-/// have a flag; `None` for the others, whose library message stands.
+/// have a flag; `None` for the others, whose library message stands. The worker also words
+/// the errors it sends its clients so ([`WorkerOptions::describe`](xbuild_worker::WorkerOptions::describe)).
 fn worker_message(e: &xbuild_worker::Error) -> Option<String> {
     use xbuild_worker::{Error as E, TlsSetup as T};
     Some(match e {
@@ -651,6 +707,18 @@ fn worker_message(e: &xbuild_worker::Error) -> Option<String> {
             "--listen {addr}: plain TCP is only served on loopback; give --tls-cert and --tls-key, or --insecure"
         ),
         E::Listen { addr, source } => format!("--listen {addr}: {source}"),
+        E::OptionFile(f) => option_file_message(f),
+        E::Unauthenticated { addr } => format!(
+            "--listen {addr}: TLS without --tls-client-ca or --token-file lets anyone who reaches {addr} run builds as root on this machine; require client certificates (--tls-client-ca CA.pem) or a token (--token-file FILE), or pass --allow-unauthenticated to serve anyone"
+        ),
+        // Sent to the client, whose user learns how this worker is to be started.
+        E::EntitlementNotAllowed { name } => format!(
+            "granting entitlement {name} is not allowed by this worker's configuration: start the worker with --allow-insecure-entitlement {name}, or build without --allow {name}"
+        ),
+        E::TokenRequired => "a valid bearer token is required (--remote-token-file)".into(),
+        E::ContextTooLarge { bytes, limit } => format!(
+            "the build context holds {bytes} bytes of files, over this worker's --max-context-size of {limit} bytes; leave files out with a .dockerignore"
+        ),
         _ => return None,
     })
 }
@@ -794,13 +862,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // Ctrl-C cancels the build: its running steps' containers are killed and every
             // mount and snapshot they held is released before xbuild exits.
             let cancel = opts.cancel.clone();
-            let remote = Remote {
-                addrs: remote.remote,
-                tls_ca: remote.remote_tls_ca,
-                cert: remote.remote_cert,
-                key: remote.remote_key,
-                token_file: remote.remote_token_file,
-            };
+            let remote = Remote::from(remote);
             let result = rt.block_on(async {
                 let build = async {
                     let r = match client::build_here_or_remote(&builder, &opts, &remote).await? {
@@ -1341,21 +1403,9 @@ fn debug(builder: &Builder, command: DebugCommand) -> Result<ExitCode> {
 /// `xbuild worker`: serves until interrupted.
 fn worker(builder: Builder, a: WorkerArgs, rt: tokio::runtime::Runtime) -> Result<()> {
     let builder = builder.with_max_parallel_steps(a.max_parallel);
-    let opts = xbuild_worker::WorkerOptions {
-        listen: a.listen,
-        cache_registry: a.cache_registry,
-        max_context_size: a.max_context_size,
-        tls_cert: a.tls_cert,
-        tls_key: a.tls_key,
-        tls_client_ca: a.tls_client_ca,
-        token_file: a.token_file,
-        insecure: a.insecure,
-        allow_unauthenticated: a.allow_unauthenticated,
-        entitlements: a.allow_insecure_entitlement,
-    };
     rt.block_on(xbuild_worker::serve(
         builder,
-        opts,
+        a.into(),
         |addr| eprintln!("xbuild worker listening on {addr}"),
         async {
             let _ = tokio::signal::ctrl_c().await;
@@ -1548,7 +1598,7 @@ mod tests {
         assert_eq!(exit_code(&e), 1, "as before: not a usage error");
         let e = xbuild::Error::from(R::Lost {
             addr: "w:1".into(),
-            message: "gone".into(),
+            cause: xbuild::worker::LostCause::NoOutcome,
         });
         assert_eq!(library_message(&e), e.to_string());
         let e = anyhow::Error::from(xbuild_worker::Error::from(
@@ -1565,6 +1615,104 @@ mod tests {
             describe(&e).starts_with("error: --listen 0.0.0.0:7443: plain TCP"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn files_named_by_options_are_named_by_their_flags() {
+        use xbuild::OptionName;
+        use xbuild::worker::{Error as R, OptionFileError, read_token};
+        let missing = std::path::Path::new("/nonexistent/xbuild-token");
+        let e = read_token(OptionName::RemoteTokenFile, missing).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                OptionFileError::Unreadable {
+                    option: OptionName::RemoteTokenFile,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(!e.to_string().contains("--"), "library terms: {e}");
+        let e = anyhow::Error::from(xbuild::Error::from(R::from(e)));
+        assert!(
+            describe(&e).starts_with("error: --remote-token-file /nonexistent/xbuild-token: "),
+            "{}",
+            describe(&e)
+        );
+        let e = read_token(OptionName::WorkerTlsClientCa, missing).unwrap_err();
+        let e = anyhow::Error::from(xbuild_worker::Error::from(e));
+        assert!(
+            describe(&e).starts_with("error: --tls-client-ca /nonexistent/xbuild-token: "),
+            "{}",
+            describe(&e)
+        );
+    }
+
+    #[test]
+    fn worker_refusals_name_the_workers_flags() {
+        use xbuild_worker::Error as W;
+        let e = W::Unauthenticated {
+            addr: "0.0.0.0:7443".parse().unwrap(),
+        };
+        assert!(!e.to_string().contains("--"), "library terms: {e}");
+        let text = describe(&anyhow::Error::from(e));
+        assert!(
+            text.contains("--allow-unauthenticated") && text.contains("--tls-client-ca"),
+            "{text}"
+        );
+        // What a client is sent is worded by the options `xbuild worker` serves with.
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            worker: WorkerArgs,
+        }
+        let flags = Flags::try_parse_from(["worker", "--listen", "127.0.0.1:0"]).unwrap();
+        let opts = xbuild_worker::WorkerOptions::from(flags.worker);
+        let e = W::EntitlementNotAllowed {
+            name: "network.host".into(),
+        };
+        assert!(!e.to_string().contains("--"), "library terms: {e}");
+        assert!(
+            (opts.describe)(&e)
+                .contains("start the worker with --allow-insecure-entitlement network.host"),
+            "{}",
+            (opts.describe)(&e)
+        );
+        let e = W::ContextTooLarge { bytes: 2, limit: 1 };
+        assert!(!e.to_string().contains("--"), "library terms: {e}");
+        assert!((opts.describe)(&e).contains("--max-context-size of 1 bytes"));
+        let e = W::UnknownEntitlement { name: "x".into() };
+        assert_eq!((opts.describe)(&e), e.to_string());
+        let library = xbuild_worker::WorkerOptions::new("127.0.0.1:0".parse().unwrap());
+        assert_eq!(
+            (library.describe)(&W::TokenRequired),
+            "a valid bearer token is required"
+        );
+    }
+
+    #[test]
+    fn remote_flags_become_the_librarys_settings() {
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            remote: RemoteArgs,
+        }
+        let flags = Flags::try_parse_from([
+            "build",
+            "--remote",
+            "a:1,b:2",
+            "--remote-tls-ca",
+            "ca.pem",
+            "--remote-token-file",
+            "t",
+        ])
+        .unwrap();
+        let r = Remote::from(flags.remote);
+        assert_eq!(r.addrs, ["a:1", "b:2"]);
+        assert_eq!(r.tls_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(r.token_file, Some(PathBuf::from("t")));
+        assert_eq!((r.cert, r.key), (None, None));
     }
 
     #[test]

@@ -36,24 +36,41 @@ pub enum Error {
         /// The transport error.
         source: tonic::transport::Error,
     },
-    /// A certificate, key or token file named by a flag cannot be used.
+    /// A certificate, key or token file named by an option cannot be used.
     #[error(transparent)]
-    FlagFile(#[from] xbuild::worker::FlagFileError),
-    /// TLS without client authentication on an address others can reach.
+    OptionFile(#[from] xbuild::worker::OptionFileError),
+    /// No client authentication on an address others can reach, without
+    /// [`WorkerOptions::allow_unauthenticated`](crate::WorkerOptions::allow_unauthenticated).
     #[error(
-        "--listen {addr}: TLS without --tls-client-ca or --token-file lets anyone who reaches {addr} run builds as root on this machine; require client certificates (--tls-client-ca CA.pem) or a token (--token-file FILE), or pass --allow-unauthenticated to serve anyone"
+        "listening on {addr}: serving without client authentication lets anyone who reaches {addr} run builds as root on this machine; require client certificates (a TLS client CA) or a bearer token file, or allow unauthenticated clients explicitly to serve anyone"
     )]
     Unauthenticated {
         /// The address asked for.
         addr: SocketAddr,
     },
-    /// The client asked for an entitlement this worker was not started with.
+    /// The client asked for an entitlement this worker was not started with
+    /// ([`WorkerOptions::entitlements`](crate::WorkerOptions::entitlements)).
     #[error(
-        "granting entitlement {name} is not allowed by this worker's configuration: start the worker with --allow-insecure-entitlement {name}, or build without --allow {name}"
+        "granting entitlement {name} is not allowed by this worker's configuration: start the worker with entitlement {name} allowed, or build without entitlement {name}"
     )]
     EntitlementNotAllowed {
         /// The entitlement (`security.insecure`, `network.host`).
         name: String,
+    },
+    /// A request without the bearer token this worker requires
+    /// ([`WorkerOptions::token_file`](crate::WorkerOptions::token_file)).
+    #[error("a valid bearer token is required")]
+    TokenRequired,
+    /// A build context holding more file bytes than this worker takes
+    /// ([`WorkerOptions::max_context_size`](crate::WorkerOptions::max_context_size)).
+    #[error(
+        "the build context holds {bytes} bytes of files, over this worker's context size limit of {limit} bytes; leave files out with a .dockerignore"
+    )]
+    ContextTooLarge {
+        /// The context's file bytes.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
     },
     /// An entitlement name the worker does not know.
     #[error("unknown entitlement {name:?}: expected security.insecure or network.host")]

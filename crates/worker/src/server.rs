@@ -22,10 +22,10 @@ use xbuild::worker::proto::{
     self, ClientMessage, Need, Outcome, OutputData, WorkerMessage, client_message, output,
     worker_message, worker_server,
 };
-use xbuild::worker::{install_crypto, read_flag_file, read_token};
+use xbuild::worker::{install_crypto, read_option_file, read_token};
 use xbuild::{
-    BuildOptions, Builder, CacheMode, CacheSpec, CancellationToken, Compression, OutputSpec,
-    SharedSink,
+    BuildOptions, Builder, CacheMode, CacheSpec, CancellationToken, Compression, OptionName,
+    OutputSpec, SharedSink,
 };
 
 use crate::context::{self, FileStore};
@@ -53,9 +53,14 @@ pub struct WorkerOptions {
     /// Serve clients that present no certificate and no token on an address other than
     /// loopback (anyone who reaches it runs builds as root).
     pub allow_unauthenticated: bool,
-    /// The entitlements clients may be granted (`--allow-insecure-entitlement`):
-    /// `security.insecure`, `network.host`.
+    /// The entitlements clients may be granted: `security.insecure`, `network.host`.
     pub entitlements: Vec<String>,
+    /// How a request's error is worded to the client (it sends the text): [`Error`]'s
+    /// `Display` by default, in this crate's terms. An embedder that names the worker's
+    /// settings its own way (a command line, by its flags) words them here, for the client's
+    /// user to know which setting of the worker refused them
+    /// ([`Error::EntitlementNotAllowed`]).
+    pub describe: fn(&Error) -> String,
 }
 
 impl WorkerOptions {
@@ -72,6 +77,7 @@ impl WorkerOptions {
             insecure: false,
             allow_unauthenticated: false,
             entitlements: Vec::new(),
+            describe: Error::to_string,
         }
     }
 
@@ -123,27 +129,27 @@ pub async fn serve(
     if opts.allow_unauthenticated && !opts.authenticated() && !opts.listen.ip().is_loopback() {
         tracing::warn!(
             listen = %opts.listen,
-            "serving builds without client authentication (--allow-unauthenticated): anyone who reaches this address runs builds as root on this machine"
+            "serving builds without client authentication (allow_unauthenticated): anyone who reaches this address runs builds as root on this machine"
         );
     }
     let mut server = Server::builder();
     // `WorkerOptions::check` refused a certificate without its key and the other way round.
     if let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) {
         let identity = Identity::from_pem(
-            read_flag_file("--tls-cert", cert)?,
-            read_flag_file("--tls-key", key)?,
+            read_option_file(OptionName::WorkerTlsCert, cert)?,
+            read_option_file(OptionName::WorkerTlsKey, key)?,
         );
         let mut tls = ServerTlsConfig::new().identity(identity);
         if let Some(ca) = &opts.tls_client_ca {
-            tls = tls.client_ca_root(Certificate::from_pem(read_flag_file(
-                "--tls-client-ca",
+            tls = tls.client_ca_root(Certificate::from_pem(read_option_file(
+                OptionName::WorkerTlsClientCa,
                 ca,
             )?));
         }
         server = server.tls_config(tls).map_err(TlsSetup::Identity)?;
     }
     let token = match &opts.token_file {
-        Some(f) => Some(read_token("--token-file", f)?),
+        Some(f) => Some(read_token(OptionName::WorkerTokenFile, f)?),
         None => None,
     };
     // Clients' files and outputs: open to root alone.
@@ -157,6 +163,7 @@ pub async fn serve(
         cache_registry: opts.cache_registry.clone(),
         max_context_size: opts.max_context_size,
         entitlements: opts.entitlements.clone(),
+        describe: opts.describe,
         locks: std::sync::Mutex::new(HashMap::new()),
         builds: AtomicU64::new(0),
         layouts: tokio::sync::RwLock::new(()),
@@ -174,9 +181,10 @@ pub async fn serve(
         .map_err(listen)?;
     let addr = listener.local_addr().map_err(listen)?;
     on_listen(addr);
+    let describe = opts.describe;
     let service = tonic::service::interceptor::InterceptedService::new(
         worker_server::WorkerServer::new(Service(state)).max_decoding_message_size(16 << 20),
-        move |req: Request<()>| check_token(token.as_deref(), req),
+        move |req: Request<()>| check_token(token.as_deref(), describe, req),
     );
     server
         .add_service(service)
@@ -189,7 +197,7 @@ pub async fn serve(
 const ENTITLEMENTS: [&str; 2] = ["security.insecure", "network.host"];
 
 /// The entitlements `req` asks for, each granted only when the worker was started with it
-/// (`granted`); the first one that is not is an error naming the worker flag.
+/// (`granted`); the first one that is not is an error naming the entitlement.
 fn entitlements(req: &proto::BuildRequest, granted: &[String]) -> Result<Entitlements, Error> {
     let mut out = Entitlements::default();
     for name in &req.entitlements {
@@ -216,8 +224,12 @@ struct Entitlements {
     network_host: bool,
 }
 
-/// Refuses a request without the bearer token (when one is required).
-fn check_token(token: Option<&str>, req: Request<()>) -> Result<Request<()>, Status> {
+/// Refuses a request without the bearer token (when one is required), worded by `describe`.
+fn check_token(
+    token: Option<&str>,
+    describe: fn(&Error) -> String,
+    req: Request<()>,
+) -> Result<Request<()>, Status> {
     let Some(want) = token else {
         return Ok(req);
     };
@@ -230,9 +242,7 @@ fn check_token(token: Option<&str>, req: Request<()>) -> Result<Request<()>, Sta
     if constant_time_eq(got.as_bytes(), want.as_bytes()) {
         Ok(req)
     } else {
-        Err(Status::unauthenticated(
-            "a valid bearer token is required (--remote-token-file)",
-        ))
+        Err(Status::unauthenticated(describe(&Error::TokenRequired)))
     }
 }
 
@@ -249,6 +259,8 @@ struct State {
     max_context_size: u64,
     /// The entitlements clients may be granted.
     entitlements: Vec<String>,
+    /// How a request's error is worded to the client ([`WorkerOptions::describe`]).
+    describe: fn(&Error) -> String,
     /// One lock per client context directory: builds of the same context take turns.
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     builds: AtomicU64,
@@ -568,15 +580,15 @@ async fn session(
         return Err("the client must send its BuildRequest first".into());
     };
     let too_big = |bytes: u64| {
-        format!(
-            "the build context holds {bytes} bytes of files, over this worker's --max-context-size of {} bytes; leave files out with a .dockerignore",
-            state.max_context_size
-        )
+        (state.describe)(&Error::ContextTooLarge {
+            bytes,
+            limit: state.max_context_size,
+        })
     };
     if req.context_bytes > state.max_context_size {
         return Err(too_big(req.context_bytes));
     }
-    let granted = entitlements(&req, &state.entitlements).map_err(|e| e.to_string())?;
+    let granted = entitlements(&req, &state.entitlements).map_err(|e| (state.describe)(&e))?;
     // Builds of the same client context take turns over its directory.
     let key = blake3::hash(req.context_key.as_bytes()).to_hex()[..32].to_string();
     let dir = state.contexts.join(&key);
@@ -699,10 +711,10 @@ async fn receive_context(
 ) -> Result<([u8; 32], bool, tokio::sync::OwnedMutexGuard<()>), String> {
     let metrics = &mut progress.outcome;
     let too_big = |bytes: u64| {
-        format!(
-            "the build context holds {bytes} bytes of files, over this worker's --max-context-size of {} bytes; leave files out with a .dockerignore",
-            state.max_context_size
-        )
+        (state.describe)(&Error::ContextTooLarge {
+            bytes,
+            limit: state.max_context_size,
+        })
     };
     let mut entries = Vec::new();
     loop {
@@ -732,7 +744,7 @@ async fn receive_context(
         return Err(too_big(bytes));
     }
     // The whole manifest, before anything touches the disk.
-    context::validate(&entries).map_err(|e| e.to_string())?;
+    context::validate(&entries).map_err(|e| (state.describe)(&e))?;
     // Until the context is laid out, its contents must stay in the store.
     let layouts = state.layouts.read().await;
     let sizes: HashMap<Vec<u8>, u64> = entries.iter().map(|e| (e.digest.clone(), e.size)).collect();
@@ -1175,6 +1187,24 @@ mod tests {
     }
 
     #[test]
+    fn an_entitlement_the_worker_was_not_started_with_is_refused_in_library_terms() {
+        let req = proto::BuildRequest {
+            entitlements: vec!["network.host".into()],
+            ..proto::BuildRequest::default()
+        };
+        let e = entitlements(&req, &[]).unwrap_err();
+        assert!(
+            matches!(&e, Error::EntitlementNotAllowed { name } if name == "network.host"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("--"), "library terms: {e}");
+        let opts = WorkerOptions::new("127.0.0.1:0".parse().unwrap());
+        assert_eq!((opts.describe)(&e), e.to_string());
+        let granted = entitlements(&req, &["network.host".into()]).unwrap();
+        assert!(granted.network_host && !granted.insecure);
+    }
+
+    #[test]
     fn worker_settings_that_do_not_go_together_are_refused_before_anything_else() {
         let local = WorkerOptions::new("127.0.0.1:0".parse().unwrap());
         assert!(local.check().is_ok());
@@ -1197,6 +1227,7 @@ mod tests {
         let anywhere: SocketAddr = "0.0.0.0:0".parse().unwrap();
         let e = with(&|o| o.listen = anywhere).unwrap_err();
         assert!(matches!(e, Error::Unauthenticated { .. }), "{e}");
+        assert!(!e.to_string().contains("--"), "library terms: {e}");
         let e = with(&|o| {
             o.listen = anywhere;
             o.token_file = Some("token".into());

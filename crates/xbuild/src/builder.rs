@@ -264,7 +264,7 @@ impl Builder {
     pub async fn build(&self, opts: &BuildOptions) -> Result<BuildResult, Error> {
         let started = Instant::now();
         for t in &opts.tags {
-            Reference::parse(t).map_err(|reason| crate::store::reference(t, reason))?;
+            Reference::parse(t)?;
         }
         // One session from the first base image resolved to the last output written: what
         // lowering resolves is leased at once, not when solving starts.

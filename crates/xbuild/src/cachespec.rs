@@ -86,18 +86,13 @@ impl CacheSpec {
             spec: spec.to_string(),
             problem,
         };
-        let bad_reference = |reference: &str, reason| {
-            usage(CacheSpecError::Reference {
-                reference: reference.to_string(),
-                reason,
-            })
-        };
+        let bad_reference = |e| usage(CacheSpecError::Reference(e));
         let spec_t = spec.trim();
         if spec_t.is_empty() {
             return Err(usage(CacheSpecError::Empty));
         }
         if !spec_t.contains('=') {
-            Reference::parse(spec_t).map_err(|e| bad_reference(spec_t, e))?;
+            Reference::parse(spec_t).map_err(bad_reference)?;
             return Ok(CacheSpec::Registry {
                 reference: spec_t.to_string(),
                 mode: CacheMode::Min,
@@ -147,7 +142,7 @@ impl CacheSpec {
         match typ.as_str() {
             "registry" => {
                 let reference = reference.ok_or_else(|| usage(CacheSpecError::MissingRef))?;
-                Reference::parse(&reference).map_err(|e| bad_reference(&reference, e))?;
+                Reference::parse(&reference).map_err(bad_reference)?;
                 if path.is_some() {
                     return Err(usage(CacheSpecError::DirOnRegistry));
                 }

@@ -120,13 +120,8 @@ pub enum Error {
     #[error(transparent)]
     Conflict(#[from] Conflict),
     /// An image name that is not a valid `name[:tag]` reference.
-    #[error("{reason}")]
-    Reference {
-        /// The name, as given.
-        name: String,
-        /// Why it is not valid (naming the name).
-        reason: String,
-    },
+    #[error(transparent)]
+    Reference(#[from] crate::TagError),
     /// An image, or a pinned reference to one, that cannot be used as asked.
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -204,8 +199,9 @@ pub enum Error {
     },
 }
 
-/// An option of a build, as errors name it. A command line naming its options by flags can
-/// swap the name for its flag (see [`Error::option`]).
+/// An option of a build, of a remote build or of a worker, as errors name it. A command line
+/// naming its options by flags can swap the name for its flag (see [`Error::option`] and, for
+/// the files of remote builds and workers, `worker::OptionFileError::option`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OptionName {
     /// [`BuildOptions::outputs`](crate::BuildOptions::outputs).
@@ -231,6 +227,22 @@ pub enum OptionName {
     /// The size limit of a build context read from standard input
     /// ([`context_input::from_stdin`](crate::context_input::from_stdin)'s `max_size`).
     MaxContextSize,
+    /// A remote build's CA of the workers' certificates (`worker::Remote::tls_ca`).
+    RemoteTlsCa,
+    /// A remote build's client certificate (`worker::Remote::cert`).
+    RemoteCert,
+    /// A remote build's client key (`worker::Remote::key`).
+    RemoteKey,
+    /// A remote build's bearer token file (`worker::Remote::token_file`).
+    RemoteTokenFile,
+    /// A worker's server certificate (the `xbuild-worker` crate's `WorkerOptions::tls_cert`).
+    WorkerTlsCert,
+    /// A worker's server key (`WorkerOptions::tls_key`).
+    WorkerTlsKey,
+    /// A worker's CA of client certificates (`WorkerOptions::tls_client_ca`).
+    WorkerTlsClientCa,
+    /// A worker's bearer token file (`WorkerOptions::token_file`).
+    WorkerTokenFile,
 }
 
 impl std::fmt::Display for OptionName {
@@ -247,6 +259,14 @@ impl std::fmt::Display for OptionName {
             OptionName::Platform => "platform",
             OptionName::Dockerfile => "Dockerfile path",
             OptionName::MaxContextSize => "context size limit",
+            OptionName::RemoteTlsCa => "workers' TLS CA",
+            OptionName::RemoteCert => "client TLS certificate",
+            OptionName::RemoteKey => "client TLS key",
+            OptionName::RemoteTokenFile => "bearer token file",
+            OptionName::WorkerTlsCert => "TLS server certificate",
+            OptionName::WorkerTlsKey => "TLS server key",
+            OptionName::WorkerTlsClientCa => "TLS client CA",
+            OptionName::WorkerTokenFile => "bearer token file",
         })
     }
 }
@@ -290,13 +310,8 @@ pub enum OutputError {
         kind: String,
     },
     /// A `name=` that is not a valid image reference.
-    #[error("name={name}: {reason}")]
-    Name {
-        /// The name, as given.
-        name: String,
-        /// Why it is not valid.
-        reason: String,
-    },
+    #[error("name={name}: {0}", name = .0.name())]
+    Name(crate::TagError),
 }
 
 /// The syntax a cache spec takes, for messages.
@@ -330,13 +345,8 @@ pub enum CacheSpecError {
     #[error("type=registry needs ref=")]
     MissingRef,
     /// A reference (`ref=`, or the bare spec) that is not valid.
-    #[error("{reason}")]
-    Reference {
-        /// The reference, as given.
-        reference: String,
-        /// Why it is not valid (naming the reference).
-        reason: String,
-    },
+    #[error("{0}")]
+    Reference(crate::TagError),
     /// `src=`/`dest=` on a registry cache.
     #[error("src=/dest= belong to type=local")]
     DirOnRegistry,
@@ -598,7 +608,7 @@ impl Error {
                 | Error::Frontend { .. }
                 | Error::SourceDateEpoch(_)
                 | Error::Conflict(_)
-                | Error::Reference { .. }
+                | Error::Reference(_)
                 | Error::Image(_)
                 | Error::Filter { .. }
                 | Error::BadContext(_)
@@ -686,5 +696,46 @@ mod tests {
         let e = Error::NoSuchImage("x".into());
         assert_eq!(e.option(), None);
         assert!(!e.is_usage());
+    }
+
+    #[test]
+    fn a_bad_reference_keeps_its_typed_cause() {
+        use crate::TagError;
+        use xbuild_llb::reference::ReferenceError;
+        let e = crate::CacheSpec::parse_from("type=registry,ref=Bad:1").unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::CacheSpec {
+                    option: OptionName::CacheFrom,
+                    problem: CacheSpecError::Reference(TagError::Grammar {
+                        problem: ReferenceError::Uppercase(_),
+                        ..
+                    }),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = crate::OutputSpec::parse("type=image,name=app:-x").unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::Output {
+                    problem: OutputError::Name(TagError::Tag { tag, .. }),
+                    ..
+                } if tag == "-x"
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .ends_with("name=app:-x: invalid reference format \"app:-x\": invalid tag \"-x\""),
+            "{e}"
+        );
+        let e = Error::from(crate::Reference::parse("a@sha256:00").unwrap_err());
+        assert!(matches!(&e, Error::Reference(TagError::Digest(n)) if n == "a@sha256:00"));
+        assert!(e.is_usage());
+        assert_eq!(e.option(), None);
     }
 }

@@ -72,9 +72,7 @@ impl Builder {
         name: Option<&str>,
         epoch: Option<i64>,
     ) -> Result<Digest, Error> {
-        let r = name
-            .map(|n| Reference::parse(n).map_err(|reason| store::reference(n, reason)))
-            .transpose()?;
+        let r = name.map(Reference::parse).transpose()?;
         let store = self.store()?;
         let _lease = store.lease()?;
         let input: Box<dyn Read> = if tar.as_os_str() == "-" {

@@ -71,7 +71,7 @@ pub use images::{HistoryRow, ImageDetails, Loaded};
 pub use inspect::{
     DockerConfig, DockerDescriptor, DockerImage, DockerMetadata, DockerRootFs, RawImage,
 };
-pub use reference::Reference;
+pub use reference::{Reference, TagError};
 pub use remote::PullSummary;
 pub use store::{ImageSummary, NONE, Removed, StoreResolver, default_root};
 pub use tokio_util::sync::CancellationToken;

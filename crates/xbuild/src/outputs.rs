@@ -101,12 +101,7 @@ impl OutputSpec {
             d.ok_or_else(|| bad(OutputError::MissingDest { kind: typ.clone() }))
         };
         for n in &names {
-            Reference::parse(n).map_err(|reason| {
-                bad(OutputError::Name {
-                    name: n.clone(),
-                    reason,
-                })
-            })?;
+            Reference::parse(n).map_err(|e| bad(OutputError::Name(e)))?;
         }
         let compression = kv
             .remove("compression")
@@ -714,7 +709,7 @@ mod tests {
         );
         assert!(matches!(
             problem("type=image,name=Bad Name"),
-            OutputError::Name { name, .. } if name == "Bad Name"
+            OutputError::Name(e) if e.name() == "Bad Name"
         ));
         let err = OutputSpec::parse("type=foo").unwrap_err();
         assert!(err.is_usage());

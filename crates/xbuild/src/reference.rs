@@ -17,16 +17,17 @@ impl Reference {
     /// Parses `name[:tag]`; a `:` before the last `/` is a registry port, not a tag. A digest
     /// reference (`name@sha256:…`) is refused: it names no tag (lookups by digest go through
     /// the registry's reference parser and the store's pinned resolution instead).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, TagError> {
         if s.is_empty() {
-            return Err(ReferenceError::Empty.to_string());
+            return Err(TagError::Grammar {
+                name: String::new(),
+                problem: ReferenceError::Empty,
+            });
         }
         if s.contains('@') {
-            return Err(format!(
-                "{s}: refusing to create a tag with a digest reference; a tag is name[:tag] (images are found by digest with name@sha256:…)"
-            ));
+            return Err(TagError::Digest(s.to_string()));
         }
-        let parsed = reference::Reference::parse(s).map_err(|e| message(s, &e))?;
+        let parsed = reference::Reference::parse(s).map_err(|e| refusal(s, e))?;
         let (repository, tag) = match parsed.tag() {
             Some(t) => (
                 s.strip_suffix(t)
@@ -43,21 +44,70 @@ impl Reference {
     }
 }
 
-/// The store's words for why `s` is no `name[:tag]`.
-fn message(s: &str, e: &ReferenceError) -> String {
+/// Why a name is no `name[:tag]` the local store can use ([`Reference::parse`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    /// A digest reference (`name@sha256:…`): it names no tag.
+    #[error(
+        "{0}: refusing to create a tag with a digest reference; a tag is name[:tag] (images are found by digest with name@sha256:…)"
+    )]
+    Digest(String),
+    /// A valid repository with a tag that is not (`app:-x`).
+    #[error("invalid reference format {name:?}: invalid tag {tag:?}")]
+    Tag {
+        /// The name, as given.
+        name: String,
+        /// The tag, as given.
+        tag: String,
+    },
+    /// A name outside the grammar of image references.
+    /// (The message words `problem` for the store; it is not a separate cause.)
+    #[error("{}", grammar_message(name, problem))]
+    Grammar {
+        /// The name, as given.
+        name: String,
+        /// What the grammar refuses.
+        problem: ReferenceError,
+    },
+}
+
+impl TagError {
+    /// The name refused, as given.
+    pub fn name(&self) -> &str {
+        match self {
+            TagError::Digest(name)
+            | TagError::Tag { name, .. }
+            | TagError::Grammar { name, .. } => name,
+        }
+    }
+}
+
+/// Which part of `s` the grammar's error `e` is about: the tag when the name before it parses.
+fn refusal(s: &str, e: ReferenceError) -> TagError {
     let slash = s.rfind('/').map_or(0, |i| i + 1);
     if let Some(i) = s[slash..].rfind(':') {
         let (repository, tag) = (&s[..slash + i], &s[slash + i + 1..]);
         if reference::Reference::parse(repository).is_ok() {
-            return format!("invalid reference format {s:?}: invalid tag {tag:?}");
+            return TagError::Tag {
+                name: s.to_string(),
+                tag: tag.to_string(),
+            };
         }
     }
+    TagError::Grammar {
+        name: s.to_string(),
+        problem: e,
+    }
+}
+
+/// The store's words for why `name` is outside the grammar (`e`).
+fn grammar_message(name: &str, e: &ReferenceError) -> String {
     match e {
         ReferenceError::Empty => e.to_string(),
         ReferenceError::Uppercase(_) | ReferenceError::Format => format!(
-            "invalid reference format {s:?}: repository name must be lowercase letters, digits and . _ - /"
+            "invalid reference format {name:?}: repository name must be lowercase letters, digits and . _ - /"
         ),
-        e => format!("invalid reference format {s:?}: {e}"),
+        e => format!("invalid reference format {name:?}: {e}"),
     }
 }
 
@@ -87,7 +137,9 @@ mod tests {
         assert!(Reference::parse("a:").is_err());
         assert!(Reference::parse("").is_err());
         let pinned = format!("a@sha256:{}", "0".repeat(64));
-        assert!(Reference::parse(&pinned).unwrap_err().contains("tag"));
+        let e = Reference::parse(&pinned).unwrap_err();
+        assert_eq!(e, TagError::Digest(pinned.clone()));
+        assert!(e.to_string().contains("tag"), "{e}");
     }
 
     #[test]
@@ -104,18 +156,28 @@ mod tests {
     #[test]
     fn messages_say_which_part_is_wrong() {
         assert_eq!(
-            Reference::parse("").unwrap_err(),
+            Reference::parse("").unwrap_err().to_string(),
             "an image reference cannot be empty"
         );
+        let e = Reference::parse("app:-x").unwrap_err();
+        assert!(
+            matches!(&e, TagError::Tag { name, tag, .. } if name == "app:-x" && tag == "-x"),
+            "{e:?}"
+        );
         assert_eq!(
-            Reference::parse("app:-x").unwrap_err(),
+            e.to_string(),
             "invalid reference format \"app:-x\": invalid tag \"-x\""
         );
+        let e = Reference::parse("Upper:1").unwrap_err();
         assert!(
-            Reference::parse("Upper:1")
-                .unwrap_err()
-                .contains("repository name must be lowercase")
+            matches!(
+                &e,
+                TagError::Grammar { name, problem: ReferenceError::Uppercase(_) } if name == "Upper:1"
+            ),
+            "{e:?}"
         );
+        assert_eq!(e.name(), "Upper:1");
+        assert!(e.to_string().contains("repository name must be lowercase"));
     }
 
     #[test]
@@ -124,7 +186,18 @@ mod tests {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
         let long = format!("{}a", "a/".repeat(128));
-        assert!(Reference::parse(&long).unwrap_err().contains("255"));
+        let e = Reference::parse(&long).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TagError::Grammar {
+                    problem: ReferenceError::NameTooLong,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("255"), "{e}");
     }
 
     #[test]
@@ -136,6 +209,7 @@ mod tests {
     #[test]
     fn a_64_hex_name_is_an_image_id_not_a_tag() {
         let id = "a".repeat(64);
-        assert!(Reference::parse(&id).unwrap_err().contains("image ID"));
+        let e = Reference::parse(&id).unwrap_err();
+        assert!(e.to_string().contains("image ID"), "{e}");
     }
 }

@@ -12,14 +12,6 @@ use xbuild_parser::lower::{ImageResolver, ResolvedImage};
 use crate::reference::Reference;
 use crate::{Error, ImageError};
 
-/// An image name [`Reference::parse`] refuses, and why.
-pub(crate) fn reference(name: &str, reason: String) -> Error {
-    Error::Reference {
-        name: name.to_string(),
-        reason,
-    }
-}
-
 /// One row of `xbuild images`: a tag, or an untagged image (`<none>`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ImageSummary {
@@ -126,7 +118,7 @@ pub fn record_image(store: &Store, manifest: &Digest) -> Result<(), Error> {
 
 /// Points `name` at a stored manifest (moving it off any other image, which stays untagged).
 pub fn tag(store: &Store, name: &str, manifest: &Digest) -> Result<Reference, Error> {
-    let r = Reference::parse(name).map_err(|reason| reference(name, reason))?;
+    let r = Reference::parse(name)?;
     if store
         .get_tag(&r.to_string())?
         .is_some_and(|t| &t.manifest == manifest)
@@ -166,7 +158,7 @@ pub(crate) fn lookup(
     store: &Store,
     name: &str,
 ) -> Result<(Reference, TagRecord, Manifest, ImageConfigFile), Error> {
-    let r = Reference::parse(name).map_err(|reason| reference(name, reason))?;
+    let r = Reference::parse(name)?;
     let tag = store
         .get_tag(&r.to_string())?
         .ok_or_else(|| Error::NoSuchImage(r.to_string()))?;
@@ -230,10 +222,10 @@ pub(crate) fn find(store: &Store, name: &str) -> Result<Found, Error> {
             }
         }
     }
-    if let Err(reason) = Reference::parse(name)
+    if let Err(e) = Reference::parse(name)
         && id_like(name).is_none()
     {
-        return Err(reference(name, reason));
+        return Err(e.into());
     }
     Err(Error::NoSuchImage(name.to_string()))
 }
@@ -380,7 +372,7 @@ impl ImageResolver for StoreResolver<'_> {
                 None => Err(format!("{reference} is not in the local image store")),
             };
         }
-        let r = Reference::parse(reference)?;
+        let r = Reference::parse(reference).map_err(|e| e.to_string())?;
         let tag = match self.store.get_tag(&r.to_string()) {
             Ok(Some(t)) => t,
             Ok(None) => return Err(format!("{r} is not in the local image store")),

@@ -22,10 +22,10 @@ use super::proto::{
     output, worker_client::WorkerClient, worker_message,
 };
 use super::{
-    Error, FEATURES_HEADER, MANIFEST_DIGEST_FEATURE, ProtocolViolation, RemoteUnsupported,
-    TlsProblem, install_crypto, read_flag_file, read_token,
+    ConnectError, Error, FEATURES_HEADER, LostCause, MANIFEST_DIGEST_FEATURE, ProtocolViolation,
+    RemoteUnsupported, TlsProblem, WorkerStatus, install_crypto, read_option_file, read_token,
 };
-use crate::{BuildOptions, BuildResult, Builder, OutputSpec, Timings};
+use crate::{BuildOptions, BuildResult, Builder, OptionName, OutputSpec, Timings};
 
 /// Where the workers are and how to authenticate to them.
 #[derive(Clone, Debug, Default)]
@@ -346,15 +346,14 @@ async fn connect(addr: &str, remote: &Remote) -> Result<Channel, Error> {
     };
     let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(bad)?;
     if let Some(ca) = &remote.tls_ca {
-        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read_flag_file(
-            "--remote-tls-ca",
-            ca,
-        )?));
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(
+            read_option_file(OptionName::RemoteTlsCa, ca)?,
+        ));
         // `Remote::check` refused a certificate without its key and the other way round.
         if let (Some(c), Some(k)) = (&remote.cert, &remote.key) {
             tls = tls.identity(Identity::from_pem(
-                read_flag_file("--remote-cert", c)?,
-                read_flag_file("--remote-key", k)?,
+                read_option_file(OptionName::RemoteCert, c)?,
+                read_option_file(OptionName::RemoteKey, k)?,
             ));
         }
         endpoint = endpoint.tls_config(tls).map_err(bad)?;
@@ -365,32 +364,20 @@ async fn connect(addr: &str, remote: &Remote) -> Result<Channel, Error> {
         .await
         .map_err(|e| Error::Connect {
             addr: addr.to_string(),
-            message: error_chain(&e),
+            source: ConnectError::Transport(e),
         })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// What a gRPC status means for the client.
 fn status_error(addr: &str, s: &Status) -> Error {
     let addr = addr.to_string();
-    let message = if s.message().is_empty() {
-        format!("{:?}", s.code())
-    } else {
-        s.message().to_string()
-    };
+    let status = WorkerStatus::from(s);
     match s.code() {
-        Code::Unauthenticated | Code::PermissionDenied => Error::Refused { addr, message },
-        _ => Error::Lost { addr, message },
+        Code::Unauthenticated | Code::PermissionDenied => Error::Refused { addr, status },
+        _ => Error::Lost {
+            addr,
+            cause: LostCause::Status(status),
+        },
     }
 }
 
@@ -411,13 +398,13 @@ async fn build_on(
     let channel = match connected {
         Some(c) => c.await.map_err(|e| Error::Connect {
             addr: addr.to_string(),
-            message: e.to_string(),
+            source: ConnectError::Task(e),
         })??,
         None => connect(addr, remote).await?,
     };
     let token = match &remote.token_file {
         Some(f) => {
-            let t = read_token("--remote-token-file", f)?;
+            let t = read_token(OptionName::RemoteTokenFile, f)?;
             Some(
                 MetadataValue::try_from(format!("Bearer {t}"))
                     .map_err(|_| Error::BadToken { path: f.clone() })?,
@@ -468,14 +455,15 @@ async fn build_on(
         worker: addr.to_string(),
         violation: Box::new(violation),
     };
-    let lost = |message: &str| Error::Lost {
-        addr: addr.to_string(),
-        message: message.to_string(),
-    };
     loop {
         let m = match inbound.message().await {
             Ok(Some(m)) => m,
-            Ok(None) => return Err(lost("the worker ended the build without an outcome")),
+            Ok(None) => {
+                return Err(Error::Lost {
+                    addr: addr.to_string(),
+                    cause: LostCause::NoOutcome,
+                });
+            }
             Err(s) => return Err(status_error(addr, &s)),
         };
         match m.msg {
@@ -870,6 +858,67 @@ mod tests {
         let e = with(true, true, false).check().unwrap_err();
         assert!(matches!(e, Error::Tls(TlsProblem::CertWithoutCa)), "{e}");
         assert!(!e.to_string().contains("--"), "library terms: {e}");
+    }
+
+    #[test]
+    fn a_workers_status_is_kept_typed() {
+        let e = status_error("w:1", &Status::permission_denied("no entry"));
+        assert!(
+            matches!(
+                &e,
+                Error::Refused { addr, status: WorkerStatus { code: Code::PermissionDenied, message } }
+                    if addr == "w:1" && message == "no entry"
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "worker w:1 refused the build: no entry");
+        assert!(!e.retryable());
+        let e = status_error("w:1", &Status::unavailable(""));
+        assert!(
+            matches!(
+                &e,
+                Error::Lost {
+                    cause: LostCause::Status(WorkerStatus {
+                        code: Code::Unavailable,
+                        ..
+                    }),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "worker w:1: the connection was lost before the build finished: Unavailable"
+        );
+        assert!(e.retryable());
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_cannot_be_reached_gives_the_transports_causes() {
+        // A port just listened on and closed: the connection is refused at once.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .to_string();
+        let e = connect(&addr, &Remote::new(vec![addr.clone()]))
+            .await
+            .unwrap_err();
+        let Error::Connect {
+            addr: named,
+            source: ConnectError::Transport(t),
+        } = &e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!(named, &addr);
+        let text = e.to_string();
+        let prefix = format!("worker {addr}: cannot connect: ");
+        assert!(
+            text.starts_with(&prefix) && text.len() > prefix.len() + t.to_string().len(),
+            "the causes, not only the transport's own message: {text}"
+        );
+        assert!(e.retryable());
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub mod proto {
 
 use std::path::{Path, PathBuf};
 
+use crate::OptionName;
+
 /// The response header in which a worker lists the protocol features it has.
 pub const FEATURES_HEADER: &str = "xbuild-features";
 /// The feature of a worker that takes the manifest's digest first (see `proto/worker.proto`).
@@ -45,35 +47,37 @@ pub const MANIFEST_DIGEST_FEATURE: &str = "manifest-digest";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The worker could not be reached.
-    #[error("worker {addr}: cannot connect: {message}")]
+    #[error("worker {addr}: cannot connect: {source}")]
     Connect {
         /// The worker's address.
         addr: String,
         /// Why.
-        message: String,
+        source: ConnectError,
     },
     /// The connection broke before the build finished (the worker died or was stopped).
-    #[error("worker {addr}: the connection was lost before the build finished: {message}")]
+    #[error("worker {addr}: the connection was lost before the build finished: {cause}")]
     Lost {
         /// The worker's address.
         addr: String,
-        /// Why.
-        message: String,
+        /// How it broke.
+        cause: LostCause,
     },
-    /// The worker refused the client (authentication) or the request.
-    #[error("worker {addr} refused the build: {message}")]
+    /// The worker refused the client (authentication) or the request: it ended the call with
+    /// `Unauthenticated` or `PermissionDenied`.
+    #[error("worker {addr} refused the build: {status}")]
     Refused {
         /// The worker's address.
         addr: String,
-        /// Why.
-        message: String,
+        /// The status it ended the call with.
+        status: WorkerStatus,
     },
     /// The build ran on the worker and failed there.
     #[error("worker {addr}: {message}")]
     Failed {
         /// The worker's address.
         addr: String,
-        /// The worker's error.
+        /// The worker's error, as the protocol carries it: text (`Outcome.error`), worded by
+        /// the worker.
         message: String,
     },
     /// The local content store failed while an image came back.
@@ -125,9 +129,9 @@ pub enum Error {
         /// Why it ended.
         source: tokio::task::JoinError,
     },
-    /// A certificate, key or token file named by a flag cannot be used.
+    /// A certificate, key or token file named by an option cannot be used.
     #[error(transparent)]
-    FlagFile(#[from] FlagFileError),
+    OptionFile(#[from] OptionFileError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -143,6 +147,61 @@ impl Error {
     /// the connection broke mid-build.
     pub fn retryable(&self) -> bool {
         matches!(self, Error::Connect { .. } | Error::Lost { .. })
+    }
+}
+
+/// Why a worker could not be reached ([`Error::Connect`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The transport failed (name resolution, TCP, TLS); the message is the whole chain of
+    /// causes, since the transport's own is only "transport error".
+    #[error("{}", chain(.0))]
+    Transport(#[source] tonic::transport::Error),
+    /// The task making the connection panicked or was cancelled.
+    #[error("{0}")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// `e` and its causes, joined by `: `.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// How a connection to a worker broke before the build finished ([`Error::Lost`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LostCause {
+    /// The call ended with a gRPC status other than a refusal.
+    #[error("{0}")]
+    Status(WorkerStatus),
+    /// The worker ended its answer without the build's outcome.
+    #[error("the worker ended the build without an outcome")]
+    NoOutcome,
+}
+
+/// The gRPC status a worker ended a call with: its code and message (the message, or the
+/// code's name when the message is empty).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", if message.is_empty() { format!("{code:?}") } else { message.clone() })]
+pub struct WorkerStatus {
+    /// The status code.
+    pub code: tonic::Code,
+    /// The message (empty when the worker gave none).
+    pub message: String,
+}
+
+impl From<&tonic::Status> for WorkerStatus {
+    fn from(s: &tonic::Status) -> Self {
+        WorkerStatus {
+            code: s.code(),
+            message: s.message().to_string(),
+        }
     }
 }
 
@@ -334,47 +393,60 @@ impl From<Error> for crate::Error {
     }
 }
 
-/// A certificate, key or token file, named by a flag, that cannot be used (client and worker
-/// read them alike).
+/// A certificate, key or token file, named by an option of a remote build or a worker, that
+/// cannot be used (client and worker read them alike). The message starts with the option's
+/// name ([`OptionName`]'s `Display`); a command line may swap it for its flag.
 #[derive(Debug, thiserror::Error)]
-pub enum FlagFileError {
+pub enum OptionFileError {
     /// The file cannot be read.
-    #[error("{flag} {}: {source}", path.display())]
+    #[error("{option} {}: {source}", path.display())]
     Unreadable {
-        /// The flag that named it (`--tls-cert`).
-        flag: String,
+        /// The option that named it ([`OptionName::WorkerTlsCert`], …).
+        option: OptionName,
         /// The file.
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
     },
     /// A token file whose first line is empty.
-    #[error("{flag} {}: the file holds no token", path.display())]
+    #[error("{option} {}: the file holds no token", path.display())]
     NoToken {
-        /// The flag that named it (`--token-file`).
-        flag: String,
+        /// The option that named it ([`OptionName::RemoteTokenFile`] or
+        /// [`OptionName::WorkerTokenFile`]).
+        option: OptionName,
         /// The file.
         path: PathBuf,
     },
 }
 
-/// Reads a file named by the flag `flag`, saying which flag when it cannot.
-pub fn read_flag_file(flag: &str, path: &Path) -> Result<Vec<u8>, FlagFileError> {
-    std::fs::read(path).map_err(|source| FlagFileError::Unreadable {
-        flag: flag.to_string(),
+impl OptionFileError {
+    /// The option that named the file.
+    pub fn option(&self) -> OptionName {
+        match self {
+            OptionFileError::Unreadable { option, .. }
+            | OptionFileError::NoToken { option, .. } => *option,
+        }
+    }
+}
+
+/// Reads a file named by the option `option`, saying which option when it cannot.
+pub fn read_option_file(option: OptionName, path: &Path) -> Result<Vec<u8>, OptionFileError> {
+    std::fs::read(path).map_err(|source| OptionFileError::Unreadable {
+        option,
         path: path.to_path_buf(),
         source,
     })
 }
 
-/// Reads a bearer token file: its first line, which must not be empty.
-pub fn read_token(flag: &str, path: &Path) -> Result<String, FlagFileError> {
-    let bytes = read_flag_file(flag, path)?;
+/// Reads a bearer token file, named by the option `option`: its first line, which must not be
+/// empty.
+pub fn read_token(option: OptionName, path: &Path) -> Result<String, OptionFileError> {
+    let bytes = read_option_file(option, path)?;
     let text = String::from_utf8_lossy(&bytes);
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.is_empty() {
-        return Err(FlagFileError::NoToken {
-            flag: flag.to_string(),
+        return Err(OptionFileError::NoToken {
+            option,
             path: path.to_path_buf(),
         });
     }
