@@ -121,7 +121,7 @@ impl RuncExecutor {
     }
 
     /// The same executor, with its containers owned by session `owner` (see
-    /// [`crate::clean_owner`]).
+    /// [`RootDirs::clean_owner`](crate::RootDirs::clean_owner)).
     pub fn with_owner(mut self, owner: &str) -> Self {
         self.owner = Some(owner.to_string());
         self
@@ -348,7 +348,7 @@ fn remove_stubs(root: &Root, stubs: &[String]) {
 }
 
 /// The first executable named `name` on PATH.
-pub fn find_on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])

@@ -51,6 +51,7 @@ mod native;
 mod network;
 mod recover;
 mod reuse;
+mod root_dirs;
 mod run_mounts;
 mod seccomp;
 mod snapshot;
@@ -66,15 +67,14 @@ pub use diff::{Change, changes};
 pub use mount::MountGuard;
 pub use snapshot::{
     Active, LayerSnapshotter, MAX_LOWERS, SnapshotEntry, Snapshotter, SnapshotterKind, View,
-    disk_usage,
 };
 pub use unpack::{TarKind, UnpackStats, unpack, unpack_into};
 
 // RUN steps: the process, its mounts (cache, secret, ssh, scratch copies of sources).
-pub use exec::{ExecFuture, Executor, LineSink, RuncExecutor, Stream, TAIL_LINES, find_on_path};
+pub use exec::{ExecFuture, Executor, LineSink, RuncExecutor, Stream, TAIL_LINES};
 pub use network::resolv_conf;
 pub use run_mounts::{
-    CacheInit, CacheLease, CacheMounts, SecretFile, SshForward, remove_scratch, scratch_copy,
+    CacheInit, CacheLease, CacheMounts, ScratchCopy, ScratchDir, SecretFile, SshForward,
 };
 pub use spec::{ExecMount, ExecSpec, HOSTNAME};
 
@@ -94,8 +94,9 @@ pub use context::{
 pub use archive::{decompressed, extract, is_archive};
 pub use fetch::{CONNECT_TIMEOUT, Download, GitCheckout, GitTree, STALL_TIMEOUT, Scratch};
 
-// What a killed build left behind.
-pub use recover::{Recovered, SCRATCH_PREFIX, clean_owner, clean_scratch};
+// The root's directories: their sizes, what `prune` removes, what a killed build left behind.
+pub use recover::{Recovered, SCRATCH_PREFIX};
+pub use root_dirs::RootDirs;
 
 use std::path::{Path, PathBuf};
 

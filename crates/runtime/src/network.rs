@@ -14,8 +14,9 @@
 //! the default network runs (a build without one pays nothing), bind-mounted at
 //! `<root>/netns/xbuild-<owner>-<random>` so that each step's runtime joins it by path, and
 //! torn down when the executor goes. slirp4netns exits by itself when xbuild does, even on
-//! `kill -9` (its `--exit-fd` is a pipe xbuild holds), and [`crate::recover::clean_owner`]
-//! unmounts and removes what a dead session left.
+//! `kill -9` (its `--exit-fd` is a pipe xbuild holds), and
+//! [`RootDirs::clean_owner`](crate::RootDirs::clean_owner) unmounts and removes what a dead
+//! session left.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -83,9 +84,9 @@ impl Network {
     /// Makes the namespace at `<root>/netns/<name>` and starts slirp4netns in it; returns once
     /// the namespace is configured.
     pub(crate) async fn start(root: &Path, name: &str) -> Result<Network, Error> {
-        let slirp = crate::find_on_path("slirp4netns")
+        let slirp = crate::exec::find_on_path("slirp4netns")
             .ok_or_else(|| failed("finding slirp4netns", "not found on PATH"))?;
-        let unshare = crate::find_on_path("unshare")
+        let unshare = crate::exec::find_on_path("unshare")
             .ok_or_else(|| failed("finding unshare", "not found on PATH"))?;
         let dir = root.join(NETNS_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;

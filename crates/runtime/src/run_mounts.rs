@@ -2,6 +2,7 @@
 //! locked), secrets on a tmpfs (never on disk), forwarded SSH agent sockets, and writable
 //! scratch copies of bind sources.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -48,9 +49,42 @@ pub struct CacheInit<'a> {
 impl CacheMounts {
     /// The cache directories of the root `root`.
     pub fn new(root: &Path) -> Result<Self, Error> {
-        let dir = root.join("cache-mounts");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        Ok(CacheMounts { dir })
+        let c = Self::at(root);
+        std::fs::create_dir_all(&c.dir).map_err(|e| Error::io(&c.dir, e))?;
+        Ok(c)
+    }
+
+    /// The cache directories of the root `root`, not created.
+    pub(crate) fn at(root: &Path) -> Self {
+        CacheMounts {
+            dir: root.join("cache-mounts"),
+        }
+    }
+
+    /// How many cache directories there are (a cache's private slots each count), and the
+    /// bytes they take on disk (hard-linked files once).
+    pub fn usage(&self) -> (usize, u64) {
+        let mut seen = HashSet::new();
+        crate::root_dirs::entries(&self.dir)
+            .iter()
+            .fold((0, 0), |(n, bytes), e| {
+                (
+                    n + 1,
+                    bytes + crate::snapshot::disk_usage(&e.path(), &mut seen),
+                )
+            })
+    }
+
+    /// Removes every cache directory, whoever uses it (for `prune --all` when no build runs);
+    /// returns how many. Stops at the first that cannot be removed.
+    pub fn remove_all(&self) -> Result<usize, Error> {
+        let mut n = 0;
+        for e in crate::root_dirs::entries(&self.dir) {
+            let p = e.path();
+            std::fs::remove_dir_all(&p).map_err(|err| Error::io(&p, err))?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// The directory of cache `id` for one step: `shared` gives everyone the same directory,
@@ -258,34 +292,74 @@ impl Drop for SshForward {
     }
 }
 
-/// A writable copy of the directory `source` whose writes are thrown away: an overlay with a
-/// scratch upper directory under `scratch` (created, must not exist), or a plain copy when
-/// `overlay` is false. Drop the guard, then remove `scratch`.
-pub fn scratch_copy(source: &Path, scratch: &Path, overlay: bool) -> Result<MountGuard, Error> {
-    std::fs::create_dir(scratch).map_err(|e| Error::io(scratch, e))?;
-    let target = scratch.join("merged");
-    if !overlay {
-        let guard = MountGuard::tree(target.clone());
-        crate::native::materialize(&[source.to_path_buf()], &target)?;
-        return Ok(guard);
-    }
-    let (upper, work) = (scratch.join("upper"), scratch.join("work"));
-    for d in [&upper, &work] {
-        std::fs::create_dir(d).map_err(|e| Error::io(d, e))?;
-    }
-    mount::overlay(&[source.to_path_buf()], Some((&upper, &work)), &target)
+/// A directory a step holds for a while (a scratch copy's, a secret's tmpfs, an SSH agent's
+/// socket), removed with everything in it when dropped — after what was mounted in it was
+/// dropped; what cannot be removed is left for the next process on the root to clean up.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
 }
 
-/// Removes a step's scratch directory (what [`scratch_copy`], [`SecretFile`] and [`SshForward`]
-/// made under it dropped first); what cannot be removed is left for the next process on the
-/// root to clean up.
-pub fn remove_scratch(dir: &Path) {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::debug!(path = %dir.display(), error = %e, "could not remove a scratch directory");
+impl ScratchDir {
+    /// The scratch directory at `path` (a fresh path such as
+    /// [`Snapshotter::scratch_path`](crate::Snapshotter::scratch_path) gives; not created).
+    pub fn new(path: PathBuf) -> Self {
+        ScratchDir { path }
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        match std::fs::remove_dir_all(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::debug!(path = %self.path.display(), error = %e, "could not remove a scratch directory");
+            }
         }
+    }
+}
+
+/// A writable copy of a directory whose writes are thrown away, for a read-write bind mount
+/// of a step (see [`Snapshotter::scratch_copy`](crate::Snapshotter::scratch_copy)): unmounted,
+/// then its scratch directory removed, when dropped.
+#[derive(Debug)]
+pub struct ScratchCopy {
+    // Dropped in this order: the mount before the directory it is in.
+    mount: MountGuard,
+    _dir: ScratchDir,
+}
+
+impl ScratchCopy {
+    /// A writable copy of the directory `source` under `dir` (its path must not exist): an
+    /// overlay with a scratch upper directory, or a plain copy when `overlay` is false. What
+    /// a failure left of `dir` is removed.
+    pub(crate) fn new(source: &Path, dir: ScratchDir, overlay: bool) -> Result<Self, Error> {
+        let scratch = dir.path();
+        std::fs::create_dir(scratch).map_err(|e| Error::io(scratch, e))?;
+        let target = scratch.join("merged");
+        let mount = if overlay {
+            let (upper, work) = (scratch.join("upper"), scratch.join("work"));
+            for d in [&upper, &work] {
+                std::fs::create_dir(d).map_err(|e| Error::io(d, e))?;
+            }
+            mount::overlay(&[source.to_path_buf()], Some((&upper, &work)), &target)?
+        } else {
+            let guard = MountGuard::tree(target.clone());
+            crate::native::materialize(&[source.to_path_buf()], &target)?;
+            guard
+        };
+        Ok(ScratchCopy { mount, _dir: dir })
+    }
+
+    /// The copy's root, to bind-mount.
+    pub fn path(&self) -> &Path {
+        self.mount.path()
     }
 }
 
@@ -321,6 +395,86 @@ mod tests {
         assert!(p3.path().join("x").exists(), "the first slot is free again");
         let other = c.acquire("other", CacheSharing::Locked, &init).unwrap();
         assert!(!other.path().join("x").exists());
+    }
+
+    #[test]
+    fn cache_dirs_are_sized_and_removed() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(CacheMounts::at(d.path()).usage(), (0, 0));
+        assert_eq!(CacheMounts::at(d.path()).remove_all().unwrap(), 0);
+        assert!(
+            !d.path().join("cache-mounts").exists(),
+            "nothing is created"
+        );
+        let c = CacheMounts::new(d.path()).unwrap();
+        let init = CacheInit {
+            mode: 0o755,
+            ..CacheInit::default()
+        };
+        let a = c.acquire("a", CacheSharing::Shared, &init).unwrap();
+        let b = c.acquire("b", CacheSharing::Shared, &init).unwrap();
+        let (n, empty) = c.usage();
+        assert_eq!(n, 2);
+        std::fs::write(a.path().join("x"), vec![1u8; 8192]).unwrap();
+        let (_, one) = c.usage();
+        assert!(one >= empty + 8192, "{empty} then {one}");
+        std::fs::hard_link(a.path().join("x"), a.path().join("y")).unwrap();
+        assert_eq!(c.usage(), (2, one), "a hard-linked file counts once");
+        drop((a, b));
+        assert_eq!(c.remove_all().unwrap(), 2);
+        assert_eq!(c.usage(), (0, 0));
+    }
+
+    #[test]
+    fn scratch_dirs_go_when_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s");
+        std::fs::create_dir_all(p.join("sub")).unwrap();
+        drop(ScratchDir::new(p.clone()));
+        assert!(!p.exists());
+        // Never created: nothing to do.
+        drop(ScratchDir::new(p));
+    }
+
+    fn scratch_copy_of(overlay: bool) {
+        let d = tempfile::tempdir().unwrap();
+        let source = d.path().join("source");
+        std::fs::create_dir_all(source.join("sub")).unwrap();
+        std::fs::write(source.join("sub/f"), "source").unwrap();
+        let dir = d.path().join("scratch");
+        let copy = ScratchCopy::new(&source, ScratchDir::new(dir.clone()), overlay).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(copy.path().join("sub/f")).unwrap(),
+            "source"
+        );
+        std::fs::write(copy.path().join("sub/f"), "changed").unwrap();
+        std::fs::write(copy.path().join("new"), "new").unwrap();
+        drop(copy);
+        assert!(!dir.exists());
+        assert_eq!(
+            std::fs::read_to_string(source.join("sub/f")).unwrap(),
+            "source"
+        );
+        assert!(!source.join("new").exists());
+        // A failure leaves nothing: the scratch path exists already.
+        std::fs::create_dir(&dir).unwrap();
+        let taken = ScratchCopy::new(&source, ScratchDir::new(dir.clone()), overlay);
+        assert!(taken.is_err());
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn scratch_copies_keep_the_source_unchanged_copying() {
+        if rustix::process::geteuid().is_root() {
+            scratch_copy_of(false);
+        }
+    }
+
+    #[test]
+    fn scratch_copies_keep_the_source_unchanged_overlay() {
+        if rustix::process::geteuid().is_root() {
+            scratch_copy_of(true);
+        }
     }
 
     #[test]

@@ -14,12 +14,15 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use crate::Error;
 use crate::mount::{self, MountGuard};
+use crate::run_mounts::{ScratchCopy, ScratchDir};
+use crate::unpack::UnpackStats;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Meta {
@@ -122,6 +125,26 @@ pub trait Snapshotter: Send + Sync + std::fmt::Debug {
     /// A fresh path (not created) for something a step mounts for a while (scratch copies,
     /// secrets), where what a dead build left is found and cleaned up.
     fn scratch_path(&self, what: &str) -> PathBuf;
+
+    /// What a step's read-write bind mount of the host path `source` binds: for a directory,
+    /// a copy whose writes are thrown away, made at a fresh [`scratch_path`](Self::scratch_path)
+    /// (an overlay with a scratch upper directory when [`kind`](Self::kind) is `Overlay`, a
+    /// plain copy otherwise); `None` for anything else, which is bound as it is.
+    fn scratch_copy(&self, source: &Path) -> Result<Option<ScratchCopy>, Error> {
+        if !source.is_dir() {
+            return Ok(None);
+        }
+        let dir = ScratchDir::new(self.scratch_path("run"));
+        let overlay = self.kind() == SnapshotterKind::Overlay;
+        ScratchCopy::new(source, dir, overlay).map(Some)
+    }
+
+    /// Unpacks the uncompressed tar stream `layer` of an image layer into the changes of
+    /// active snapshot `active`, OCI whiteouts turned into overlay whiteouts; by default into
+    /// [`Active::upper`] (see [`unpack`](fn@crate::unpack)).
+    fn unpack_layer(&self, active: &Active, layer: &mut dyn Read) -> Result<UnpackStats, Error> {
+        crate::unpack::unpack(layer, &active.upper())
+    }
 
     /// Releases what it keeps for the session using it, once that session is done.
     fn release_owner(&self);
@@ -297,7 +320,7 @@ impl LayerSnapshotter {
     }
 
     /// The same snapshotter, with what it creates from now on owned by session `owner` (see
-    /// [`crate::clean_owner`]).
+    /// [`RootDirs::clean_owner`](crate::RootDirs::clean_owner)).
     pub fn with_owner(mut self, owner: &str) -> Self {
         self.owner = Some(owner.to_string());
         self
@@ -681,7 +704,7 @@ impl LayerSnapshotter {
 
 /// The bytes the tree at `p` takes on disk, without crossing into other filesystems; inodes in
 /// `seen` are not counted again.
-pub fn disk_usage(p: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+pub(crate) fn disk_usage(p: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
     let Ok(top) = std::fs::symlink_metadata(p) else {
         return 0;
     };
@@ -875,6 +898,56 @@ mod tests {
             let v = s.view(Some(&last)).unwrap();
             assert_eq!(std::fs::read_dir(v.path()).unwrap().count(), n + 1);
         }
+    }
+
+    #[test]
+    fn layers_unpack_into_active_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LayerSnapshotter::with_kind(dir.path(), SnapshotterKind::Native).unwrap();
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        tar.append_data(&mut h, "etc/hello", &b"hello"[..]).unwrap();
+        let tar = tar.into_inner().unwrap();
+        let a = s.prepare(None).unwrap();
+        let stats = s.unpack_layer(&a, &mut &tar[..]).unwrap();
+        assert_eq!((stats.bytes, stats.whiteouts), (5, 0));
+        let id = s.commit(a).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(s.upper(&id).join("etc/hello")).unwrap(),
+            "hello"
+        );
+        let a = s.prepare(Some(&id)).unwrap();
+        assert!(s.unpack_layer(&a, &mut &b"not a tar"[..]).is_err());
+    }
+
+    #[test]
+    fn scratch_copies_of_directories_only() {
+        if !is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = LayerSnapshotter::new(dir.path()).unwrap();
+        let source = dir.path().join("source");
+        std::fs::create_dir(&source).unwrap();
+        std::fs::write(source.join("f"), "f").unwrap();
+        assert!(s.scratch_copy(&source.join("f")).unwrap().is_none());
+        assert!(s.scratch_copy(&source.join("missing")).unwrap().is_none());
+        let copy = s.scratch_copy(&source).unwrap().unwrap();
+        assert!(copy.path().starts_with(dir.path().join("mounts")));
+        std::fs::write(copy.path().join("f"), "changed").unwrap();
+        drop(copy);
+        assert_eq!(std::fs::read_to_string(source.join("f")).unwrap(), "f");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("mounts"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]

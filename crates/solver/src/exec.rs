@@ -7,16 +7,17 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 use xbuild_llb::{Definition, ExecOp, MountKind, Vertex};
 use xbuild_runtime::Root;
-use xbuild_runtime::{CacheInit, SecretFile, SshForward, remove_scratch, scratch_copy};
-use xbuild_runtime::{ExecMount, ExecSpec, SnapshotterKind, Stream};
+use xbuild_runtime::{CacheInit, ScratchDir, SecretFile, SshForward};
+use xbuild_runtime::{ExecMount, ExecSpec, Stream};
 
 use crate::{Error, Event, Solved, Solver, blocking};
 
-/// Host-side things a step's mounts hold until it ends (views, leases, tmpfs, sockets).
+/// Host-side things a step's mounts hold until it ends (views, leases, scratch copies, tmpfs,
+/// sockets).
 #[derive(Default)]
 struct Held {
     items: Vec<Box<dyn Any + Send>>,
-    scratch: Vec<PathBuf>,
+    scratch: Vec<ScratchDir>,
 }
 
 impl Drop for Held {
@@ -25,9 +26,7 @@ impl Drop for Held {
         while let Some(i) = self.items.pop() {
             drop(i);
         }
-        for d in &self.scratch {
-            remove_scratch(d);
-        }
+        self.scratch.clear();
     }
 }
 
@@ -65,8 +64,9 @@ impl Solver {
     }
 
     fn scratch_dir(&self, held: &mut Held) -> PathBuf {
-        let p = self.snapshots.scratch_path("run");
-        held.scratch.push(p.clone());
+        let d = ScratchDir::new(self.snapshots.scratch_path("run"));
+        let p = d.path().to_path_buf();
+        held.scratch.push(d);
         p
     }
 
@@ -82,7 +82,6 @@ impl Solver {
     ) -> Result<(Vec<ExecMount>, Vec<String>), Error> {
         let mut mounts = Vec::new();
         let mut env = Vec::new();
-        let overlay = self.snapshots.kind() == SnapshotterKind::Overlay;
         for m in &e.mounts {
             let target = m.target.clone();
             match &m.kind {
@@ -93,14 +92,18 @@ impl Solver {
                 } => {
                     let dir = self.input_dir(def, v, *input, solved, held)?;
                     let src = Self::resolve_in(&dir, source, &format!("bind mount {target}"))?;
-                    let src = if *readonly || !src.is_dir() {
-                        src
+                    let copy = if *readonly {
+                        None
                     } else {
-                        let scratch = self.scratch_dir(held);
-                        let guard = scratch_copy(&src, &scratch, overlay)?;
-                        let p = guard.path().to_path_buf();
-                        held.items.push(Box::new(guard));
-                        p
+                        self.snapshots.scratch_copy(&src)?
+                    };
+                    let src = match copy {
+                        Some(copy) => {
+                            let p = copy.path().to_path_buf();
+                            held.items.push(Box::new(copy));
+                            p
+                        }
+                        None => src,
                     };
                     mounts.push(ExecMount::Bind {
                         target,

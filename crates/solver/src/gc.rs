@@ -17,7 +17,7 @@ use xbuild_cache::lease::{Session, live_leases};
 use xbuild_cache::lock::GcLock;
 use xbuild_cache::oci::{ImageConfigFile, Manifest};
 use xbuild_llb::Digest;
-use xbuild_runtime::{LayerSnapshotter, SnapshotterKind};
+use xbuild_runtime::{LayerSnapshotter, RootDirs, SnapshotterKind};
 
 use crate::{Error, chain_id};
 
@@ -147,12 +147,6 @@ fn image_snapshots(store: &Store) -> Result<HashSet<String>, Error> {
     Ok(out)
 }
 
-fn dir_entries(dir: &Path) -> Vec<std::fs::DirEntry> {
-    std::fs::read_dir(dir)
-        .map(|e| e.flatten().collect())
-        .unwrap_or_default()
-}
-
 /// Deletes build cache on the root of `store` (see the module doc); `runtime` is the OCI
 /// runtime used to kill what dead builds left running.
 pub fn prune(
@@ -161,6 +155,7 @@ pub fn prune(
     runtime: Option<&Path>,
 ) -> Result<PruneReport, Error> {
     let root = store.root().to_path_buf();
+    let dirs = RootDirs::new(&root);
     let _session = Session::start(&root)?;
     let _gc = GcLock::exclusive(&root)?;
     let recovered = crate::recover(&root, runtime)?;
@@ -204,28 +199,13 @@ pub fn prune(
         report.records += store.forget_empty_results()?;
         // Cache mounts have no lease: only removed when no build at all is running.
         if inv.sessions <= 1 {
-            for e in dir_entries(&root.join("cache-mounts")) {
-                std::fs::remove_dir_all(e.path()).map_err(|err| {
-                    Error::Store(xbuild_cache::Error::Io {
-                        path: e.path(),
-                        source: err,
-                    })
-                })?;
-                report.cache_mounts += 1;
-            }
+            report.cache_mounts += dirs.cache_mounts().remove_all()?;
         }
     }
     History::new(&root).prune_files()?;
     // Temp files of writes that a crash interrupted (live writers are younger than this).
     let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    for e in dir_entries(&root.join("tmp")) {
-        if e.metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t < hour_ago)
-        {
-            let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
-        }
-    }
+    dirs.remove_tmp_before(hour_ago);
     Ok(report)
 }
 
@@ -255,21 +235,13 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage, Error> {
             .reclaimed,
         ..DiskUsage::default()
     };
-    let mut seen = HashSet::new();
-    for e in dir_entries(&root.join("cache-mounts")) {
-        du.cache_mounts.0 += 1;
-        du.cache_mounts.1 += xbuild_runtime::disk_usage(&e.path(), &mut seen);
-    }
-    for e in dir_entries(&root.join("blobs/sha256")) {
-        if let Ok(m) = e.metadata() {
-            du.blobs.0 += 1;
-            du.blobs.1 += m.len();
-        }
-    }
+    let dirs = RootDirs::new(root);
+    du.cache_mounts = dirs.cache_mounts().usage();
+    // The content store's and the index's files, by the names the cache gives them.
+    du.blobs = dirs.entries_len("blobs/sha256");
     du.metadata = ["index.redb", "statcache"]
         .iter()
-        .filter_map(|f| std::fs::metadata(root.join(f)).ok())
-        .map(|m| m.len())
+        .map(|f| dirs.file_len(f))
         .sum::<u64>()
         + History::new(root).size();
     Ok(du)

@@ -129,7 +129,7 @@ pub fn unpack_chain(
                     let reader = xbuild_runtime::decompressed(BufReader::new(&mut blob))
                         .map_err(read_err)?;
                     let mut diff = DigestReader::new(reader);
-                    xbuild_runtime::unpack(&mut diff, &active.upper())?;
+                    snapshots.unpack_layer(&active, &mut diff)?;
                     Ok(diff.finish().map_err(read_err)?)
                 })();
                 // A corrupt blob often makes the decompressor or the unpacker fail first: the

@@ -17,7 +17,9 @@ use xbuild_cache::history::{ContentRecord, FileSum, History};
 use xbuild_cache::statcache::StatCache;
 use xbuild_dockerignore::Filter;
 use xbuild_llb::{Definition, Digest, DigestBuilder, FileAction, Op, Vertex};
-use xbuild_runtime::{Checksum, ContentHashes, FileStamp, Selection};
+use xbuild_runtime::{
+    Checksum, ContentHashes, FileStamp, LocalContext, NoContentHashes, Selection, Source,
+};
 
 use crate::{Error, Solved, Solver, blocking};
 
@@ -44,15 +46,10 @@ pub fn context_checksum(
     stat_cache: Option<&StatCache>,
     paths: bool,
 ) -> Result<Checksum, Error> {
+    let context = LocalContext::new(dir);
     Ok(match stat_cache {
-        Some(c) => xbuild_runtime::checksum_with(dir, filter, sel, &Hashes(c), paths)?,
-        None => xbuild_runtime::checksum_with(
-            dir,
-            filter,
-            sel,
-            &xbuild_runtime::NoContentHashes,
-            paths,
-        )?,
+        Some(c) => context.checksum(filter, sel, &Hashes(c), paths)?,
+        None => context.checksum(filter, sel, &NoContentHashes, paths)?,
     })
 }
 

@@ -14,9 +14,11 @@
 //! process left behind is cleaned up by the next one ([`Solver::new`]). Each build's key
 //! components are recorded, for [`explain`] to say why a step missed the cache.
 //!
-//! The solver touches the host only through the runtime: a [`Host`] (its `Snapshotter`,
-//! `Executor` and `FileBackend`, which applies file ops' actions), the build's local sources
-//! (`Source`s) and the runtime's `Download` and `GitCheckout` (HTTP and git sources). [`Solver::new`] drives the real ones ([`Host::real`]);
+//! The solver touches the host only through the runtime: a [`Host`] (its `Snapshotter`, which
+//! also unpacks image layers and makes RUN mounts' scratch copies, `Executor` and
+//! `FileBackend`, which applies file ops' actions), the build's local sources (`Source`s), the
+//! runtime's `Download` and `GitCheckout` (HTTP and git sources), `CacheMounts`, and the root's
+//! `RootDirs` ([`recover`] and [`gc`]). [`Solver::new`] drives the real ones ([`Host::real`]);
 //! [`Solver::with_host`] takes any host, which is how the scheduling and caching are tested
 //! without root.
 //!
@@ -73,7 +75,7 @@ use xbuild_llb::{Definition, Digest, Op, SourceOp, Vertex};
 use xbuild_runtime::CacheMounts;
 use xbuild_runtime::Source;
 use xbuild_runtime::{Executor, LayerSnapshotter, RuncExecutor, Snapshotter, SnapshotterKind};
-use xbuild_runtime::{FileBackend, HostFileBackend};
+use xbuild_runtime::{FileBackend, HostFileBackend, RootDirs};
 
 /// What can go wrong solving.
 #[derive(Debug, thiserror::Error)]
@@ -412,11 +414,12 @@ fn now_rfc3339() -> String {
 /// uncommitted snapshots, scratch contexts, half-written blobs); returns how many sessions
 /// were cleaned.
 pub fn recover(root: &Path, runtime: Option<&Path>) -> Result<usize, Error> {
-    xbuild_runtime::clean_scratch(root);
+    let dirs = RootDirs::new(root);
+    dirs.clean_scratch();
     xbuild_cache::clean_partial_blobs(root);
     let mut n = 0;
     for dead in xbuild_cache::lease::dead_sessions(root)? {
-        let r = xbuild_runtime::clean_owner(root, dead.id(), runtime)?;
+        let r = dirs.clean_owner(dead.id(), runtime)?;
         if !r.is_empty() {
             tracing::warn!(
                 session = dead.id(),

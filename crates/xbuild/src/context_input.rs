@@ -3,7 +3,7 @@
 //! with the system `git`. Archives and clones land in a scratch directory under the xbuild
 //! root's `tmp/` that lives as long as the [`PreparedContext`]; it stays locked while its
 //! process lives, so that a process killed mid-build leaves nothing the next one does not
-//! remove (see [`xbuild_runtime::clean_scratch`]). What standard input brings is
+//! remove (see [`xbuild_runtime::RootDirs::clean_scratch`]). What standard input brings is
 //! limited in size ([`DEFAULT_MAX_CONTEXT_SIZE`] unless told otherwise) and sparse files stay
 //! sparse.
 
@@ -482,7 +482,10 @@ mod tests {
         let live = from_stdin(&b"FROM scratch\n"[..], None, root.path(), 1 << 20).unwrap();
         let dead = root.path().join("tmp/context-00000000deadbeef");
         std::fs::create_dir_all(dead.join("sub")).unwrap();
-        assert_eq!(xbuild_runtime::clean_scratch(root.path()), 1);
+        assert_eq!(
+            xbuild_runtime::RootDirs::new(root.path()).clean_scratch(),
+            1
+        );
         assert!(!dead.exists());
         assert!(live.context.exists());
     }
