@@ -45,7 +45,7 @@ pub mod verify;
 
 pub use blob::{BlobReader, BlobWriter, DigestReader, clean_partial_blobs, into_store_error};
 pub use index::{CacheRecord, DiffRecord, ImageRecord, LayerRecord, TagRecord};
-pub use prune::{ImageLease, PruneStats};
+pub use prune::{ImageLease, PruneStats, StoreUsage};
 
 use std::path::{Path, PathBuf};
 

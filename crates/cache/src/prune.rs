@@ -41,7 +41,37 @@ fn lock_file(root: &Path) -> Result<File, Error> {
         .map_err(io(&p))
 }
 
+/// What the store takes on disk (`xbuild du`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreUsage {
+    /// Blobs, and the bytes they hold.
+    pub blobs: (usize, u64),
+    /// Bytes of metadata: the index, the stat cache, the build history.
+    pub metadata: u64,
+}
+
 impl Store {
+    /// What the store takes on disk: its blobs (those whose metadata can be read), its index,
+    /// stat cache and build history. What cannot be read counts as nothing.
+    pub fn usage(&self) -> StoreUsage {
+        let dir = self.root().join("blobs/sha256");
+        let blobs = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .fold((0, 0), |(n, bytes), m| (n + 1, bytes + m.len()))
+            })
+            .unwrap_or_default();
+        let file_len =
+            |name: &str| std::fs::metadata(self.root().join(name)).map_or(0, |m| m.len());
+        StoreUsage {
+            blobs,
+            metadata: file_len("index.redb")
+                + file_len("statcache")
+                + crate::history::History::new(self.root()).size(),
+        }
+    }
+
     /// Takes a shared lease: hold it from the first blob of an image until it is recorded.
     pub fn lease(&self) -> Result<ImageLease, Error> {
         let f = lock_file(self.root())?;
@@ -151,6 +181,25 @@ impl Store {
 mod tests {
     use crate::oci::{Descriptor, MEDIA_CONFIG, MEDIA_LAYER_TAR, MEDIA_MANIFEST, Manifest};
     use crate::{ImageRecord, Store};
+
+    #[test]
+    fn usage_counts_blobs_and_metadata_files() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let before = store.usage();
+        assert_eq!(before.blobs, (0, 0));
+        // The index exists from the start and is counted as metadata.
+        assert!(before.metadata > 0);
+        assert_eq!(
+            before.metadata,
+            std::fs::metadata(d.path().join("index.redb"))
+                .unwrap()
+                .len()
+        );
+        store.put_blob(b"12345").unwrap();
+        store.put_blob(b"123").unwrap();
+        assert_eq!(store.usage().blobs, (2, 8));
+    }
 
     #[test]
     fn prune_keeps_what_images_reference() {

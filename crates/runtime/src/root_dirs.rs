@@ -1,5 +1,6 @@
 //! The directories of an xbuild root as `prune`, `du` and the recovery after a killed build
-//! see them: how much they take and what of them can go. Snapshots are the
+//! see them: what of them can go. (The content store's own files are sized by
+//! `xbuild_cache::Store::usage`.) Snapshots are the
 //! [`LayerSnapshotter`](crate::LayerSnapshotter)'s and cache mounts [`CacheMounts`]'; what a
 //! dead build left is cleaned up in `recover.rs`.
 
@@ -8,7 +9,7 @@ use std::time::SystemTime;
 
 use crate::CacheMounts;
 
-/// The directories of one xbuild root, for sizing and cleaning them up; nothing is created.
+/// The directories of one xbuild root, for cleaning them up; nothing is created.
 #[derive(Clone, Debug)]
 pub struct RootDirs {
     root: PathBuf,
@@ -31,20 +32,6 @@ impl RootDirs {
     /// [`CacheMounts::new`], nothing is created.
     pub fn cache_mounts(&self) -> CacheMounts {
         CacheMounts::at(&self.root)
-    }
-
-    /// How many entries `<root>/<dir>/` holds (those whose metadata can be read, symlinks not
-    /// followed), and the sum of their lengths; nothing when it does not exist.
-    pub fn entries_len(&self, dir: &str) -> (usize, u64) {
-        entries(&self.root.join(dir))
-            .iter()
-            .filter_map(|e| e.metadata().ok())
-            .fold((0, 0), |(n, bytes), m| (n + 1, bytes + m.len()))
-    }
-
-    /// The length of the file `<root>/<name>` (symlinks followed); 0 when it cannot be read.
-    pub fn file_len(&self, name: &str) -> u64 {
-        std::fs::metadata(self.root.join(name)).map_or(0, |m| m.len())
     }
 
     /// Removes every entry of `<root>/tmp/` last modified before `before` (what writes a
@@ -73,20 +60,6 @@ pub(crate) fn entries(dir: &Path) -> Vec<std::fs::DirEntry> {
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn sizes_of_entries_and_files() {
-        let d = tempfile::tempdir().unwrap();
-        let dirs = RootDirs::new(d.path());
-        assert_eq!(dirs.entries_len("blobs/sha256"), (0, 0));
-        assert_eq!(dirs.file_len("index.redb"), 0);
-        std::fs::create_dir_all(d.path().join("blobs/sha256")).unwrap();
-        std::fs::write(d.path().join("blobs/sha256/a"), "12345").unwrap();
-        std::fs::write(d.path().join("blobs/sha256/b"), "123").unwrap();
-        std::fs::write(d.path().join("index.redb"), "1234567").unwrap();
-        assert_eq!(dirs.entries_len("blobs/sha256"), (2, 8));
-        assert_eq!(dirs.file_len("index.redb"), 7);
-    }
 
     #[test]
     fn only_old_tmp_entries_go() {

@@ -235,14 +235,9 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage, Error> {
             .reclaimed,
         ..DiskUsage::default()
     };
-    let dirs = RootDirs::new(root);
-    du.cache_mounts = dirs.cache_mounts().usage();
-    // The content store's and the index's files, by the names the cache gives them.
-    du.blobs = dirs.entries_len("blobs/sha256");
-    du.metadata = ["index.redb", "statcache"]
-        .iter()
-        .map(|f| dirs.file_len(f))
-        .sum::<u64>()
-        + History::new(root).size();
+    du.cache_mounts = RootDirs::new(root).cache_mounts().usage();
+    let store_usage = store.usage();
+    du.blobs = store_usage.blobs;
+    du.metadata = store_usage.metadata;
     Ok(du)
 }
