@@ -35,16 +35,23 @@ fn kind_of(ft: FileType) -> &'static str {
     }
 }
 
-fn read_fd(fd: OwnedFd, path: &Path) -> Result<Vec<u8>, Error> {
-    use std::io::Read;
-    let st = rustix::fs::fstat(&fd).map_err(|e| Error::io(path, e.into()))?;
-    let ft = FileType::from_raw_mode(st.st_mode);
-    if ft != FileType::RegularFile {
-        return Err(Error::NotARegularFile {
+/// `st` unless it is not a regular file's: then [`Error::NotARegularFile`] naming `path`.
+fn regular(st: rustix::fs::Stat, path: &Path) -> Result<rustix::fs::Stat, Error> {
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => Ok(st),
+        ft => Err(Error::NotARegularFile {
             path: path.to_path_buf(),
             kind: kind_of(ft),
-        });
+        }),
     }
+}
+
+fn read_fd(fd: OwnedFd, path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let st = regular(
+        rustix::fs::fstat(&fd).map_err(|e| Error::io(path, e.into()))?,
+        path,
+    )?;
     let too_large = || Error::BuildFileTooLarge {
         path: path.to_path_buf(),
         limit: MAX_BUILD_FILE,
@@ -86,25 +93,17 @@ pub fn read_build_file(context: &Path, path: &Path) -> Result<Option<Vec<u8>>, E
             return Ok(None);
         };
         // The `O_PATH` handle is checked first: a FIFO is never opened for reading.
-        let st = rustix::fs::fstat(&found).map_err(|e| Error::io(path, e.into()))?;
-        let ft = FileType::from_raw_mode(st.st_mode);
-        if ft != FileType::RegularFile {
-            return Err(Error::NotARegularFile {
-                path: path.to_path_buf(),
-                kind: kind_of(ft),
-            });
-        }
+        regular(
+            rustix::fs::fstat(&found).map_err(|e| Error::io(path, e.into()))?,
+            path,
+        )?;
         let fd = Root::reopen(&found, false).map_err(|e| Error::io(path, e))?;
         return read_fd(fd, path).map(Some);
     }
     match rustix::fs::stat(path) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile => {
-            return Err(Error::NotARegularFile {
-                path: path.to_path_buf(),
-                kind: kind_of(FileType::from_raw_mode(st.st_mode)),
-            });
+        Ok(st) => {
+            regular(st, path)?;
         }
-        Ok(_) => {}
         Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(e) => return Err(Error::io(path, e.into())),
     }
