@@ -94,7 +94,7 @@ pub use context::{
 pub use archive::{decompressed, extract, is_archive};
 pub use fetch::{CONNECT_TIMEOUT, Download, GitCheckout, GitTree, STALL_TIMEOUT, Scratch};
 
-// The root's directories: their sizes, what `prune` removes, what a killed build left behind.
+// The root's directories: what `prune` removes, what a killed build left behind.
 pub use recover::{Recovered, SCRATCH_PREFIX};
 pub use root_dirs::RootDirs;
 

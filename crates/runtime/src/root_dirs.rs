@@ -1,8 +1,8 @@
 //! The directories of an xbuild root as `prune`, `du` and the recovery after a killed build
-//! see them: what of them can go. (The content store's own files are sized by
-//! `xbuild_cache::Store::usage`.) Snapshots are the
-//! [`LayerSnapshotter`](crate::LayerSnapshotter)'s and cache mounts [`CacheMounts`]'; what a
-//! dead build left is cleaned up in `recover.rs`.
+//! see them: what of them can go. Snapshots are the
+//! [`LayerSnapshotter`](crate::LayerSnapshotter)'s, cache mounts [`CacheMounts`]', the content
+//! store's files `xbuild_cache::Store::usage`'s to size; what a dead build left is cleaned up
+//! in `recover.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
